@@ -1,0 +1,32 @@
+# Thin wrapper over CMake. `make train` and `make test` install what they need.
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all build test train sanitize clean
+
+all: build
+
+build:
+	@scripts/deps.sh build
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+test:
+	@scripts/deps.sh test
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure
+
+train: build
+	@scripts/deps.sh train
+	$(BUILD)/fmnist train $(TRAIN_ARGS)
+
+# Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize:
+	@scripts/deps.sh build
+	cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DFM_SANITIZE=ON
+	cmake --build build-san -j $(JOBS)
+	cd build-san && ctest --output-on-failure -L unit
+
+clean:
+	rm -rf $(BUILD) build-san

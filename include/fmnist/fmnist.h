@@ -1,0 +1,163 @@
+/* fmnist: a convolutional-network trainer and classifier for Fashion-MNIST.
+ *
+ * The whole public API. Every function that can fail returns 0 on success and
+ * -1 on failure, with a one-line message in the caller's fm_err (or returns
+ * NULL for constructors). The library never exits or aborts on bad input.
+ */
+#ifndef FMNIST_H
+#define FMNIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FM_IMAGE_ROWS 28
+#define FM_IMAGE_COLS 28
+#define FM_IMAGE_PIXELS (FM_IMAGE_ROWS * FM_IMAGE_COLS)
+#define FM_NUM_CLASSES 10
+
+/* ---- errors --------------------------------------------------------- */
+
+/* Why the last call failed: one line, naming the file, the place and the problem. */
+typedef struct fm_err {
+    char msg[512];
+} fm_err;
+
+/* "T-shirt/top", "Trouser", ... indexed by label. */
+extern const char *const fm_class_names[FM_NUM_CLASSES];
+
+/* ---- random numbers ------------------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64. One generator is passed explicitly
+ * to everything random (init, shuffling, augmentation, dropout); its state is
+ * plain data so a training checkpoint can save and restore it. */
+typedef struct fm_rng {
+    uint64_t s[4];
+} fm_rng;
+
+void fm_rng_seed(fm_rng *rng, uint64_t seed);
+uint64_t fm_rng_next(fm_rng *rng);
+/* Uniform float in [0, 1) with 24 random bits. */
+float fm_rng_uniform(fm_rng *rng);
+/* Uniform integer in [0, n), unbiased; n > 0. */
+uint32_t fm_rng_below(fm_rng *rng, uint32_t n);
+/* Fisher-Yates shuffle of a[0..n). */
+void fm_rng_shuffle_u32(fm_rng *rng, uint32_t *a, size_t n);
+
+/* ---- data ----------------------------------------------------------- */
+
+/* A set of 28x28 grey images kept as bytes (0..255) with labels 0..9. */
+typedef struct fm_images {
+    size_t count;
+    uint8_t *pixels; /* count * FM_IMAGE_PIXELS, row-major per image */
+    uint8_t *labels; /* count */
+} fm_images;
+
+typedef enum fm_data_format {
+    FM_FORMAT_CSV, /* DATA/fashion-mnist_{train,test}.csv (Kaggle layout) */
+    FM_FORMAT_IDX  /* {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] */
+} fm_data_format;
+
+typedef enum fm_data_set { FM_SET_TRAIN, FM_SET_TEST } fm_data_set;
+
+/* Debian's dataset-fashion-mnist install folder. */
+#define FM_DEBIAN_DATA_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Which layout a folder holds (CSV wins when both are present). */
+int fm_data_detect(const char *dir, fm_data_format *format, fm_err *err);
+/* The folder used when the user names none: "./DATA" if it holds the CSVs,
+ * else the Debian folder if it exists; NULL (and a message saying how to get
+ * the data) if neither does. */
+const char *fm_data_default_dir(fm_err *err);
+/* Loads one set from a folder in either layout, validating every byte. */
+int fm_data_load(const char *dir, fm_data_set set, fm_images *out, fm_err *err);
+/* Single-file loaders, for tools and tests. */
+int fm_data_load_csv(const char *path, fm_images *out, fm_err *err);
+int fm_data_load_idx(const char *images_path, const char *labels_path, fm_images *out,
+                     fm_err *err);
+/* Writes train and test sets into dir in the given layout (IDX: gzipped). */
+int fm_data_write(const char *dir, fm_data_format format, const fm_images *train,
+                  const fm_images *test, fm_err *err);
+/* Allocates an empty set of count images; pixels and labels zeroed. */
+int fm_images_alloc(fm_images *imgs, size_t count, fm_err *err);
+void fm_images_free(fm_images *imgs);
+/* Seeded split: a shuffled val_fraction of `all` goes to val, the rest to
+ * train (both copies; `all` is untouched). Deterministic for a given seed. */
+int fm_images_split(const fm_images *all, double val_fraction, uint64_t seed, fm_images *train,
+                    fm_images *val, fm_err *err);
+
+/* ---- models --------------------------------------------------------- */
+
+typedef struct fm_model fm_model;
+
+/* Builds a network from model-description text (see README, "Model files").
+ * source names the text in error messages ("configs/fashion-cnn.cfg"). */
+fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
+fm_model *fm_model_load_cfg(const char *path, fm_err *err);
+/* Loads a .safetensors model written by fm_model_save: description,
+ * weights and BatchNorm statistics. */
+fm_model *fm_model_load(const char *path, fm_err *err);
+/* Writes weights, statistics and metadata atomically (temp file + rename). */
+int fm_model_save(const fm_model *model, const char *path, fm_err *err);
+void fm_model_free(fm_model *model);
+
+/* The description text the model was built from. */
+const char *fm_model_description(const fm_model *model);
+/* Total parameters (trainable + non-trainable); *trainable gets the first part. */
+size_t fm_model_param_count(const fm_model *model, size_t *trainable);
+/* Keras-style table: layer, output shape, parameters, and the totals. */
+void fm_model_summary(const fm_model *model, FILE *out);
+/* Glorot-uniform kernels, zero biases, BatchNorm gamma 1 / beta 0 / mean 0 / var 1. */
+void fm_model_init(fm_model *model, fm_rng *rng);
+
+/* Class probabilities for images [start, start+n) of a set (inference mode),
+ * probs gets n * FM_NUM_CLASSES floats. Batches internally. */
+int fm_model_predict(fm_model *model, const fm_images *imgs, size_t start, size_t n,
+                     float *probs, fm_err *err);
+
+/* Evaluation of a model on a set (inference mode). */
+typedef struct fm_eval_result {
+    size_t count;
+    double loss;     /* mean cross-entropy */
+    double accuracy; /* fraction correct */
+    uint32_t confusion[FM_NUM_CLASSES][FM_NUM_CLASSES]; /* [true][predicted] */
+    double precision[FM_NUM_CLASSES], recall[FM_NUM_CLASSES];
+    double class_accuracy[FM_NUM_CLASSES]; /* (TP + TN) / count, one-vs-rest */
+} fm_eval_result;
+
+int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out, fm_err *err);
+
+/* ---- compute -------------------------------------------------------- */
+
+/* Threads for every parallel op (0 = all cores). */
+void fm_set_threads(int threads);
+/* Name of the kernel table in use: "ref", "avx2" or "avx512". */
+const char *fm_kernels_name(void);
+
+/* ---- training ------------------------------------------------------- */
+
+typedef struct fm_train_params {
+    int epochs;          /* 100 */
+    int batch;           /* 64 */
+    float lr;            /* 1e-3 */
+    uint64_t seed;       /* 42 */
+    int threads;         /* 0 = all cores */
+    int augment;         /* 1: rotation, zoom, flip */
+    int es_patience;     /* 15: EarlyStopping on val_loss */
+    int lr_patience;     /* 8: ReduceLROnPlateau on val_loss */
+    float lr_factor;     /* 0.5 */
+    float min_lr;        /* 0 */
+    const char *out_dir; /* "models" */
+    int verbose;         /* 1: progress line per epoch */
+} fm_train_params;
+
+fm_train_params fm_train_default_params(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,27 @@
+/* The CLI: one file per verb, each `int fm_cmd_VERB(int argc, char **argv)`
+ * returning the process exit status. Only the CLI prints errors and exits. */
+#ifndef FM_CLI_H
+#define FM_CLI_H
+
+#include "fmnist/fmnist.h"
+
+int fm_cmd_data(int argc, char **argv);
+int fm_cmd_convert(int argc, char **argv);
+int fm_cmd_show(int argc, char **argv);
+int fm_cmd_summary(int argc, char **argv);
+
+/* Prints "fmnist: MSG" to stderr and returns 1 (the exit status for errors). */
+int fm_cli_fail(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Strict number parsing for flags: the whole string, within [min, max].
+ * On failure prints "fmnist: --flag: ..." and returns -1. */
+int fm_cli_long(const char *flag, const char *s, long min, long max, long *out);
+int fm_cli_double(const char *flag, const char *s, double min, double max, double *out);
+/* The data folder: `dir` when given, else fm_data_default_dir(). Prints the
+ * error and returns NULL when there is none. */
+const char *fm_cli_data_dir(const char *dir);
+
+#endif

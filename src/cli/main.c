@@ -1,0 +1,93 @@
+/* fmnist: the command-line front end, a table of verbs. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} verb;
+
+static const verb verbs[] = {
+    {"data", fm_cmd_data, "load and validate the data set; print counts and pixel statistics"},
+    {"convert", fm_cmd_convert, "write the data set in the other layout (CSV <-> IDX)"},
+    {"show", fm_cmd_show, "write a PNG of one image or a grid of examples per class"},
+    {"summary", fm_cmd_summary, "print a Keras-style table of a model description"},
+};
+#define N_VERBS (sizeof verbs / sizeof verbs[0])
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: fmnist VERB [options]   (fmnist VERB --help for details)\n\nverbs:\n");
+    for (size_t i = 0; i < N_VERBS; i++) fprintf(out, "  %-9s %s\n", verbs[i].name, verbs[i].help);
+}
+
+int fm_cli_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("fmnist: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int fm_cli_long(const char *flag, const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) {
+        fm_cli_fail("%s: '%s' is not an integer", flag, s);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fm_cli_fail("%s: %ld is out of range [%ld, %ld]", flag, v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int fm_cli_double(const char *flag, const char *s, double min, double max, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v != v) {
+        fm_cli_fail("%s: '%s' is not a number", flag, s);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fm_cli_fail("%s: %g is out of range [%g, %g]", flag, v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+const char *fm_cli_data_dir(const char *dir) {
+    if (dir) return dir;
+    fm_err err;
+    const char *d = fm_data_default_dir(&err);
+    if (!d) fm_cli_fail("%s", err.msg);
+    return d;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < N_VERBS; i++)
+        if (!strcmp(argv[1], verbs[i].name)) return verbs[i].run(argc - 1, argv + 1);
+    fm_cli_fail("unknown verb '%s'", argv[1]);
+    usage(stderr);
+    return 2;
+}

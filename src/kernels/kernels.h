@@ -1,0 +1,106 @@
+/* The one kernel interface. Every numeric op of the network goes through a
+ * table of function pointers; fm_kernels_ref() is the plain, obviously-correct
+ * C reference, fm_kernels_select() the fastest table this CPU supports
+ * (chosen once at run time by CPU features; FMNIST_KERNELS=ref|avx2|avx512
+ * overrides it). Fast tables must match the reference within the tolerances
+ * written in tests/test_kernels.c.
+ *
+ * Conventions (shapes in comments, llm.c style):
+ * - activations are NCHW float32, batch first; dense activations (N, D);
+ * - conv weights (OC, C, K, K), dense weights (OUT, IN) (PyTorch layouts);
+ * - forward ops overwrite their output; backward ops overwrite the input
+ *   gradient (din) and ACCUMULATE (+=) into parameter gradients;
+ * - ops parallelise internally with OpenMP (static schedules, fixed-order
+ *   reductions) so a given thread count gives bit-identical results;
+ * - `work` is scratch the caller provides, at least *_workspace() floats;
+ *   kernels never allocate.
+ */
+#ifndef FM_KERNELS_H
+#define FM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fm_conv_shape {
+    int n;            /* batch */
+    int c, h, w;      /* input channels, height, width */
+    int oc, oh, ow;   /* output channels, height, width */
+    int k;            /* square kernel size */
+    int stride;
+    int pad_t, pad_l; /* zero padding at top/left; bottom/right follow from oh/ow */
+} fm_conv_shape;
+
+typedef struct fm_kernels {
+    const char *name; /* "ref", "avx2", "avx512" */
+
+    /* Scratch, in floats, that the conv ops below need for shape s. */
+    size_t (*conv2d_workspace)(const fm_conv_shape *s);
+    /* out (N,OC,OH,OW) = b + conv(in (N,C,H,W), w (OC,C,K,K)); then ReLU when relu != 0. */
+    void (*conv2d_forward)(float *out, const float *in, const float *w, const float *b,
+                           const fm_conv_shape *s, int relu, float *work);
+    /* din (N,C,H,W) = conv^T(dout (N,OC,OH,OW), w). */
+    void (*conv2d_backward_data)(float *din, const float *dout, const float *w,
+                                 const fm_conv_shape *s, float *work);
+    /* dw (OC,C,K,K) += corr(in, dout); db (OC) += sum dout. */
+    void (*conv2d_backward_weights)(float *dw, float *db, const float *dout, const float *in,
+                                    const fm_conv_shape *s, float *work);
+
+    /* out (N,OUT) = in (N,IN) . w^T + b; then ReLU when relu != 0. */
+    void (*dense_forward)(float *out, const float *in, const float *w, const float *b, int n,
+                          int in_dim, int out_dim, int relu);
+    /* din (N,IN) = dout (N,OUT) . w (OUT,IN). */
+    void (*dense_backward_data)(float *din, const float *dout, const float *w, int n, int in_dim,
+                                int out_dim);
+    /* dw (OUT,IN) += dout^T . in; db (OUT) += sum over N of dout. */
+    void (*dense_backward_weights)(float *dw, float *db, const float *dout, const float *in,
+                                   int n, int in_dim, int out_dim);
+
+    /* Training-mode batch norm over N*HW per channel, biased variance:
+     * out = gamma*(in-mean)*invstd + beta; writes mean (C), invstd (C) = 1/sqrt(var+eps)
+     * and var (C, biased) for the caller's moving averages. */
+    void (*batchnorm_forward_train)(float *out, float *mean, float *var, float *invstd,
+                                    const float *in, const float *gamma, const float *beta, int n,
+                                    int c, int hw, float eps);
+    /* Inference: out = gamma*(in-mmean)/sqrt(mvar+eps) + beta. */
+    void (*batchnorm_forward_infer)(float *out, const float *in, const float *gamma,
+                                    const float *beta, const float *mmean, const float *mvar,
+                                    int n, int c, int hw, float eps);
+    /* din = batch-norm backward with batch statistics; dgamma, dbeta (C) +=. */
+    void (*batchnorm_backward)(float *din, float *dgamma, float *dbeta, const float *dout,
+                               const float *in, const float *mean, const float *invstd,
+                               const float *gamma, int n, int c, int hw);
+
+    /* out = max(in, 0). out may alias in. */
+    void (*relu_forward)(float *out, const float *in, size_t len);
+    /* din = dout where out > 0, else 0. din may alias dout. */
+    void (*relu_backward)(float *din, const float *dout, const float *out, size_t len);
+
+    /* Max pooling, window = stride = pool, valid: out (N,C,H/pool,W/pool);
+     * argmax (same size as out) gets the window position 0..pool*pool-1 of the
+     * maximum (first one on ties). */
+    void (*maxpool_forward)(float *out, uint8_t *argmax, const float *in, int n, int c, int h,
+                            int w, int pool);
+    /* din (N,C,H,W) = dout routed to the argmax positions, 0 elsewhere. */
+    void (*maxpool_backward)(float *din, const float *dout, const uint8_t *argmax, int n, int c,
+                             int h, int w, int pool);
+
+    /* Inverted dropout given a keep mask (1 keep, 0 drop): out = in*mask*scale.
+     * Backward is the same op on gradients. out may alias in. */
+    void (*dropout_apply)(float *out, const float *in, const uint8_t *mask, float scale,
+                          size_t len);
+
+    /* Softmax cross-entropy from logits (N,10... classes): probs (N,classes),
+     * dlogits (N,classes) = (probs - onehot)/N (may be NULL at inference);
+     * returns the mean loss over the batch. Numerically stable (max-shifted). */
+    float (*softmax_xent)(float *probs, float *dlogits, const float *logits,
+                          const uint8_t *labels, int n, int classes);
+} fm_kernels;
+
+const fm_kernels *fm_kernels_ref(void);
+/* NULL when this CPU (or this build) lacks the instructions. */
+const fm_kernels *fm_kernels_avx2(void);
+const fm_kernels *fm_kernels_avx512(void);
+/* The dispatch point: best table for this CPU, or the one FMNIST_KERNELS names. */
+const fm_kernels *fm_kernels_select(void);
+
+#endif

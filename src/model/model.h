@@ -1,0 +1,109 @@
+/* The model as the library sees it inside: a list of layers planned from the
+ * description text, one allocation for all trainable parameters with their
+ * gradients and Adam moments (so the optimizer is one flat loop), one for the
+ * BatchNorm moving statistics, and one arena for every activation, planned for
+ * the largest batch the caller reserved (no allocation per step). */
+#ifndef FM_MODEL_H
+#define FM_MODEL_H
+
+#include "fmnist/fmnist.h"
+#include "kernels/kernels.h"
+
+#define FM__NONE ((size_t)-1)
+
+typedef enum fm__layer_type {
+    FM__CONV2D,
+    FM__BATCHNORM,
+    FM__RELU,
+    FM__MAXPOOL,
+    FM__DROPOUT,
+    FM__FLATTEN,
+    FM__DENSE,
+    FM__SOFTMAX
+} fm__layer_type;
+
+typedef enum fm__activation { FM__ACT_NONE, FM__ACT_RELU, FM__ACT_SOFTMAX } fm__activation;
+
+/* Per-sample shape; dense/flatten outputs are (c = units, h = w = 1). */
+typedef struct fm__shape {
+    int c, h, w;
+} fm__shape;
+
+typedef struct fm__layer {
+    fm__layer_type type;
+    int line;      /* line of the description it came from */
+    char name[32]; /* Keras-style: conv2d, conv2d_1, batch_normalization, ... */
+
+    /* hyperparameters (only those of its type are meaningful) */
+    int filters, kernel, stride, pad_same; /* conv2d */
+    int units;                             /* dense */
+    fm__activation act;                    /* conv2d, dense */
+    int pool;                              /* maxpool: window = stride */
+    float rate;                            /* dropout */
+    float momentum, eps;                   /* batchnorm */
+
+    fm__shape in, out;
+
+    /* offsets (floats) into model->params / grads / adam_m / adam_v; FM__NONE if absent.
+     * conv2d: w (OC,C,K,K), b (OC); dense: w (OUT,IN), b (OUT); batchnorm: w = gamma, b = beta. */
+    size_t w, b, nw, nb;
+    /* batchnorm: offsets into model->stats of moving mean and moving variance (C each) */
+    size_t mmean, mvar;
+
+    /* activation plan, sized for model->batch_cap */
+    float *y;        /* output (B, out) */
+    float *bn_save;  /* batchnorm: batch mean, var, invstd (3*C) */
+    uint8_t *mask;   /* dropout keep mask / maxpool argmax (B * out elements) */
+} fm__layer;
+
+struct fm_model {
+    char *description; /* the text it was built from */
+    char *source;      /* where that text came from, for messages */
+
+    int n_layers;
+    fm__layer *layers;
+    fm__shape input;
+    int classes;
+
+    /* trainable parameters: one allocation, four views of n_params floats */
+    size_t n_params;
+    float *params, *grads, *adam_m, *adam_v;
+    /* non-trainable state (BatchNorm moving mean/var) */
+    size_t n_stats;
+    float *stats;
+
+    /* activations */
+    int batch_cap;
+    float *input_buf; /* (batch_cap, input) filled by the caller before forward */
+    float *probs;     /* (batch_cap, classes) after forward/loss */
+    float *dlogits;   /* (batch_cap, classes) */
+    float *grad_a, *grad_b; /* ping-pong activation gradients, largest layer size each */
+    float *work;      /* kernel scratch */
+    size_t work_len;
+    void *arena;      /* owns everything above from input_buf on */
+
+    const fm_kernels *k;
+};
+
+/* Plans and allocates activations for batches of up to `batch` images
+ * (reallocating only when it grows). */
+int fm__model_reserve(fm_model *m, int batch, fm_err *err);
+
+/* Runs the network on the first n rows of m->input_buf. training != 0 uses
+ * batch statistics (and updates the moving ones) and dropout drawn from rng;
+ * otherwise moving statistics and no dropout. Fills m->probs (softmax) and
+ * returns the logits (n, classes). */
+const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng);
+
+/* Mean cross-entropy of the last forward against labels; with backward != 0
+ * also back-propagates, accumulating (+=) into m->grads. */
+float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int backward);
+
+void fm__model_zero_grads(fm_model *m);
+
+/* Copies of the trainable and non-trainable state (for best-weight restore). */
+size_t fm__model_state_len(const fm_model *m); /* n_params + n_stats */
+void fm__model_get_state(const fm_model *m, float *dst);
+void fm__model_set_state(fm_model *m, const float *src);
+
+#endif
