@@ -1,0 +1,68 @@
+/* Picks the kernel table once, by CPU features, and owns the thread count. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "fmnist/fmnist.h"
+#include "kernels/internal.h"
+
+#if defined(FM_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+#define FM__X86_DISPATCH 1
+#endif
+
+const fm_kernels *fm_kernels_avx2(void) {
+#ifdef FM__X86_DISPATCH
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return fm__kernels_avx2_table();
+#endif
+    return NULL;
+}
+
+const fm_kernels *fm_kernels_avx512(void) {
+#ifdef FM__X86_DISPATCH
+    /* avx512.c is compiled with F, BW, DQ and VL (and FMA), so all must be present. */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("fma"))
+        return fm__kernels_avx512_table();
+#endif
+    return NULL;
+}
+
+static const fm_kernels *choose(void) {
+    const char *env = getenv("FMNIST_KERNELS");
+    const fm_kernels *k = NULL;
+    /* An override this CPU cannot run falls through to the automatic choice. */
+    if (env && strcmp(env, "ref") == 0) k = fm_kernels_ref();
+    else if (env && strcmp(env, "avx2") == 0) k = fm_kernels_avx2();
+    else if (env && strcmp(env, "avx512") == 0) k = fm_kernels_avx512();
+    if (!k) k = fm_kernels_avx512();
+    if (!k) k = fm_kernels_avx2();
+    if (!k) k = fm_kernels_ref();
+    return k;
+}
+
+const fm_kernels *fm_kernels_select(void) {
+    /* Racing first calls compute the same answer, so a plain atomic cache is enough. */
+    static _Atomic(const fm_kernels *) cached;
+    const fm_kernels *k = atomic_load_explicit(&cached, memory_order_acquire);
+    if (!k) {
+        k = choose();
+        atomic_store_explicit(&cached, k, memory_order_release);
+    }
+    return k;
+}
+
+const char *fm_kernels_name(void) { return fm_kernels_select()->name; }
+
+void fm_set_threads(int threads) {
+#ifdef _OPENMP
+    omp_set_num_threads(threads > 0 ? threads : omp_get_num_procs());
+#else
+    (void)threads;
+#endif
+}

@@ -1,0 +1,55 @@
+/* Private helpers shared by the kernel tables (not part of the interface). */
+#ifndef FM_KERNELS_INTERNAL_H
+#define FM_KERNELS_INTERNAL_H
+
+#include "kernels/kernels.h"
+
+/* OpenMP pragmas that vanish (without an unknown-pragma warning) when the
+ * build has no OpenMP: FM__OMP(omp parallel for schedule(static)). */
+#ifdef _OPENMP
+#define FM__OMP(x) _Pragma(#x)
+#else
+#define FM__OMP(x)
+#endif
+
+/* The reference ops, so the fast tables can reuse the ones they do not
+ * specialise (see kernels.h for the semantics). */
+size_t fm__ref_conv2d_workspace(const fm_conv_shape *s);
+void fm__ref_conv2d_forward(float *out, const float *in, const float *w, const float *b,
+                            const fm_conv_shape *s, int relu, float *work);
+void fm__ref_conv2d_backward_data(float *din, const float *dout, const float *w,
+                                  const fm_conv_shape *s, float *work);
+void fm__ref_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
+                                     const fm_conv_shape *s, float *work);
+void fm__ref_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
+                           int in_dim, int out_dim, int relu);
+void fm__ref_dense_backward_data(float *din, const float *dout, const float *w, int n, int in_dim,
+                                 int out_dim);
+void fm__ref_dense_backward_weights(float *dw, float *db, const float *dout, const float *in,
+                                    int n, int in_dim, int out_dim);
+void fm__ref_batchnorm_forward_train(float *out, float *mean, float *var, float *invstd,
+                                     const float *in, const float *gamma, const float *beta,
+                                     int n, int c, int hw, float eps);
+void fm__ref_batchnorm_forward_infer(float *out, const float *in, const float *gamma,
+                                     const float *beta, const float *mmean, const float *mvar,
+                                     int n, int c, int hw, float eps);
+void fm__ref_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                                const float *in, const float *mean, const float *invstd,
+                                const float *gamma, int n, int c, int hw);
+void fm__ref_relu_forward(float *out, const float *in, size_t len);
+void fm__ref_relu_backward(float *din, const float *dout, const float *out, size_t len);
+void fm__ref_maxpool_forward(float *out, uint8_t *argmax, const float *in, int n, int c, int h,
+                             int w, int pool);
+void fm__ref_maxpool_backward(float *din, const float *dout, const uint8_t *argmax, int n, int c,
+                              int h, int w, int pool);
+void fm__ref_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
+                           size_t len);
+float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
+                           const uint8_t *labels, int n, int classes);
+
+/* Tables compiled for wider instruction sets (NULL when not built); the
+ * dispatcher checks the CPU before handing them out. */
+const fm_kernels *fm__kernels_avx2_table(void);
+const fm_kernels *fm__kernels_avx512_table(void);
+
+#endif
