@@ -24,10 +24,20 @@ typedef enum fm__layer_type {
 
 typedef enum fm__activation { FM__ACT_NONE, FM__ACT_RELU, FM__ACT_SOFTMAX } fm__activation;
 
-/* Per-sample shape; dense/flatten outputs are (c = units, h = w = 1). */
+/* Per-sample shape; dense/flatten outputs are (c = units, h = w = 1) with
+ * flat = 1, so a summary can tell (units) from (1, 1, C). */
 typedef struct fm__shape {
     int c, h, w;
+    int flat;
 } fm__shape;
+
+static inline size_t fm__shape_len(fm__shape s) { return (size_t)s.c * s.h * s.w; }
+
+/* Caps that keep every size well inside int/size_t arithmetic and bound what a
+ * hostile description can make the library allocate. */
+#define FM__MAX_LAYERS 256
+#define FM__MAX_SAMPLE_LEN ((size_t)1 << 26) /* floats per sample, any layer */
+#define FM__MAX_PARAMS ((size_t)1 << 28)     /* trainable + non-trainable */
 
 typedef struct fm__layer {
     fm__layer_type type;
@@ -56,6 +66,19 @@ typedef struct fm__layer {
     uint8_t *mask;   /* dropout keep mask / maxpool argmax (B * out elements) */
 } fm__layer;
 
+/* Parses description text into m->layers (type, line, hyperparameters) and
+ * m->input; shapes, names and offsets are planned afterwards. Messages read
+ * "SOURCE:LINE: problem" with SOURCE = m->source. */
+int fm__cfg_parse(fm_model *m, const char *text, fm_err *err);
+
+/* Parses and plans a model without allocating its parameters, so a loader
+ * can check a file really holds them before committing memory; then
+ * fm__model_alloc_params allocates them (all zero, BatchNorm at identity:
+ * gamma 1, beta 0, moving mean 0, moving variance 1). fm_model_parse is the
+ * two together. */
+fm_model *fm__model_new(const char *text, const char *source, fm_err *err);
+int fm__model_alloc_params(fm_model *m, fm_err *err);
+
 struct fm_model {
     char *description; /* the text it was built from */
     char *source;      /* where that text came from, for messages */
@@ -80,13 +103,17 @@ struct fm_model {
     float *grad_a, *grad_b; /* ping-pong activation gradients, largest layer size each */
     float *work;      /* kernel scratch */
     size_t work_len;
+    uint8_t *zero_labels; /* (batch_cap) zeros: softmax_xent wants labels even for probs only */
     void *arena;      /* owns everything above from input_buf on */
 
     const fm_kernels *k;
 };
 
 /* Plans and allocates activations for batches of up to `batch` images
- * (reallocating only when it grows). */
+ * (reallocating only when it grows: a caller must re-read m->input_buf,
+ * m->probs, ... after a reserve, and after fm_model_predict, which reserves
+ * FM__PREDICT_BATCH when the model has no reservation yet). */
+#define FM__PREDICT_BATCH 100
 int fm__model_reserve(fm_model *m, int batch, fm_err *err);
 
 /* Runs the network on the first n rows of m->input_buf. training != 0 uses

@@ -1,0 +1,240 @@
+/* Model files: a safetensors file holding every parameter and BatchNorm
+ * statistic under "<layer>.<part>" names in PyTorch layouts, and the model
+ * description plus preprocessing facts as metadata, so a file is complete on
+ * its own and readable from Python with json + numpy. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/json.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+
+/* Tensors that start with this are left to their owner (training state in
+ * a checkpoint); fm_model_load ignores them. */
+#define FOREIGN_PREFIX "train."
+
+typedef struct {
+    char name[64];
+    int ndim;
+    uint64_t shape[4];
+    int in_stats;  /* offset is into m->stats rather than m->params */
+    int variance;  /* must not be negative */
+    size_t offset; /* floats */
+    size_t count;
+} model_tensor;
+
+static model_tensor *add(model_tensor *t, int *n, const fm__layer *l, const char *part,
+                         int in_stats, size_t offset, int ndim, const uint64_t *shape) {
+    model_tensor *x = &t[(*n)++];
+    x->variance = 0;
+    snprintf(x->name, sizeof x->name, "%s.%s", l->name, part);
+    x->ndim = ndim;
+    x->count = 1;
+    for (int d = 0; d < ndim; d++) {
+        x->shape[d] = shape[d];
+        x->count *= (size_t)shape[d];
+    }
+    x->in_stats = in_stats;
+    x->offset = offset;
+    return x;
+}
+
+/* Every stored tensor of the model, in layer order (at most 4 per layer). */
+static int model_tensors(const fm_model *m, model_tensor *t) {
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const fm__layer *l = &m->layers[i];
+        uint64_t c = (uint64_t)l->in.c, oc = (uint64_t)l->out.c, k = (uint64_t)l->kernel;
+        if (l->type == FM__CONV2D) {
+            add(t, &n, l, "weight", 0, l->w, 4, (uint64_t[]){oc, c, k, k});
+            add(t, &n, l, "bias", 0, l->b, 1, &oc);
+        } else if (l->type == FM__DENSE) {
+            add(t, &n, l, "weight", 0, l->w, 2, (uint64_t[]){oc, c});
+            add(t, &n, l, "bias", 0, l->b, 1, &oc);
+        } else if (l->type == FM__BATCHNORM) {
+            add(t, &n, l, "gamma", 0, l->w, 1, &c);
+            add(t, &n, l, "beta", 0, l->b, 1, &c);
+            add(t, &n, l, "moving_mean", 1, l->mmean, 1, &c);
+            add(t, &n, l, "moving_variance", 1, l->mvar, 1, &c)->variance = 1;
+        }
+    }
+    return n;
+}
+
+static float *tensor_data(const fm_model *m, const model_tensor *t) {
+    return (t->in_stats ? m->stats : m->params) + t->offset;
+}
+
+/* ["T-shirt/top", ...] for the standard 10 classes, else ["0", "1", ...]. */
+static char *class_names_json(int classes) {
+    char *buf = NULL;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return NULL;
+    fputc('[', f);
+    for (int i = 0; i < classes; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", i);
+        if (i) fputs(", ", f);
+        fm__json_write_string(f, classes == FM_NUM_CLASSES ? fm_class_names[i] : num);
+    }
+    fputc(']', f);
+    if (fclose(f)) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int fm_model_save(const fm_model *m, const char *path, fm_err *err) {
+    model_tensor *mt = malloc(4 * (size_t)m->n_layers * sizeof *mt + 1);
+    fm__st_entry *e = malloc(4 * (size_t)m->n_layers * sizeof *e + 1);
+    char *names = class_names_json(m->classes);
+    int rc = -1;
+    if (!mt || !e || !names) {
+        fm__err(err, "%s: out of memory", path);
+        goto done;
+    }
+    int n = model_tensors(m, mt);
+    for (int i = 0; i < n; i++) {
+        e[i] = (fm__st_entry){.name = mt[i].name, .dtype = FM__ST_F32, .ndim = mt[i].ndim,
+                              .data = tensor_data(m, &mt[i])};
+        memcpy(e[i].shape, mt[i].shape, sizeof mt[i].shape);
+    }
+    const fm__st_kv meta[] = {
+        {"format", "pt"},
+        {"fmnist.description", m->description},
+        {"fmnist.class_names", names},
+        {"fmnist.input_normalization", "x/255"},
+    };
+    rc = fm__st_write(path, e, (size_t)n, meta, sizeof meta / sizeof meta[0], err);
+done:
+    free(mt);
+    free(e);
+    free(names);
+    return rc;
+}
+
+static void format_shape(char *buf, size_t size, int ndim, const uint64_t *shape) {
+    size_t at = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < ndim && at < size; d++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%llu", d ? ", " : "",
+                               (unsigned long long)shape[d]);
+    if (at < size) snprintf(buf + at, size - at, "]");
+}
+
+static int check_class_names(const fm_model *m, const char *text, const char *path, fm_err *err) {
+    fm_err jerr;
+    fm__json *v = fm__json_parse(text, strlen(text), 0, &jerr);
+    if (!v) return fm__err(err, "%s: metadata fmnist.class_names: bad JSON: %s", path, jerr.msg);
+    int ok = v->type == FM__JSON_ARRAY && v->n == (size_t)m->classes;
+    for (size_t i = 0; ok && i < v->n; i++) ok = v->items[i].type == FM__JSON_STRING;
+    fm__json_free(v);
+    if (!ok)
+        return fm__err(err, "%s: metadata fmnist.class_names is not an array of %d strings", path,
+                       m->classes);
+    return 0;
+}
+
+/* Every tensor the description needs is present as F32 with its shape, and
+ * nothing else is (apart from the foreign prefix). */
+static int check_tensors(const fm__st_file *f, const model_tensor *mt, int n, const char *path,
+                         fm_err *err) {
+    char want[96], got[96];
+    for (int i = 0; i < n; i++) {
+        const fm__st_tensor *t = fm__st_find(f, mt[i].name);
+        if (!t) return fm__err(err, "%s: missing tensor '%s'", path, mt[i].name);
+        if (t->dtype != FM__ST_F32)
+            return fm__err(err, "%s: tensor '%s' has dtype %s, expected F32", path, mt[i].name,
+                           fm__st_dtype_name(t->dtype));
+        int same = t->ndim == mt[i].ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == mt[i].shape[d];
+        if (!same) {
+            format_shape(want, sizeof want, mt[i].ndim, mt[i].shape);
+            format_shape(got, sizeof got, t->ndim, t->shape);
+            return fm__err(err, "%s: tensor '%s' has shape %s, but the description needs %s", path,
+                           mt[i].name, got, want);
+        }
+    }
+    for (size_t j = 0; j < f->n_tensors; j++) {
+        const char *name = f->tensors[j].name;
+        if (!strncmp(name, FOREIGN_PREFIX, strlen(FOREIGN_PREFIX))) continue;
+        int known = 0;
+        for (int i = 0; i < n && !known; i++) known = !strcmp(name, mt[i].name);
+        if (!known)
+            return fm__err(err, "%s: unexpected tensor '%.100s' (not in the description)", path,
+                           name);
+    }
+    return 0;
+}
+
+fm_model *fm_model_load(const char *path, fm_err *err) {
+    fm__st_file f;
+    if (fm__st_read(&f, path, err)) return NULL;
+    fm_model *m = NULL;
+    model_tensor *mt = NULL;
+    char *src = NULL;
+    const char *desc = fm__st_meta(&f, "fmnist.description");
+    const char *norm = fm__st_meta(&f, "fmnist.input_normalization");
+    const char *names = fm__st_meta(&f, "fmnist.class_names");
+    const char *missing = !desc ? "fmnist.description" : !norm ? "fmnist.input_normalization"
+                                                   : !names ? "fmnist.class_names" : NULL;
+    if (missing) {
+        fm__err(err, "%s: missing metadata '%s' (not a model file written by fmnist?)", path,
+                missing);
+        goto fail;
+    }
+    if (strcmp(norm, "x/255")) {
+        fm__err(err, "%s: input normalization '%.40s' is not supported (expected x/255)", path,
+                norm);
+        goto fail;
+    }
+    /* Description errors name the file they came from. */
+    size_t plen = strlen(path);
+    if (!(src = malloc(plen + 32))) {
+        fm__err(err, "%s: out of memory", path);
+        goto fail;
+    }
+    snprintf(src, plen + 32, "%s (fmnist.description)", path);
+    if (!(m = fm__model_new(desc, src, err))) goto fail;
+    free(m->source);
+    m->source = src;
+    memcpy(src, path, plen + 1);
+    src = NULL;
+    if (check_class_names(m, names, path, err)) goto fail;
+    if (!(mt = malloc(4 * (size_t)m->n_layers * sizeof *mt))) {
+        fm__err(err, "%s: out of memory", path);
+        goto fail;
+    }
+    int n = model_tensors(m, mt);
+    /* Only now, with every tensor known to be in the file at its full size, allocate. */
+    if (check_tensors(&f, mt, n, path, err) || fm__model_alloc_params(m, err)) goto fail;
+    for (int i = 0; i < n; i++) {
+        float *dst = tensor_data(m, &mt[i]);
+        fm__st_copy(fm__st_find(&f, mt[i].name), dst);
+        for (size_t j = 0; j < mt[i].count; j++) {
+            if (!isfinite(dst[j])) {
+                fm__err(err, "%s: tensor '%s' holds a non-finite value at index %zu", path,
+                        mt[i].name, j);
+                goto fail;
+            }
+            if (mt[i].variance && dst[j] < 0.0f) {
+                fm__err(err, "%s: tensor '%s' holds a negative variance at index %zu", path,
+                        mt[i].name, j);
+                goto fail;
+            }
+        }
+    }
+    free(mt);
+    fm__st_close(&f);
+    return m;
+fail:
+    free(src);
+    free(mt);
+    fm_model_free(m);
+    fm__st_close(&f);
+    return NULL;
+}
