@@ -1,0 +1,449 @@
+/* Every fast kernel table this CPU can run against the reference table, on
+ * the network's shapes and on awkward ones (batch 1 and odd batches, channel
+ * counts that are not a multiple of the vector width, 1x1 and 5x5 kernels,
+ * stride 2, valid and same padding, sizes down to 1x1).
+ *
+ * Tolerances. A float sum of K products, in any order and any blocking, is
+ * within K*u*S of the exact sum, where u = 2^-24 and S = sum |term_i|
+ * (Higham, "Accuracy and Stability of Numerical Algorithms", 3.1). The
+ * reference accumulates in double, so it is exact to within u*|sum| + K*2^-53*S
+ * and the difference measures the fast kernel alone. We therefore compute S
+ * for every output element exactly as the op itself would (the reference op
+ * applied to |inputs|) and require |fast - ref| <= TOL * S + u*|ref|.
+ * K*u is a worst case that grows with K (K = 1152 for a 128-channel 3x3 conv
+ * gives 6.9e-5); blocked summation errors grow like sqrt(K)*u in practice,
+ * so we use fixed TOL values well below K*u but well above what we see:
+ * - direct sums (GEMM-style convs, dense): TOL_SUM = 64u (~3.8e-6);
+ * - Winograd F(4x4,3x3) convs: the transforms scale terms by up to
+ *   |B|*|G|*|A| ~ 100 before the channel sum cancels them back, so
+ *   rounding is amplified by about that much: TOL_WINO = 4096u (~2.4e-4).
+ * The bench/accuracy numbers printed by this test show the actual maxima.
+ * Elementwise ops (ReLU, max pooling, dropout) must be bit-exact; batch norm
+ * and softmax, which normalise, are held to 1e-5 absolute on O(1) outputs. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fmnist/fmnist.h"
+#include "kernels/kernels.h"
+
+#define U_EPS (1.0 / 16777216.0)
+#define TOL_SUM (64 * U_EPS)
+#define TOL_WINO (4096 * U_EPS)
+#define SENTINEL 12345.678f
+#define GUARD 64
+
+static fm_rng rng;
+
+/* len floats uniform in [-1, 1), plus GUARD sentinels after them that no
+ * kernel may write. */
+static float *rnd(size_t len) {
+    float *p = malloc(sizeof(float) * (len + GUARD));
+    for (size_t i = 0; i < len; i++) p[i] = 2.0f * fm_rng_uniform(&rng) - 1.0f;
+    for (size_t i = 0; i < GUARD; i++) p[len + i] = SENTINEL;
+    return p;
+}
+
+static float *absdup(const float *x, size_t len) {
+    float *p = malloc(sizeof(float) * (len ? len : 1));
+    for (size_t i = 0; i < len; i++) p[i] = fabsf(x[i]);
+    return p;
+}
+
+static int guard_ok(const float *p, size_t len) {
+    for (size_t i = 0; i < GUARD; i++)
+        if (p[len + i] != SENTINEL) return 0;
+    return 1;
+}
+
+/* Largest |fast-ref| / (tol*mag + u*|ref|) over an array: <= 1 passes. */
+static double worst(const float *fast, const float *ref, const float *mag, size_t len, double tol,
+                    double *rel_seen) {
+    double w = 0.0;
+    for (size_t i = 0; i < len; i++) {
+        double d = fabs((double)fast[i] - ref[i]);
+        double lim = tol * mag[i] + U_EPS * fabs(ref[i]) + 1e-30;
+        if (!(d <= lim * 1e30)) return INFINITY; /* NaN or absurd */
+        if (d / lim > w) w = d / lim;
+        if (mag[i] > 0 && d / mag[i] > *rel_seen) *rel_seen = d / mag[i];
+    }
+    return w;
+}
+
+static fm_conv_shape conv_shape(int n, int c, int h, int w, int oc, int k, int stride, int same) {
+    fm_conv_shape s = {.n = n, .c = c, .h = h, .w = w, .oc = oc, .k = k, .stride = stride};
+    if (same) {
+        s.oh = (h + stride - 1) / stride;
+        s.ow = (w + stride - 1) / stride;
+        int ph = (s.oh - 1) * stride + k - h, pw = (s.ow - 1) * stride + k - w;
+        s.pad_t = ph > 0 ? ph / 2 : 0;
+        s.pad_l = pw > 0 ? pw / 2 : 0;
+    } else {
+        s.oh = (h - k) / stride + 1;
+        s.ow = (w - k) / stride + 1;
+    }
+    return s;
+}
+
+static double seen_conv_fwd, seen_conv_bwd, seen_conv_dw, seen_dense;
+
+/* The fast tables under test and the thread counts they run with: every
+ * reference result is computed once and compared with each of them. */
+static const fm_kernels *fast[2];
+static int n_fast;
+#define N_CFG (2 * n_fast)
+
+/* Configuration i: table i/2 with 1 + i%2 threads. */
+static const fm_kernels *cfg(int i) {
+    fm_set_threads(1 + i % 2);
+    return fast[i / 2];
+}
+
+static void test_conv(const fm_kernels *rk, fm_conv_shape s) {
+    size_t nin = (size_t)s.n * s.c * s.h * s.w, nout = (size_t)s.n * s.oc * s.oh * s.ow;
+    size_t nw = (size_t)s.oc * s.c * s.k * s.k;
+    /* Winograd is only ever applied to 3x3 stride-1 convs; others are plain sums. */
+    double tol = s.k == 3 && s.stride == 1 ? TOL_WINO : TOL_SUM;
+    float *in = rnd(nin), *w = rnd(nw), *b = rnd(s.oc), *dout = rnd(nout);
+    float *ain = absdup(in, nin), *aw = absdup(w, nw), *ab = absdup(b, s.oc),
+          *adout = absdup(dout, nout);
+    /* reference results and magnitudes: forward (relu 0, 1, no bias), backward
+     * data, backward weights and bias (added onto random starting values) */
+    float *o_r[3], *o_m[2], *di_r = rnd(nin), *di_m = rnd(nin);
+    for (int i = 0; i < 3; i++) o_r[i] = rnd(nout);
+    for (int i = 0; i < 2; i++) o_m[i] = rnd(nout);
+    rk->conv2d_forward(o_r[0], in, w, b, &s, 0, NULL);
+    rk->conv2d_forward(o_r[1], in, w, b, &s, 1, NULL);
+    rk->conv2d_forward(o_r[2], in, w, NULL, &s, 0, NULL);
+    rk->conv2d_forward(o_m[0], ain, aw, ab, &s, 0, NULL);
+    rk->conv2d_forward(o_m[1], ain, aw, NULL, &s, 0, NULL);
+    rk->conv2d_backward_data(di_r, dout, w, &s, NULL);
+    rk->conv2d_backward_data(di_m, adout, aw, &s, NULL);
+    float *dw0 = rnd(nw), *db0 = rnd(s.oc), *dw_r = malloc(sizeof(float) * nw),
+          *db_r = malloc(sizeof(float) * s.oc), *dw_m = malloc(sizeof(float) * nw),
+          *db_m = malloc(sizeof(float) * s.oc);
+    memcpy(dw_r, dw0, sizeof(float) * nw);
+    memcpy(db_r, db0, sizeof(float) * s.oc);
+    rk->conv2d_backward_weights(dw_r, db_r, dout, in, &s, NULL);
+    for (size_t i = 0; i < nw; i++) dw_m[i] = fabsf(dw_r[i]);
+    for (int i = 0; i < s.oc; i++) db_m[i] = fabsf(db_r[i]);
+    rk->conv2d_backward_weights(dw_m, db_m, adout, ain, &s, NULL);
+
+    float *o_f = rnd(nout), *di_f = rnd(nin), *dw_f = rnd(nw), *db_f = rnd(s.oc);
+    for (int ci = 0; ci < N_CFG; ci++) {
+        const fm_kernels *fk = cfg(ci);
+        size_t nws = fk->conv2d_workspace(&s);
+        float *ws = rnd(nws);
+        char what[160];
+        snprintf(what, sizeof what, "%s/%dt conv n%d c%d %dx%d oc%d k%d s%d pad %d,%d", fk->name,
+                 1 + ci % 2, s.n, s.c, s.h, s.w, s.oc, s.k, s.stride, s.pad_t, s.pad_l);
+        for (int v = 0; v < 3; v++) {
+            fk->conv2d_forward(o_f, in, w, v < 2 ? b : NULL, &s, v == 1, ws);
+            double wr = worst(o_f, o_r[v], o_m[v == 2], nout, tol, &seen_conv_fwd);
+            CHECK_MSG(wr <= 1.0, "%s forward %s: error %.3g x tolerance", what,
+                      v == 0 ? "" : v == 1 ? "relu" : "no bias", wr);
+            CHECK_MSG(guard_ok(o_f, nout) && guard_ok(ws, nws), "%s forward wrote past its end",
+                      what);
+        }
+        fk->conv2d_backward_data(di_f, dout, w, &s, ws);
+        double wr = worst(di_f, di_r, di_m, nin, tol, &seen_conv_bwd);
+        CHECK_MSG(wr <= 1.0, "%s backward data: error %.3g x tolerance", what, wr);
+        CHECK_MSG(guard_ok(di_f, nin) && guard_ok(ws, nws), "%s backward data wrote past its end",
+                  what);
+
+        memcpy(dw_f, dw0, sizeof(float) * nw);
+        memcpy(db_f, db0, sizeof(float) * s.oc);
+        fk->conv2d_backward_weights(dw_f, db_f, dout, in, &s, ws);
+        wr = worst(dw_f, dw_r, dw_m, nw, tol, &seen_conv_dw);
+        CHECK_MSG(wr <= 1.0, "%s backward weights: error %.3g x tolerance", what, wr);
+        wr = worst(db_f, db_r, db_m, s.oc, TOL_SUM, &seen_conv_dw);
+        CHECK_MSG(wr <= 1.0, "%s backward bias: error %.3g x tolerance", what, wr);
+        CHECK_MSG(guard_ok(dw_f, nw) && guard_ok(db_f, s.oc) && guard_ok(ws, nws),
+                  "%s backward weights wrote past its end", what);
+        free(ws);
+    }
+    free(in), free(w), free(b), free(dout), free(ain), free(aw), free(ab), free(adout);
+    for (int i = 0; i < 3; i++) free(o_r[i]);
+    free(o_m[0]), free(o_m[1]), free(di_r), free(di_m), free(dw0), free(db0);
+    free(dw_r), free(db_r), free(dw_m), free(db_m), free(o_f), free(di_f), free(dw_f), free(db_f);
+}
+
+static void test_dense(const fm_kernels *rk, int n, int in_dim, int out_dim) {
+    size_t nin = (size_t)n * in_dim, nout = (size_t)n * out_dim, nw = (size_t)in_dim * out_dim;
+    float *in = rnd(nin), *w = rnd(nw), *b = rnd(out_dim), *dout = rnd(nout);
+    float *ain = absdup(in, nin), *aw = absdup(w, nw), *ab = absdup(b, out_dim),
+          *adout = absdup(dout, nout);
+    float *o_r[2], *o_m = rnd(nout), *di_r = rnd(nin), *di_m = rnd(nin);
+    for (int relu = 0; relu < 2; relu++) {
+        o_r[relu] = rnd(nout);
+        rk->dense_forward(o_r[relu], in, w, b, n, in_dim, out_dim, relu);
+    }
+    rk->dense_forward(o_m, ain, aw, ab, n, in_dim, out_dim, 0);
+    rk->dense_backward_data(di_r, dout, w, n, in_dim, out_dim);
+    rk->dense_backward_data(di_m, adout, aw, n, in_dim, out_dim);
+    float *dw0 = rnd(nw), *db0 = rnd(out_dim), *dw_r = malloc(sizeof(float) * nw),
+          *db_r = malloc(sizeof(float) * out_dim), *dw_m = malloc(sizeof(float) * nw),
+          *db_m = malloc(sizeof(float) * out_dim);
+    memcpy(dw_r, dw0, sizeof(float) * nw);
+    memcpy(db_r, db0, sizeof(float) * out_dim);
+    rk->dense_backward_weights(dw_r, db_r, dout, in, n, in_dim, out_dim);
+    for (size_t i = 0; i < nw; i++) dw_m[i] = fabsf(dw_r[i]);
+    for (int i = 0; i < out_dim; i++) db_m[i] = fabsf(db_r[i]);
+    rk->dense_backward_weights(dw_m, db_m, adout, ain, n, in_dim, out_dim);
+
+    float *o_f = rnd(nout), *di_f = rnd(nin), *dw_f = rnd(nw), *db_f = rnd(out_dim);
+    for (int ci = 0; ci < N_CFG; ci++) {
+        const fm_kernels *fk = cfg(ci);
+        char what[96];
+        snprintf(what, sizeof what, "%s/%dt dense n%d in%d out%d", fk->name, 1 + ci % 2, n, in_dim,
+                 out_dim);
+        for (int relu = 0; relu < 2; relu++) {
+            fk->dense_forward(o_f, in, w, b, n, in_dim, out_dim, relu);
+            double wr = worst(o_f, o_r[relu], o_m, nout, TOL_SUM, &seen_dense);
+            CHECK_MSG(wr <= 1.0, "%s forward relu=%d: error %.3g x tolerance", what, relu, wr);
+            CHECK_MSG(guard_ok(o_f, nout), "%s forward wrote past its end", what);
+        }
+        fk->dense_backward_data(di_f, dout, w, n, in_dim, out_dim);
+        double wr = worst(di_f, di_r, di_m, nin, TOL_SUM, &seen_dense);
+        CHECK_MSG(wr <= 1.0, "%s backward data: error %.3g x tolerance", what, wr);
+        CHECK_MSG(guard_ok(di_f, nin), "%s backward data wrote past its end", what);
+
+        memcpy(dw_f, dw0, sizeof(float) * nw);
+        memcpy(db_f, db0, sizeof(float) * out_dim);
+        fk->dense_backward_weights(dw_f, db_f, dout, in, n, in_dim, out_dim);
+        wr = worst(dw_f, dw_r, dw_m, nw, TOL_SUM, &seen_dense);
+        CHECK_MSG(wr <= 1.0, "%s backward weights: error %.3g x tolerance", what, wr);
+        wr = worst(db_f, db_r, db_m, out_dim, TOL_SUM, &seen_dense);
+        CHECK_MSG(wr <= 1.0, "%s backward bias: error %.3g x tolerance", what, wr);
+        CHECK_MSG(guard_ok(dw_f, nw) && guard_ok(db_f, out_dim),
+                  "%s backward weights wrote past its end", what);
+    }
+    free(in), free(w), free(b), free(dout), free(ain), free(aw), free(ab), free(adout);
+    free(o_r[0]), free(o_r[1]), free(o_m), free(di_r), free(di_m), free(dw0), free(db0);
+    free(dw_r), free(db_r), free(dw_m), free(db_m), free(o_f), free(di_f), free(dw_f), free(db_f);
+}
+
+static double maxdiff(const float *a, const float *b, size_t len) {
+    double m = 0.0;
+    for (size_t i = 0; i < len; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN sticks */
+    }
+    return m;
+}
+
+static void test_batchnorm(const fm_kernels *fk, const fm_kernels *rk, int n, int c, int hw) {
+    size_t len = (size_t)n * c * hw;
+    float *in = rnd(len), *gamma = rnd(c), *beta = rnd(c), *dout = rnd(len);
+    /* an offset mean and a spread well away from 1 exercise the centring */
+    for (size_t i = 0; i < len; i++) in[i] = 3.0f * in[i] + 2.0f;
+    float *o_f = rnd(len), *o_r = rnd(len), *st_f = rnd(3 * c), *st_r = rnd(3 * c);
+    char what[96];
+    snprintf(what, sizeof what, "%s batchnorm n%d c%d hw%d", fk->name, n, c, hw);
+
+    fk->batchnorm_forward_train(o_f, st_f, st_f + c, st_f + 2 * c, in, gamma, beta, n, c, hw, 1e-3f);
+    rk->batchnorm_forward_train(o_r, st_r, st_r + c, st_r + 2 * c, in, gamma, beta, n, c, hw, 1e-3f);
+    CHECK_MSG(maxdiff(o_f, o_r, len) <= 1e-5, "%s train out %g", what, maxdiff(o_f, o_r, len));
+    CHECK_MSG(maxdiff(st_f, st_r, 3 * (size_t)c) <= 1e-5 * 30, "%s stats %g", what,
+              maxdiff(st_f, st_r, 3 * (size_t)c));
+    CHECK_MSG(guard_ok(o_f, len) && guard_ok(st_f, 3 * c), "%s wrote past its end", what);
+
+    /* inference with the batch statistics as moving ones */
+    fk->batchnorm_forward_infer(o_f, in, gamma, beta, st_r, st_r + c, n, c, hw, 1e-3f);
+    rk->batchnorm_forward_infer(o_r, in, gamma, beta, st_r, st_r + c, n, c, hw, 1e-3f);
+    CHECK_MSG(maxdiff(o_f, o_r, len) <= 1e-5, "%s infer out %g", what, maxdiff(o_f, o_r, len));
+
+    float *di_f = rnd(len), *di_r = rnd(len), *dg_f = rnd(c), *db_f = rnd(c);
+    float *dg_r = malloc(sizeof(float) * c), *db_r = malloc(sizeof(float) * c);
+    memcpy(dg_r, dg_f, sizeof(float) * c);
+    memcpy(db_r, db_f, sizeof(float) * c);
+    fk->batchnorm_backward(di_f, dg_f, db_f, dout, in, st_r, st_r + 2 * c, gamma, n, c, hw);
+    rk->batchnorm_backward(di_r, dg_r, db_r, dout, in, st_r, st_r + 2 * c, gamma, n, c, hw);
+    /* dx is O(gamma*invstd) ~ 1; dgamma/dbeta are sums of M = n*hw terms of O(1),
+     * so they are held to M-scaled float rounding (64u*M). */
+    double m = (double)n * hw;
+    CHECK_MSG(maxdiff(di_f, di_r, len) <= 1e-5, "%s backward din %g", what, maxdiff(di_f, di_r, len));
+    CHECK_MSG(maxdiff(dg_f, dg_r, c) <= 64 * U_EPS * (m + 1) * 3,
+              "%s backward dgamma %g", what, maxdiff(dg_f, dg_r, c));
+    CHECK_MSG(maxdiff(db_f, db_r, c) <= 64 * U_EPS * (m + 1), "%s backward dbeta %g", what,
+              maxdiff(db_f, db_r, c));
+    CHECK_MSG(guard_ok(di_f, len) && guard_ok(dg_f, c) && guard_ok(db_f, c),
+              "%s backward wrote past its end", what);
+
+    free(in), free(gamma), free(beta), free(dout), free(o_f), free(o_r), free(st_f), free(st_r);
+    free(di_f), free(di_r), free(dg_f), free(db_f), free(dg_r), free(db_r);
+}
+
+static void test_elementwise(const fm_kernels *fk, const fm_kernels *rk, size_t len) {
+    float *in = rnd(len), *dout = rnd(len), *a = rnd(len), *b = rnd(len);
+    uint8_t *mask = malloc(len ? len : 1);
+    for (size_t i = 0; i < len; i++) mask[i] = fm_rng_uniform(&rng) < 0.7f;
+    if (len > 3) in[1] = 0.0f, in[2] = -0.0f; /* zeros are not positive */
+
+    fk->relu_forward(a, in, len);
+    rk->relu_forward(b, in, len);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * len) == 0 && guard_ok(a, len), "%s relu len %zu",
+              fk->name, len);
+    fk->relu_backward(a, dout, b, len);
+    rk->relu_backward(b, dout, b, len); /* in place: din aliases out */
+    CHECK_MSG(memcmp(a, b, sizeof(float) * len) == 0 && guard_ok(a, len), "%s relu backward len %zu",
+              fk->name, len);
+    memcpy(a, in, sizeof(float) * len);
+    fk->relu_forward(a, a, len); /* in place */
+    rk->relu_forward(b, in, len);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * len) == 0, "%s relu in place len %zu", fk->name, len);
+
+    fk->dropout_apply(a, in, mask, 1.0f / 0.75f, len);
+    rk->dropout_apply(b, in, mask, 1.0f / 0.75f, len);
+    CHECK_MSG(memcmp(a, b, sizeof(float) * len) == 0 && guard_ok(a, len), "%s dropout len %zu",
+              fk->name, len);
+    free(in), free(dout), free(a), free(b), free(mask);
+}
+
+static void test_maxpool(const fm_kernels *fk, const fm_kernels *rk, int n, int c, int h, int w,
+                         int pool) {
+    size_t nin = (size_t)n * c * h * w, nout = (size_t)n * c * (h / pool) * (w / pool);
+    float *in = rnd(nin), *o_f = rnd(nout), *o_r = rnd(nout), *dout = rnd(nout);
+    /* ties: quantise so that equal values in a window are common */
+    for (size_t i = 0; i < nin; i++) in[i] = floorf(in[i] * 2.0f);
+    uint8_t *am_f = malloc(nout + 1), *am_r = malloc(nout + 1);
+    fk->maxpool_forward(o_f, am_f, in, n, c, h, w, pool);
+    rk->maxpool_forward(o_r, am_r, in, n, c, h, w, pool);
+    CHECK_MSG(memcmp(o_f, o_r, sizeof(float) * nout) == 0 && memcmp(am_f, am_r, nout) == 0 &&
+                  guard_ok(o_f, nout),
+              "%s maxpool n%d c%d %dx%d pool %d", fk->name, n, c, h, w, pool);
+    float *di_f = rnd(nin), *di_r = rnd(nin);
+    fk->maxpool_backward(di_f, dout, am_r, n, c, h, w, pool);
+    rk->maxpool_backward(di_r, dout, am_r, n, c, h, w, pool);
+    CHECK_MSG(memcmp(di_f, di_r, sizeof(float) * nin) == 0 && guard_ok(di_f, nin),
+              "%s maxpool backward n%d c%d %dx%d pool %d", fk->name, n, c, h, w, pool);
+    free(in), free(o_f), free(o_r), free(dout), free(am_f), free(am_r), free(di_f), free(di_r);
+}
+
+static void test_softmax(const fm_kernels *fk, const fm_kernels *rk, int n, int classes) {
+    size_t len = (size_t)n * classes;
+    float *logits = rnd(len), *p_f = rnd(len), *p_r = rnd(len), *d_f = rnd(len), *d_r = rnd(len);
+    for (size_t i = 0; i < len; i++) logits[i] *= 40.0f; /* exp would overflow unshifted */
+    uint8_t *labels = malloc(n);
+    for (int i = 0; i < n; i++) labels[i] = (uint8_t)fm_rng_below(&rng, classes);
+    float l_f = fk->softmax_xent(p_f, d_f, logits, labels, n, classes);
+    float l_r = rk->softmax_xent(p_r, d_r, logits, labels, n, classes);
+    CHECK_NEAR(l_f, l_r, 1e-5);
+    CHECK_MSG(maxdiff(p_f, p_r, len) <= 1e-6 && maxdiff(d_f, d_r, len) <= 1e-6 && guard_ok(p_f, len) &&
+                  guard_ok(d_f, len),
+              "%s softmax n%d classes %d", fk->name, n, classes);
+    fk->softmax_xent(p_f, NULL, logits, labels, n, classes); /* inference: no gradient */
+    CHECK(maxdiff(p_f, p_r, len) <= 1e-6);
+    free(logits), free(p_f), free(p_r), free(d_f), free(d_r), free(labels);
+}
+
+/* With a fixed thread count the parallel ops must be bit-identical run to run. */
+static void test_deterministic(const fm_kernels *fk) {
+    fm_conv_shape s = conv_shape(5, 64, 14, 14, 64, 3, 1, 1);
+    size_t nin = (size_t)s.n * s.c * s.h * s.w, nout = (size_t)s.n * s.oc * s.oh * s.ow;
+    size_t nw = (size_t)s.oc * s.c * 9;
+    float *in = rnd(nin), *w = rnd(nw), *b = rnd(s.oc), *dout = rnd(nout);
+    float *ws = rnd(fk->conv2d_workspace(&s));
+    float *r[2][4];
+    for (int run = 0; run < 2; run++) {
+        r[run][0] = calloc(nout, sizeof(float));
+        r[run][1] = calloc(nin, sizeof(float));
+        r[run][2] = calloc(nw + s.oc, sizeof(float));
+        r[run][3] = calloc(64 * 300 + 300 + 64 * 100 + 300 * 100, sizeof(float));
+        fk->conv2d_forward(r[run][0], in, w, b, &s, 1, ws);
+        fk->conv2d_backward_data(r[run][1], dout, w, &s, ws);
+        fk->conv2d_backward_weights(r[run][2], r[run][2] + nw, dout, in, &s, ws);
+        /* dense (64, 100) -> 300, reusing the conv arrays as data */
+        float *d = r[run][3];
+        fk->dense_forward(d, in, w, b, 64, 100, 300, 0);
+        fk->dense_backward_data(d + 64 * 300, in, w, 64, 100, 300);
+        fk->dense_backward_weights(d + 64 * 300 + 64 * 100, d + 64 * 300 + 64 * 100 + 30000, in,
+                                   dout, 64, 100, 300);
+    }
+    CHECK_MSG(memcmp(r[0][0], r[1][0], sizeof(float) * nout) == 0, "%s conv forward not repeatable",
+              fk->name);
+    CHECK_MSG(memcmp(r[0][1], r[1][1], sizeof(float) * nin) == 0, "%s conv backward data not repeatable",
+              fk->name);
+    CHECK_MSG(memcmp(r[0][2], r[1][2], sizeof(float) * (nw + s.oc)) == 0,
+              "%s conv backward weights not repeatable", fk->name);
+    CHECK_MSG(memcmp(r[0][3], r[1][3], sizeof(float) * (64 * 300 + 300 + 64 * 100 + 300 * 100)) == 0,
+              "%s dense not repeatable", fk->name);
+    for (int run = 0; run < 2; run++)
+        for (int i = 0; i < 4; i++) free(r[run][i]);
+    free(in), free(w), free(b), free(dout), free(ws);
+}
+
+int main(void) {
+    /* The override picks the reference table even on a CPU with faster ones. */
+    setenv("FMNIST_KERNELS", "ref", 1);
+    CHECK(fm_kernels_select() == fm_kernels_ref());
+    CHECK(strcmp(fm_kernels_name(), "ref") == 0);
+
+    fm_rng_seed(&rng, 7);
+    const fm_kernels *rk = fm_kernels_ref();
+    if (fm_kernels_avx2()) fast[n_fast++] = fm_kernels_avx2();
+    if (fm_kernels_avx512()) fast[n_fast++] = fm_kernels_avx512();
+
+    /* n, c, h, w, oc, k, stride, same */
+    static const int convs[][8] = {
+        /* the network's convs (small batches) */
+        {3, 1, 28, 28, 64, 3, 1, 1},
+        {2, 64, 28, 28, 64, 3, 1, 1},
+        {1, 64, 14, 14, 128, 3, 1, 1},
+        {2, 128, 14, 14, 128, 3, 1, 1},
+        /* odd batches and channel counts, 1x1 and 5x5, stride 2, valid */
+        {7, 5, 7, 7, 17, 3, 1, 1},
+        {3, 17, 14, 14, 5, 3, 1, 1},
+        {1, 17, 28, 28, 17, 3, 1, 1},
+        {3, 3, 14, 14, 3, 3, 1, 0},
+        {1, 32, 13, 13, 48, 3, 1, 0},
+        {2, 20, 9, 11, 24, 3, 1, 1},
+        {3, 64, 7, 7, 128, 3, 1, 1},
+        {1, 3, 5, 5, 5, 1, 1, 0},
+        {3, 17, 14, 14, 5, 3, 2, 1},
+        {2, 16, 7, 7, 16, 3, 2, 0},
+        {1, 1, 28, 28, 64, 3, 2, 1},
+        {2, 3, 28, 28, 17, 5, 1, 1},
+        {1, 17, 5, 5, 3, 5, 1, 0},
+        {3, 64, 5, 5, 64, 5, 2, 1},
+        {1, 1, 1, 1, 1, 1, 1, 1},
+        {7, 1, 1, 1, 1, 3, 1, 1},
+        {1, 128, 1, 1, 64, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+        const int *v = convs[i];
+        test_conv(rk, conv_shape(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
+    }
+    static const int dense[][3] = {{1, 1, 1},    {3, 7, 5},    {7, 33, 17},   {64, 6272, 256},
+                                   {64, 256, 10}, {5, 256, 10}, {1, 100, 300}, {17, 48, 64}};
+    for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
+        test_dense(rk, dense[i][0], dense[i][1], dense[i][2]);
+
+    static const int bn[][3] = {{1, 1, 1},     {3, 5, 7},     {7, 17, 49},
+                                {8, 64, 784}, {3, 128, 196}, {1, 3, 1}};
+    static const size_t lens[] = {0, 1, 15, 16, 17, 100, 64 * 64 * 784 / 8};
+    static const int pools[][5] = {{3, 64, 28, 28, 2}, {1, 5, 14, 14, 2}, {7, 3, 7, 7, 2},
+                                   {2, 17, 9, 9, 3},   {1, 1, 5, 7, 3},   {3, 2, 1, 1, 2},
+                                   {2, 128, 14, 14, 2}};
+    for (int ci = 0; ci < N_CFG; ci++) {
+        const fm_kernels *fk = cfg(ci);
+        for (size_t i = 0; i < sizeof bn / sizeof bn[0]; i++)
+            test_batchnorm(fk, rk, bn[i][0], bn[i][1], bn[i][2]);
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) test_elementwise(fk, rk, lens[i]);
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            test_maxpool(fk, rk, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4]);
+        test_softmax(fk, rk, 1, 10);
+        test_softmax(fk, rk, 64, 10);
+        test_softmax(fk, rk, 7, 3);
+        test_deterministic(fk);
+    }
+    /* The reference itself must be repeatable too (it is what ref builds run). */
+    fm_set_threads(2);
+    test_deterministic(rk);
+    printf("largest |fast-ref| / sum|terms|: conv forward %.3g, backward data %.3g, "
+           "backward weights %.3g, dense %.3g (u = %.3g)\n",
+           seen_conv_fwd, seen_conv_bwd, seen_conv_dw, seen_dense, U_EPS);
+    if (!n_fast) printf("no fast kernel table on this CPU; tested the reference only\n");
+    return check_finish();
+}
