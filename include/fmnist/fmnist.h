@@ -157,6 +157,20 @@ typedef struct fm_train_params {
 
 fm_train_params fm_train_default_params(void);
 
+/* ---- reports -------------------------------------------------------- */
+
+/* Writes one self-contained HTML page about the run folder run_dir (as
+ * written by fm_train): learning curves from log.csv, configuration and
+ * results from run.json, and, evaluating model.safetensors (else
+ * best.safetensors) on the test set of data_dir (NULL: fm_data_default_dir),
+ * the confusion matrix, per-class precision and recall, the most confident
+ * mistakes and example images. out_path NULL means run_dir/report.html; the
+ * file is written atomically. Fails when run_dir or its log.csv is missing or
+ * malformed, or a file present is unreadable. Parts that are merely absent
+ * (no run.json, no model yet, no data found) are left out and said so in the
+ * page; on success err->msg then lists them (empty when nothing was left out). */
+int fm_report_write(const char *run_dir, const char *data_dir, const char *out_path, fm_err *err);
+
 #ifdef __cplusplus
 }
 #endif
