@@ -366,7 +366,7 @@ int fm__st_write(const char *path, const fm__st_entry *tensors, size_t n_tensors
     for (size_t i = 0; ok && i < n_tensors; i++) {
         size_t bytes = fm__st_dtype_size(tensors[i].dtype);
         for (int d = 0; d < tensors[i].ndim; d++) bytes *= (size_t)tensors[i].shape[d];
-        ok = fwrite(tensors[i].data, 1, bytes, fp) == bytes;
+        ok = !bytes || fwrite(tensors[i].data, 1, bytes, fp) == bytes;
     }
     free(header);
     int saved_errno = errno;

@@ -1,0 +1,402 @@
+/* Gradient checks with the reference kernels.
+ *
+ * Per layer: the layer's forward (through the model's layer table) must match
+ * an independent double-precision implementation of the Keras semantics
+ * written here, and its backward must match central finite differences of
+ * that double implementation: with L = sum(r * layer(x)) for a random r, the
+ * backward given dy = r yields dL/dx and dL/dparams. Doubles make the
+ * differences exact to ~1e-9, so the tolerance measures float kernels only.
+ * Then softmax cross-entropy, and a whole small network end to end
+ * (training mode: batch statistics; dropout masks fixed by the float pass)
+ * against differences of the chained double references. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "layers/layers.h"
+#include "model/model.h"
+
+#define H_FD 1e-5
+
+static fm_rng rng;
+
+static double urand(void) { return 2.0 * fm_rng_uniform(&rng) - 1.0; }
+
+static fm_model *build(const char *text, int batch) {
+    fm_err err;
+    fm_model *m = fm_model_parse(text, "gradcheck", &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (!m) return NULL;
+    m->k = fm_kernels_ref();
+    CHECK_MSG(fm__model_reserve(m, batch, &err) == 0, "%s", err.msg);
+    fm_model_init(m, &rng);
+    return m;
+}
+
+/* ---- double-precision reference forwards (NCHW, Keras semantics) ---- */
+
+typedef struct {
+    const fm__layer *l;
+    int n;
+    double *x, *p;       /* input (n, in); the layer's parameters: w then b */
+    const double *r;     /* projection (n, out) */
+    const uint8_t *mask; /* dropout keep mask used by the float forward */
+    double *y;           /* (n, out) */
+} lctx;
+
+static void ref_conv(const lctx *c) {
+    const fm__layer *l = c->l;
+    int C = l->in.c, H = l->in.h, W = l->in.w, OC = l->out.c, K = l->kernel, S = l->stride;
+    int OH, OW, pt = 0, pl = 0;
+    if (l->pad_same) { /* TF: out = ceil(in/s), pad_total = max((out-1)s+k-in, 0), top = total/2 */
+        OH = (H + S - 1) / S;
+        OW = (W + S - 1) / S;
+        int th = (OH - 1) * S + K - H, tw = (OW - 1) * S + K - W;
+        pt = th > 0 ? th / 2 : 0;
+        pl = tw > 0 ? tw / 2 : 0;
+    } else {
+        OH = (H - K) / S + 1;
+        OW = (W - K) / S + 1;
+    }
+    CHECK(OH == l->out.h && OW == l->out.w);
+    const double *w = c->p, *b = c->p + l->nw;
+    for (int n = 0; n < c->n; n++)
+        for (int o = 0; o < OC; o++)
+            for (int i = 0; i < OH; i++)
+                for (int j = 0; j < OW; j++) {
+                    double acc = b[o];
+                    for (int ch = 0; ch < C; ch++)
+                        for (int u = 0; u < K; u++)
+                            for (int v = 0; v < K; v++) {
+                                int ih = i * S + u - pt, iw = j * S + v - pl;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                acc += c->x[((n * C + ch) * H + ih) * W + iw] *
+                                       w[((o * C + ch) * K + u) * K + v];
+                            }
+                    if (l->act == FM__ACT_RELU && acc < 0) acc = 0;
+                    c->y[((n * OC + o) * OH + i) * OW + j] = acc;
+                }
+}
+
+static void ref_dense(const lctx *c) {
+    const fm__layer *l = c->l;
+    int I = l->in.c, O = l->out.c;
+    for (int n = 0; n < c->n; n++)
+        for (int o = 0; o < O; o++) {
+            double acc = c->p[l->nw + o];
+            for (int i = 0; i < I; i++) acc += c->x[n * I + i] * c->p[o * I + i];
+            if (l->act == FM__ACT_RELU && acc < 0) acc = 0;
+            c->y[n * O + o] = acc;
+        }
+}
+
+static void ref_batchnorm(const lctx *c) {
+    const fm__layer *l = c->l;
+    int C = l->in.c, HW = l->in.h * l->in.w;
+    for (int ch = 0; ch < C; ch++) {
+        double mean = 0, var = 0, cnt = (double)c->n * HW;
+        for (int n = 0; n < c->n; n++)
+            for (int k = 0; k < HW; k++) mean += c->x[(n * C + ch) * HW + k];
+        mean /= cnt;
+        for (int n = 0; n < c->n; n++)
+            for (int k = 0; k < HW; k++) {
+                double d = c->x[(n * C + ch) * HW + k] - mean;
+                var += d * d;
+            }
+        var /= cnt; /* biased, as Keras normalises with */
+        for (int n = 0; n < c->n; n++)
+            for (int k = 0; k < HW; k++) {
+                size_t i = (size_t)(n * C + ch) * HW + k;
+                c->y[i] = c->p[ch] * (c->x[i] - mean) / sqrt(var + l->eps) + c->p[C + ch];
+            }
+    }
+}
+
+static void ref_maxpool(const lctx *c) {
+    const fm__layer *l = c->l;
+    int C = l->in.c, H = l->in.h, W = l->in.w, P = l->pool, OH = H / P, OW = W / P;
+    for (int n = 0; n < c->n; n++)
+        for (int ch = 0; ch < C; ch++)
+            for (int i = 0; i < OH; i++)
+                for (int j = 0; j < OW; j++) {
+                    double best = -INFINITY;
+                    for (int u = 0; u < P; u++)
+                        for (int v = 0; v < P; v++) {
+                            double x = c->x[((n * C + ch) * H + i * P + u) * W + j * P + v];
+                            if (x > best) best = x;
+                        }
+                    c->y[((n * C + ch) * OH + i) * OW + j] = best;
+                }
+}
+
+static void ref_forward(const lctx *c) {
+    size_t len = (size_t)c->n * fm__shape_len(c->l->out);
+    switch (c->l->type) {
+    case FM__CONV2D: ref_conv(c); break;
+    case FM__DENSE: ref_dense(c); break;
+    case FM__BATCHNORM: ref_batchnorm(c); break;
+    case FM__MAXPOOL: ref_maxpool(c); break;
+    case FM__RELU:
+        for (size_t i = 0; i < len; i++) c->y[i] = c->x[i] > 0 ? c->x[i] : 0;
+        break;
+    case FM__DROPOUT:
+        for (size_t i = 0; i < len; i++) c->y[i] = c->mask[i] ? c->x[i] / (1.0 - c->l->rate) : 0;
+        break;
+    default: CHECK(!"layer without a reference");
+    }
+}
+
+static double loss(const lctx *c) {
+    ref_forward(c);
+    double s = 0;
+    for (size_t i = 0; i < (size_t)c->n * fm__shape_len(c->l->out); i++) s += c->r[i] * c->y[i];
+    return s;
+}
+
+static double fd(lctx *c, double *v) {
+    double keep = *v;
+    *v = keep + H_FD;
+    double lp = loss(c);
+    *v = keep - H_FD;
+    double lm = loss(c);
+    *v = keep;
+    return (lp - lm) / (2 * H_FD);
+}
+
+/* Checks layer `index` of the model described by text on a batch of n. */
+static void check_layer(const char *what, const char *text, int index, int n, int kinkless) {
+    fm_model *m = build(text, n);
+    if (!m) return;
+    fm__layer *l = &m->layers[index];
+    const fm__layer_ops *ops = fm__layer_ops_of(l->type);
+    size_t in_len = (size_t)n * fm__shape_len(l->in), out_len = (size_t)n * fm__shape_len(l->out);
+    size_t np = l->nw + l->nb;
+    /* inputs of the layer under test: random, away from 0 for a standalone
+     * ReLU (its kink) */
+    float *x = malloc(in_len * sizeof *x), *dy = malloc(out_len * sizeof *dy),
+          *dx = malloc(in_len * sizeof *dx);
+    double *xd = malloc(in_len * sizeof *xd), *pd = malloc((np + 1) * sizeof *pd),
+           *r = malloc(out_len * sizeof *r), *y = malloc(out_len * sizeof *y);
+    for (size_t i = 0; i < in_len; i++) {
+        double v = urand();
+        if (kinkless && fabs(v) < 0.05) v = v < 0 ? v - 0.05 : v + 0.05;
+        x[i] = (float)v;
+        xd[i] = x[i];
+    }
+    /* non-trivial BatchNorm gamma/beta and biases */
+    for (size_t i = 0; i < np; i++) {
+        if (l->type != FM__CONV2D && l->type != FM__DENSE) m->params[l->w + i] = (float)(1 + 0.5 * urand());
+        else if (i >= l->nw) m->params[l->w + i] = (float)(0.1 * urand());
+        pd[i] = m->params[l->w + i];
+    }
+    for (size_t i = 0; i < out_len; i++) {
+        r[i] = urand();
+        dy[i] = (float)r[i];
+    }
+    fm_rng drop;
+    fm_rng_seed(&drop, 7);
+    ops->forward(m, l, x, n, 1, &drop);
+    lctx c = {l, n, xd, pd, r, l->mask, y};
+    ref_forward(&c);
+    double worst = 0;
+    for (size_t i = 0; i < out_len; i++) {
+        double e = fabs(l->y[i] - y[i]) / (1 + fabs(y[i]));
+        if (e > worst) worst = e;
+    }
+    CHECK_MSG(worst < 1e-5, "%s: forward differs from the reference by %g", what, worst);
+
+    fm__model_zero_grads(m);
+    ops->backward(m, l, dx, dy, x, n, 1);
+    worst = 0;
+    for (size_t i = 0; i < in_len; i++) {
+        double num = fd(&c, &xd[i]), e = fabs(dx[i] - num) / (1 + fabs(num));
+        if (e > worst) worst = e;
+    }
+    CHECK_MSG(worst < 1e-4, "%s: dx differs from finite differences by %g", what, worst);
+    worst = 0;
+    for (size_t i = 0; i < np; i++) {
+        double num = fd(&c, &pd[i]), e = fabs(m->grads[l->w + i] - num) / (1 + fabs(num));
+        if (e > worst) worst = e;
+    }
+    CHECK_MSG(worst < 1e-4, "%s: parameter gradients differ from finite differences by %g", what,
+              worst);
+    free(x);
+    free(dy);
+    free(dx);
+    free(xd);
+    free(pd);
+    free(r);
+    free(y);
+    fm_model_free(m);
+}
+
+#define HEAD "flatten\ndense units=2 activation=softmax\n"
+
+static void test_layers(void) {
+    check_layer("conv 3x3 same relu", "input 6 5 2\nconv filters=3 kernel=3 padding=same "
+                                      "activation=relu\n" HEAD, 0, 3, 0);
+    /* stride 2 'same' on odd and even sizes: TF puts the odd pixel of padding
+     * at the bottom/right */
+    check_layer("conv 3x3 stride 2 same (odd)", "input 7 7 2\nconv filters=2 kernel=3 stride=2 "
+                                                "padding=same\n" HEAD, 0, 2, 0);
+    check_layer("conv 3x3 stride 2 same (even)", "input 8 6 1\nconv filters=2 kernel=3 stride=2 "
+                                                 "padding=same\n" HEAD, 0, 2, 0);
+    check_layer("conv 4x4 stride 2 same", "input 7 6 2\nconv filters=3 kernel=4 stride=2 "
+                                          "padding=same\n" HEAD, 0, 2, 0);
+    check_layer("conv 3x3 stride 2 valid", "input 8 7 2\nconv filters=3 kernel=3 stride=2\n" HEAD,
+                0, 2, 0);
+    check_layer("conv 2x2 valid relu, not first", "input 5 5 2\nrelu\nconv filters=2 kernel=2 "
+                                                  "activation=relu\n" HEAD, 1, 3, 0);
+    check_layer("batchnorm (training)", "input 3 4 3\nbatchnorm\n" HEAD, 0, 4, 0);
+    check_layer("batchnorm on flat input", "input 1 1 5\nflatten\nbatchnorm eps=0.01\n"
+                                           "dense units=2 activation=softmax\n", 1, 6, 0);
+    check_layer("dense relu", "input 1 1 7\nflatten\ndense units=5 activation=relu\n"
+                              "dense units=2 activation=softmax\n", 1, 3, 0);
+    check_layer("dense linear", "input 2 2 2\nflatten\ndense units=4\n"
+                                "dense units=2 activation=softmax\n", 1, 3, 0);
+    check_layer("maxpool 2", "input 4 6 2\nmaxpool 2\n" HEAD, 0, 2, 0);
+    check_layer("maxpool 2 on odd sizes", "input 5 7 1\nmaxpool 2\n" HEAD, 0, 2, 0);
+    check_layer("maxpool 3", "input 6 6 2\nmaxpool size=3\n" HEAD, 0, 2, 0);
+    check_layer("dropout 0.4 (fixed mask)", "input 3 3 2\ndropout 0.4\n" HEAD, 0, 3, 0);
+    check_layer("relu", "input 3 3 2\nrelu\n" HEAD, 0, 3, 1);
+}
+
+/* softmax cross-entropy from logits: probabilities, the mean loss and
+ * dlogits = (p - onehot)/N against double finite differences. */
+static void test_softmax_xent(void) {
+    enum { N = 4, K = 5 };
+    float logits[N * K], probs[N * K], dl[N * K];
+    double ld[N * K];
+    uint8_t labels[N] = {0, 4, 2, 2};
+    for (int i = 0; i < N * K; i++) ld[i] = logits[i] = (float)(3 * urand());
+    logits[K + 1] = 80.0f; /* stable for large logits */
+    ld[K + 1] = 80.0;
+    float lossf = fm_kernels_ref()->softmax_xent(probs, dl, logits, labels, N, K);
+    double total = 0;
+    for (int i = 0; i < N; i++) {
+        double mx = ld[i * K], s = 0, psum = 0;
+        for (int j = 1; j < K; j++) mx = fmax(mx, ld[i * K + j]);
+        for (int j = 0; j < K; j++) s += exp(ld[i * K + j] - mx);
+        total += log(s) - (ld[i * K + labels[i]] - mx);
+        for (int j = 0; j < K; j++) {
+            CHECK_NEAR(probs[i * K + j], exp(ld[i * K + j] - mx) / s, 1e-6);
+            psum += probs[i * K + j];
+        }
+        CHECK_NEAR(psum, 1.0, 1e-6);
+    }
+    CHECK_NEAR(lossf, total / N, 1e-6);
+    for (int k = 0; k < N * K; k++) {
+        double keep = ld[k], lp = 0, lm = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            ld[k] = keep + (pass ? -H_FD : H_FD);
+            double t = 0;
+            for (int i = 0; i < N; i++) {
+                double mx = ld[i * K], s = 0;
+                for (int j = 1; j < K; j++) mx = fmax(mx, ld[i * K + j]);
+                for (int j = 0; j < K; j++) s += exp(ld[i * K + j] - mx);
+                t += log(s) - (ld[i * K + labels[i]] - mx);
+            }
+            *(pass ? &lm : &lp) = t / N;
+        }
+        ld[k] = keep;
+        CHECK_NEAR(dl[k], (lp - lm) / (2 * H_FD), 1e-5);
+    }
+}
+
+/* Mean cross-entropy of the whole network in double: the reference
+ * forwards chained over the model's layers (dropout with the masks of the
+ * float forward), parameters from p. */
+static double net_loss(const fm_model *m, double *p, double *x, int n, const uint8_t *labels,
+                       double **act) {
+    double *cur = x;
+    for (int i = 0; i < m->n_layers; i++) {
+        const fm__layer *l = &m->layers[i];
+        if (!fm__layer_ops_of(l->type)->forward) continue; /* flatten, softmax */
+        lctx c = {l, n, cur, l->nw ? p + l->w : NULL, NULL, l->mask, act[i]};
+        ref_forward(&c);
+        cur = act[i];
+    }
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const double *z = cur + (size_t)i * m->classes;
+        double mx = z[0], s = 0;
+        for (int j = 1; j < m->classes; j++) mx = fmax(mx, z[j]);
+        for (int j = 0; j < m->classes; j++) s += exp(z[j] - mx);
+        total += log(s) - (z[labels[i]] - mx);
+    }
+    return total / n;
+}
+
+/* The whole network through fm__model_forward/loss_backward in training
+ * mode, every layer type, against finite differences of net_loss. */
+static void test_network(void) {
+    const int n = 4;
+    fm_model *m = build("input 9 9 2\n"
+                        "conv filters=4 kernel=3 stride=2 padding=same activation=relu\n"
+                        "batchnorm\n"
+                        "conv filters=4 kernel=2 padding=valid\n"
+                        "relu\n"
+                        "maxpool 2\n"
+                        "dropout 0.3\n"
+                        "flatten\n"
+                        "dense units=6 activation=relu\n"
+                        "batchnorm\n"
+                        "dropout 0.2\n"
+                        "dense units=3\n"
+                        "softmax\n",
+                        n);
+    if (!m) return;
+    uint8_t labels[4] = {0, 2, 1, 2};
+    size_t in_len = (size_t)n * 9 * 9 * 2;
+    double *x = malloc(in_len * sizeof *x), *p = malloc(m->n_params * sizeof *p), *act[16];
+    for (size_t i = 0; i < in_len; i++) x[i] = m->input_buf[i] = (float)urand();
+    for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i] += (float)(0.05 * urand());
+    for (int i = 0; i < m->n_layers; i++)
+        act[i] = malloc((size_t)n * fm__shape_len(m->layers[i].out) * sizeof **act);
+    fm_rng drop, saved;
+    fm_rng_seed(&drop, 99);
+    saved = drop;
+    fm__model_zero_grads(m);
+    CHECK(fm__model_forward(m, n, 1, &drop) == m->layers[m->n_layers - 1].y);
+    float lossf = fm__model_loss_backward(m, labels, n, 1);
+    CHECK_NEAR(lossf, net_loss(m, p, x, n, labels, act), 1e-5);
+    double worst = 0;
+    int nonzero = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        double keep = p[i], lp, lm;
+        p[i] = keep + H_FD;
+        lp = net_loss(m, p, x, n, labels, act);
+        p[i] = keep - H_FD;
+        lm = net_loss(m, p, x, n, labels, act);
+        p[i] = keep;
+        double num = (lp - lm) / (2 * H_FD);
+        worst = fmax(worst, fabs(m->grads[i] - num) / (1 + fabs(num)));
+        nonzero += m->grads[i] != 0;
+    }
+    CHECK_MSG(worst < 1e-4, "network gradients differ from finite differences by %g", worst);
+    CHECK(nonzero > (int)m->n_params / 2);
+    /* the backward accumulates: the same step again doubles the gradients */
+    float *grads = malloc(m->n_params * sizeof *grads);
+    memcpy(grads, m->grads, m->n_params * sizeof *grads);
+    drop = saved;
+    fm__model_forward(m, n, 1, &drop);
+    fm__model_loss_backward(m, labels, n, 1);
+    worst = 0;
+    for (size_t i = 0; i < m->n_params; i++)
+        worst = fmax(worst, fabs(m->grads[i] - 2 * grads[i]) / (1e-6 + fabs(grads[i])));
+    CHECK_MSG(worst < 1e-4, "a second backward does not accumulate: %g", worst);
+    free(grads);
+    free(x);
+    free(p);
+    for (int i = 0; i < m->n_layers; i++) free(act[i]);
+    fm_model_free(m);
+}
+
+int main(void) {
+    fm_rng_seed(&rng, 2024);
+    test_layers();
+    test_softmax_xent();
+    test_network();
+    return check_finish();
+}

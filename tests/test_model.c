@@ -1,0 +1,347 @@
+/* The model as a whole: Glorot initialisation, Keras BatchNorm moving
+ * averages and dropout, prediction (shapes, probabilities, batching, errors),
+ * save/load giving identical predictions, state get/set, reservation, and the
+ * selected (fast) kernel table agreeing with the reference through the model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "model/model.h"
+
+static fm_rng rng;
+
+static fm_model *load_default(void) {
+    const char *src = getenv("FMNIST_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/configs/fashion-cnn.cfg", src ? src : ".");
+    fm_err err;
+    fm_model *m = fm_model_load_cfg(path, &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    return m;
+}
+
+static fm_model *parse(const char *text) {
+    fm_err err;
+    fm_model *m = fm_model_parse(text, "test", &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    return m;
+}
+
+/* n random images with labels */
+static fm_images images(size_t n) {
+    fm_images im = {n, malloc(n * FM_IMAGE_PIXELS), malloc(n)};
+    for (size_t i = 0; i < n * FM_IMAGE_PIXELS; i++) im.pixels[i] = (uint8_t)fm_rng_below(&rng, 256);
+    for (size_t i = 0; i < n; i++) im.labels[i] = (uint8_t)fm_rng_below(&rng, 10);
+    return im;
+}
+
+static void test_init(void) {
+    fm_model *m = load_default();
+    if (!m) return;
+    fm_rng a;
+    fm_rng_seed(&a, 42);
+    fm_model_init(m, &a);
+    const fm__layer *c0 = &m->layers[0], *d0 = &m->layers[11];
+    double lim_c = sqrt(6.0 / (9 * 1 + 9 * 64)), lim_d = sqrt(6.0 / (6272 + 256));
+    double s2 = 0, mx = 0;
+    for (size_t i = 0; i < c0->nw; i++) {
+        mx = fmax(mx, fabs(m->params[c0->w + i]));
+        s2 += m->params[c0->w + i] * (double)m->params[c0->w + i];
+    }
+    CHECK(mx <= lim_c && mx > 0.9 * lim_c);
+    /* uniform(-L, L) has variance L^2/3 */
+    CHECK_NEAR(s2 / c0->nw, lim_c * lim_c / 3, 0.15 * lim_c * lim_c / 3);
+    s2 = 0;
+    mx = 0;
+    for (size_t i = 0; i < d0->nw; i++) {
+        mx = fmax(mx, fabs(m->params[d0->w + i]));
+        s2 += m->params[d0->w + i] * (double)m->params[d0->w + i];
+    }
+    CHECK(mx <= lim_d && mx > 0.99 * lim_d);
+    CHECK(fabs(s2 / d0->nw - lim_d * lim_d / 3) < 0.01 * lim_d * lim_d);
+    int zero_bias = 1;
+    for (size_t i = 0; i < c0->nb; i++) zero_bias &= m->params[c0->b + i] == 0.0f;
+    CHECK(zero_bias);
+    const fm__layer *bn = &m->layers[1];
+    CHECK(m->params[bn->w] == 1.0f && m->params[bn->b] == 0.0f);
+    CHECK(m->stats[bn->mmean] == 0.0f && m->stats[bn->mvar] == 1.0f);
+    /* same seed, same weights; another seed, others */
+    float *first = malloc(m->n_params * sizeof *first);
+    memcpy(first, m->params, m->n_params * sizeof *first);
+    fm_rng_seed(&a, 42);
+    fm_model_init(m, &a);
+    CHECK(!memcmp(first, m->params, m->n_params * sizeof *first));
+    fm_rng_seed(&a, 43);
+    fm_model_init(m, &a);
+    CHECK(memcmp(first, m->params, m->n_params * sizeof *first) != 0);
+    free(first);
+    fm_model_free(m);
+}
+
+/* BatchNorm first: moving = moving*momentum + batch*(1-momentum), batch
+ * variance biased; dropout inverted at training, identity at inference. */
+static void test_batchnorm_dropout(void) {
+    fm_model *m = parse("input 2 2 2\nbatchnorm momentum=0.9\ndropout 0.5\nflatten\n"
+                        "dense units=2 activation=softmax\n");
+    if (!m) return;
+    fm_err err;
+    const int n = 3;
+    CHECK(fm__model_reserve(m, n, &err) == 0);
+    for (int i = 0; i < n * 8; i++) m->input_buf[i] = (float)i * 0.5f - 3.0f;
+    fm_rng r;
+    fm_rng_seed(&r, 1);
+    fm__model_forward(m, n, 1, &r);
+    const fm__layer *bn = &m->layers[0], *dr = &m->layers[1];
+    for (int c = 0; c < 2; c++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 4; k++) mean += m->input_buf[(i * 2 + c) * 4 + k];
+        mean /= 4 * n;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 4; k++) var += pow(m->input_buf[(i * 2 + c) * 4 + k] - mean, 2);
+        var /= 4 * n;
+        CHECK_NEAR(m->stats[bn->mmean + c], 0.1 * mean, 1e-6);
+        CHECK_NEAR(m->stats[bn->mvar + c], 0.9 + 0.1 * var, 1e-6);
+    }
+    int kept = 0, ok = 1;
+    for (int i = 0; i < n * 8; i++) {
+        kept += dr->mask[i];
+        ok &= dr->mask[i] ? dr->y[i] == 2.0f * bn->y[i] : dr->y[i] == 0.0f;
+    }
+    CHECK(ok && kept > 0 && kept < n * 8);
+    /* inference: moving statistics, no dropout */
+    fm__model_forward(m, n, 0, NULL);
+    ok = 1;
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < 4; k++) {
+                size_t j = (size_t)(i * 2 + c) * 4 + k;
+                double want = (m->input_buf[j] - m->stats[bn->mmean + c]) /
+                              sqrt(m->stats[bn->mvar + c] + 1e-3);
+                ok &= fabs(bn->y[j] - want) < 1e-5 && dr->y[j] == bn->y[j];
+            }
+    CHECK(ok);
+    /* a big layer keeps about 1 - rate */
+    fm_model_free(m);
+    m = parse("input 100 100 1\ndropout 0.25\nflatten\ndense units=2 activation=softmax\n");
+    if (!m) return;
+    CHECK(fm__model_reserve(m, 2, &err) == 0);
+    for (int i = 0; i < 20000; i++) m->input_buf[i] = 1.0f;
+    fm__model_forward(m, 2, 1, &r);
+    kept = 0;
+    for (int i = 0; i < 20000; i++) kept += m->layers[0].mask[i];
+    CHECK(kept > 14700 && kept < 15300);
+    fm_model_free(m);
+}
+
+#define SMALL_NET                                                            \
+    "# a small network with every layer type\n"                              \
+    "input 28 28 1\n"                                                        \
+    "conv filters=4 kernel=3 padding=same activation=relu\n"                 \
+    "batchnorm\n"                                                            \
+    "conv filters=6 kernel=3 stride=2 padding=same activation=relu\n"        \
+    "maxpool 2\n"                                                            \
+    "dropout 0.25\n"                                                         \
+    "conv filters=8 kernel=5 padding=valid\n"                                \
+    "relu\n"                                                                 \
+    "flatten\n"                                                              \
+    "dense units=16 activation=relu\n"                                       \
+    "batchnorm\n"                                                            \
+    "dropout 0.5\n"                                                          \
+    "dense units=10\n"                                                       \
+    "softmax\n"
+
+static void test_predict(void) {
+    /* the real network, once */
+    fm_model *m = load_default(), *small;
+    if (!m) return;
+    fm_images im = images(7);
+    float p[7 * 10], q[7 * 10];
+    fm_err err;
+    fm_model_init(m, &rng);
+    CHECK_MSG(fm_model_predict(m, &im, 0, 2, p, &err) == 0, "%s", err.msg);
+    CHECK(m->batch_cap == FM__PREDICT_BATCH);
+    for (int i = 0; i < 2; i++) {
+        double s = 0;
+        for (int j = 0; j < 10; j++) s += p[i * 10 + j];
+        CHECK_NEAR(s, 1.0, 1e-5);
+    }
+    fm_model_free(m);
+
+    m = parse(SMALL_NET);
+    small = parse(SMALL_NET);
+    if (!m || !small) return;
+    fm_rng a;
+    fm_rng_seed(&a, 3);
+    fm_model_init(m, &a);
+    fm_rng_seed(&a, 3);
+    fm_model_init(small, &a);
+    CHECK_MSG(fm_model_predict(m, &im, 0, 7, p, &err) == 0, "%s", err.msg);
+    int ok = 1;
+    for (int i = 0; i < 7; i++) {
+        double s = 0;
+        for (int j = 0; j < 10; j++) {
+            ok &= p[i * 10 + j] >= 0.0f && p[i * 10 + j] <= 1.0f;
+            s += p[i * 10 + j];
+        }
+        CHECK_NEAR(s, 1.0, 1e-5);
+    }
+    CHECK(ok);
+    /* the same through batches of 3, and for a sub-range */
+    CHECK(fm__model_reserve(small, 3, &err) == 0);
+    CHECK(fm_model_predict(small, &im, 0, 7, q, &err) == 0 && small->batch_cap == 3);
+    double worst = 0;
+    for (int i = 0; i < 70; i++) worst = fmax(worst, fabs(p[i] - q[i]));
+    CHECK_MSG(worst < 1e-5, "batching changes predictions by %g", worst);
+    CHECK(fm_model_predict(m, &im, 4, 3, q, &err) == 0);
+    worst = 0;
+    for (int i = 0; i < 30; i++) worst = fmax(worst, fabs(q[i] - p[40 + i]));
+    CHECK_MSG(worst < 1e-5, "a sub-range predicts differently by %g", worst);
+    CHECK(fm_model_predict(m, &im, 5, 3, q, &err) == -1 && strstr(err.msg, "outside"));
+    CHECK(fm_model_predict(m, &im, 8, 0, q, &err) == -1);
+    CHECK(fm_model_predict(m, &im, 7, 0, q, &err) == 0);
+    fm_model *other = parse("input 14 14 1\nflatten\ndense units=10 activation=softmax\n");
+    CHECK(other && fm_model_predict(other, &im, 0, 1, q, &err) == -1 && strstr(err.msg, "14x14x1"));
+    fm_model_free(other);
+    other = parse("input 28 28 1\nflatten\ndense units=3 activation=softmax\n");
+    CHECK(other && fm_model_predict(other, &im, 0, 1, q, &err) == -1 && strstr(err.msg, "3 classes"));
+    fm_model_free(other);
+    fm_model_free(m);
+    fm_model_free(small);
+    free(im.pixels);
+    free(im.labels);
+}
+
+/* A few SGD steps so weights and BatchNorm statistics are not at init. */
+static void train_steps(fm_model *m, const fm_images *im, int steps) {
+    fm_err err;
+    CHECK(fm__model_reserve(m, 4, &err) == 0);
+    for (int s = 0; s < steps; s++) {
+        for (size_t j = 0; j < 4 * FM_IMAGE_PIXELS; j++) m->input_buf[j] = im->pixels[j] / 255.0f;
+        fm__model_zero_grads(m);
+        fm__model_forward(m, 4, 1, &rng);
+        fm__model_loss_backward(m, im->labels, 4, 1);
+        for (size_t i = 0; i < m->n_params; i++) m->params[i] -= 0.05f * m->grads[i];
+    }
+}
+
+static void test_save_load_state(void) {
+    fm_model *m = parse(SMALL_NET);
+    if (!m) return;
+    fm_model_init(m, &rng);
+    fm_images im = images(9);
+    train_steps(m, &im, 3);
+    CHECK(m->stats[m->layers[1].mmean] != 0.0f);
+    float before[90], after[90];
+    fm_err err;
+    CHECK(fm_model_predict(m, &im, 0, 9, before, &err) == 0);
+
+    /* save -> load: same description, parameters, statistics and predictions */
+    const char *tmp = getenv("FMNIST_TEST_TMP");
+    char path[1024], cmd[1100];
+    snprintf(path, sizeof path, "%s/model-test", tmp ? tmp : "/tmp/fmnist-test");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    CHECK(system(cmd) == 0);
+    strcat(path, "/small.safetensors");
+    CHECK_MSG(fm_model_save(m, path, &err) == 0, "%s", err.msg);
+    fm_model *l = fm_model_load(path, &err);
+    CHECK_MSG(l != NULL, "%s", err.msg);
+    if (l) {
+        CHECK(!strcmp(fm_model_description(l), fm_model_description(m)));
+        CHECK(l->n_params == m->n_params && l->n_stats == m->n_stats);
+        CHECK(!memcmp(l->params, m->params, m->n_params * sizeof(float)));
+        CHECK(!memcmp(l->stats, m->stats, m->n_stats * sizeof(float)));
+        CHECK(fm__model_reserve(l, m->batch_cap, &err) == 0);
+        CHECK(fm_model_predict(l, &im, 0, 9, after, &err) == 0);
+        CHECK(!memcmp(before, after, sizeof before));
+        fm_model_free(l);
+    }
+
+    /* state: trainable parameters then BatchNorm statistics */
+    size_t len = fm__model_state_len(m);
+    CHECK(len == m->n_params + m->n_stats);
+    float *state = malloc(len * sizeof *state);
+    fm__model_get_state(m, state);
+    CHECK(!memcmp(state, m->params, m->n_params * sizeof(float)));
+    CHECK(!memcmp(state + m->n_params, m->stats, m->n_stats * sizeof(float)));
+    train_steps(m, &im, 2);
+    CHECK(fm_model_predict(m, &im, 0, 9, after, &err) == 0);
+    CHECK(memcmp(before, after, sizeof before) != 0);
+    fm__model_set_state(m, state);
+    CHECK(fm_model_predict(m, &im, 0, 9, after, &err) == 0);
+    CHECK(!memcmp(before, after, sizeof before));
+    free(state);
+    fm_model_free(m);
+    free(im.pixels);
+    free(im.labels);
+}
+
+static void test_reserve(void) {
+    fm_model *m = parse(SMALL_NET);
+    if (!m) return;
+    fm_err err;
+    CHECK(fm__model_forward(m, 1, 0, NULL) == NULL); /* nothing reserved */
+    CHECK(fm__model_reserve(m, 0, &err) == -1);
+    CHECK(fm__model_reserve(m, 2, &err) == 0 && m->batch_cap == 2);
+    void *arena = m->arena;
+    CHECK(fm__model_reserve(m, 1, &err) == 0 && m->arena == arena && m->batch_cap == 2);
+    CHECK(fm__model_forward(m, 3, 0, NULL) == NULL);
+    CHECK(fm__model_reserve(m, 5, &err) == 0 && m->batch_cap == 5);
+    CHECK(fm__model_forward(m, 5, 0, NULL) != NULL);
+    /* flatten and softmax add no buffers: they alias their input */
+    CHECK(m->layers[7].y == m->layers[6].y && m->layers[12].y == m->layers[11].y);
+    CHECK(fm__model_reserve(m, 1 << 30, &err) == -1 && strstr(err.msg, "too large"));
+    fm_model_free(m);
+}
+
+/* The selected kernel table through the model, workspace and all, agrees
+ * with the reference table: probabilities, loss and gradients. */
+static void test_kernels_agree(void) {
+    const fm_kernels *fast = fm_kernels_select();
+    fm_model *a = parse(SMALL_NET), *b = parse(SMALL_NET);
+    if (!a || !b) return;
+    a->k = fm_kernels_ref();
+    b->k = fast;
+    fm_rng ra, rb;
+    fm_rng_seed(&ra, 8);
+    fm_model_init(a, &ra);
+    fm_rng_seed(&rb, 8);
+    fm_model_init(b, &rb);
+    fm_images im = images(5);
+    fm_err err;
+    CHECK(fm__model_reserve(a, 5, &err) == 0 && fm__model_reserve(b, 5, &err) == 0);
+    for (size_t j = 0; j < 5 * FM_IMAGE_PIXELS; j++)
+        a->input_buf[j] = b->input_buf[j] = im.pixels[j] / 255.0f;
+    fm__model_zero_grads(a);
+    fm__model_zero_grads(b);
+    fm__model_forward(a, 5, 1, &ra);
+    fm__model_forward(b, 5, 1, &rb);
+    float la = fm__model_loss_backward(a, im.labels, 5, 1);
+    float lb = fm__model_loss_backward(b, im.labels, 5, 1);
+    CHECK_NEAR(la, lb, 1e-4);
+    double worst = 0, norm = 0;
+    for (size_t i = 0; i < a->n_params; i++) {
+        worst = fmax(worst, fabs(a->grads[i] - b->grads[i]));
+        norm = fmax(norm, fabs(a->grads[i]));
+    }
+    CHECK_MSG(worst <= 1e-3 * norm, "%s kernels: gradients differ by %g (largest %g)", fast->name,
+              worst, norm);
+    worst = 0;
+    for (int i = 0; i < 50; i++) worst = fmax(worst, fabs(a->probs[i] - b->probs[i]));
+    CHECK_MSG(worst < 1e-4, "%s kernels: probabilities differ by %g", fast->name, worst);
+    fm_model_free(a);
+    fm_model_free(b);
+    free(im.pixels);
+    free(im.labels);
+}
+
+int main(void) {
+    fm_rng_seed(&rng, 77);
+    test_init();
+    test_batchnorm_dropout();
+    test_predict();
+    test_save_load_state();
+    test_reserve();
+    test_kernels_agree();
+    return check_finish();
+}

@@ -1,0 +1,437 @@
+/* safetensors: round trip of every dtype with metadata; each rule of the
+ * format broken on purpose gives its own message naming the source; random
+ * corruptions never crash; model files: every validation of fm_model_load;
+ * and Python (json + numpy) reads what fm_model_save writes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+
+static char tmpdir[900];
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static unsigned char *slurp(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    *size = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    fwrite(data, 1, size, f);
+    fclose(f);
+}
+
+static void test_round_trip(void) {
+    float a[6] = {1.5f, -2.0f, 3.25f, 0.0f, -0.0f, 1e-30f};
+    uint8_t u[4] = {0, 7, 255, 128};
+    int64_t i64[2] = {-1, 1234567890123LL};
+    double f64[1] = {3.141592653589793};
+    int32_t i32[3] = {-5, 0, 5};
+    const fm__st_entry t[] = {
+        {"layer.weight", FM__ST_F32, 2, {2, 3}, a},
+        {"bytes", FM__ST_U8, 1, {4}, u},
+        {"steps \"quoted\"\n", FM__ST_I64, 1, {2}, i64},
+        {"scalar", FM__ST_F64, 0, {0}, f64},
+        {"empty", FM__ST_F32, 2, {0, 5}, NULL},
+        {"ints", FM__ST_I32, 1, {3}, i32},
+    };
+    const fm__st_kv meta[] = {{"note", "line one\nline \"two\"\t\\ caf\xc3\xa9"}, {"empty", ""}};
+    const char *path = tmp_path("round.safetensors");
+    fm_err err;
+    CHECK_MSG(fm__st_write(path, t, 6, meta, 2, &err) == 0, "%s", err.msg);
+    struct stat st;
+    CHECK(stat(tmp_path("round.safetensors.tmp"), &st) != 0); /* renamed away */
+    fm__st_file f;
+    if (fm__st_read(&f, path, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    CHECK(f.n_tensors == 6 && f.n_meta == 2);
+    /* header padded so the data is 8-byte aligned */
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f.bytes[i];
+    CHECK((8 + hlen) % 8 == 0);
+    for (int i = 0; i < 6; i++) {
+        const fm__st_tensor *x = fm__st_find(&f, t[i].name);
+        CHECK_MSG(x != NULL, "missing %s", t[i].name);
+        if (!x) continue;
+        CHECK(x->dtype == t[i].dtype && x->ndim == t[i].ndim);
+        for (int d = 0; d < t[i].ndim; d++) CHECK(x->shape[d] == t[i].shape[d]);
+        size_t bytes = (size_t)(x->end - x->begin);
+        CHECK(bytes == x->count * fm__st_dtype_size(x->dtype));
+        if (bytes) {
+            unsigned char got[64];
+            fm__st_copy(x, got);
+            CHECK(!memcmp(got, t[i].data, bytes));
+        }
+    }
+    CHECK(fm__st_find(&f, "scalar")->count == 1 && fm__st_find(&f, "empty")->count == 0);
+    CHECK(fm__st_find(&f, "nope") == NULL);
+    CHECK(fm__st_meta(&f, "note") && !strcmp(fm__st_meta(&f, "note"), meta[0].value));
+    CHECK(fm__st_meta(&f, "empty") && !strcmp(fm__st_meta(&f, "empty"), ""));
+    CHECK(fm__st_meta(&f, "absent") == NULL);
+    fm__st_close(&f);
+    CHECK(fm__st_write(path, (fm__st_entry[]){t[0], t[0]}, 2, NULL, 0, &err) == -1 &&
+          strstr(err.msg, "duplicate"));
+    CHECK(fm__st_read(&f, tmp_path("no-such-file"), &err) == -1 && strstr(err.msg, "no-such-file"));
+    CHECK(fm__st_write("/nonexistent-dir/x.safetensors", t, 1, NULL, 0, &err) == -1 &&
+          strstr(err.msg, "/nonexistent-dir/x.safetensors"));
+}
+
+/* An in-memory file: 8-byte length, the header text, then data bytes. */
+static size_t make(unsigned char *buf, const char *header, size_t data) {
+    size_t n = strlen(header);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    memcpy(buf + 8, header, n);
+    memset(buf + 8 + n, 0x3f, data);
+    return 8 + n + data;
+}
+
+static void expect_ok(const char *header, size_t data) {
+    unsigned char buf[4096];
+    size_t size = make(buf, header, data);
+    fm__st_file f;
+    fm_err err;
+    CHECK_MSG(fm__st_parse(&f, buf, size, "mem", &err) == 0, "%s: %s", header, err.msg);
+    fm__st_close(&f);
+}
+
+static void expect_bad(const char *header, size_t data, const char *what) {
+    unsigned char buf[4096];
+    size_t size = make(buf, header, data);
+    fm__st_file f;
+    fm_err err = {{0}};
+    CHECK_MSG(fm__st_parse(&f, buf, size, "mem", &err) == -1, "accepted %s", header);
+    CHECK_MSG(!strncmp(err.msg, "mem: ", 5) && strstr(err.msg, what), "'%s' for %s lacks '%s'",
+              err.msg, header, what);
+    CHECK(f.n_tensors == 0 && f.bytes == NULL);
+}
+
+#define T4 "{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"
+
+static void test_corruptions(void) {
+    expect_ok("{}", 0);
+    expect_ok(" {\"a\" : " T4 " , \"__metadata__\":{}}  ", 4);
+    expect_ok("{\"\\u00e9\\ud83d\\ude00\\\"/\\/\":" T4 "}", 4);
+    expect_ok("{\"a\":{\"dtype\":\"U8\",\"shape\":[2,0],\"data_offsets\":[0,0]}}", 0);
+
+    unsigned char buf[64] = {0};
+    fm__st_file f;
+    fm_err err;
+    CHECK(fm__st_parse(&f, buf, 5, "mem", &err) == -1 && strstr(err.msg, "truncated"));
+    CHECK(fm__st_parse(&f, buf, 0, "mem", &err) == -1 && strstr(err.msg, "truncated"));
+    buf[0] = 100;
+    CHECK(fm__st_parse(&f, buf, 20, "mem", &err) == -1 &&
+          strstr(err.msg, "header length 100 is larger than the file (20 bytes)"));
+    memset(buf, 0xff, 8);
+    CHECK(fm__st_parse(&f, buf, 20, "mem", &err) == -1 && strstr(err.msg, "larger than the file"));
+
+    /* JSON errors report the file byte offset: 8 + position in the header */
+    expect_bad("{\"a\":}", 0, "bad JSON header: byte 13:");
+    expect_bad("{\"a\" " T4 "}", 0, "byte 13: expected ':'");
+    expect_bad("", 0, "unexpected end");
+    expect_bad("{\"a\":" T4, 4, "unterminated object");
+    expect_bad("{\"a\":" T4 "} x", 4, "unexpected data after");
+    expect_bad("{\"a\":" T4 ",\"a\":" T4 "}", 8, "duplicate key");
+    expect_bad("{\"a\\q\":" T4 "}", 4, "invalid escape");
+    expect_bad("{\"a\\u12G4\":" T4 "}", 4, "bad hex digit");
+    expect_bad("{\"a\\ud800\":" T4 "}", 4, "unpaired surrogate");
+    expect_bad("{\"a\\udc00\":" T4 "}", 4, "unpaired surrogate");
+    expect_bad("{\"a\\u0000\":" T4 "}", 4, "\\u0000");
+    expect_bad("{\"a\tb\":" T4 "}", 4, "control character");
+    expect_bad("{\"ab:" T4 "}", 4, "expected ':'");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", 4,
+               "expected ','");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[-],\"data_offsets\":[0,4]}}", 4,
+               "invalid number");
+    expect_bad("{\"a\":tru}", 0, "invalid literal");
+    char deep[300];
+    memset(deep, '[', 200);
+    deep[200] = 0;
+    expect_bad(deep, 0, "nesting too deep");
+
+    expect_bad("[]", 0, "not a JSON object");
+    expect_bad("{\"a\":[]}", 0, "not an object");
+    expect_bad("{\"a\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2,
+               "unknown dtype 'F16'");
+    expect_bad("{\"a\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+               "dtype is not a string");
+    expect_bad("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "missing 'dtype'");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, "missing 'shape'");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "missing 'data_offsets'");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4,
+               "unknown field 'x'");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":{},\"data_offsets\":[0,4]}}", 4,
+               "shape is not an array");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}", 4,
+               "shape[0] is not a non-negative integer");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+               "shape[0] is not a non-negative integer");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+               "9 dimensions");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}",
+               4, "too large");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4,
+               "not [begin, end]");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,99999999999999999999]}}",
+               4, "data_offsets[1] is not a non-negative integer");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 4,
+               "out of range");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4,
+               "out of range");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8,
+               "span 4 bytes but F32 shape needs 8");
+    expect_bad("{\"a\":" T4 ",\"b\":" T4 "}", 4, "overlaps");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "gap");
+    expect_bad("{\"a\":" T4 "}", 6, "2 bytes of data after the last tensor");
+    expect_bad("{}", 3, "no tensors");
+    expect_bad("{\"__metadata__\":[]}", 0, "__metadata__ is not an object");
+    expect_bad("{\"__metadata__\":{\"k\":1}}", 0, "__metadata__ 'k' is not a string");
+}
+
+/* Random damage to a real model file: never a crash (the sanitizer build
+ * watches), and every failure is a message naming the source. */
+static void test_fuzz(void) {
+    fm_err err;
+    fm_model *m = fm_model_parse("input 4 4 1\nconv filters=2 kernel=3\nbatchnorm\nflatten\n"
+                                 "dense units=3 activation=softmax\n",
+                                 "fuzz", &err);
+    CHECK(m != NULL);
+    if (!m) return;
+    const char *path = tmp_path("fuzz.safetensors");
+    CHECK(fm_model_save(m, path, &err) == 0);
+    fm_model_free(m);
+    size_t size = 0;
+    unsigned char *orig = slurp(path, &size), *buf = malloc(size + 1);
+    CHECK(orig != NULL && size > 100);
+    if (!orig) return;
+    fm_rng rng;
+    fm_rng_seed(&rng, 5);
+    int failed = 0, bad_msg = 0;
+    for (int it = 0; it < 3000; it++) {
+        memcpy(buf, orig, size);
+        size_t n = size;
+        int kind = (int)fm_rng_below(&rng, 3);
+        if (kind == 0) n = fm_rng_below(&rng, (uint32_t)size); /* truncate */
+        int flips = 1 + (int)fm_rng_below(&rng, 4);
+        for (int k = 0; k < flips && kind != 0; k++) {
+            /* mostly the header, where the structure is */
+            size_t at = kind == 1 ? fm_rng_below(&rng, 8 + 400) : fm_rng_below(&rng, (uint32_t)n);
+            if (at < n) buf[at] = (unsigned char)fm_rng_next(&rng);
+        }
+        fm__st_file f;
+        if (fm__st_parse(&f, buf, n, "fuzz", &err)) {
+            failed++;
+            bad_msg += strncmp(err.msg, "fuzz: ", 6) != 0;
+            continue;
+        }
+        /* what parses must also survive the model loader */
+        fm__st_close(&f);
+        spit(path, buf, n);
+        fm_model *lm = fm_model_load(path, &err);
+        if (lm) fm_model_free(lm);
+        else bad_msg += strstr(err.msg, "fuzz.safetensors") == NULL;
+    }
+    CHECK(failed > 1000);
+    CHECK_MSG(bad_msg == 0, "%d messages without the source", bad_msg);
+    free(orig);
+    free(buf);
+}
+
+#define SMALL "input 5 5 1\nconv filters=2 kernel=3 activation=relu\nbatchnorm\nflatten\n" \
+              "dense units=3 activation=softmax\n"
+
+/* Writes a model-like file from pieces, then loads it expecting `what`. */
+static void model_bad(const fm__st_entry *t, size_t n, const fm__st_kv *meta, size_t n_meta,
+                      const char *what) {
+    const char *path = tmp_path("bad-model.safetensors");
+    fm_err err = {{0}};
+    CHECK(fm__st_write(path, t, n, meta, n_meta, &err) == 0);
+    fm_model *m = fm_model_load(path, &err);
+    CHECK_MSG(m == NULL, "loaded a model with '%s'", what);
+    fm_model_free(m);
+    CHECK_MSG(strstr(err.msg, path) && strstr(err.msg, what), "'%s' lacks '%s'", err.msg, what);
+}
+
+static void test_model_files(void) {
+    static float w[18], b[2], g[2] = {1, 1}, be[2], mm[2], mv[2] = {1, 1}, dw[3 * 18], db[3];
+    char names[] = "[\"a\", \"b\", \"c\"]";
+    fm__st_entry t[] = {
+        {"conv2d.weight", FM__ST_F32, 4, {2, 1, 3, 3}, w},
+        {"conv2d.bias", FM__ST_F32, 1, {2}, b},
+        {"batch_normalization.gamma", FM__ST_F32, 1, {2}, g},
+        {"batch_normalization.beta", FM__ST_F32, 1, {2}, be},
+        {"batch_normalization.moving_mean", FM__ST_F32, 1, {2}, mm},
+        {"batch_normalization.moving_variance", FM__ST_F32, 1, {2}, mv},
+        {"dense.weight", FM__ST_F32, 2, {3, 18}, dw},
+        {"dense.bias", FM__ST_F32, 1, {3}, db},
+    };
+    fm__st_kv meta[] = {
+        {"fmnist.description", SMALL},
+        {"fmnist.class_names", names},
+        {"fmnist.input_normalization", "x/255"},
+    };
+    /* the pieces as given form a valid model; foreign "train." tensors are ignored */
+    const char *path = tmp_path("good-model.safetensors");
+    fm_err err;
+    fm__st_entry extra[9];
+    memcpy(extra, t, sizeof t);
+    extra[8] = (fm__st_entry){"train.step", FM__ST_I64, 0, {0}, (int64_t[]){3}};
+    CHECK(fm__st_write(path, extra, 9, meta, 3, &err) == 0);
+    fm_model *m = fm_model_load(path, &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (m) CHECK(!strcmp(fm_model_description(m), SMALL) && m->stats[m->layers[1].mvar] == 1.0f);
+    fm_model_free(m);
+
+    model_bad(t, 8, meta + 1, 2, "missing metadata 'fmnist.description'");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], meta[2]}, 2, "missing metadata 'fmnist.class_names'");
+    model_bad(t, 8, meta, 2, "missing metadata 'fmnist.input_normalization'");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], meta[1], {"fmnist.input_normalization", "x/127.5-1"}},
+              3, "normalization");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], {"fmnist.class_names", "[\"a\"]"}, meta[2]}, 3,
+              "not an array of 3 strings");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], {"fmnist.class_names", "[\"a\""}, meta[2]}, 3,
+              "fmnist.class_names: bad JSON");
+    model_bad(t, 8, (fm__st_kv[]){{"fmnist.description", "input 5 5 1\nconv filters=2\n"}, meta[1],
+                                  meta[2]},
+              3, "(fmnist.description):2: conv: missing kernel");
+    model_bad(t, 7, meta, 3, "missing tensor 'dense.bias'");
+    fm__st_entry wrong[8];
+    memcpy(wrong, t, sizeof t);
+    wrong[0].shape[1] = 2;
+    wrong[0].shape[0] = 1;
+    model_bad(wrong, 8, meta, 3,
+              "tensor 'conv2d.weight' has shape [1, 2, 3, 3], but the description needs [2, 1, 3, 3]");
+    memcpy(wrong, t, sizeof t);
+    wrong[1].dtype = FM__ST_I32;
+    model_bad(wrong, 8, meta, 3, "tensor 'conv2d.bias' has dtype I32, expected F32");
+    memcpy(extra, t, sizeof t);
+    extra[8] = (fm__st_entry){"dense_9.weight", FM__ST_F32, 1, {2}, b};
+    model_bad(extra, 9, meta, 3, "unexpected tensor 'dense_9.weight'");
+    float nan_bias[2] = {0.0f, NAN}, neg_var[2] = {1.0f, -0.5f};
+    memcpy(wrong, t, sizeof t);
+    wrong[1].data = nan_bias;
+    model_bad(wrong, 8, meta, 3, "tensor 'conv2d.bias' holds a non-finite value at index 1");
+    memcpy(wrong, t, sizeof t);
+    wrong[5].data = neg_var;
+    model_bad(wrong, 8, meta, 3, "negative variance");
+
+    /* a file that is not safetensors at all */
+    path = tmp_path("text.safetensors");
+    spit(path, "input 28 28 1\n", 14);
+    CHECK(fm_model_load(path, &err) == NULL && strstr(err.msg, "text.safetensors: header length"));
+}
+
+/* fm_model_save's file read with nothing but json and numpy. */
+static int test_python(void) {
+    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) return 0;
+    fm_err err;
+    fm_model *m = fm_model_parse(SMALL, "py", &err);
+    if (!m) return 1;
+    fm_rng rng;
+    fm_rng_seed(&rng, 11);
+    fm_model_init(m, &rng);
+    m->stats[m->layers[1].mmean + 1] = 0.25f;
+    const char *path = tmp_path("py.safetensors");
+    CHECK(fm_model_save(m, path, &err) == 0);
+    const char *script = tmp_path("read.py");
+    FILE *f = fopen(script, "w");
+    if (!f) return 1;
+    fputs("import json, struct, sys\n"
+          "import numpy as np\n"
+          "raw = open(sys.argv[1], 'rb').read()\n"
+          "n = struct.unpack('<Q', raw[:8])[0]\n"
+          "header = json.loads(raw[8:8 + n])\n"
+          "meta = header.pop('__metadata__')\n"
+          "data = raw[8 + n:]\n"
+          "for name, t in sorted(header.items()):\n"
+          "    b, e = t['data_offsets']\n"
+          "    a = np.frombuffer(data[b:e], dtype='<f4').reshape(t['shape'])\n"
+          "    print(name, 'x'.join(map(str, a.shape)), repr(float(a.astype(np.float64).sum())))\n"
+          "print('classes', len(json.loads(meta['fmnist.class_names'])))\n"
+          "print('norm', meta['fmnist.input_normalization'])\n"
+          "print('lines', len(meta['fmnist.description'].splitlines()))\n",
+          f);
+    fclose(f);
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", script, path);
+    FILE *p = popen(cmd, "r");
+    char line[256];
+    int rows = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        char name[128], shape[64];
+        double sum;
+        if (sscanf(line, "%127s %63s %lf", name, shape, &sum) == 3 && strchr(name, '.')) {
+            /* compare with the model's own numbers */
+            double want = 0;
+            size_t off = 0, len = 0;
+            const float *base = m->params;
+            for (int i = 0; i < m->n_layers; i++) {
+                const fm__layer *l = &m->layers[i];
+                size_t nl = strlen(l->name);
+                if (strncmp(name, l->name, nl) || name[nl] != '.') continue;
+                const char *part = name + nl + 1;
+                if (!strcmp(part, "weight") || !strcmp(part, "gamma")) off = l->w, len = l->nw;
+                else if (!strcmp(part, "bias") || !strcmp(part, "beta")) off = l->b, len = l->nb;
+                else if (!strcmp(part, "moving_mean")) off = l->mmean, len = (size_t)l->in.c, base = m->stats;
+                else if (!strcmp(part, "moving_variance")) off = l->mvar, len = (size_t)l->in.c, base = m->stats;
+            }
+            for (size_t j = 0; j < len; j++) want += base[off + j];
+            CHECK_MSG(len > 0 && fabs(sum - want) < 1e-9, "%s: python sum %g, model %g", name, sum,
+                      want);
+            if (!strcmp(name, "conv2d.weight")) CHECK(!strcmp(shape, "2x1x3x3"));
+            if (!strcmp(name, "dense.weight")) CHECK(!strcmp(shape, "3x18"));
+            rows++;
+        } else if (!strncmp(line, "classes", 7)) {
+            CHECK(!strcmp(line, "classes 3\n"));
+            rows++;
+        } else if (!strncmp(line, "norm", 4)) {
+            CHECK(!strcmp(line, "norm x/255\n"));
+            rows++;
+        } else if (!strncmp(line, "lines", 5)) {
+            CHECK(!strcmp(line, "lines 5\n"));
+            rows++;
+        }
+    }
+    CHECK(p && pclose(p) == 0);
+    CHECK(rows == 11);
+    fm_model_free(m);
+    return 1;
+}
+
+int main(void) {
+    const char *t = getenv("FMNIST_TEST_TMP");
+    snprintf(tmpdir, sizeof tmpdir, "%s/safetensors", t ? t : "/tmp/fmnist-test");
+    char cmd[1000];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tmpdir);
+    if (system(cmd) != 0) SKIP("cannot create %s", tmpdir);
+    test_round_trip();
+    test_corruptions();
+    test_fuzz();
+    test_model_files();
+    int ran = test_python();
+    int rc = check_finish();
+    if (!ran && rc == 0) SKIP("python3 with numpy not found: the numpy read check did not run");
+    return rc;
+}
