@@ -1,0 +1,563 @@
+#!/usr/bin/python3
+"""Independent PyTorch reference values for tests/test_torch_reference.c.
+
+The C test compares the whole network (forward, loss, every gradient, the
+BatchNorm moving statistics, three Adam steps) and the augmentation warp with
+values computed here by a different implementation: PyTorch's conv,
+batch-norm, pooling, linear and cross-entropy ops with autograd for the
+gradients; numpy and torch.grid_sample for the warp. The fixtures are
+committed, so the C test needs no Python.
+
+Regenerate from the repository root with Debian's python3-torch and
+python3-numpy (the pyenv `python3` on PATH lacks them):
+
+    /usr/bin/python3 tests/torch/gen_fixtures.py
+
+It is deterministic (fixed seeds; every reference value is computed in
+float64 and stored rounded to float32) and rewrites tests/fixtures/torch_*.
+It also runs the same graphs in float32 -- a second float32 implementation
+standing in for the C one -- and asserts that run passes the C test's
+tolerances (TOL_* below, the same numbers as in the C file).
+
+Keras-equivalent settings, in PyTorch terms:
+- the C side's layouts: NCHW activations, conv weights (OC, C, K, K), dense
+  weights (OUT, IN), flatten in (C, H, W) order;
+- conv 3x3, stride 1, padding same; max-pool 2x2 stride 2;
+- BatchNorm in training mode normalises with the batch mean and the *biased*
+  variance over N*H*W (N for a dense input), eps 1e-3, as F.batch_norm does.
+  The moving statistics are NOT PyTorch's running_var (which blends in the
+  unbiased variance): they are computed here as Keras does,
+  moving = 0.99 * moving + 0.01 * batch, with the biased variance;
+- loss: mean softmax cross-entropy from the logits (F.cross_entropy);
+- Adam by hand with Keras's epsilon placement (torch.optim.Adam puts eps on
+  the bias-corrected v): m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+  w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), lr 1e-3, eps 1e-7.
+
+Dropout is random, so training-mode comparisons run it as the identity: the
+reduced networks' cfgs say `dropout 0`, and for the full network's
+training-mode check the C test sets its dropout layers' rate to 0 (its
+inference-mode check keeps the real rates; dropout is the identity there).
+
+Conditioning. A float32 implementation differs from these values by rounding,
+which must stay small next to the tolerances, so the reduced network's seed is
+the first that avoids two traps: a ReLU input within 1e-6 (relative) of zero
+(rounding could flip it and switch a gradient path), and an analytically zero
+gradient (a conv or dense bias feeding BatchNorm through a ReLU that is active
+for the whole batch: the gradient is rounding noise, which Adam turns into
+full +-lr steps). Adam is still ill-conditioned where |g| is near its epsilon
+scale, so each weight after three steps has its own tolerance (adam3tol.*):
+1e-3 lr plus the largest change of its result when each step's non-zero
+gradients move by TOL_GRAD of their tensor's largest (every sign pattern),
+i.e. what a gradient that passes the gradient check may do to it.
+
+Fixtures (float32 safetensors; labels and indices as exact float32 integers,
+scalars as shape [1]). Parameter names: "<layer>.weight" and "<layer>.bias"
+(conv2d, dense), "<layer>.gamma", "<layer>.beta", "<layer>.moving_mean",
+"<layer>.moving_variance" (batchnorm), layers named as the C model names them
+(conv2d, conv2d_1, batch_normalization, dense, ...).
+
+torch_small.{cfg,safetensors}: the notebook network reduced (conv+relu,
+  batchnorm, conv, maxpool, dropout, ... flatten, dense relu, dense softmax),
+  4,430 parameters, batch 8:
+    input (8,1,28,28), labels (8), init.<p> (parameters and statistics)
+    logits, probs, loss       training-mode forward from init
+    grad.<p>                  every parameter gradient of that loss
+    step1.<stat>              moving statistics after that forward
+    losses (3)                loss before each of three Adam steps (same batch)
+    adam3.<p>, adam3tol.<p>   parameters after the three steps, and tolerance
+    adam3.<stat>              moving statistics after the three forwards
+torch_readme.{cfg,safetensors}: the README variant reduced (its dense block is
+  dense relu -> batchnorm -> dropout: BatchNorm on a flat input), batch 8:
+    input, labels, init.<p>, logits, probs, loss, grad.<p>, step1.<stat>
+torch_full.{cfg,safetensors}: the notebook network itself (1,868,234
+  parameters), batch 4. Its weights are not stored (7 MB): both sides make them
+  with full_weights() below (an integer hash, exact in float32):
+    input, labels
+    infer.logits, infer.loss  inference mode (moving statistics)
+    train.logits, train.loss  training mode, dropout identity
+    train.<stat>              moving statistics after that forward
+    gradidx.<p>, gradval.<p>  32 gradient entries per tensor (its 16 largest in
+                              magnitude, 16 at random; all of a smaller one)
+    gradnorm.<p>              L2 norm of the whole gradient tensor
+torch_augment.safetensors: the training warp (src/train/augment.h):
+    image (28,28)             bytes as float32 0..255
+    params (K,4)              angle (degrees, counter-clockwise on screen), zx
+                              (column scale), zy (row scale), flip: fm__aug
+    warped (K,28,28)          expected output in [0,1]
+  Keras's apply_affine_transform works in (row, col) coordinates, so its
+  (theta, zx, zy) are (-angle, zy, zx) here: the same distribution for its
+  symmetric random ranges. Computed by hand in numpy and with
+  torch.grid_sample (bilinear, align_corners, border padding = edge repeat);
+  the two must agree.
+"""
+
+import itertools
+import json
+import math
+import os
+import struct
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fixtures")
+
+BN_MOMENTUM, BN_EPS = 0.99, 1e-3
+ADAM_LR, ADAM_B1, ADAM_B2, ADAM_EPS = 1e-3, 0.9, 0.999, 1e-7
+BATCH = 8  # reduced networks
+
+# Tolerances of the C test, scale-relative: |a - b| <= TOL * max(1, max|b|)
+# over a tensor (TOL_GRAD: * max|b| of the gradient tensor). Sized from the
+# float32-vs-float64 errors this script prints, with a wide margin because
+# the C kernels sum in other orders (and use FMA).
+TOL_FWD = 1e-5    # logits, probs, loss, moving statistics after one forward
+TOL_GRAD = 1e-4   # gradients: sums of up to N*H*W = 6272 products that cancel
+TOL_STATS3 = 5e-5  # moving statistics after three Adam steps
+TOL_AUG = 1e-5    # warped pixels in [0, 1]
+
+# Layer lists: (kind, argument, activation), kinds as the cfg spells them.
+SMALL = [("conv", 4, "relu"), ("batchnorm", None, None), ("conv", 4, "relu"), ("maxpool", 2, None),
+         ("dropout", 0.0, None), ("conv", 6, "relu"), ("batchnorm", None, None), ("conv", 6, "relu"),
+         ("maxpool", 2, None), ("dropout", 0.0, None), ("flatten", None, None),
+         ("dense", 12, "relu"), ("dropout", 0.0, None), ("dense", 10, "softmax")]
+README = SMALL[:11] + [("dense", 12, "relu"), ("batchnorm", None, None), ("dropout", 0.0, None),
+                       ("dense", 10, "softmax")]
+FULL = [("conv", 64, "relu"), ("batchnorm", None, None), ("conv", 64, "relu"), ("maxpool", 2, None),
+        ("dropout", 0.25, None), ("conv", 128, "relu"), ("batchnorm", None, None),
+        ("conv", 128, "relu"), ("maxpool", 2, None), ("dropout", 0.25, None),
+        ("flatten", None, None), ("dense", 256, "relu"), ("dropout", 0.5, None),
+        ("dense", 10, "softmax")]
+
+
+def cfg_text(layers, title):
+    """The model description the C side parses (src/model/cfg.c)."""
+    lines = ["# %s (generated by tests/torch/gen_fixtures.py)" % title, "input 28 28 1"]
+    for kind, arg, act in layers:
+        if kind == "conv":
+            lines.append("conv filters=%d kernel=3 stride=1 padding=same activation=%s" % (arg, act))
+        elif kind == "batchnorm":
+            lines.append("batchnorm momentum=0.99 eps=0.001")
+        elif kind in ("maxpool", "dropout"):
+            lines.append("%s %g" % (kind, arg))
+        elif kind == "flatten":
+            lines.append("flatten")
+        else:
+            lines.append("dense units=%d activation=%s" % (arg, act))
+    return "\n".join(lines) + "\n"
+
+
+class Net:
+    """The network over explicit tensors named as the C model names them."""
+
+    STEMS = {"conv": "conv2d", "batchnorm": "batch_normalization", "maxpool": "max_pooling2d",
+             "dropout": "dropout", "flatten": "flatten", "dense": "dense"}
+
+    def __init__(self, layers):
+        self.layers = []  # (kind, name, arg, act)
+        self.params = {}  # trainable shapes, in model order
+        self.stats = {}   # moving mean / variance shapes
+        counts = {}
+        c, hw = 1, 28
+        for kind, arg, act in layers:
+            k = counts.get(kind, 0)
+            counts[kind] = k + 1
+            name = self.STEMS[kind] + ("_%d" % k if k else "")
+            self.layers.append((kind, name, arg, act))
+            if kind == "conv":
+                self.params[name + ".weight"] = (arg, c, 3, 3)
+                self.params[name + ".bias"] = (arg,)
+                c = arg
+            elif kind == "batchnorm":
+                self.params[name + ".gamma"] = self.params[name + ".beta"] = (c,)
+                self.stats[name + ".moving_mean"] = self.stats[name + ".moving_variance"] = (c,)
+            elif kind == "maxpool":
+                hw //= arg
+            elif kind == "flatten":
+                c, hw = c * hw * hw, 1
+            elif kind == "dense":
+                self.params[name + ".weight"] = (arg, c)
+                self.params[name + ".bias"] = (arg,)
+                c = arg
+
+    def forward(self, x, p, stats, training, margins=None):
+        """Logits and the moving statistics after this forward (updated in
+        training mode). margins, when a list, gets each ReLU's smallest |input|
+        relative to its largest."""
+        new_stats = dict(stats)
+        for kind, name, arg, act in self.layers:
+            if kind == "conv":
+                x = F.conv2d(x, p[name + ".weight"], p[name + ".bias"], stride=1, padding=1)
+            elif kind == "dense":
+                x = F.linear(x, p[name + ".weight"], p[name + ".bias"])
+            elif kind == "batchnorm":
+                mm, mv = stats[name + ".moving_mean"], stats[name + ".moving_variance"]
+                if training:
+                    dims = [0] + list(range(2, x.dim()))
+                    bmean = x.detach().mean(dim=dims)
+                    bvar = x.detach().var(dim=dims, unbiased=False)
+                    new_stats[name + ".moving_mean"] = BN_MOMENTUM * mm + (1 - BN_MOMENTUM) * bmean
+                    new_stats[name + ".moving_variance"] = BN_MOMENTUM * mv + (1 - BN_MOMENTUM) * bvar
+                # clones: PyTorch's own running update (unbiased variance) is discarded
+                x = F.batch_norm(x, mm.clone(), mv.clone(), p[name + ".gamma"], p[name + ".beta"],
+                                 training=training, momentum=1 - BN_MOMENTUM, eps=BN_EPS)
+            elif kind == "maxpool":
+                x = F.max_pool2d(x, arg, arg)
+            elif kind == "dropout":
+                assert arg == 0.0 or not training, "training-mode dropout must be the identity"
+            elif kind == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            if act == "relu":
+                if margins is not None:
+                    margins.append(float(x.abs().min() / x.abs().max()))
+                x = F.relu(x)
+        return x, new_stats
+
+
+def fan_limit(shape):
+    """Glorot-uniform limit sqrt(6/(fan_in+fan_out)), as float32."""
+    rf = shape[2] * shape[3] if len(shape) == 4 else 1
+    return np.float32(math.sqrt(6.0 / ((shape[0] + shape[1]) * rf)))
+
+
+def hash_uniform(tensor_index, n):
+    """Uniform in [-1, 1) from an integer hash, exact in float32: murmur3's
+    finaliser of i*0x9E3779B1 + (tensor+1)*0x85EBCA77 (mod 2^32), top 24 bits.
+    The C test has the same few lines."""
+    m = np.uint64(0xFFFFFFFF)
+    h = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B1) + np.uint64((tensor_index + 1) * 0x85EBCA77)) & m
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & m
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & m
+    h ^= h >> np.uint64(16)
+    return (h >> np.uint64(8)).astype(np.float32) * np.float32(2.0 ** -23) - np.float32(1)
+
+
+def full_weights(net):
+    """The full network's parameters and statistics. Tensors are numbered in
+    model order (a layer's weight or gamma, its bias or beta, then a
+    batchnorm's moving mean and variance); every product is one rounding or by
+    a power of two, so C makes the same float32 values:
+      conv/dense weight: r * glorot limit      bias, beta, moving mean: r / 8
+      gamma, moving variance: 1 + r / 4"""
+    out, k = {}, 0
+    for kind, name, _, _ in net.layers:
+        if kind in ("conv", "dense"):
+            shape = net.params[name + ".weight"]
+            out[name + ".weight"] = (hash_uniform(k, int(np.prod(shape))) * fan_limit(shape)).reshape(shape)
+            out[name + ".bias"] = hash_uniform(k + 1, shape[0]) * np.float32(0.125)
+            k += 2
+        elif kind == "batchnorm":
+            n = net.params[name + ".gamma"][0]
+            out[name + ".gamma"] = np.float32(1) + hash_uniform(k, n) * np.float32(0.25)
+            out[name + ".beta"] = hash_uniform(k + 1, n) * np.float32(0.125)
+            out[name + ".moving_mean"] = hash_uniform(k + 2, n) * np.float32(0.125)
+            out[name + ".moving_variance"] = np.float32(1) + hash_uniform(k + 3, n) * np.float32(0.25)
+            k += 4
+    return out
+
+
+def save_safetensors(path, tensors):
+    """float32 tensors by hand: 8-byte little-endian header length, the JSON
+    header padded with spaces to a multiple of 8, then the raw data."""
+    header, blobs, off = {}, [], 0
+    for name, arr in tensors.items():
+        a = np.ascontiguousarray(np.asarray(arr, dtype="<f4"))
+        header[name] = {"dtype": "F32", "shape": list(a.shape) if a.ndim else [1],
+                        "data_offsets": [off, off + a.nbytes]}
+        blobs.append(a.tobytes())
+        off += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def scale_err(a, b):
+    """max |a - b| / max(1, max |b|): the error measure of TOL_FWD / TOL_STATS3."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
+
+
+def grad_err(a, b):
+    """max |a - b| / max |b|: the error measure of TOL_GRAD."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def train_step(net, x, y, p, stats, margins=None):
+    logits, new_stats = net.forward(x, p, stats, True, margins)
+    loss = F.cross_entropy(logits, y)
+    grads = torch.autograd.grad(loss, list(p.values()))
+    return logits, loss, dict(zip(p.keys(), grads)), new_stats
+
+
+def adam_step(w, m, v, g, t):
+    """Keras Adam step t on float64 numpy arrays: updates m, v in place and
+    returns the new weights."""
+    m += (g - m) * (1 - ADAM_B1)
+    v += (g * g - v) * (1 - ADAM_B2)
+    return w - ADAM_LR * math.sqrt(1 - ADAM_B2 ** t) / (1 - ADAM_B1 ** t) * m / (np.sqrt(v) + ADAM_EPS)
+
+
+def keras_adam(w, gs):
+    """Weights after Adam steps t = 1, 2, ... with gradients gs[t-1]."""
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(gs, 1):
+        w = adam_step(w, m, v, g, t)
+    return w
+
+
+def adam_tolerance(w0, gs):
+    """Per-element tolerance of the weights after Adam on gradients gs: 1e-3 lr
+    plus the largest change when every step's gradients move by TOL_GRAD of
+    their tensor's largest, over all sign patterns. Exact zeros stay: they
+    come from dead ReLUs and unpicked max-pool inputs, exact in any
+    implementation once no ReLU input is near zero."""
+    ref = keras_adam(w0, gs)
+    worst = np.zeros_like(ref)
+    for signs in itertools.product((-1, 1), repeat=len(gs)):
+        moved = [g + s * TOL_GRAD * np.abs(g).max() * (g != 0) for g, s in zip(gs, signs)]
+        worst = np.maximum(worst, np.abs(keras_adam(w0, moved) - ref))
+    return 1e-3 * ADAM_LR + worst
+
+
+def synth_batch(rng, n):
+    """Image-like bytes (smooth blobs over a noisy background) scaled to
+    [0, 1], and random labels."""
+    yy, xx = np.mgrid[0:28, 0:28]
+    imgs = np.zeros((n, 1, 28, 28))
+    for i in range(n):
+        for _ in range(3):
+            cy, cx, s = rng.uniform(6, 22), rng.uniform(6, 22), rng.uniform(3, 8)
+            imgs[i, 0] += rng.uniform(100, 255) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+        imgs[i, 0] += rng.uniform(0, 30, (28, 28))
+    return np.clip(np.rint(imgs), 0, 255) / 255.0, rng.integers(0, 10, n)
+
+
+def random_init(net, rng):
+    """Glorot-like weights, and biases, BatchNorm parameters and statistics
+    away from their defaults so every path carries a non-trivial value."""
+    init = {}
+    for k, shape in net.params.items():
+        if k.endswith(".weight"):
+            init[k] = rng.uniform(-1, 1, shape) * float(fan_limit(shape))
+        elif k.endswith(".gamma"):
+            init[k] = rng.uniform(0.8, 1.2, shape)
+        else:
+            init[k] = rng.uniform(-0.1, 0.1, shape)
+    for k, shape in net.stats.items():
+        init[k] = rng.uniform(-0.1, 0.1, shape) if k.endswith("mean") else rng.uniform(0.8, 1.2, shape)
+    return {k: np.float32(v) for k, v in init.items()}
+
+
+def run_reduced(net, x_np, y_np, init, dtype, adam_steps, margins=None):
+    """Forward/backward from init, then adam_steps Keras Adam steps on the
+    same batch; everything the fixture stores, plus the per-step gradients."""
+    x, y = torch.tensor(x_np, dtype=dtype), torch.tensor(y_np, dtype=torch.long)
+    as_t = lambda keys, grad: {k: torch.tensor(init[k], dtype=dtype, requires_grad=grad) for k in keys}
+    p, stats = as_t(net.params, True), as_t(net.stats, False)
+    logits, loss, grads, stats1 = train_step(net, x, y, p, stats, margins)
+    r = {"logits": logits, "probs": F.softmax(logits, 1), "loss": loss}
+    r.update({"grad." + k: g for k, g in grads.items()})
+    r.update({"step1." + k: s for k, s in stats1.items()})
+    step_grads, losses = [], []
+    if adam_steps:
+        w = {k: init[k].astype(np.float64) for k in net.params}
+        m = {k: np.zeros_like(v) for k, v in w.items()}
+        v2 = {k: np.zeros_like(v) for k, v in w.items()}
+        st = stats
+        for t in range(1, adam_steps + 1):
+            pt = {k: torch.tensor(w[k], dtype=dtype, requires_grad=True) for k in w}
+            _, l, g, st = train_step(net, x, y, pt, st, margins)
+            losses.append(float(l))
+            g = {k: gk.detach().double().numpy() for k, gk in g.items()}
+            step_grads.append(g)
+            for k in w:
+                w[k] = adam_step(w[k], m[k], v2[k], g[k], t)
+                if dtype == torch.float32:  # weights kept in float32 between steps
+                    w[k] = w[k].astype(np.float32).astype(np.float64)
+        r["losses"] = torch.tensor(losses, dtype=torch.float64)
+        r.update({"adam3." + k: torch.tensor(v) for k, v in w.items()})
+        r.update({"adam3." + k: s for k, s in st.items()})
+    return {k: np.float32(v.detach().numpy()) for k, v in r.items()}, step_grads
+
+
+def check_f32(f32, ref, tols):
+    """The float32 PyTorch run must pass the C test's tolerances; returns the
+    worst error per group for the log."""
+    worst = {}
+    for k in f32:
+        group = k.split(".")[0]
+        if group == "adam3" and k in tols:
+            err = float((np.abs(f32[k].astype(np.float64) - ref[k]) / tols[k]).max())
+        elif group in ("grad", "gradval", "gradnorm"):
+            err = grad_err(f32[k], ref[k]) / TOL_GRAD
+        elif group == "adam3":
+            err = scale_err(f32[k], ref[k]) / TOL_STATS3
+        else:
+            err = scale_err(f32[k], ref[k]) / TOL_FWD
+        worst[group] = max(worst.get(group, 0.0), err)
+    return worst
+
+
+def analytic_zero(step_grads):
+    """Whether any gradient is rounding noise around an analytic zero (a
+    non-zero below 1e-9 of its tensor's largest)."""
+    for g in step_grads:
+        for v in g.values():
+            a = np.abs(v)
+            if ((a > 0) & (a < 1e-9 * a.max())).any():
+                return True
+    return False
+
+
+def gen_reduced(layers, name, title, first_seed, adam_steps):
+    net = Net(layers)
+    for seed in range(first_seed, first_seed + 1000):
+        rng = np.random.default_rng(seed)
+        x_np, y_np = synth_batch(rng, BATCH)
+        x_np = np.float32(x_np)
+        init = random_init(net, rng)
+        margins = []
+        ref, step_grads = run_reduced(net, x_np, y_np, init, torch.float64, adam_steps, margins)
+        if min(margins) >= 1e-6 and not analytic_zero(step_grads):
+            break
+    else:
+        raise SystemExit("%s: no well-conditioned seed" % name)
+    out = {"input": x_np, "labels": np.float32(y_np)}
+    out.update({"init." + k: v for k, v in init.items()})
+    # stored reference values are float32 roundings of the float64 ones
+    out.update(ref)
+    tols = {}
+    if adam_steps:
+        for k in net.params:
+            tols["adam3." + k] = adam_tolerance(init[k].astype(np.float64), [g[k] for g in step_grads])
+            out["adam3tol." + k] = np.float32(tols["adam3." + k])
+    f32, _ = run_reduced(net, x_np, y_np, init, torch.float32, adam_steps)
+    worst = check_f32(f32, {k: np.float64(v) for k, v in ref.items()}, tols)
+    print("%s: seed %d, %d parameters, loss %.6f, min relative |ReLU input| %.1e" % (
+        name, seed, sum(int(np.prod(s)) for s in net.params.values()), float(ref["loss"]), min(margins)))
+    print("  float32 run, worst error / tolerance:", ", ".join("%s %.3f" % kv for kv in worst.items()))
+    assert max(worst.values()) <= 1.0
+    with open(os.path.join(OUT, name + ".cfg"), "w") as f:
+        f.write(cfg_text(layers, title))
+    save_safetensors(os.path.join(OUT, name + ".safetensors"), out)
+
+
+def gen_full():
+    rng = np.random.default_rng(20240602)
+    net = Net(FULL)
+    assert sum(int(np.prod(s)) for s in {**net.params, **net.stats}.values()) == 1868234
+    x_np, y_np = synth_batch(rng, 4)
+    x_np = np.float32(x_np)
+    w = full_weights(net)
+    train_net = Net([(k, 0.0 if k == "dropout" else a, act) for k, a, act in FULL])
+    res = {}
+    for dtype in (torch.float64, torch.float32):
+        x, y = torch.tensor(x_np, dtype=dtype), torch.tensor(y_np, dtype=torch.long)
+        p = {k: torch.tensor(w[k], dtype=dtype, requires_grad=True) for k in net.params}
+        stats = {k: torch.tensor(w[k], dtype=dtype) for k in net.stats}
+        with torch.no_grad():
+            li, _ = net.forward(x, p, stats, False)
+        logits, loss, grads, stats1 = train_step(train_net, x, y, p, stats)
+        r = {"infer.logits": li, "infer.loss": F.cross_entropy(li, y), "train.logits": logits,
+             "train.loss": loss}
+        r.update({"train." + k: s for k, s in stats1.items()})
+        res[dtype] = ({k: v.detach().numpy() for k, v in r.items()},
+                      {k: g.detach().numpy().reshape(-1) for k, g in grads.items()})
+    (ref, g64), (f32, g32) = res[torch.float64], res[torch.float32]
+    out = {"input": x_np, "labels": np.float32(y_np)}
+    out.update({k: np.float32(v) for k, v in ref.items()})
+    f32_out = {k: np.float32(v) for k, v in f32.items()}
+    for k, g in g64.items():
+        if g.size <= 32:
+            idx = np.arange(g.size)
+        else:
+            top = np.argsort(-np.abs(g), kind="stable")[:16]
+            idx = np.concatenate([top, rng.choice(np.setdiff1d(np.arange(g.size), top), 16, replace=False)])
+        assert idx.max() < 2 ** 24  # exact as float32
+        out["gradidx." + k] = np.float32(idx)
+        out["gradval." + k] = np.float32(g[idx])
+        out["gradnorm." + k] = np.float32(np.linalg.norm(g))
+        f32_out["gradval." + k] = g32[k][idx]
+        f32_out["gradnorm." + k] = np.linalg.norm(g32[k].astype(np.float64))
+    worst = check_f32(f32_out, {k: np.float64(v) for k, v in out.items()}, {})
+    print("torch_full: infer loss %.6f, train loss %.6f" % (float(ref["infer.loss"]), float(ref["train.loss"])))
+    print("  float32 run, worst error / tolerance:", ", ".join("%s %.3f" % kv for kv in worst.items()))
+    assert max(worst.values()) <= 1.0
+    with open(os.path.join(OUT, "torch_full.cfg"), "w") as f:
+        f.write(cfg_text(FULL, "the notebook network, for tests/test_torch_reference.c"))
+    save_safetensors(os.path.join(OUT, "torch_full.safetensors"), out)
+
+
+def warp_numpy(img, angle, zx, zy, flip):
+    """fm__aug_warp written independently: output (x, y) samples the source at
+    c + R(angle) diag(zx, zy) (x' - c, y - c), x' mirrored when flip, bilinear,
+    coordinates clamped (edge repeat)."""
+    n = img.shape[0]
+    c = (n - 1) / 2.0
+    th = math.radians(angle)
+    ys, xs = np.mgrid[0:n, 0:n].astype(np.float64)
+    if flip:
+        xs = n - 1 - xs
+    dx, dy = xs - c, ys - c
+    sx = np.clip(c + math.cos(th) * zx * dx - math.sin(th) * zy * dy, 0, n - 1)
+    sy = np.clip(c + math.sin(th) * zx * dx + math.cos(th) * zy * dy, 0, n - 1)
+    x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    x1, y1 = np.minimum(x0 + 1, n - 1), np.minimum(y0 + 1, n - 1)
+    fx, fy = sx - x0, sy - y0
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bot = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return (top * (1 - fy) + bot * fy) / 255.0
+
+
+def warp_torch(img, angle, zx, zy, flip):
+    """The same map through torch.grid_sample: align_corners=True puts -1 and +1
+    on the centres of the edge pixels (so 0 is (N-1)/2), border padding
+    repeats the edge, and the flip mirrors the warped image."""
+    th = math.radians(angle)
+    theta = torch.tensor([[[math.cos(th) * zx, -math.sin(th) * zy, 0.0],
+                           [math.sin(th) * zx, math.cos(th) * zy, 0.0]]], dtype=torch.float64)
+    src = torch.tensor(img, dtype=torch.float64)[None, None]
+    grid = F.affine_grid(theta, src.shape, align_corners=True)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
+    return (torch.flip(out, [1]) if flip else out).numpy() / 255.0
+
+
+def gen_augment():
+    rng = np.random.default_rng(20240603)
+    img = np.rint(synth_batch(rng, 1)[0][0, 0] * 255.0)
+    img[3:6, 2:12] = 255.0  # an off-centre bar so flips and turns show
+    # as stored (float32), so C warps with exactly these parameters
+    params = np.float32([(0, 1, 1, 0), (0, 1, 1, 1), (10, 1, 1, 0), (-10, 1, 1, 0), (0, 0.9, 1.1, 0),
+                         (0, 1.1, 0.9, 0), (7.3, 1.07, 0.93, 1), (-4.2, 0.95, 1.04, 1), (90, 1, 1, 0),
+                         (-30, 1.2, 0.8, 0)])
+    warped = []
+    for a in params.astype(np.float64):
+        wn, wt = warp_numpy(img, *a), warp_torch(img, *a)
+        assert np.abs(wn - wt).max() < 1e-9, (a, np.abs(wn - wt).max())
+        warped.append(wn)
+    assert np.array_equal(warped[0], img / 255.0)
+    # +90 is counter-clockwise on screen: the top row shows the right column
+    assert np.allclose(warped[8][0, :], img[:, 27] / 255.0)
+    save_safetensors(os.path.join(OUT, "torch_augment.safetensors"),
+                     {"image": np.float32(img), "params": params, "warped": np.float32(warped)})
+    print("torch_augment: %d warps; numpy and grid_sample agree" % len(params))
+
+
+if __name__ == "__main__":
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    gen_reduced(SMALL, "torch_small", "the notebook network reduced, for tests/test_torch_reference.c",
+                20240601, 3)
+    gen_reduced(README, "torch_readme", "the README variant reduced, for tests/test_torch_reference.c",
+                20240701, 0)
+    gen_full()
+    gen_augment()
+    for name in sorted(os.listdir(OUT)):
+        if name.startswith("torch_"):
+            print("%-28s %7d bytes" % (name, os.path.getsize(os.path.join(OUT, name))))
