@@ -281,6 +281,23 @@ static void test_cli(void) {
     CHECK(run(args, out, sizeof out) == 1);
     CHECK(strstr(out, "bad.cfg:2: conv: unknown key 'kernal'") != NULL);
     CHECK(strchr(out, '\n') == out + strlen(out) - 1);
+    /* a trained model file, by its extension */
+    fm_model *m = load_config("fashion-cnn-readme.cfg");
+    if (!m) return;
+    fm_err err;
+    snprintf(path, sizeof path, "%s/readme.safetensors", tmp ? tmp : "/tmp");
+    CHECK(fm_model_save(m, path, &err) == 0);
+    fm_model_free(m);
+    snprintf(args, sizeof args, "summary %s", path);
+    CHECK(run(args, out, sizeof out) == 0);
+    CHECK(strstr(out, "Model: \"readme\"") && strstr(out, "Total params: 1,869,258"));
+    /* not a model file: exit 1, one line naming it */
+    f = fopen(path, "w");
+    if (f) {
+        fputs("garbage", f);
+        fclose(f);
+    }
+    CHECK(run(args, out, sizeof out) == 1 && strstr(out, "readme.safetensors: truncated"));
 }
 
 int main(void) {

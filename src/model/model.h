@@ -117,13 +117,14 @@ struct fm_model {
 int fm__model_reserve(fm_model *m, int batch, fm_err *err);
 
 /* Runs the network on the first n rows of m->input_buf. training != 0 uses
- * batch statistics (and updates the moving ones) and dropout drawn from rng;
- * otherwise moving statistics and no dropout. Fills m->probs (softmax) and
- * returns the logits (n, classes). */
+ * batch statistics (and updates the moving ones) and dropout drawn from rng
+ * (which must then be non-NULL); otherwise moving statistics and no dropout
+ * (rng unused). Fills m->probs (softmax) and returns the logits (n, classes),
+ * or NULL when n is not within 1..batch_cap. */
 const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng);
 
-/* Mean cross-entropy of the last forward against labels; with backward != 0
- * also back-propagates, accumulating (+=) into m->grads. */
+/* Mean cross-entropy of the last forward against labels (each < classes);
+ * with backward != 0 also back-propagates, accumulating (+=) into m->grads. */
 float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int backward);
 
 void fm__model_zero_grads(fm_model *m);
