@@ -5,6 +5,7 @@
 #include "check.h"
 #include "data/testutil.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Appends a row: the label text then 784 pixels, pixel j = (j * 7 + seed) % 256;
@@ -217,6 +218,40 @@ static void write_and_reload(void) {
     fm_images_free(&test);
 }
 
+/* From a pipe there is no size to reserve by: rows are taken as they come,
+ * growing the buffers (past the first 1024 rows here). */
+static void from_pipe(void) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        FILE *f = fdopen(fds[1], "wb");
+        for (int i = 0; i < 1100; i++) {
+            char *p = row(text, i % 3 ? "4" : "6", 784, 0, NULL, i, "\n");
+            fwrite(text, 1, (size_t)(p - text), f);
+        }
+        fclose(f);
+        _exit(0);
+    }
+    close(fds[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", fds[0]);
+    fm_images imgs;
+    fm_err err;
+    int rc = fm_data_load_csv(path, &imgs, &err);
+    CHECK_MSG(rc == 0 && imgs.count == 1100, "%s", err.msg);
+    int bad = 0;
+    for (size_t i = 0; rc == 0 && i < imgs.count; i++) {
+        bad += imgs.labels[i] != (i % 3 ? 4 : 6);
+        bad += imgs.pixels[i * FM_IMAGE_PIXELS + 100] != (100 * 7 + (int)i) % 256;
+    }
+    CHECK(bad == 0);
+    fm_images_free(&imgs);
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+}
+
 /* ./DATA wins when it holds both CSVs; then the Debian folder; else an error
  * saying how to get the data. Changes the working folder, so it runs last. */
 static void default_dir(void) {
@@ -248,6 +283,7 @@ int main(void) {
     bad_fields();
     bad_files();
     write_and_reload();
+    from_pipe();
     default_dir();
     return check_finish();
 }

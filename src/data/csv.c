@@ -20,6 +20,7 @@
 #define CSV_BLOCK (1 << 20)
 /* Shortest valid row: 785 one-digit fields, 784 commas (the newline aside). */
 #define CSV_MIN_ROW (2 * CSV_COLUMNS - 1)
+#define CSV_MAX_RESERVE 120000
 
 typedef struct csv_parser {
     const char *path;
@@ -157,10 +158,12 @@ int fm_data_load_csv(const char *path, fm_images *out, fm_err *err) {
         fm__err(err, "%s: out of memory", path);
         goto done;
     }
-    /* Reserve for the most rows the file size allows, so growing is rare;
-     * malloc only touches the pages that get used. */
+    /* Reserve for the most rows the file size allows (malloc only touches
+     * the pages used), up to twice the Fashion-MNIST training set; beyond
+     * that grow as rows arrive, so a huge file of garbage costs nothing. */
     if (S_ISREG(st.st_mode) && st.st_size > 0) {
         ps.capacity = (size_t)st.st_size / CSV_MIN_ROW + 1;
+        if (ps.capacity > CSV_MAX_RESERVE) ps.capacity = CSV_MAX_RESERVE;
         ps.pixels = malloc(ps.capacity * FM_IMAGE_PIXELS);
         ps.labels = malloc(ps.capacity);
         if (!ps.pixels || !ps.labels) {
