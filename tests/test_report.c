@@ -359,7 +359,7 @@ static const char *const log_text =
     "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n"
     "1,0.90,0.70,0.70,0.75,0.001,2.0\n"
     "2,0.60,0.78,0.55,0.80,0.001,2.1\n"
-    "3,0.50,0.82,0.52,0.83,0.0005,2.0\n"
+    "3,0.50,0.82,0.52,0.83,0.001,2.0\n"
     "4,0.45,0.84,0.53,0.82,0.0005,1.9\n";
 
 static const char *const tiny_cfg = "input 28 28 1\n"
@@ -473,9 +473,10 @@ static void test_report_partial(const char *data) {
     CHECK(strstr(html, "class=\"note\"") != NULL);
     CHECK(count_of(html, "<svg") == 2);
     /* markers from the log alone: checkpoint at 3 (best val_accuracy = best val_loss),
-     * and the learning-rate change at epoch 3 */
+     * and the learning-rate change at epoch 4 */
     CHECK(strstr(html, "checkpoint = restored 3") != NULL);
     CHECK(strstr(html, ">lr 5e-4</text>") != NULL);
+    CHECK(strstr(html, "learning rate 1e-3 → 5e-4, reduced at epoch 4<") != NULL);
     free(html);
     snprintf(path, sizeof path, "%s/report.html.tmp", run);
     struct stat st;

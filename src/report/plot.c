@@ -49,11 +49,12 @@ static void value_text(char *buf, size_t size, double v, int percent) {
 static double text_width(const char *s, double font_px) { return 0.6 * font_px * (double)strlen(s); }
 
 #define LABEL_ROWS 4
+#define LABEL_MAX 64
+#define ROW_H 13.0
 
 void fm__svg_chart(FILE *out, const fm__chart *c) {
-    const double W = c->width, H = c->height;
-    const double L = 64, R = 18, T = 40, B = 48; /* margins */
-    const double pw = W - L - R, ph = H - T - B;
+    const double W = c->width, L = 64, R = 18, B = 48, band_top = 30;
+    const double pw = W - L - R;
 
     double ylo = INFINITY, yhi = -INFINITY;
     for (int s = 0; s < c->n_series; s++)
@@ -69,6 +70,42 @@ void fm__svg_chart(FILE *out, const fm__chart *c) {
     double x0 = xt.first, x1 = xt.first + xt.step * (xt.count - 1);
     double y0 = yt.first, y1 = yt.first + yt.step * (yt.count - 1);
 #define PX(v) (L + ((v) - x0) / (x1 - x0) * pw)
+
+    /* Marker labels go in a band above the plot, so they never hide a curve.
+     * In the order given (callers put the important ones first), each takes
+     * the first free place; one that fits nowhere keeps only its line and
+     * tooltip. */
+    int row[LABEL_MAX];
+    double lab_a[LABEL_MAX], lab_b[LABEL_MAX], lab_x[LABEL_MAX];
+    int rows_used = 0, n_lab = c->n_markers < LABEL_MAX ? c->n_markers : LABEL_MAX;
+    for (int m = 0; m < n_lab; m++) {
+        const fm__marker *mk = &c->markers[m];
+        row[m] = -1;
+        if (!(mk->x >= x0 && mk->x <= x1)) continue;
+        double x = PX(mk->x), tw = text_width(mk->label, 11);
+        lab_x[m] = x;
+        /* each row in turn, the label right of its line, else left of it; a
+         * line runs from its label down, so it must not cross a label below */
+        for (int r = 0; r < LABEL_ROWS && row[m] < 0; r++)
+            for (int side = 0; side < 2 && row[m] < 0; side++) {
+                double a = side == 0 ? x - 1 : x - 5 - tw, b = side == 0 ? x + 5 + tw : x + 1;
+                if (a < 0 || b > W) continue;
+                int clash = 0;
+                for (int k = 0; k < m && !clash; k++) {
+                    if (row[k] < 0) continue;
+                    if (row[k] == r)
+                        clash = a < lab_b[k] + 6 && lab_a[k] < b + 6;
+                    else if (row[k] < r)
+                        clash = lab_x[k] > a - 3 && lab_x[k] < b + 3;
+                    else
+                        clash = x > lab_a[k] - 3 && x < lab_b[k] + 3;
+                }
+                if (!clash) row[m] = r, lab_a[m] = a, lab_b[m] = b;
+            }
+        if (row[m] + 1 > rows_used) rows_used = row[m] + 1;
+    }
+    const double T = band_top + ROW_H * rows_used + (rows_used ? 6 : 4);
+    const double H = c->height + (T - 34), ph = H - T - B;
 #define PY(v) (T + ph - ((v) - y0) / (y1 - y0) * ph)
 
     fprintf(out,
@@ -127,30 +164,23 @@ void fm__svg_chart(FILE *out, const fm__chart *c) {
     fm__html_escape(out, c->y_label);
     fputs("</text>\n", out);
 
-    /* markers: lines first, labels stacked in rows so neighbours never overlap */
-    double row_end[LABEL_ROWS];
-    for (int r = 0; r < LABEL_ROWS; r++) row_end[r] = -INFINITY;
+    /* markers: a line through the plot, rising into the band to its label */
     for (int m = 0; m < c->n_markers; m++) {
         const fm__marker *mk = &c->markers[m];
         if (!(mk->x >= x0 && mk->x <= x1)) continue;
-        double x = PX(mk->x);
+        int r = m < n_lab ? row[m] : -1;
+        double x = PX(mk->x), top = r >= 0 ? band_top + ROW_H * r + 1 : T;
         fprintf(out,
                 "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                 "stroke-width=\"1.5\"%s%s%s><title>",
-                x, T, x, T + ph, mk->color, mk->dash ? " stroke-dasharray=\"" : "",
+                x, top, x, T + ph, mk->color, mk->dash ? " stroke-dasharray=\"" : "",
                 mk->dash ? mk->dash : "", mk->dash ? "\"" : "");
         fm__html_escape(out, mk->label);
         fputs("</title></line>\n", out);
-        double tw = text_width(mk->label, 11);
-        int right = x + 4 + tw <= L + pw;
-        double a = right ? x + 4 : x - 4 - tw, b = a + tw;
-        int row = -1;
-        for (int r = 0; r < LABEL_ROWS && row < 0; r++)
-            if (a > row_end[r] + 6) row = r;
-        if (row < 0) continue; /* too crowded: the line keeps its tooltip */
-        row_end[row] = b;
+        if (r < 0) continue;
+        int right = lab_a[m] >= x - 1;
         fprintf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" class=\"c-mark\" fill=\"%s\">",
-                right ? x + 4 : x - 4, T + 13 + 13 * row, right ? "start" : "end", mk->color);
+                right ? x + 4 : x - 4, band_top + ROW_H * r + 10, right ? "start" : "end", mk->color);
         fm__html_escape(out, mk->label);
         fputs("</text>\n", out);
     }

@@ -230,7 +230,8 @@ static const char *const css =
     ".grid2{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:28px}\n"
     ".grid-cm{display:grid;grid-template-columns:minmax(0,7fr) minmax(0,5fr);gap:28px;"
     "align-items:start}\n"
-    "@media (max-width:900px){.grid2,.grid-cm{grid-template-columns:1fr}"
+    ".grid-model{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:28px}\n"
+    "@media (max-width:900px){.grid2,.grid-cm,.grid-model{grid-template-columns:1fr}"
     ".tiles{grid-template-columns:repeat(2,1fr)}}\n"
     "svg{display:block;width:100%;height:auto}\n"
     "svg text{font-family:inherit}\n"
@@ -412,13 +413,30 @@ static void write_curves(FILE *out, const report *r) {
         acc[i] = row->accuracy, vacc[i] = row->val_accuracy;
     }
 
-    /* markers: every learning-rate change, then the checkpoint and restored epochs */
+    /* markers: the checkpoint and restored epochs first (their labels win a
+     * place in the chart), then every learning-rate change */
     fm__marker *marks = malloc((n + 2) * sizeof *marks);
     char (*labels)[48] = malloc((n + 2) * sizeof *labels);
     int nm = 0, lr_changes = 0;
     if (!marks || !labels) {
         free(x), free(marks), free(labels);
         return;
+    }
+    if (r->best_epoch && r->best_epoch == r->restored_epoch) {
+        snprintf(labels[nm], sizeof labels[0], "checkpoint = restored %d", r->best_epoch);
+        marks[nm] = (fm__marker){r->best_epoch, labels[nm], C_BEST, NULL};
+        nm++;
+    } else {
+        if (r->best_epoch) {
+            snprintf(labels[nm], sizeof labels[0], "checkpoint %d", r->best_epoch);
+            marks[nm] = (fm__marker){r->best_epoch, labels[nm], C_BEST, NULL};
+            nm++;
+        }
+        if (r->restored_epoch) {
+            snprintf(labels[nm], sizeof labels[0], "restored %d", r->restored_epoch);
+            marks[nm] = (fm__marker){r->restored_epoch, labels[nm], C_RESTORED, "6 3"};
+            nm++;
+        }
     }
     for (size_t i = 1; i < n; i++) {
         double a = r->log.rows[i - 1].learning_rate, b = r->log.rows[i].learning_rate;
@@ -428,29 +446,13 @@ static void write_curves(FILE *out, const report *r) {
         marks[nm] = (fm__marker){r->log.rows[i].epoch, labels[nm], C_LR, "2 3"};
         nm++, lr_changes++;
     }
-    if (r->best_epoch && r->best_epoch == r->restored_epoch) {
-        snprintf(labels[nm], sizeof labels[0], "checkpoint = restored %d", r->best_epoch);
-        marks[nm] = (fm__marker){r->best_epoch, labels[nm], C_BEST, NULL};
-        nm++;
-    } else {
-        if (r->restored_epoch) {
-            snprintf(labels[nm], sizeof labels[0], "restored %d", r->restored_epoch);
-            marks[nm] = (fm__marker){r->restored_epoch, labels[nm], C_RESTORED, "6 3"};
-            nm++;
-        }
-        if (r->best_epoch) {
-            snprintf(labels[nm], sizeof labels[0], "checkpoint %d", r->best_epoch);
-            marks[nm] = (fm__marker){r->best_epoch, labels[nm], C_BEST, NULL};
-            nm++;
-        }
-    }
 
     fputs("<section class=\"card\">\n<h2>Learning curves</h2>\n<p class=\"lead\">Loss and accuracy "
           "per epoch on the training batches (running mean, with augmentation and dropout) and on "
           "the validation split.</p>\n<div class=\"grid2\">\n<div>\n",
           out);
     fm__series ls[2] = {{"train", C_TRAIN, "7 4", loss}, {"validation", C_VAL, NULL, vloss}};
-    fm__chart c = {"Loss (cross-entropy)", "Epoch", "Loss", 580, 340, n, x, ls, 2, marks, nm, 0};
+    fm__chart c = {"Loss (cross-entropy)", "Epoch", "Loss", 580, 320, n, x, ls, 2, marks, nm, 0};
     fm__svg_chart(out, &c);
     fputs("</div>\n<div>\n", out);
     fm__series as[2] = {{"train", C_TRAIN, "7 4", acc}, {"validation", C_VAL, NULL, vacc}};
@@ -475,11 +477,18 @@ static void write_curves(FILE *out, const report *r) {
                 "<span><i style=\"border-color:" C_RESTORED ";border-top-style:dashed\"></i>"
                 "restored: lowest validation loss, epoch %d (<code>model.safetensors</code>)</span>",
                 r->restored_epoch);
-    if (lr_changes)
+    if (lr_changes) {
+        /* the whole schedule in words: crowded chart labels may have been dropped */
+        char a[24], b[24];
         fprintf(out,
                 "<span><i style=\"border-color:" C_LR ";border-top-style:dotted\"></i>learning "
-                "rate reduced (%d change%s)</span>",
-                lr_changes, lr_changes == 1 ? "" : "s");
+                "rate %s → %s, reduced at epoch%s ",
+                fmt_lr(a, sizeof a, r->log.rows[0].learning_rate),
+                fmt_lr(b, sizeof b, r->log.rows[n - 1].learning_rate), lr_changes == 1 ? "" : "s");
+        for (int i = nm - lr_changes; i < nm; i++) /* the learning-rate markers come last */
+            fprintf(out, "%s%g", i > nm - lr_changes ? ", " : "", marks[i].x);
+        fputs("</span>", out);
+    }
     else if (n && isfinite(r->log.rows[0].learning_rate))
         fprintf(out, "<span>learning rate constant at %g</span>", r->log.rows[0].learning_rate);
     fputs("</div>\n</section>\n", out);
@@ -742,7 +751,7 @@ static int write_model(FILE *out, const report *r, fm_err *err) {
     char a[32], b[32];
     fputs("<p class=\"lead\"><code>", out);
     fm__html_escape(out, r->model_file);
-    fprintf(out, "</code>: %s parameters, %s trainable.</p>\n<div class=\"grid2\">\n<div><h3>Summary"
+    fprintf(out, "</code>: %s parameters, %s trainable.</p>\n<div class=\"grid-model\">\n<div><h3>Summary"
                  "</h3><pre>",
             fmt_count(a, sizeof a, total), fmt_count(b, sizeof b, trainable));
     char *text = NULL;

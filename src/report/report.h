@@ -70,7 +70,8 @@ typedef struct fm__marker {
 
 typedef struct fm__chart {
     const char *title, *x_label, *y_label;
-    int width, height; /* viewBox size; the SVG scales to its container */
+    int width, height; /* viewBox size without the marker-label band, which adds
+                        * a row per stack of labels; the SVG scales to its container */
     size_t n;          /* points per series */
     const double *x;   /* n increasing x values (epochs) */
     const fm__series *series;
@@ -81,8 +82,9 @@ typedef struct fm__chart {
 } fm__chart;
 
 /* An inline <svg> line chart: framed plot, labelled axes with round ticks,
- * legend, markers with labels stacked so they never overlap, and point dots
- * with tooltips when the points are few. A chart with no finite value says so. */
+ * legend, markers labelled in a band above the plot (earlier markers win a
+ * place first; labels never overlap), and point dots with tooltips when the
+ * points are few. A chart with no finite value says so. */
 void fm__svg_chart(FILE *out, const fm__chart *c);
 
 /* An inline <svg> heat map of a confusion matrix ([true][predicted] counts)
