@@ -131,6 +131,15 @@ typedef struct fm_eval_result {
 
 int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out, fm_err *err);
 
+/* ---- export --------------------------------------------------------- */
+
+/* Writes the model as a standard ONNX file (opset 13) for inference in other
+ * runtimes, atomically (temp file + rename). Input "input": float
+ * (N, C, H, W) = (N, 1, 28, 28) for the default network, pixels divided by
+ * 255; output "probabilities": (N, 10) softmax. Class names and the input
+ * normalisation are in the model's metadata_props. */
+int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
+
 /* ---- compute -------------------------------------------------------- */
 
 /* Threads for every parallel op (0 = all cores). */
@@ -140,22 +149,72 @@ const char *fm_kernels_name(void);
 
 /* ---- training ------------------------------------------------------- */
 
+/* Trains with the Keras recipe of SPEC.md: Adam on softmax cross-entropy,
+ * augmentation, EarlyStopping and ReduceLROnPlateau on val_loss,
+ * ModelCheckpoint on val_accuracy. One generator seeded from `seed` drives,
+ * in this order, the initialisation (when `init`), then per epoch the shuffle
+ * and per batch the augmentation draws and the dropout masks: the same seed
+ * and thread count give the same weights bit for bit.
+ *
+ * The run folder out_dir (created if missing) gets
+ *   log.csv            epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds
+ *                      (one row per epoch; learning_rate is the one the epoch used)
+ *   best.safetensors   ModelCheckpoint: the weights of the best val_accuracy
+ *   model.safetensors  at the end: the weights of the best val_loss (restored
+ *                      into the model too, BatchNorm statistics included)
+ *   run.json           the configuration and the results */
 typedef struct fm_train_params {
-    int epochs;          /* 100 */
+    int epochs;          /* 100 (at most; EarlyStopping may end sooner) */
     int batch;           /* 64 */
     float lr;            /* 1e-3 */
     uint64_t seed;       /* 42 */
     int threads;         /* 0 = all cores */
+    int init;            /* 1: fm_model_init from the seed first; 0: start from the model's weights */
     int augment;         /* 1: rotation, zoom, flip */
     int es_patience;     /* 15: EarlyStopping on val_loss */
     int lr_patience;     /* 8: ReduceLROnPlateau on val_loss */
     float lr_factor;     /* 0.5 */
     float min_lr;        /* 0 */
     const char *out_dir; /* "models" */
-    int verbose;         /* 1: progress line per epoch */
+    FILE *progress;      /* Keras-style lines per epoch; NULL = silent */
+
+    /* Where the data and model came from, recorded in run.json only. */
+    const char *model_source; /* NULL: fm_model_description's source unknown */
+    const char *data_dir;
+    const char *data_format; /* "csv" or "idx" */
+    double val_split;        /* fraction held out for validation */
+    size_t limit;            /* training images used before the split; 0 = all */
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);
+
+typedef struct fm_train_result {
+    size_t train_count, val_count;
+    int epochs_run;
+    int best_epoch;     /* ModelCheckpoint: best val_accuracy (best.safetensors) */
+    int restored_epoch; /* EarlyStopping: best val_loss (model.safetensors, the model) */
+    int stopped_early;  /* EarlyStopping ended it before `epochs` */
+    int diverged;       /* the loss became NaN or infinite; training stopped there */
+    int lr_reductions;
+    float final_lr;
+    double train_seconds;
+    /* the last epoch run */
+    double loss, accuracy, val_loss, val_accuracy;
+    /* the checkpoint's and the restored epoch's */
+    double best_val_accuracy, restored_val_loss, restored_val_accuracy;
+} fm_train_result;
+
+/* Trains `model` on `train`, validating on `val` (not empty) after each
+ * epoch, and leaves the best-val_loss weights in it. Returns -1 on an I/O
+ * error, bad parameters or divergence; on divergence the run folder still
+ * holds everything up to the last good epoch and err says so. */
+int fm_train(fm_model *model, const fm_images *train, const fm_images *val,
+             const fm_train_params *params, fm_train_result *result, fm_err *err);
+
+/* (Re)writes out_dir/run.json atomically. fm_train writes it with test NULL;
+ * pass the test-set evaluation to add test_loss and test_accuracy. */
+int fm_train_write_run(const fm_train_params *params, const fm_train_result *result,
+                       const fm_eval_result *test, fm_err *err);
 
 /* ---- reports -------------------------------------------------------- */
 

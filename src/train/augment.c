@@ -47,6 +47,10 @@ void fm__aug_warp(float *dst, const uint8_t *src, int rows, int cols, const fm__
     }
 }
 
+void fm__aug_scale(float *dst, const uint8_t *src, size_t len) {
+    for (size_t i = 0; i < len; i++) dst[i] = src[i] / 255.0f;
+}
+
 void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n, int augment,
                    fm_rng *rng) {
     for (int i = 0; i < n; i++) {
@@ -56,7 +60,7 @@ void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n
             fm__aug a = fm__aug_draw(rng);
             fm__aug_warp(out, src, FM_IMAGE_ROWS, FM_IMAGE_COLS, &a);
         } else {
-            for (int p = 0; p < FM_IMAGE_PIXELS; p++) out[p] = src[p] / 255.0f;
+            fm__aug_scale(out, src, FM_IMAGE_PIXELS);
         }
     }
 }

@@ -29,6 +29,10 @@ fm__aug fm__aug_draw(fm_rng *rng);
  * with c = ((cols-1)/2, (rows-1)/2), coordinates clamped to the image. */
 void fm__aug_warp(float *dst, const uint8_t *src, int rows, int cols, const fm__aug *a);
 
+/* dst[i] = src[i] / 255 for len pixels: the network's input scaling, shared by
+ * training, validation and evaluation so all see the same floats. */
+void fm__aug_scale(float *dst, const uint8_t *src, size_t len);
+
 /* Fills dst (n, 1, 28, 28) from images idx[0..n) of imgs: with augment != 0
  * each gets a fresh fm__aug_draw (in index order), else just / 255. */
 void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n, int augment,

@@ -1,0 +1,72 @@
+/* Loss, accuracy, confusion matrix and per-class scores in inference mode. */
+#include "train/train.h"
+
+#include <string.h>
+
+#include "core/error.h"
+#include "train/augment.h"
+
+int fm__check_io(const fm_model *m, fm_err *err) {
+    if (m->input.c != 1 || m->input.h != FM_IMAGE_ROWS || m->input.w != FM_IMAGE_COLS)
+        return fm__err(err, "%s: the model takes %dx%dx%d inputs; the images are 1x%dx%d",
+                       m->source, m->input.c, m->input.h, m->input.w, FM_IMAGE_ROWS,
+                       FM_IMAGE_COLS);
+    if (m->classes != FM_NUM_CLASSES)
+        return fm__err(err, "%s: the model has %d outputs; Fashion-MNIST has %d classes",
+                       m->source, m->classes, FM_NUM_CLASSES);
+    return 0;
+}
+
+int fm__argmax(const float *p, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (p[i] > p[best]) best = i;
+    return best;
+}
+
+int fm_model_evaluate(fm_model *m, const fm_images *imgs, fm_eval_result *out, fm_err *err) {
+    memset(out, 0, sizeof *out);
+    if (fm__check_io(m, err) < 0) return -1;
+    if (imgs->count == 0) return fm__err(err, "no images to evaluate");
+    for (size_t i = 0; i < imgs->count; i++)
+        if (imgs->labels[i] >= FM_NUM_CLASSES)
+            return fm__err(err, "image %zu: label %d is not a class 0-9", i, imgs->labels[i]);
+    int cap = imgs->count < FM__EVAL_BATCH ? (int)imgs->count : FM__EVAL_BATCH;
+    if (fm__model_reserve(m, cap, err) < 0) return -1;
+
+    double loss_sum = 0.0;
+    size_t correct = 0;
+    for (size_t start = 0; start < imgs->count; start += (size_t)cap) {
+        size_t left = imgs->count - start;
+        int n = left < (size_t)cap ? (int)left : cap;
+        const uint8_t *labels = imgs->labels + start;
+        fm__aug_scale(m->input_buf, imgs->pixels + start * FM_IMAGE_PIXELS,
+                      (size_t)n * FM_IMAGE_PIXELS);
+        fm__model_forward(m, n, 0, NULL);
+        /* mean over the batch, weighted back by its size */
+        loss_sum += (double)fm__model_loss_backward(m, labels, n, 0) * n;
+        for (int i = 0; i < n; i++) {
+            int pred = fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES);
+            out->confusion[labels[i]][pred]++;
+            correct += pred == labels[i];
+        }
+    }
+
+    size_t count = imgs->count;
+    out->count = count;
+    out->loss = loss_sum / (double)count;
+    out->accuracy = (double)correct / (double)count;
+    for (int c = 0; c < FM_NUM_CLASSES; c++) {
+        size_t tp = out->confusion[c][c], pred_c = 0, true_c = 0;
+        for (int k = 0; k < FM_NUM_CLASSES; k++) {
+            pred_c += out->confusion[k][c];
+            true_c += out->confusion[c][k];
+        }
+        /* No predictions (or no examples) of a class: 0, as sklearn's zero_division. */
+        out->precision[c] = pred_c ? (double)tp / (double)pred_c : 0.0;
+        out->recall[c] = true_c ? (double)tp / (double)true_c : 0.0;
+        size_t tn = count - pred_c - true_c + tp;
+        out->class_accuracy[c] = (double)(tp + tn) / (double)count;
+    }
+    return 0;
+}

@@ -1,0 +1,385 @@
+/* The training loop: shuffle, augment, forward, backward, Adam, then a
+ * validation pass and the three callbacks per epoch, with the run folder
+ * (log.csv, best.safetensors, model.safetensors, run.json) kept up to date. */
+#include "train/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/error.h"
+#include "model/json.h"
+#include "train/adam.h"
+#include "train/augment.h"
+#include "train/callbacks.h"
+#include "train/progress.h"
+
+fm_train_params fm_train_default_params(void) {
+    fm_train_params p = {0};
+    p.epochs = 100;
+    p.batch = 64;
+    p.lr = 1e-3f;
+    p.seed = 42;
+    p.threads = 0;
+    p.init = 1;
+    p.augment = 1;
+    p.es_patience = 15;
+    p.lr_patience = 8;
+    p.lr_factor = 0.5f;
+    p.min_lr = 0.0f;
+    p.out_dir = "models";
+    p.progress = NULL;
+    p.val_split = 0.2;
+    return p;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, fm_err *err) {
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) return fm__err(err, "%s: bad output folder name", path);
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) < 0 && errno != EEXIST)
+            return fm__err(err, "%s: cannot create folder: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        return fm__err(err, "%s: not a folder", path);
+    return 0;
+}
+
+static int join(char *out, size_t len, const char *dir, const char *name, fm_err *err) {
+    int n = snprintf(out, len, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= len) return fm__err(err, "%s: path too long", dir);
+    return 0;
+}
+
+/* ---- run.json ---------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s) {
+    if (s)
+        fm__json_write_string(f, s);
+    else
+        fputs("null", f);
+}
+
+/* JSON has no NaN: a number that is not finite is written as null. */
+static void json_num(FILE *f, double v) {
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
+}
+
+/* A float parameter with the digits it has, not its double expansion. */
+static void json_float(FILE *f, float v) {
+    if (isfinite(v))
+        fprintf(f, "%.7g", (double)v);
+    else
+        fputs("null", f);
+}
+
+static int threads_used(int requested) {
+#ifdef _OPENMP
+    return requested > 0 ? requested : omp_get_max_threads();
+#else
+    (void)requested;
+    return 1;
+#endif
+}
+
+int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
+                       const fm_eval_result *test, fm_err *err) {
+    char path[4096], tmp[4200];
+    if (join(path, sizeof path, p->out_dir, "run.json", err) < 0) return -1;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return fm__err(err, "%s: cannot write: %s", tmp, strerror(errno));
+
+    fputs("{\n  \"config\": {\n    \"model\": ", f);
+    json_str(f, p->model_source);
+    fputs(",\n    \"data_dir\": ", f);
+    json_str(f, p->data_dir);
+    fputs(",\n    \"format\": ", f);
+    json_str(f, p->data_format);
+    fprintf(f, ",\n    \"seed\": %llu,\n    \"batch\": %d,\n    \"lr\": ",
+            (unsigned long long)p->seed, p->batch);
+    json_float(f, p->lr);
+    fprintf(f, ",\n    \"epochs_max\": %d,\n    \"augment\": %s,\n    \"val_split\": ", p->epochs,
+            p->augment ? "true" : "false");
+    json_num(f, p->val_split);
+    fprintf(f,
+            ",\n    \"limit\": %zu,\n    \"threads\": %d,\n    \"kernels\": ",
+            p->limit, threads_used(p->threads));
+    json_str(f, fm_kernels_name());
+    fprintf(f,
+            ",\n    \"es_patience\": %d,\n    \"lr_patience\": %d,\n    \"lr_factor\": %g,"
+            "\n    \"min_lr\": %g,\n    \"train_count\": %zu,\n    \"val_count\": %zu\n  },\n",
+            p->es_patience, p->lr_patience, (double)p->lr_factor, (double)p->min_lr,
+            r->train_count, r->val_count);
+
+    fprintf(f,
+            "  \"results\": {\n    \"epochs_run\": %d,\n    \"best_epoch\": %d,"
+            "\n    \"restored_epoch\": %d,\n    \"stopped_early\": %s,\n    \"diverged\": %s,"
+            "\n    \"lr_reductions\": %d,\n    \"final_learning_rate\": ",
+            r->epochs_run, r->best_epoch, r->restored_epoch, r->stopped_early ? "true" : "false",
+            r->diverged ? "true" : "false", r->lr_reductions);
+    json_float(f, r->final_lr);
+    const char *names[] = {"train_seconds",     "train_loss",       "train_accuracy",
+                           "val_loss",          "val_accuracy",     "best_val_accuracy",
+                           "restored_val_loss", "restored_val_accuracy"};
+    const double values[] = {r->train_seconds,     r->loss,         r->accuracy,
+                             r->val_loss,          r->val_accuracy, r->best_val_accuracy,
+                             r->restored_val_loss, r->restored_val_accuracy};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        fprintf(f, ",\n    \"%s\": ", names[i]);
+        json_num(f, values[i]);
+    }
+    if (test) {
+        fputs(",\n    \"test_loss\": ", f);
+        json_num(f, test->loss);
+        fputs(",\n    \"test_accuracy\": ", f);
+        json_num(f, test->accuracy);
+        fprintf(f, ",\n    \"test_count\": %zu", test->count);
+    }
+    fputs("\n  }\n}\n", f);
+
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        remove(tmp);
+        return fm__err(err, "%s: write failed", tmp);
+    }
+    if (rename(tmp, path) < 0) {
+        remove(tmp);
+        return fm__err(err, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    }
+    return 0;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static int check_params(const fm_train_params *p, fm_err *err) {
+    if (p->epochs < 1) return fm__err(err, "epochs must be at least 1 (got %d)", p->epochs);
+    if (p->batch < 1) return fm__err(err, "batch must be at least 1 (got %d)", p->batch);
+    if (!(p->lr > 0.0f) || !isfinite(p->lr))
+        return fm__err(err, "learning rate must be positive (got %g)", (double)p->lr);
+    if (p->es_patience < 1 || p->lr_patience < 1)
+        return fm__err(err, "patience must be at least 1");
+    if (!(p->lr_factor > 0.0f && p->lr_factor < 1.0f))
+        return fm__err(err, "lr factor must be in (0, 1) (got %g)", (double)p->lr_factor);
+    if (!(p->min_lr >= 0.0f)) return fm__err(err, "min lr must be >= 0");
+    if (!p->out_dir || !*p->out_dir) return fm__err(err, "no output folder given");
+    return 0;
+}
+
+int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
+             const fm_train_params *p, fm_train_result *r, fm_err *err) {
+    memset(r, 0, sizeof *r);
+    r->loss = r->accuracy = r->val_loss = r->val_accuracy = NAN;
+    r->best_val_accuracy = r->restored_val_loss = r->restored_val_accuracy = NAN;
+    r->train_count = train->count;
+    r->val_count = val->count;
+    r->final_lr = p->lr;
+    if (check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
+    if (train->count == 0) return fm__err(err, "the training set is empty");
+    if (train->count > UINT32_MAX) return fm__err(err, "too many training images");
+    if (val->count == 0)
+        return fm__err(err, "the validation set is empty; the callbacks need val_loss "
+                            "(use a validation split > 0)");
+    for (size_t i = 0; i < train->count; i++)
+        if (train->labels[i] >= FM_NUM_CLASSES)
+            return fm__err(err, "training image %zu: label %d is not a class 0-9", i,
+                           train->labels[i]);
+
+    char log_path[4096], best_path[4096], model_path[4096];
+    if (make_dirs(p->out_dir, err) < 0 ||
+        join(log_path, sizeof log_path, p->out_dir, "log.csv", err) < 0 ||
+        join(best_path, sizeof best_path, p->out_dir, "best.safetensors", err) < 0 ||
+        join(model_path, sizeof model_path, p->out_dir, "model.safetensors", err) < 0)
+        return -1;
+
+    fm_set_threads(p->threads);
+    int batch = p->batch;
+    /* One reservation for both the training batches and validation's. */
+    if (fm__model_reserve(m, batch > FM__EVAL_BATCH ? batch : FM__EVAL_BATCH, err) < 0) return -1;
+
+    size_t state_len = fm__model_state_len(m);
+    uint32_t *idx = malloc(train->count * sizeof *idx);
+    uint8_t *labels = malloc((size_t)batch);
+    float *best_state = malloc(state_len * sizeof *best_state);
+    FILE *log = fopen(log_path, "w");
+    int rc = -1;
+    if (!idx || !labels || !best_state) {
+        fm__err(err, "out of memory for training buffers");
+        goto done;
+    }
+    if (!log) {
+        fm__err(err, "%s: cannot write: %s", log_path, strerror(errno));
+        goto done;
+    }
+    fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n");
+    fflush(log);
+
+    fm_rng rng;
+    fm_rng_seed(&rng, p->seed);
+    if (p->init) fm_model_init(m, &rng);
+    /* A fresh optimizer: zero moments, step 0. */
+    memset(m->adam_m, 0, m->n_params * sizeof *m->adam_m);
+    memset(m->adam_v, 0, m->n_params * sizeof *m->adam_v);
+    fm__adam adam;
+    fm__adam_init(&adam, p->lr);
+    fm__early_stop es;
+    fm__reduce_lr rlr;
+    fm__checkpoint ck;
+    fm__early_stop_init(&es, p->es_patience);
+    fm__reduce_lr_init(&rlr, p->lr_patience, p->lr_factor, p->min_lr);
+    fm__checkpoint_init(&ck);
+
+    FILE *out = p->progress;
+    int steps = (int)((train->count + (size_t)batch - 1) / (size_t)batch);
+    double t_start = fm__now();
+    int stop = 0;
+    for (int epoch = 1; epoch <= p->epochs && !stop; epoch++) {
+        double t0 = fm__now();
+        fm__progress prog;
+        fm__progress_begin(&prog, out, epoch, p->epochs, steps);
+        for (size_t i = 0; i < train->count; i++) idx[i] = (uint32_t)i;
+        fm_rng_shuffle_u32(&rng, idx, train->count);
+
+        double loss_sum = 0.0;
+        size_t correct = 0, seen = 0;
+        for (int step = 0; step < steps; step++) {
+            size_t start = (size_t)step * (size_t)batch;
+            int n = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
+            for (int i = 0; i < n; i++) labels[i] = train->labels[idx[start + i]];
+            fm__aug_batch(m->input_buf, train, idx + start, n, p->augment, &rng);
+            fm__model_zero_grads(m);
+            fm__model_forward(m, n, 1, &rng);
+            float loss = fm__model_loss_backward(m, labels, n, 1);
+            if (!isfinite(loss)) {
+                r->diverged = 1;
+                fm__err(err, "the training loss became %s at epoch %d, step %d/%d; stopped",
+                        isnan(loss) ? "NaN" : "infinite", epoch, step + 1, steps);
+                break;
+            }
+            for (int i = 0; i < n; i++)
+                correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
+                           labels[i];
+            fm__adam_step(&adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
+            loss_sum += (double)loss * n;
+            seen += (size_t)n;
+            fm__metric running[2] = {{"accuracy", (double)correct / (double)seen},
+                                     {"loss", loss_sum / (double)seen}};
+            fm__progress_step(&prog, step + 1, running, 2);
+        }
+        if (r->diverged) {
+            if (out) fprintf(out, "\n");
+            break;
+        }
+
+        fm_eval_result v;
+        if (fm_model_evaluate(m, val, &v, err) < 0) goto done;
+        double loss = loss_sum / (double)seen, acc = (double)correct / (double)seen;
+        float lr_used = adam.lr;
+        r->epochs_run = epoch;
+        r->loss = loss;
+        r->accuracy = acc;
+        r->val_loss = v.loss;
+        r->val_accuracy = v.accuracy;
+
+        if (fm__early_stop_update(&es, epoch, v.loss, &stop)) {
+            fm__model_get_state(m, best_state);
+            r->restored_epoch = epoch;
+            r->restored_val_loss = v.loss;
+            r->restored_val_accuracy = v.accuracy;
+        }
+        int lowered = fm__reduce_lr_update(&rlr, v.loss, &adam.lr);
+        double prev_best = ck.best;
+        int saved = fm__checkpoint_update(&ck, epoch, v.accuracy);
+        if (saved) {
+            if (fm_model_save(m, best_path, err) < 0) goto done;
+            r->best_epoch = epoch;
+            r->best_val_accuracy = v.accuracy;
+        }
+
+        double secs = fm__now() - t0;
+        fm__metric line[5] = {{"accuracy", acc},
+                              {"loss", loss},
+                              {"val_accuracy", v.accuracy},
+                              {"val_loss", v.loss},
+                              {"learning_rate", lr_used}};
+        fm__progress_end(&prog, line, 5);
+        if (out && saved)
+            fprintf(out, "Epoch %d: val_accuracy improved from %.4f to %.4f, saving model to %s\n",
+                    epoch, prev_best, v.accuracy, best_path);
+        if (out && lowered)
+            fprintf(out, "Epoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", epoch,
+                    (double)adam.lr);
+        fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss, v.accuracy,
+                (double)lr_used, secs);
+        if (fflush(log) != 0) {
+            fm__err(err, "%s: write failed: %s", log_path, strerror(errno));
+            goto done;
+        }
+        if (!isfinite(v.loss)) {
+            r->diverged = 1;
+            fm__err(err, "the validation loss became %s at epoch %d; stopped",
+                    isnan(v.loss) ? "NaN" : "infinite", epoch);
+            break;
+        }
+        if (stop) {
+            r->stopped_early = 1;
+            if (out) fprintf(out, "Epoch %d: early stopping\n", epoch);
+        }
+    }
+    r->train_seconds = fm__now() - t_start;
+    r->final_lr = adam.lr;
+    r->lr_reductions = rlr.reductions;
+
+    /* Save what the run has even when it diverged, but report the divergence
+     * (err holds it) ahead of any trouble saving. */
+    fm_err save_err;
+    int save_rc = 0;
+    if (r->restored_epoch > 0) {
+        if (out)
+            fprintf(out, "Restoring model weights from the end of the best epoch: %d.\n",
+                    r->restored_epoch);
+        fm__model_set_state(m, best_state);
+        save_rc = fm_model_save(m, model_path, &save_err);
+    }
+    if (save_rc == 0) save_rc = fm_train_write_run(p, r, NULL, &save_err);
+    if (r->diverged) {
+        size_t used = err ? strlen(err->msg) : 0;
+        if (err && save_rc < 0)
+            snprintf(err->msg + used, sizeof err->msg - used, "; %s", save_err.msg);
+        else if (err && r->restored_epoch)
+            snprintf(err->msg + used, sizeof err->msg - used,
+                     "; kept %s (best val_accuracy, epoch %d) and %s (best val_loss, epoch %d)",
+                     best_path, r->best_epoch, model_path, r->restored_epoch);
+        else if (err)
+            snprintf(err->msg + used, sizeof err->msg - used,
+                     " before an epoch finished; no weights saved");
+        goto done;
+    }
+    if (save_rc < 0) {
+        if (err) *err = save_err;
+        goto done;
+    }
+    rc = 0;
+done:
+    if (log && fclose(log) != 0 && rc == 0) rc = fm__err(err, "%s: write failed", log_path);
+    free(idx);
+    free(labels);
+    free(best_state);
+    return rc;
+}

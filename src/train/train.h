@@ -1,0 +1,17 @@
+/* Pieces shared by the trainer and the evaluator. */
+#ifndef FM_TRAIN_TRAIN_H
+#define FM_TRAIN_TRAIN_H
+
+#include "model/model.h"
+
+/* Images per inference batch for validation and evaluation. */
+#define FM__EVAL_BATCH 500
+
+/* 0 when the model takes 1x28x28 images and gives FM_NUM_CLASSES outputs
+ * (what the data, the confusion matrix and the class names assume). */
+int fm__check_io(const fm_model *m, fm_err *err);
+
+/* Index of the largest of p[0..n) (the first on ties). */
+int fm__argmax(const float *p, int n);
+
+#endif

@@ -1,0 +1,214 @@
+/* fm_train end to end on a small synthetic task with a small network: it
+ * learns, writes the run folder, is reproducible from the seed, leaves the
+ * best-val_loss weights in the model and the best-val_accuracy ones in the
+ * checkpoint, and stops cleanly on divergence and bad input. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "model/json.h"
+#include "train/train.h"
+
+static const char *net = "input 28 28 1\n"
+                         "conv filters=4 kernel=3 padding=same activation=relu\n"
+                         "batchnorm\n"
+                         "maxpool 4\n"
+                         "dropout 0.25\n"
+                         "flatten\n"
+                         "dense units=10 activation=softmax\n";
+
+/* Class c: a bright bar across row 3 + 2c on a noisy dark ground. */
+static fm_images synth(size_t n, uint64_t seed) {
+    fm_images im;
+    fm_err err;
+    if (fm_images_alloc(&im, n, &err) < 0) exit(1);
+    fm_rng r;
+    fm_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(i % FM_NUM_CLASSES);
+        uint8_t *px = im.pixels + i * FM_IMAGE_PIXELS;
+        for (int p = 0; p < FM_IMAGE_PIXELS; p++) px[p] = (uint8_t)fm_rng_below(&r, 60);
+        for (int x = 4; x < 24; x++) px[(3 + 2 * c) * FM_IMAGE_COLS + x] = 230;
+        im.labels[i] = (uint8_t)c;
+    }
+    return im;
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (buf) buf[n] = 0;
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+/* log.csv without the seconds column (the only one that varies run to run). */
+static char *log_sans_time(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    char *s = slurp(path, NULL);
+    if (!s) return NULL;
+    char *w = s;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        char *last = strrchr(line, ',');
+        if (last) *last = 0;
+        size_t n = strlen(line);
+        memmove(w, line, n);
+        w += n;
+        *w++ = '\n';
+    }
+    *w = 0;
+    return s;
+}
+
+static int run(const char *dir, const fm_images *tr, const fm_images *va, fm_train_params p,
+               fm_train_result *r, fm_model **out, fm_err *err) {
+    fm_model *m = fm_model_parse(net, "test-net", err);
+    if (!m) return -1;
+    p.out_dir = dir;
+    int rc = fm_train(m, tr, va, &p, r, err);
+    if (out)
+        *out = m;
+    else
+        fm_model_free(m);
+    return rc;
+}
+
+int main(void) {
+    const char *tmp = getenv("FMNIST_TEST_TMP");
+    if (!tmp) tmp = "test-tmp";
+    mkdir(tmp, 0777);
+    char d1[1024], d2[1024], path[1100];
+    snprintf(d1, sizeof d1, "%s/train-a/nested", tmp);
+    snprintf(d2, sizeof d2, "%s/train-b", tmp);
+
+    fm_images tr = synth(400, 1), va = synth(100, 2);
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 4;
+    p.batch = 32;
+    p.lr = 3e-3f;
+    p.threads = 1;
+    p.model_source = "test-net";
+    if (getenv("FMNIST_TEST_VERBOSE")) p.progress = stdout;
+    fm_train_result r;
+    fm_err err;
+    fm_model *m = NULL;
+    int rc = run(d1, &tr, &va, p, &r, &m, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    if (rc < 0) return check_finish();
+
+    /* it learns the bars (augmentation on: rotation and zoom move them a little) */
+    CHECK(r.epochs_run == 4 && !r.stopped_early && !r.diverged);
+    CHECK_MSG(r.val_accuracy > 0.8, "val_accuracy %g", r.val_accuracy);
+    CHECK(r.train_count == 400 && r.val_count == 100);
+    CHECK(r.best_epoch >= 1 && r.best_epoch <= 4 && r.restored_epoch >= 1 && r.restored_epoch <= 4);
+
+    /* the model holds the restored (best val_loss) weights: evaluating it
+     * gives that epoch's validation numbers again */
+    fm_eval_result e;
+    CHECK(fm_model_evaluate(m, &va, &e, &err) == 0);
+    CHECK_NEAR(e.loss, r.restored_val_loss, 1e-6);
+    CHECK_NEAR(e.accuracy, r.restored_val_accuracy, 1e-9);
+    /* model.safetensors is that model; best.safetensors the best val_accuracy */
+    snprintf(path, sizeof path, "%s/model.safetensors", d1);
+    fm_model *saved = fm_model_load(path, &err);
+    CHECK_MSG(saved != NULL, "%s", err.msg);
+    if (saved) {
+        CHECK(fm_model_evaluate(saved, &va, &e, &err) == 0);
+        CHECK_NEAR(e.loss, r.restored_val_loss, 1e-6);
+        fm_model_free(saved);
+    }
+    snprintf(path, sizeof path, "%s/best.safetensors", d1);
+    fm_model *best = fm_model_load(path, &err);
+    CHECK_MSG(best != NULL, "%s", err.msg);
+    if (best) {
+        CHECK(fm_model_evaluate(best, &va, &e, &err) == 0);
+        CHECK_NEAR(e.accuracy, r.best_val_accuracy, 1e-9);
+        fm_model_free(best);
+    }
+    fm_model_free(m);
+
+    /* log.csv: the header and one row per epoch, the learning rate used */
+    char *log1 = log_sans_time(d1);
+    CHECK(log1 && !strncmp(log1, "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate\n1,", 58));
+    int rows = 0;
+    for (char *c = log1 ? log1 : ""; *c; c++) rows += *c == '\n';
+    CHECK(rows == 5);
+    CHECK(log1 && strstr(log1, ",0.003\n4,") != NULL);
+
+    /* run.json parses and carries the config and results */
+    snprintf(path, sizeof path, "%s/run.json", d1);
+    size_t len = 0;
+    char *js = slurp(path, &len);
+    fm__json *j = js ? fm__json_parse(js, len, 0, &err) : NULL;
+    CHECK_MSG(j != NULL, "%s", js ? err.msg : "no run.json");
+    if (j) {
+        const fm__json *cfg = fm__json_get(j, "config"), *res = fm__json_get(j, "results");
+        CHECK(cfg && res);
+        const fm__json *v;
+        CHECK(cfg && (v = fm__json_get(cfg, "seed")) && v->number == 42);
+        CHECK(cfg && (v = fm__json_get(cfg, "batch")) && v->number == 32);
+        CHECK(cfg && (v = fm__json_get(cfg, "model")) && v->type == FM__JSON_STRING &&
+              !strcmp(v->string, "test-net"));
+        CHECK(cfg && (v = fm__json_get(cfg, "kernels")) && v->type == FM__JSON_STRING);
+        CHECK(res && (v = fm__json_get(res, "epochs_run")) && v->number == 4);
+        CHECK(res && (v = fm__json_get(res, "best_epoch")) && v->number == r.best_epoch);
+        CHECK(res && (v = fm__json_get(res, "restored_epoch")) && v->number == r.restored_epoch);
+        CHECK(res && (v = fm__json_get(res, "stopped_early")) && v->type == FM__JSON_BOOL);
+        CHECK(res && (v = fm__json_get(res, "val_accuracy")) &&
+              fabs(v->number - r.val_accuracy) < 1e-8);
+        CHECK(res && fm__json_get(res, "test_accuracy") == NULL);
+        fm__json_free(j);
+    }
+    free(js);
+
+    /* the same seed and threads again: the same log and the same weights */
+    rc = run(d2, &tr, &va, p, &r, NULL, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    char *log2 = log_sans_time(d2);
+    CHECK(log1 && log2 && !strcmp(log1, log2));
+    size_t l1, l2;
+    snprintf(path, sizeof path, "%s/model.safetensors", d1);
+    char *w1 = slurp(path, &l1);
+    snprintf(path, sizeof path, "%s/model.safetensors", d2);
+    char *w2 = slurp(path, &l2);
+    CHECK(w1 && w2 && l1 == l2 && !memcmp(w1, w2, l1));
+    free(w1);
+    free(w2);
+    free(log1);
+    free(log2);
+
+    /* divergence: an absurd learning rate overflows; fm_train stops with a
+     * message saying where, and keeps nothing it did not finish */
+    fm_train_params bad = p;
+    bad.lr = 1e30f;
+    bad.epochs = 3;
+    snprintf(path, sizeof path, "%s/train-nan", tmp);
+    rc = run(path, &tr, &va, bad, &r, NULL, &err);
+    CHECK(rc < 0 && r.diverged);
+    CHECK_MSG(strstr(err.msg, "became") && strstr(err.msg, "epoch"), "%s", err.msg);
+    if (getenv("FMNIST_TEST_VERBOSE")) fprintf(stderr, "divergence: %s\n", err.msg);
+
+    /* bad input is an error, not a crash */
+    fm_images empty = {0};
+    rc = run(d2, &tr, &empty, p, &r, NULL, &err);
+    CHECK(rc < 0 && strstr(err.msg, "validation"));
+    bad = p;
+    bad.batch = 0;
+    rc = run(d2, &tr, &va, bad, &r, NULL, &err);
+    CHECK(rc < 0 && strstr(err.msg, "batch"));
+    snprintf(path, sizeof path, "%s/run.json/x", d1); /* a file where a folder must go */
+    rc = run(path, &tr, &va, p, &r, NULL, &err);
+    CHECK(rc < 0 && strstr(err.msg, "run.json"));
+
+    fm_images_free(&tr);
+    fm_images_free(&va);
+    return check_finish();
+}
