@@ -9,6 +9,9 @@ int fm_cmd_data(int argc, char **argv);
 int fm_cmd_convert(int argc, char **argv);
 int fm_cmd_show(int argc, char **argv);
 int fm_cmd_summary(int argc, char **argv);
+int fm_cmd_train(int argc, char **argv);
+int fm_cmd_eval(int argc, char **argv);
+int fm_cmd_predict(int argc, char **argv);
 int fm_cmd_report(int argc, char **argv);
 
 /* Prints "fmnist: MSG" to stderr and returns 1 (the exit status for errors). */

@@ -18,6 +18,9 @@ static const verb verbs[] = {
     {"convert", fm_cmd_convert, "write the data set in the other layout (CSV <-> IDX)"},
     {"show", fm_cmd_show, "write a PNG of one image or a grid of examples per class"},
     {"summary", fm_cmd_summary, "print a Keras-style table of a model description"},
+    {"train", fm_cmd_train, "train a model with the Keras recipe; writes a run folder"},
+    {"eval", fm_cmd_eval, "loss, accuracy, per-class scores and confusion matrix of a model"},
+    {"predict", fm_cmd_predict, "classify PNG/PGM pictures with a saved model"},
     {"report", fm_cmd_report, "write a self-contained HTML report of a training run"},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])

@@ -1,0 +1,153 @@
+/* fmnist predict: classify the user's own pictures with a saved model. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "data/image.h"
+#include "model/json.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: fmnist predict --weights FILE [--invert] [--json] IMAGE...\n"
+            "\n"
+            "Classifies PNG or PGM pictures and prints the class and the three most likely\n"
+            "classes with their probabilities. A 28x28 grey picture is used as is; any other\n"
+            "size or a colour picture is turned grey and resized to 28x28 (a note on stderr\n"
+            "says so).\n"
+            "\n"
+            "Fashion-MNIST pictures are light garments on a black background, centred and\n"
+            "filling the frame. Give pictures of the same polarity: a photo of a garment on\n"
+            "a white background needs --invert (or inverting beforehand), or the answers\n"
+            "mean little.\n"
+            "\n"
+            "  --weights FILE   model file (.safetensors written by fmnist train)\n"
+            "  --invert         use 255 - v for every pixel (dark garment on light ground)\n"
+            "  --json           one JSON object {\"predictions\": [{image, class, name,\n"
+            "                   top3: [{class, name, probability}]}]}\n");
+}
+
+/* Colour type of a PNG from its IHDR (byte 25), for the note on stderr; the
+ * reader converts whatever it finds. 0 for PGM and anything unreadable. */
+static int png_is_colour(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char h[26];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    return got == sizeof h && !memcmp(h, sig, 8) && !memcmp(h + 12, "IHDR", 4) && (h[25] & 2);
+}
+
+/* Indices of the k largest of p[0..n), largest first (lower index on ties). */
+static void top_k(const float *p, int n, int *idx, int k) {
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            int taken = 0;
+            for (int t = 0; t < j; t++) taken |= idx[t] == i;
+            if (!taken && (best < 0 || p[i] > p[best])) best = i;
+        }
+        idx[j] = best;
+    }
+}
+
+int fm_cmd_predict(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"weights", required_argument, NULL, 'w'},
+        {"invert", no_argument, NULL, 'i'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *weights = NULL;
+    int json = 0, invert = 0, c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w': weights = optarg; break;
+        case 'i': invert = 1; break;
+        case 'j': json = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':': fm_cli_fail("predict: %s needs a value", argv[optind - 1]); return 2;
+        default:
+            fm_cli_fail("predict: unknown option '%s' (see fmnist predict --help)",
+                        argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (!weights) {
+        fm_cli_fail("predict: --weights FILE is required (see fmnist predict --help)");
+        return 2;
+    }
+    if (optind >= argc) {
+        fm_cli_fail("predict: no IMAGE given (see fmnist predict --help)");
+        return 2;
+    }
+
+    fm_err err;
+    int n = argc - optind;
+    char **paths = argv + optind;
+    fm_images imgs = {0};
+    float *probs = NULL;
+    fm_model *model = NULL;
+    int rc = 1;
+    if (!(model = fm_model_load(weights, &err)) || fm_images_alloc(&imgs, (size_t)n, &err) < 0)
+        goto fail;
+    /* Read every picture before printing anything, so a bad one fails the run. */
+    for (int i = 0; i < n; i++) {
+        fm__image img;
+        if (fm__image_read(paths[i], &img, &err) < 0) goto fail;
+        uint8_t *px = imgs.pixels + (size_t)i * FM_IMAGE_PIXELS;
+        int colour = png_is_colour(paths[i]);
+        if (img.w != FM_IMAGE_COLS || img.h != FM_IMAGE_ROWS || colour)
+            fprintf(stderr, "fmnist: note: %s: %dx%d%s converted to 28x28 grey\n", paths[i], img.w,
+                    img.h, colour ? " colour" : "");
+        int r = fm__image_to_28x28(&img, px, &err);
+        fm__image_free(&img);
+        if (r < 0) goto fail;
+        if (invert)
+            for (int p = 0; p < FM_IMAGE_PIXELS; p++) px[p] = (uint8_t)(255 - px[p]);
+    }
+    if (!(probs = malloc((size_t)n * FM_NUM_CLASSES * sizeof *probs))) {
+        fm_cli_fail("out of memory");
+        goto done;
+    }
+    if (fm_model_predict(model, &imgs, 0, (size_t)n, probs, &err) < 0) goto fail;
+
+    if (json) printf("{\"predictions\": [");
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + (size_t)i * FM_NUM_CLASSES;
+        int top[3];
+        top_k(p, FM_NUM_CLASSES, top, 3);
+        if (json) {
+            printf("%s\n  {\"image\": ", i ? "," : "");
+            fm__json_write_string(stdout, paths[i]);
+            printf(", \"class\": %d, \"name\": ", top[0]);
+            fm__json_write_string(stdout, fm_class_names[top[0]]);
+            printf(", \"top3\": [");
+            for (int k = 0; k < 3; k++) {
+                printf("%s{\"class\": %d, \"name\": ", k ? ", " : "", top[k]);
+                fm__json_write_string(stdout, fm_class_names[top[k]]);
+                printf(", \"probability\": %.6g}", p[top[k]]);
+            }
+            printf("]}");
+        } else {
+            printf("%s: %s\n", paths[i], fm_class_names[top[0]]);
+            for (int k = 0; k < 3; k++)
+                printf("  %-12s %6.2f%%\n", fm_class_names[top[k]], 100.0 * p[top[k]]);
+        }
+    }
+    if (json) printf("\n]}\n");
+    rc = 0;
+    goto done;
+fail:
+    fm_cli_fail("%s", err.msg);
+done:
+    free(probs);
+    fm_images_free(&imgs);
+    fm_model_free(model);
+    return rc;
+}

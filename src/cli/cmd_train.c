@@ -1,0 +1,174 @@
+/* fmnist train: the Keras recipe end to end: load and split the data, build
+ * the network from its description, train with the callbacks, optionally
+ * score the restored model on the test set, and say where everything went. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: fmnist train [--data DIR] [--model CFG] [--epochs N] [--batch N] [--lr F]\n"
+            "                    [--seed N] [--threads N] [--limit N] [--val-split F]\n"
+            "                    [--no-augment] [--out DIR] [--test] [--quiet]\n"
+            "\n"
+            "Trains the network described in CFG with Adam, augmentation (rotation +-10\n"
+            "degrees, zoom 0.9-1.1, horizontal flip), EarlyStopping (val_loss, patience 15,\n"
+            "best weights restored), ReduceLROnPlateau (val_loss, patience 8, factor 0.5)\n"
+            "and ModelCheckpoint (val_accuracy). The run folder gets log.csv,\n"
+            "best.safetensors (best val_accuracy), model.safetensors (best val_loss, the\n"
+            "final model) and run.json.\n"
+            "\n"
+            "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
+            "                   " FM_DEBIAN_DATA_DIR ")\n"
+            "  --model CFG      model description (default configs/fashion-cnn.cfg)\n"
+            "  --epochs N       most epochs to run (default 100)\n"
+            "  --batch N        batch size (default 64)\n"
+            "  --lr F           initial learning rate (default 0.001)\n"
+            "  --seed N         seed of the split, initialisation, shuffling, augmentation\n"
+            "                   and dropout (default 42); same seed and threads, same model\n"
+            "  --threads N      threads (default 0 = all cores)\n"
+            "  --limit N        use only the first N training images, before the split\n"
+            "  --val-split F    fraction held out for validation (default 0.2)\n"
+            "  --no-augment     train on the images as they are\n"
+            "  --out DIR        run folder (default models)\n"
+            "  --test           evaluate the final model on the test set at the end\n"
+            "  --quiet          no progress lines, only the summary\n");
+}
+
+static void print_duration(double s) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        printf("%ldh %02ldm %02lds", t / 3600, t % 3600 / 60, t % 60);
+    else if (t >= 60)
+        printf("%ldm %02lds", t / 60, t % 60);
+    else
+        printf("%.1fs", s);
+}
+
+int fm_cmd_train(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},    {"model", required_argument, NULL, 'm'},
+        {"epochs", required_argument, NULL, 'e'},  {"batch", required_argument, NULL, 'b'},
+        {"lr", required_argument, NULL, 'l'},      {"seed", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 't'}, {"limit", required_argument, NULL, 'n'},
+        {"val-split", required_argument, NULL, 'v'}, {"no-augment", no_argument, NULL, 'A'},
+        {"out", required_argument, NULL, 'o'},     {"test", no_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    fm_train_params p = fm_train_default_params();
+    const char *dir = NULL, *cfg = "configs/fashion-cnn.cfg";
+    int test = 0, quiet = 0;
+    long v;
+    double d;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 'm': cfg = optarg; break;
+        case 'o': p.out_dir = optarg; break;
+        case 'A': p.augment = 0; break;
+        case 'T': test = 1; break;
+        case 'q': quiet = 1; break;
+        case 'e':
+            if (fm_cli_long("--epochs", optarg, 1, 100000, &v) < 0) return 2;
+            p.epochs = (int)v;
+            break;
+        case 'b':
+            if (fm_cli_long("--batch", optarg, 1, 65536, &v) < 0) return 2;
+            p.batch = (int)v;
+            break;
+        case 's':
+            if (fm_cli_long("--seed", optarg, 0, LONG_MAX, &v) < 0) return 2;
+            p.seed = (uint64_t)v;
+            break;
+        case 't':
+            if (fm_cli_long("--threads", optarg, 0, 4096, &v) < 0) return 2;
+            p.threads = (int)v;
+            break;
+        case 'n':
+            if (fm_cli_long("--limit", optarg, 2, LONG_MAX, &v) < 0) return 2;
+            p.limit = (size_t)v;
+            break;
+        case 'l':
+            if (fm_cli_double("--lr", optarg, 1e-12, 10.0, &d) < 0) return 2;
+            p.lr = (float)d;
+            break;
+        case 'v':
+            if (fm_cli_double("--val-split", optarg, 1e-6, 0.99, &d) < 0) return 2;
+            p.val_split = d;
+            break;
+        case 'h': usage(stdout); return 0;
+        case ':': fm_cli_fail("train: %s needs a value", argv[optind - 1]); return 2;
+        default:
+            fm_cli_fail("train: unknown option '%s' (see fmnist train --help)", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fm_cli_fail("train: unexpected argument '%s' (see fmnist train --help)", argv[optind]);
+        return 2;
+    }
+    if (!(dir = fm_cli_data_dir(dir))) return 1;
+
+    fm_err err;
+    fm_data_format format;
+    fm_images all = {0}, train = {0}, val = {0}, testset = {0};
+    fm_model *model = NULL;
+    int rc = 1;
+    if (fm_data_detect(dir, &format, &err) < 0 || fm_data_load(dir, FM_SET_TRAIN, &all, &err) < 0)
+        goto fail;
+    /* --limit keeps the first N images, so the split draws from those alone. */
+    if (p.limit && p.limit < all.count) all.count = p.limit;
+    if (fm_images_split(&all, p.val_split, p.seed, &train, &val, &err) < 0) goto fail;
+    if (!(model = fm_model_load_cfg(cfg, &err))) goto fail;
+
+    p.model_source = cfg;
+    p.data_dir = dir;
+    p.data_format = format == FM_FORMAT_CSV ? "csv" : "idx";
+    p.progress = quiet ? NULL : stdout;
+    if (!quiet) {
+        fm_model_summary(model, stdout);
+        printf("\nTraining on %zu images, validating on %zu (%s layout in %s; kernels %s)\n",
+               train.count, val.count, p.data_format, dir, fm_kernels_name());
+    }
+    fm_train_result r;
+    if (fm_train(model, &train, &val, &p, &r, &err) < 0) goto fail;
+
+    fm_eval_result ev;
+    if (test) {
+        if (fm_data_load(dir, FM_SET_TEST, &testset, &err) < 0 ||
+            fm_model_evaluate(model, &testset, &ev, &err) < 0 ||
+            fm_train_write_run(&p, &r, &ev, &err) < 0)
+            goto fail;
+    }
+
+    printf("\nTrained %d epoch%s in ", r.epochs_run, r.epochs_run == 1 ? "" : "s");
+    print_duration(r.train_seconds);
+    if (r.stopped_early)
+        printf(" (stopped early: val_loss had not improved for %d epochs)", p.es_patience);
+    printf("\ncheckpoint:  %s/best.safetensors (best val_accuracy %.4f, epoch %d)\n", p.out_dir,
+           r.best_val_accuracy, r.best_epoch);
+    printf("final model: %s/model.safetensors (best val_loss %.4f, epoch %d; val_accuracy %.4f)\n",
+           p.out_dir, r.restored_val_loss, r.restored_epoch, r.restored_val_accuracy);
+    if (test)
+        printf("test:        accuracy %.4f, loss %.4f on %zu images\n", ev.accuracy, ev.loss,
+               ev.count);
+    printf("log:         %s/log.csv, %s/run.json\n", p.out_dir, p.out_dir);
+    rc = 0;
+    goto done;
+fail:
+    fm_cli_fail("%s", err.msg);
+done:
+    fm_model_free(model);
+    fm_images_free(&all);
+    fm_images_free(&train);
+    fm_images_free(&val);
+    fm_images_free(&testset);
+    return rc;
+}
