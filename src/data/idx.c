@@ -60,7 +60,7 @@ static int gz_fail(const char *path, gzFile g, unsigned long long offset, fm_err
 }
 
 /* Reads one IDX file whose data has `dims` dimensions (3: images, 1: labels)
- * into *data (count items of item_size bytes). */
+ * into *data: count images of 28x28 bytes, or count labels. */
 static int read_idx(const char *path, int dims, uint32_t *count, uint8_t **data, fm_err *err) {
     const char *what = dims == 3 ? "images" : "labels";
     struct stat st;
