@@ -17,7 +17,8 @@ It is deterministic (fixed seeds; every reference value is computed in
 float64 and stored rounded to float32) and rewrites tests/fixtures/torch_*.
 It also runs the same graphs in float32 -- a second float32 implementation
 standing in for the C one -- and asserts that run passes the C test's
-tolerances (TOL_* below, the same numbers as in the C file).
+tolerances (TOL_* below, the same numbers as in the C file; the warp has its
+own there).
 
 Keras-equivalent settings, in PyTorch terms:
 - the C side's layouts: NCHW activations, conv weights (OC, C, K, K), dense
@@ -39,12 +40,12 @@ training-mode check the C test sets its dropout layers' rate to 0 (its
 inference-mode check keeps the real rates; dropout is the identity there).
 
 Conditioning. A float32 implementation differs from these values by rounding,
-which must stay small next to the tolerances, so the reduced network's seed is
-the first that avoids two traps: a ReLU input within 1e-6 (relative) of zero
-(rounding could flip it and switch a gradient path), and an analytically zero
-gradient (a conv or dense bias feeding BatchNorm through a ReLU that is active
-for the whole batch: the gradient is rounding noise, which Adam turns into
-full +-lr steps). Adam is still ill-conditioned where |g| is near its epsilon
+which must stay small next to the tolerances, so each reduced network's seed
+is the first that avoids two traps: a ReLU input within 1e-6 (relative) of
+zero (rounding could flip it and switch a gradient path), and, where Adam
+steps follow, an analytically zero gradient (a conv or dense bias feeding
+BatchNorm through a ReLU that is active for the whole batch: the gradient is
+rounding noise, which Adam turns into full +-lr steps). Adam is still ill-conditioned where |g| is near its epsilon
 scale, so each weight after three steps has its own tolerance (adam3tol.*):
 1e-3 lr plus the largest change of its result when each step's non-zero
 gradients move by TOL_GRAD of their tensor's largest (every sign pattern),
@@ -112,10 +113,9 @@ BATCH = 8  # reduced networks
 # over a tensor (TOL_GRAD: * max|b| of the gradient tensor). Sized from the
 # float32-vs-float64 errors this script prints, with a wide margin because
 # the C kernels sum in other orders (and use FMA).
-TOL_FWD = 1e-5    # logits, probs, loss, moving statistics after one forward
+TOL_FWD = 2e-5    # logits, probs, loss, moving statistics after one forward
 TOL_GRAD = 1e-4   # gradients: sums of up to N*H*W = 6272 products that cancel
 TOL_STATS3 = 5e-5  # moving statistics after three Adam steps
-TOL_AUG = 1e-5    # warped pixels in [0, 1]
 
 # Layer lists: (kind, argument, activation), kinds as the cfg spells them.
 SMALL = [("conv", 4, "relu"), ("batchnorm", None, None), ("conv", 4, "relu"), ("maxpool", 2, None),
