@@ -16,7 +16,8 @@
  * - direct sums (GEMM-style convs, dense): TOL_SUM = 64u (~3.8e-6);
  * - Winograd F(4x4,3x3) convs: the transforms scale terms by up to
  *   |B|*|G|*|A| ~ 100 before the channel sum cancels them back, so
- *   rounding is amplified by about that much: TOL_WINO = 4096u (~2.4e-4).
+ *   rounding is amplified by up to about that much: TOL_WINO = 512u (~3e-5;
+ *   we see up to ~40u).
  * The bench/accuracy numbers printed by this test show the actual maxima.
  * Elementwise ops (ReLU, max pooling, dropout) must be bit-exact; batch norm
  * and softmax, which normalise, are held to 1e-5 absolute on O(1) outputs. */
@@ -30,7 +31,7 @@
 
 #define U_EPS (1.0 / 16777216.0)
 #define TOL_SUM (64 * U_EPS)
-#define TOL_WINO (4096 * U_EPS)
+#define TOL_WINO (512 * U_EPS)
 #define SENTINEL 12345.678f
 #define GUARD 64
 
@@ -356,7 +357,7 @@ static void test_deterministic(const fm_kernels *fk) {
         fk->conv2d_backward_weights(r[run][2], r[run][2] + nw, dout, in, &s, ws);
         /* dense (64, 100) -> 300, reusing the conv arrays as data */
         float *d = r[run][3];
-        fk->dense_forward(d, in, w, b, 64, 100, 300, 0);
+        fk->dense_forward(d, in, w, dout, 64, 100, 300, 0); /* dout as the 300 biases */
         fk->dense_backward_data(d + 64 * 300, in, w, 64, 100, 300);
         fk->dense_backward_weights(d + 64 * 300 + 64 * 100, d + 64 * 300 + 64 * 100 + 30000, in,
                                    dout, 64, 100, 300);

@@ -57,6 +57,20 @@ const fm_kernels *fm_kernels_select(void) {
     return k;
 }
 
+int fm__kernel_threads(void) {
+#ifdef _OPENMP
+    static _Atomic int cached;
+    int n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!n) {
+        n = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+        atomic_store_explicit(&cached, n, memory_order_relaxed);
+    }
+    return n;
+#else
+    return 1;
+#endif
+}
+
 const char *fm_kernels_name(void) { return fm_kernels_select()->name; }
 
 void fm_set_threads(int threads) {

@@ -47,6 +47,11 @@ void fm__ref_dropout_apply(float *out, const float *in, const uint8_t *mask, flo
 float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
                            const uint8_t *labels, int n, int classes);
 
+/* Most threads a fast kernel runs with, and so the number of per-thread
+ * scratch areas its *_workspace() reserves: the processor count, read once
+ * so that workspace sizes cannot change between a query and a call. */
+int fm__kernel_threads(void);
+
 /* Tables compiled for wider instruction sets (NULL when not built); the
  * dispatcher checks the CPU before handing them out. */
 const fm_kernels *fm__kernels_avx2_table(void);

@@ -1,0 +1,138 @@
+/* Times every conv and dense op of the default network at its real shapes
+ * (batch 64 unless told) with one kernel table, and reports medians and
+ * GFLOP/s counted as direct convolution (2*MACs, so Winograd shows as
+ * "effective" speed). Not a test: a tool for tuning the kernels.
+ *
+ * build: cmake --build build --target fmnistlib &&
+ *        gcc -O2 -fopenmp -Iinclude -Isrc bench/kernel_bench.c build/libfmnist.a -lz -lpng -lm \
+ *            -o build/kernel_bench
+ * usage: build/kernel_bench [ref|avx2|avx512 [batch [reps [threads]]]] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fmnist/fmnist.h"
+#include "kernels/kernels.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static float *filled(size_t len, fm_rng *rng) {
+    float *p = malloc(sizeof(float) * (len ? len : 1));
+    for (size_t i = 0; i < len; i++) p[i] = fm_rng_uniform(rng) - 0.5f;
+    return p;
+}
+
+static int reps = 7;
+static double total_fwd, total_train;
+
+/* Median and fastest seconds of reps runs of op (after one warm-up run):
+ * on a shared machine the fastest run is the best estimate of the kernel's
+ * own speed, the median of what a user sees. */
+static double fastest;
+#define TIME(median, call)                                                                         \
+    do {                                                                                           \
+        double t_[64];                                                                             \
+        call;                                                                                      \
+        for (int r_ = 0; r_ < reps; r_++) {                                                        \
+            double t0_ = now();                                                                    \
+            call;                                                                                  \
+            t_[r_] = now() - t0_;                                                                  \
+        }                                                                                          \
+        qsort(t_, reps, sizeof(double), cmp_double);                                               \
+        median = t_[reps / 2];                                                                     \
+        fastest = t_[0];                                                                           \
+    } while (0)
+
+static double total_fwd_min, total_train_min;
+
+static void report(const char *what, double sec, double flops, int train_only) {
+    printf("  %-34s %8.3f ms %7.1f GFLOP/s  (fastest %8.3f ms %7.1f GFLOP/s)\n", what, sec * 1e3,
+           flops / sec * 1e-9, fastest * 1e3, flops / fastest * 1e-9);
+    if (!train_only) total_fwd += sec, total_fwd_min += fastest;
+    total_train += sec, total_train_min += fastest;
+}
+
+static void bench_conv(const fm_kernels *k, int n, int c, int hw, int oc, int first, fm_rng *rng) {
+    fm_conv_shape s = {.n = n, .c = c, .h = hw, .w = hw, .oc = oc, .oh = hw, .ow = hw, .k = 3,
+                       .stride = 1, .pad_t = 1, .pad_l = 1};
+    size_t nin = (size_t)n * c * hw * hw, nout = (size_t)n * oc * hw * hw, nw = (size_t)oc * c * 9;
+    float *in = filled(nin, rng), *w = filled(nw, rng), *b = filled(oc, rng),
+          *out = filled(nout, rng), *din = filled(nin, rng), *dw = filled(nw + oc, rng);
+    float *ws = filled(k->conv2d_workspace(&s), rng);
+    double flops = 2.0 * n * oc * c * 9 * hw * hw, t;
+    char what[64];
+    snprintf(what, sizeof what, "conv %3d->%3d %2dx%-2d forward", c, oc, hw, hw);
+    TIME(t, k->conv2d_forward(out, in, w, b, &s, 1, ws));
+    report(what, t, flops, 0);
+    if (!first) { /* the first layer's input needs no gradient */
+        snprintf(what, sizeof what, "conv %3d->%3d %2dx%-2d backward data", c, oc, hw, hw);
+        TIME(t, k->conv2d_backward_data(din, out, w, &s, ws));
+        report(what, t, flops, 1);
+    }
+    snprintf(what, sizeof what, "conv %3d->%3d %2dx%-2d backward weights", c, oc, hw, hw);
+    TIME(t, k->conv2d_backward_weights(dw, dw + nw, out, in, &s, ws));
+    report(what, t, flops, 1);
+    free(in), free(w), free(b), free(out), free(din), free(dw), free(ws);
+}
+
+static void bench_dense(const fm_kernels *k, int n, int in_dim, int out_dim, fm_rng *rng) {
+    float *in = filled((size_t)n * in_dim, rng), *w = filled((size_t)in_dim * out_dim, rng),
+          *b = filled(out_dim, rng), *out = filled((size_t)n * out_dim, rng),
+          *din = filled((size_t)n * in_dim, rng), *dw = filled((size_t)in_dim * out_dim, rng);
+    double flops = 2.0 * n * in_dim * out_dim, t;
+    char what[64];
+    snprintf(what, sizeof what, "dense %4d->%3d forward", in_dim, out_dim);
+    TIME(t, k->dense_forward(out, in, w, b, n, in_dim, out_dim, 1));
+    report(what, t, flops, 0);
+    snprintf(what, sizeof what, "dense %4d->%3d backward data", in_dim, out_dim);
+    TIME(t, k->dense_backward_data(din, out, w, n, in_dim, out_dim));
+    report(what, t, flops, 1);
+    snprintf(what, sizeof what, "dense %4d->%3d backward weights", in_dim, out_dim);
+    TIME(t, k->dense_backward_weights(dw, b, out, in, n, in_dim, out_dim));
+    report(what, t, flops, 1);
+    free(in), free(w), free(b), free(out), free(din), free(dw);
+}
+
+int main(int argc, char **argv) {
+    const char *name = argc > 1 ? argv[1] : NULL;
+    int n = argc > 2 ? atoi(argv[2]) : 64;
+    reps = argc > 3 ? atoi(argv[3]) : 7;
+    int threads = argc > 4 ? atoi(argv[4]) : 0;
+    if (reps < 1 || reps > 64 || n < 1) {
+        fprintf(stderr, "usage: %s [ref|avx2|avx512 [batch [reps 1..64 [threads]]]]\n", argv[0]);
+        return 2;
+    }
+    const fm_kernels *k = fm_kernels_select();
+    if (name && strcmp(name, "ref") == 0) k = fm_kernels_ref();
+    else if (name && strcmp(name, "avx2") == 0) k = fm_kernels_avx2();
+    else if (name && strcmp(name, "avx512") == 0) k = fm_kernels_avx512();
+    if (!k) {
+        fprintf(stderr, "kernel table %s is not available on this CPU\n", name);
+        return 1;
+    }
+    fm_set_threads(threads);
+    fm_rng rng;
+    fm_rng_seed(&rng, 1);
+    printf("%s kernels, batch %d, median of %d, threads %d\n", k->name, n, reps, threads);
+    bench_conv(k, n, 1, 28, 64, 1, &rng);
+    bench_conv(k, n, 64, 28, 64, 0, &rng);
+    bench_conv(k, n, 64, 14, 128, 0, &rng);
+    bench_conv(k, n, 128, 14, 128, 0, &rng);
+    bench_dense(k, n, 6272, 256, &rng);
+    bench_dense(k, n, 256, 10, &rng);
+    printf("  conv+dense forward %.2f ms (%.0f img/s), forward+backward %.2f ms (%.0f img/s)\n",
+           total_fwd * 1e3, n / total_fwd, total_train * 1e3, n / total_train);
+    printf("  fastest runs: forward %.2f ms (%.0f img/s), forward+backward %.2f ms (%.0f img/s)\n",
+           total_fwd_min * 1e3, n / total_fwd_min, total_train_min * 1e3, n / total_train_min);
+    return 0;
+}

@@ -1,0 +1,851 @@
+/* The fast kernels, written once over the vector layer in simd.h and
+ * compiled twice: avx512.c (16 lanes) and avx2.c (8 lanes) define FM__VL and
+ * FM__TABLE_FN, then include this file.
+ *
+ * Convolutions run on channel-innermost copies of one image at a time
+ * ("staging", (H, W, C) with the zero padding built in), which turns every
+ * conv into register-blocked matrix products whose vectors run along the
+ * output channels:
+ * - 3x3 stride-1 convs (forward, and backward data as a forward conv with
+ *   the kernel rotated and transposed) use Winograd F(4x4,3x3): 36 products
+ *   of (tiles x C) by (C x OC) per block of tiles instead of 144 per tile;
+ * - other convs multiply staged pixels by the (K*K*C x OC) weights directly;
+ * - weight gradients multiply staged input pixels (rows: kernel tap and
+ *   channel) by the staged output gradient (pixel x OC), one image at a time,
+ *   each thread owning a fixed set of weight rows, so results do not depend
+ *   on the thread count.
+ * Dense layers use the same register tile, or dot products for the forward. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/internal.h"
+#include "kernels/simd.h"
+
+#define VL FM__VL
+/* The register tile: MR rows (broadcast scalars) by NV vectors. */
+#if VL == 16
+#define MR 6
+#define NV 4
+#else
+#define MR 6
+#define NV 2
+#endif
+
+/* ---- threads and scratch ------------------------------------------------ */
+
+static int team(void) {
+#ifdef _OPENMP
+    int nt = omp_get_max_threads(), cap = fm__kernel_threads();
+    return nt < cap ? nt : cap;
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int thread_count(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Part tid of nth of [0, total). */
+static void split(int total, int nth, int tid, int *lo, int *hi) {
+    *lo = (int)((long long)total * tid / nth);
+    *hi = (int)((long long)total * (tid + 1) / nth);
+}
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static size_t rup(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+/* Scratch areas start on 64-byte lines: the caller's pointer is rounded up,
+ * which the workspace sizes allow for with ALIGN_SLACK floats. */
+#define ALIGN_SLACK 16
+static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+/* ---- the register tile ---------------------------------------------------- */
+
+/* acc[r][v] += sum_{k<K} a[r][k*as] * b[k*ldb + v*VL]; with `masked` the last
+ * B vector loads only the lanes in bm (its row ends there). */
+FM__INLINE void madd(vf acc[MR][NV], const int mr, const int nv, const int masked, vmask bm,
+                     const float *const *a, ptrdiff_t as, int K, const float *b, ptrdiff_t ldb) {
+    const float *ar[MR];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) ar[r] = a[r];
+    ptrdiff_t ka = 0;
+    for (int k = 0; k < K; k++, ka += as, b += ldb) {
+        vf bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            bv[v] = masked && v == nv - 1 ? vloadm(b + v * VL, bm) : vload(b + v * VL);
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            vf av = vset1(ar[r][ka]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+        }
+    }
+}
+
+FM__INLINE void tile_zero(vf acc[MR][NV], const int mr, const int nv) {
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) acc[r][v] = vzero();
+}
+
+/* c[r*ldc + v*VL] (+)= acc[r][v]; the last vector masked like madd's. */
+FM__INLINE void tile_store(vf acc[MR][NV], const int mr, const int nv, const int masked, vmask m,
+                           float *c, ptrdiff_t ldc, int accumulate) {
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            float *p = c + r * ldc + v * VL;
+            if (masked && v == nv - 1) {
+                vstorem(p, accumulate ? vadd(vloadm(p, m), acc[r][v]) : acc[r][v], m);
+            } else {
+                vstore(p, accumulate ? vadd(vload(p), acc[r][v]) : acc[r][v]);
+            }
+        }
+    }
+}
+
+/* Instantiates CALL(mr, nv) for the run-time tile size with compile-time
+ * constants, so every tile shape gets its own fully unrolled code. */
+#if NV == 4
+#define NV_CASES(CALL, m)                                                                          \
+    case m * 8 + 1: CALL(m, 1); break;                                                             \
+    case m * 8 + 2: CALL(m, 2); break;                                                             \
+    case m * 8 + 3: CALL(m, 3); break;                                                             \
+    case m * 8 + 4: CALL(m, 4); break;
+#else
+#define NV_CASES(CALL, m)                                                                          \
+    case m * 8 + 1: CALL(m, 1); break;                                                             \
+    case m * 8 + 2: CALL(m, 2); break;
+#endif
+#define TILE_SWITCH(mr, nv, CALL)                                                                  \
+    switch ((mr) * 8 + (nv)) {                                                                     \
+        NV_CASES(CALL, 1)                                                                          \
+        NV_CASES(CALL, 2)                                                                          \
+        NV_CASES(CALL, 3)                                                                          \
+        NV_CASES(CALL, 4)                                                                          \
+        NV_CASES(CALL, 5)                                                                          \
+        NV_CASES(CALL, 6)                                                                          \
+    default: break;                                                                                \
+    }
+
+/* c (mr, nv*VL) (+)= a (mr rows, K apart by as) . b (K, nv*VL, rows ldb apart). */
+static void gemm_tile(int mr, int nv, int masked, vmask m, const float *const *a, ptrdiff_t as,
+                      int K, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                      int accumulate) {
+#define GEMM_CALL(M_, N_)                                                                          \
+    do {                                                                                           \
+        vf acc[MR][NV];                                                                            \
+        tile_zero(acc, M_, N_);                                                                    \
+        if (masked) {                                                                              \
+            madd(acc, M_, N_, 1, m, a, as, K, b, ldb);                                             \
+            tile_store(acc, M_, N_, 1, m, c, ldc, accumulate);                                     \
+        } else {                                                                                   \
+            madd(acc, M_, N_, 0, m, a, as, K, b, ldb);                                             \
+            tile_store(acc, M_, N_, 0, m, c, ldc, accumulate);                                     \
+        }                                                                                          \
+    } while (0)
+    TILE_SWITCH(mr, nv, GEMM_CALL)
+#undef GEMM_CALL
+}
+
+/* ---- staging: (C, H, W) <-> (H, W, C) ------------------------------------- */
+
+/* Rows [ylo, yhi) of dst (hs, ws, cs) = src (c, h, w) shifted down by oy and
+ * right by ox; zero outside the image and in channels c..cs (cs % VL == 0). */
+static void stage_rows(float *dst, const float *src, int c, int h, int w, int ws, int cs, int oy,
+                       int ox, int ylo, int yhi) {
+    const int x0 = ox > 0 ? ox : 0, x1 = imin(ws, ox + w);
+    /* zero what the image does not cover */
+    for (int y = ylo; y < yhi; y++) {
+        float *row = dst + (size_t)y * ws * cs;
+        if (y - oy < 0 || y - oy >= h || x1 <= x0) {
+            memset(row, 0, sizeof(float) * ws * cs);
+        } else {
+            memset(row, 0, sizeof(float) * x0 * cs);
+            memset(row + (size_t)x1 * cs, 0, sizeof(float) * (ws - x1) * cs);
+        }
+    }
+    if (x1 <= x0) return;
+    const int y0 = ylo > oy ? ylo : oy, y1 = imin(yhi, oy + h);
+    /* VL channels at a time, so the reads follow VL rows of the source */
+    for (int cb = 0; cb < cs; cb += VL) {
+        const int nc = imin(VL, c - cb);
+        for (int y = y0; y < y1; y++) {
+            float *row = dst + (size_t)y * ws * cs;
+            for (int xb = x0; xb < x1; xb += VL) {
+                int nx = imin(VL, x1 - xb);
+                vmask m = vm_first(nx);
+                vf r[VL];
+                const float *s = src + (size_t)cb * h * w + (size_t)(y - oy) * w + (xb - ox);
+                /* the source is usually not in cache: fetch a few rows ahead */
+                for (int i = 0; i < nc; i++) {
+                    _mm_prefetch((const char *)(s + (size_t)i * h * w + 4 * w), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(s + (size_t)i * h * w + 4 * w + VL - 1), _MM_HINT_T0);
+                }
+                for (int i = 0; i < VL; i++) r[i] = i < nc ? vloadm(s + (size_t)i * h * w, m) : vzero();
+                vtranspose(r);
+                for (int j = 0; j < nx; j++) vstore(row + (size_t)(xb + j) * cs + cb, r[j]);
+            }
+        }
+    }
+}
+
+/* dst (c, npix) = src (npix, cs) transposed, plus bias (may be NULL), then
+ * ReLU when relu != 0. */
+static void unstage(float *dst, const float *src, int c, int npix, int cs, const float *bias,
+                    int relu) {
+    for (int cb = 0; cb < c; cb += VL) {
+        int nc = imin(VL, c - cb);
+        for (int p0 = 0; p0 < npix; p0 += VL) {
+            int np = imin(VL, npix - p0);
+            vf r[VL];
+            for (int j = 0; j < VL; j++) r[j] = j < np ? vload(src + (size_t)(p0 + j) * cs + cb) : vzero();
+            vtranspose(r);
+            vmask m = vm_first(np);
+            for (int i = 0; i < nc; i++) {
+                vf v = bias ? vadd(r[i], vset1(bias[cb + i])) : r[i];
+                if (relu) v = vmax(v, vzero());
+                vstorem(dst + (size_t)(cb + i) * npix + p0, v, m);
+            }
+        }
+    }
+}
+
+/* ---- Winograd F(4x4, 3x3) ----------------------------------------------- */
+
+/* A 3x3 stride-1 conv of an (n, c, h, w) input into (n, oc, oh, ow), input
+ * pixel (y, x) at staging (y + pad_t, x + pad_l). Tiles of 4x4 outputs are
+ * numbered across the whole batch; each thread takes a contiguous range. */
+typedef struct wino {
+    int n, c, h, w, oc, oh, ow, pad_t, pad_l;
+    int ty, tx, tpi;      /* tiles down, across, per image */
+    int hs, ws, cs, ocs;  /* staging height and width; channels padded to VL */
+    int tb;               /* tiles per block */
+    size_t stg, v, m;     /* per-thread floats: staging, transformed input, products */
+} wino;
+
+static int wino_ok(const fm_conv_shape *s) {
+    /* the rotated conv of backward data pads by 2 - pad, so both must be in [0, 2];
+     * few channels would waste most of each vector */
+    return s->k == 3 && s->stride == 1 && s->pad_t >= 0 && s->pad_t <= 2 && s->pad_l >= 0 &&
+           s->pad_l <= 2 && s->c >= 8 && s->oc >= 8;
+}
+
+static wino wino_plan(int n, int c, int h, int w, int oc, int oh, int ow, int pad_t, int pad_l) {
+    wino p = {.n = n, .c = c, .h = h, .w = w, .oc = oc, .oh = oh, .ow = ow, .pad_t = pad_t,
+              .pad_l = pad_l};
+    p.ty = (oh + 3) / 4;
+    p.tx = (ow + 3) / 4;
+    p.tpi = p.ty * p.tx;
+    p.hs = 4 * p.ty + 2;
+    p.ws = 4 * p.tx + 2;
+    p.cs = (int)rup(c, VL);
+    p.ocs = (int)rup(oc, VL);
+    /* The 36 transformed blocks of input and products should stay in L2
+     * (about 512 KB) alongside a streaming slice of the weights. */
+    int tb = (int)((128 * 1024) / (36 * (size_t)(p.cs + p.ocs))) / MR * MR;
+    p.tb = tb < MR ? MR : tb;
+    p.stg = rup((size_t)p.hs * p.ws * p.cs, 16);
+    p.v = rup((size_t)36 * p.tb * p.cs, 16);
+    p.m = rup((size_t)36 * p.tb * p.ocs, 16);
+    return p;
+}
+
+/* Forward pass of a 3x3 kernel g (rows 3 apart): t (6 rows, ts apart) = G g. */
+FM__INLINE void wino_g(vf t[6], vf g0, vf g1, vf g2) {
+    const vf q = vset1(0.25f), s6 = vset1(-1.0f / 6.0f), s24 = vset1(1.0f / 24.0f),
+             s12 = vset1(1.0f / 12.0f), p6 = vset1(1.0f / 6.0f);
+    t[0] = vmul(g0, q);
+    t[1] = vmul(vadd(vadd(g0, g1), g2), s6);
+    t[2] = vmul(vadd(vsub(g0, g1), g2), s6);
+    vf a = vfma(g0, s24, vmul(g2, p6)), b = vmul(g1, s12);
+    t[3] = vadd(a, b);
+    t[4] = vsub(a, b);
+    t[5] = g2;
+}
+
+/* U[xi][k][j] (36, kdim, js) = G g G^T, the transformed 3x3 kernel from input
+ * channel k to output channel j (j >= jdim zero). Forward: k = c, j = oc,
+ * g = w[oc][c]; backward data (flip): k = oc, j = c, g = w[oc][c] rotated 180
+ * degrees. Vectors run along j; parallel over k. */
+static void wino_weights(float *U, const float *w, int C, int OC, int flip) {
+    const int kdim = flip ? OC : C, jdim = flip ? C : OC, js = (int)rup(jdim, VL);
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (int k = 0; k < kdim; k++) {
+        for (int jb = 0; jb < js; jb += VL) {
+            /* gather the VL kernels into vectors of each of their 9 taps */
+            float gs[9][VL];
+            for (int j = 0; j < VL; j++) {
+                int jj = jb + j;
+                for (int e = 0; e < 9; e++) {
+                    if (jj >= jdim) {
+                        gs[e][j] = 0.0f;
+                        continue;
+                    }
+                    const float *g = flip ? w + ((size_t)k * C + jj) * 9 : w + ((size_t)jj * C + k) * 9;
+                    gs[e][j] = g[flip ? 8 - e : e];
+                }
+            }
+            vf t[3][6], u[6];
+            for (int col = 0; col < 3; col++)
+                wino_g(t[col], vload(gs[col]), vload(gs[3 + col]), vload(gs[6 + col]));
+            for (int i = 0; i < 6; i++) {
+                wino_g(u, t[0][i], t[1][i], t[2][i]);
+                for (int j = 0; j < 6; j++) vstore(U + ((size_t)(i * 6 + j) * kdim + k) * js + jb, u[j]);
+            }
+        }
+    }
+}
+
+/* r = B^T d for one column of six. */
+FM__INLINE void wino_bt(vf r[6], vf d0, vf d1, vf d2, vf d3, vf d4, vf d5) {
+    const vf four = vset1(4.0f), mfour = vset1(-4.0f), mfive = vset1(-5.0f), two = vset1(2.0f);
+    r[0] = vfma(four, d0, vfma(mfive, d2, d4));
+    r[1] = vfma(mfour, vadd(d1, d2), vadd(d3, d4));
+    r[2] = vfma(four, vsub(d1, d2), vsub(d4, d3));
+    r[3] = vfma(two, vsub(d3, d1), vsub(d4, d2));
+    r[4] = vfma(two, vsub(d1, d3), vsub(d4, d2));
+    r[5] = vfma(four, d1, vfma(mfive, d3, d5));
+}
+
+/* V[xi*vs] = (B^T d B)[xi] for the 6x6 patch d at src (rows rs, pixels ps apart). */
+FM__INLINE void wino_in(float *V, ptrdiff_t vs, const float *src, ptrdiff_t rs, ptrdiff_t ps) {
+    vf t[6][6], c[6];
+    for (int s = 0; s < 6; s++) {
+        const float *p = src + s * ps;
+        wino_bt(c, vload(p), vload(p + rs), vload(p + 2 * rs), vload(p + 3 * rs), vload(p + 4 * rs),
+                vload(p + 5 * rs));
+        for (int i = 0; i < 6; i++) t[i][s] = c[i];
+    }
+    for (int i = 0; i < 6; i++) {
+        wino_bt(c, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5]);
+        for (int j = 0; j < 6; j++) vstore(V + (i * 6 + j) * vs, c[j]);
+    }
+}
+
+/* y = A^T m for one column of six. */
+FM__INLINE void wino_at(vf y[4], vf m0, vf m1, vf m2, vf m3, vf m4, vf m5) {
+    vf a = vadd(m1, m2), b = vsub(m1, m2), c = vadd(m3, m4), d = vsub(m3, m4);
+    y[0] = vadd(vadd(m0, a), c);
+    y[1] = vfma(vset1(2.0f), d, b);
+    y[2] = vfma(vset1(4.0f), c, a);
+    y[3] = vadd(vfma(vset1(8.0f), d, b), m5);
+}
+
+/* y[i*4+j] = (A^T M A)[i][j] from M[xi*ms]. */
+FM__INLINE void wino_out(vf y[16], const float *M, ptrdiff_t ms) {
+    vf t[4][6], c[4];
+    for (int s = 0; s < 6; s++) {
+        wino_at(c, vload(M + s * ms), vload(M + (6 + s) * ms), vload(M + (12 + s) * ms),
+                vload(M + (18 + s) * ms), vload(M + (24 + s) * ms), vload(M + (30 + s) * ms));
+        for (int i = 0; i < 4; i++) t[i][s] = c[i];
+    }
+    for (int i = 0; i < 4; i++) {
+        wino_at(c, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5]);
+        for (int j = 0; j < 4; j++) y[i * 4 + j] = c[j];
+    }
+}
+
+/* out (n, oc, oh, ow) = bias + conv(in, U), ReLU when relu != 0. */
+static void wino_run(const wino *p, float *out, const float *in, const float *U,
+                     const float *bias, int relu, float *scratch) {
+    const int total = p->n * p->tpi;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int lo, hi;
+        split(total, thread_count(), thread_id(), &lo, &hi);
+        float *stg = scratch + (size_t)thread_id() * (p->stg + p->v + p->m);
+        float *V = stg + p->stg, *M = V + p->v;
+        /* V (tb, 36, cs) and M (tb, 36, ocs): each tile's transform is contiguous */
+        const ptrdiff_t vt = (ptrdiff_t)36 * p->cs, mt = (ptrdiff_t)36 * p->ocs;
+        int staged = -1;
+        for (int t0 = lo; t0 < hi; t0 += p->tb) {
+            const int nb = imin(p->tb, hi - t0);
+            /* transform the block's input tiles, staging each image once */
+            for (int i = 0; i < nb; i++) {
+                int t = t0 + i, n = t / p->tpi, ty = t % p->tpi / p->tx, tx = t % p->tx;
+                if (n != staged) {
+                    stage_rows(stg, in + (size_t)n * p->c * p->h * p->w, p->c, p->h, p->w, p->ws,
+                               p->cs, p->pad_t, p->pad_l, 0, p->hs);
+                    staged = n;
+                }
+                const float *src = stg + ((size_t)4 * ty * p->ws + 4 * tx) * p->cs;
+                for (int cb = 0; cb < p->cs; cb += VL)
+                    wino_in(V + i * vt + cb, p->cs, src + cb, (ptrdiff_t)p->ws * p->cs, p->cs);
+            }
+            /* 36 products (nb, c) . (c, ocs) */
+            for (int xi = 0; xi < 36; xi++) {
+                const float *Vx = V + xi * p->cs, *Ux = U + (size_t)xi * p->c * p->ocs;
+                float *Mx = M + xi * p->ocs;
+                for (int ob = 0; ob < p->ocs / VL; ob += NV) {
+                    int nv = imin(NV, p->ocs / VL - ob);
+                    for (int i = 0; i < nb; i += MR) {
+                        const float *a[MR];
+                        for (int r = 0; r < MR; r++) a[r] = Vx + (i + r) * vt;
+                        gemm_tile(imin(MR, nb - i), nv, 0, vm_first(VL), a, 1, p->c, Ux + ob * VL,
+                                  p->ocs, Mx + i * mt + ob * VL, mt, 0);
+                    }
+                }
+            }
+            /* back to pixels, cropped at the image edges */
+            for (int i = 0; i < nb; i++) {
+                int t = t0 + i, n = t / p->tpi, ty = t % p->tpi / p->tx, tx = t % p->tx;
+                float *o = out + (size_t)n * p->oc * p->oh * p->ow + (size_t)4 * ty * p->ow + 4 * tx;
+                for (int ob = 0; ob < p->oc; ob += VL) {
+                    vf y[16];
+                    wino_out(y, M + i * mt + ob, p->ocs);
+                    vf bv = bias ? vloadm(bias + ob, vm_first(p->oc - ob)) : vzero();
+                    for (int j = 0; j < 16; j++) {
+                        y[j] = vadd(y[j], bv);
+                        if (relu) y[j] = vmax(y[j], vzero());
+                    }
+                    store_tile4x4(o + (size_t)ob * p->oh * p->ow, (ptrdiff_t)p->oh * p->ow, p->ow, y,
+                                  imin(VL, p->oc - ob), imin(4, p->oh - 4 * ty), imin(4, p->ow - 4 * tx));
+                }
+            }
+        }
+    }
+}
+
+/* ---- direct convs on staged pixels ---------------------------------------- */
+
+/* Packed kernel: row (kh*K + kw)*kdim + k, column j (padded to js with
+ * zeros) holds the weight from input channel k to output channel j; with
+ * flip, k = oc and j = c of the 180-degree rotated kernel (backward data). */
+static void pack_weights(float *Wt, const float *w, int C, int OC, int K, int flip) {
+    const int kdim = flip ? OC : C, jdim = flip ? C : OC, js = (int)rup(jdim, VL);
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (int k = 0; k < kdim; k++) {
+        for (int tap = 0; tap < K * K; tap++) {
+            float *row = Wt + ((size_t)tap * kdim + k) * js;
+            for (int j = 0; j < js; j++) {
+                if (j >= jdim) {
+                    row[j] = 0.0f;
+                    continue;
+                }
+                size_t base = flip ? ((size_t)k * C + j) * K * K : ((size_t)j * C + k) * K * K;
+                row[j] = w[base + (flip ? K * K - 1 - tap : tap)];
+            }
+        }
+    }
+}
+
+/* One register tile of output pixels: acc = sum over taps and channels. */
+FM__INLINE void direct_tile(const int mr, const int nv, const float *const *a, int K, int C,
+                            ptrdiff_t rs, ptrdiff_t ps, const float *b, ptrdiff_t ldb, float *c,
+                            ptrdiff_t ldc) {
+    vf acc[MR][NV];
+    tile_zero(acc, mr, nv);
+    for (int kh = 0; kh < K; kh++) {
+        for (int kw = 0; kw < K; kw++) {
+            const float *ak[MR];
+#pragma GCC unroll 8
+            for (int r = 0; r < mr; r++) ak[r] = a[r] + kh * rs + kw * ps;
+            madd(acc, mr, nv, 0, vm_first(VL), ak, 1, C, b + (size_t)(kh * K + kw) * C * ldb, ldb);
+        }
+    }
+    tile_store(acc, mr, nv, 0, vm_first(VL), c, ldc, 0);
+}
+
+typedef struct direct {
+    int hs, ws, cs, ocs;
+    size_t stg, ostg; /* per-thread floats */
+} direct;
+
+static direct direct_plan(const fm_conv_shape *s) {
+    direct d;
+    d.hs = (s->oh - 1) * s->stride + s->k;
+    d.ws = (s->ow - 1) * s->stride + s->k;
+    d.cs = (int)rup(s->c, VL);
+    d.ocs = (int)rup(s->oc, VL);
+    d.stg = rup((size_t)d.hs * d.ws * d.cs, 16);
+    d.ostg = rup((size_t)s->oh * s->ow * d.ocs, 16);
+    return d;
+}
+
+/* out = bias + conv(in, Wt packed), ReLU when relu != 0; parallel over images. */
+static void direct_run(const fm_conv_shape *s, float *out, const float *in, const float *Wt,
+                       const float *bias, int relu, float *scratch) {
+    const direct d = direct_plan(s);
+    const int npix = s->oh * s->ow;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int lo, hi;
+        split(s->n, thread_count(), thread_id(), &lo, &hi);
+        float *stg = scratch + (size_t)thread_id() * (d.stg + d.ostg), *ostg = stg + d.stg;
+        for (int n = lo; n < hi; n++) {
+            stage_rows(stg, in + (size_t)n * s->c * s->h * s->w, s->c, s->h, s->w, d.ws, d.cs,
+                       s->pad_t, s->pad_l, 0, d.hs);
+            for (int p0 = 0; p0 < npix; p0 += MR) {
+                const int mr = imin(MR, npix - p0);
+                const float *a[MR];
+                for (int r = 0; r < MR; r++) {
+                    int p = imin(p0 + r, npix - 1), oy = p / s->ow, ox = p % s->ow;
+                    a[r] = stg + ((size_t)oy * s->stride * d.ws + (size_t)ox * s->stride) * d.cs;
+                }
+                for (int ob = 0; ob < d.ocs / VL; ob += NV) {
+                    const int nv = imin(NV, d.ocs / VL - ob);
+#define DIRECT_CALL(M_, N_)                                                                        \
+    direct_tile(M_, N_, a, s->k, s->c, (ptrdiff_t)d.ws * d.cs, d.cs, Wt + ob * VL, d.ocs,          \
+                ostg + (size_t)p0 * d.ocs + ob * VL, d.ocs)
+                    TILE_SWITCH(mr, nv, DIRECT_CALL)
+#undef DIRECT_CALL
+                }
+            }
+            unstage(out + (size_t)n * s->oc * npix, ostg, s->oc, npix, d.ocs, bias, relu);
+        }
+    }
+}
+
+/* The conv that backward data is, for stride 1: dout convolved with the
+ * rotated, transposed kernel, padded by K-1-pad. */
+static fm_conv_shape rotated(const fm_conv_shape *s) {
+    fm_conv_shape r = {.n = s->n, .c = s->oc, .h = s->oh, .w = s->ow, .oc = s->c, .oh = s->h,
+                       .ow = s->w, .k = s->k, .stride = 1, .pad_t = s->k - 1 - s->pad_t,
+                       .pad_l = s->k - 1 - s->pad_l};
+    return r;
+}
+
+static int rotated_ok(const fm_conv_shape *s) {
+    return s->stride == 1 && s->pad_t >= 0 && s->pad_t <= s->k - 1 && s->pad_l >= 0 &&
+           s->pad_l <= s->k - 1;
+}
+
+/* ---- conv ops ------------------------------------------------------------- */
+
+static size_t conv_fwd_len(const fm_conv_shape *s, int flip) {
+    const fm_conv_shape e = flip ? rotated(s) : *s;
+    const size_t T = (size_t)fm__kernel_threads();
+    if (wino_ok(s)) {
+        wino p = wino_plan(e.n, e.c, e.h, e.w, e.oc, e.oh, e.ow, e.pad_t, e.pad_l);
+        return rup((size_t)36 * e.c * p.ocs, 16) + T * (p.stg + p.v + p.m);
+    }
+    direct d = direct_plan(&e);
+    return rup((size_t)e.k * e.k * e.c * d.ocs, 16) + T * (d.stg + d.ostg);
+}
+
+typedef struct bww {
+    int hs, ws, cs, ocs, rows;
+    size_t acc, stg, dstg; /* shared floats */
+} bww;
+
+static bww bww_plan(const fm_conv_shape *s) {
+    bww b;
+    b.hs = (s->oh - 1) * s->stride + s->k;
+    b.ws = (s->ow - 1) * s->stride + s->k;
+    b.cs = (int)rup(s->c, VL);
+    b.ocs = (int)rup(s->oc, VL);
+    b.rows = s->k * s->k * s->c;
+    b.acc = rup((size_t)b.rows * b.ocs, 16);
+    b.stg = rup((size_t)b.hs * b.ws * b.cs, 16);
+    b.dstg = rup((size_t)s->oh * s->ow * b.ocs, 16);
+    return b;
+}
+
+static size_t fast_conv2d_workspace(const fm_conv_shape *s) {
+    size_t f = conv_fwd_len(s, 0), d = rotated_ok(s) ? conv_fwd_len(s, 1) : 0;
+    bww b = bww_plan(s);
+    size_t w = b.acc + b.stg + b.dstg, m = f > d ? f : d;
+    return (m > w ? m : w) + ALIGN_SLACK;
+}
+
+static void fast_conv2d_forward(float *out, const float *in, const float *w, const float *b,
+                                const fm_conv_shape *s, int relu, float *work) {
+    float *ws = align64(work);
+    if (wino_ok(s)) {
+        wino p = wino_plan(s->n, s->c, s->h, s->w, s->oc, s->oh, s->ow, s->pad_t, s->pad_l);
+        float *U = ws;
+        wino_weights(U, w, s->c, s->oc, 0);
+        wino_run(&p, out, in, U, b, relu, U + rup((size_t)36 * s->c * p.ocs, 16));
+    } else {
+        size_t wl = rup((size_t)s->k * s->k * s->c * rup(s->oc, VL), 16);
+        pack_weights(ws, w, s->c, s->oc, s->k, 0);
+        direct_run(s, out, in, ws, b, relu, ws + wl);
+    }
+}
+
+static void fast_conv2d_backward_data(float *din, const float *dout, const float *w,
+                                      const fm_conv_shape *s, float *work) {
+    if (!rotated_ok(s)) {
+        /* strided or over-padded convs are not in any network here: reference */
+        fm__ref_conv2d_backward_data(din, dout, w, s, work);
+        return;
+    }
+    float *ws = align64(work);
+    const fm_conv_shape e = rotated(s);
+    if (wino_ok(s)) {
+        wino p = wino_plan(e.n, e.c, e.h, e.w, e.oc, e.oh, e.ow, e.pad_t, e.pad_l);
+        wino_weights(ws, w, s->c, s->oc, 1);
+        wino_run(&p, din, dout, ws, NULL, 0, ws + rup((size_t)36 * e.c * p.ocs, 16));
+    } else {
+        size_t wl = rup((size_t)e.k * e.k * e.c * rup(e.oc, VL), 16);
+        pack_weights(ws, w, s->c, s->oc, s->k, 1);
+        direct_run(&e, din, dout, ws, NULL, 0, ws + wl);
+    }
+}
+
+/* One register tile of weight gradients: rows a[r] (a kernel tap and input
+ * channel each) against output-gradient columns, summed over output pixels. */
+FM__INLINE void bww_tile(const int mr, const int nv, const float *const *a, int oh, int ow,
+                         ptrdiff_t arow, ptrdiff_t as, const float *b, ptrdiff_t ldb, float *c,
+                         ptrdiff_t ldc) {
+    vf acc[MR][NV];
+    tile_zero(acc, mr, nv);
+    for (int oy = 0; oy < oh; oy++) {
+        const float *ak[MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) ak[r] = a[r] + oy * arow;
+        madd(acc, mr, nv, 0, vm_first(VL), ak, as, ow, b + (size_t)oy * ow * ldb, ldb);
+    }
+    tile_store(acc, mr, nv, 0, vm_first(VL), c, ldc, 1);
+}
+
+static void fast_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
+                                         const fm_conv_shape *s, float *work) {
+    const bww b = bww_plan(s);
+    float *acc = align64(work), *stg = acc + b.acc, *dstg = stg + b.stg;
+    const int K = s->k, C = s->c, OC = s->oc, npix = s->oh * s->ow;
+    const int row_blocks = (b.rows + MR - 1) / MR, col_blocks = (b.ocs / VL + NV - 1) / NV;
+    memset(acc, 0, sizeof(float) * b.rows * b.ocs);
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        const int tid = thread_id(), nth = thread_count();
+        int ilo, ihi, ylo, yhi, plo, phi;
+        /* every image: all threads stage it, then each updates its own tiles */
+        split(row_blocks * col_blocks, nth, tid, &ilo, &ihi);
+        split(b.hs, nth, tid, &ylo, &yhi);
+        split(s->oh, nth, tid, &plo, &phi);
+        for (int n = 0; n < s->n; n++) {
+            stage_rows(stg, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, b.ws, b.cs, s->pad_t,
+                       s->pad_l, ylo, yhi);
+            stage_rows(dstg, dout + (size_t)n * OC * npix, OC, s->oh, s->ow, s->ow, b.ocs, 0, 0, plo,
+                       phi);
+            FM__OMP(omp barrier)
+            for (int it = ilo; it < ihi; it++) {
+                const int rb = it / col_blocks, ob = it % col_blocks * NV;
+                const int mr = imin(MR, b.rows - rb * MR), nv = imin(NV, b.ocs / VL - ob);
+                const float *a[MR];
+                for (int r = 0; r < MR; r++) {
+                    int row = imin(rb * MR + r, b.rows - 1), tap = row / C, c = row % C;
+                    a[r] = stg + ((size_t)(tap / K) * b.ws + tap % K) * b.cs + c;
+                }
+#define BWW_CALL(M_, N_)                                                                           \
+    bww_tile(M_, N_, a, s->oh, s->ow, (ptrdiff_t)s->stride * b.ws * b.cs,                          \
+             (ptrdiff_t)s->stride * b.cs, dstg + ob * VL, b.ocs,                                   \
+             acc + (size_t)rb * MR * b.ocs + ob * VL, b.ocs)
+                TILE_SWITCH(mr, nv, BWW_CALL)
+#undef BWW_CALL
+            }
+            FM__OMP(omp barrier)
+        }
+        /* dw (OC, C, K, K) += acc (K*K*C, ocs) transposed; db += sum of dout */
+        int olo, ohi;
+        split(OC, nth, tid, &olo, &ohi);
+        for (int oc = olo; oc < ohi; oc++) {
+            for (int c = 0; c < C; c++)
+                for (int tap = 0; tap < K * K; tap++)
+                    dw[((size_t)oc * C + c) * K * K + tap] += acc[((size_t)tap * C + c) * b.ocs + oc];
+            if (db) {
+                float sum = 0.0f;
+                for (int n = 0; n < s->n; n++) {
+                    const float *d = dout + ((size_t)n * OC + oc) * npix;
+                    vf v = vzero();
+                    int p = 0;
+                    for (; p + VL <= npix; p += VL) v = vadd(v, vload(d + p));
+                    v = vadd(v, vloadm(d + p, vm_first(npix - p)));
+                    sum += vhsum(v);
+                }
+                db[oc] += sum;
+            }
+        }
+    }
+}
+
+/* ---- dense ------------------------------------------------------------- */
+
+/* Dot-product tile for the forward: RN input rows by RO weight rows. */
+#if VL == 16
+#define RN 4
+#define RO 6
+#else
+#define RN 3
+#define RO 4
+#endif
+#define DENSE_KC 2048 /* input columns per pass, so a block of inputs stays in L2 */
+
+/* out[i][o] (= first ? b[o] : out[i][o]) + sum_k x[i][k] w[o][k] over k < K;
+ * ReLU at the last pass. */
+FM__INLINE void dot_tile(const int rn, const int ro, const float *x, ptrdiff_t ldx,
+                         const float *w, ptrdiff_t ldw, int K, float *out, ptrdiff_t ldo,
+                         const float *b, int first, int last, int relu) {
+    vf acc[RN][RO];
+#pragma GCC unroll 4
+    for (int i = 0; i < rn; i++)
+#pragma GCC unroll 6
+        for (int o = 0; o < ro; o++) acc[i][o] = vzero();
+    int k = 0;
+    for (; k + VL <= K; k += VL) {
+        vf xv[RN];
+#pragma GCC unroll 4
+        for (int i = 0; i < rn; i++) xv[i] = vload(x + i * ldx + k);
+#pragma GCC unroll 6
+        for (int o = 0; o < ro; o++) {
+            vf wv = vload(w + o * ldw + k);
+#pragma GCC unroll 4
+            for (int i = 0; i < rn; i++) acc[i][o] = vfma(xv[i], wv, acc[i][o]);
+        }
+    }
+    if (k < K) {
+        vmask m = vm_first(K - k);
+#pragma GCC unroll 6
+        for (int o = 0; o < ro; o++) {
+            vf wv = vloadm(w + o * ldw + k, m);
+#pragma GCC unroll 4
+            for (int i = 0; i < rn; i++) acc[i][o] = vfma(vloadm(x + i * ldx + k, m), wv, acc[i][o]);
+        }
+    }
+    for (int i = 0; i < rn; i++) {
+        for (int o = 0; o < ro; o++) {
+            float v = (first ? (b ? b[o] : 0.0f) : out[i * ldo + o]) + vhsum(acc[i][o]);
+            out[i * ldo + o] = last && relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
+static void fast_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
+                               int in_dim, int out_dim, int relu) {
+    const int oblocks = (out_dim + RO - 1) / RO;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int lo, hi;
+        split(oblocks, thread_count(), thread_id(), &lo, &hi);
+        for (int k0 = 0; k0 < in_dim || k0 == 0; k0 += DENSE_KC) {
+            const int kl = imin(DENSE_KC, in_dim - k0), last = k0 + DENSE_KC >= in_dim;
+            for (int ob = lo; ob < hi; ob++) {
+                const int o0 = ob * RO, ro = imin(RO, out_dim - o0);
+                for (int i0 = 0; i0 < n; i0 += RN) {
+                    const int rn = imin(RN, n - i0);
+#define DOT_CALL(N_, O_)                                                                           \
+    dot_tile(N_, O_, in + (size_t)i0 * in_dim + k0, in_dim, w + (size_t)o0 * in_dim + k0, in_dim,  \
+             kl, out + (size_t)i0 * out_dim + o0, out_dim, b ? b + o0 : NULL, k0 == 0, last, relu)
+                    switch (rn * 8 + ro) {
+#if RN == 4
+#define DOT_O(N_)                                                                                  \
+    case N_ * 8 + 1: DOT_CALL(N_, 1); break;                                                       \
+    case N_ * 8 + 2: DOT_CALL(N_, 2); break;                                                       \
+    case N_ * 8 + 3: DOT_CALL(N_, 3); break;                                                       \
+    case N_ * 8 + 4: DOT_CALL(N_, 4); break;                                                       \
+    case N_ * 8 + 5: DOT_CALL(N_, 5); break;                                                       \
+    case N_ * 8 + 6: DOT_CALL(N_, 6); break;
+                        DOT_O(1) DOT_O(2) DOT_O(3) DOT_O(4)
+#else
+#define DOT_O(N_)                                                                                  \
+    case N_ * 8 + 1: DOT_CALL(N_, 1); break;                                                       \
+    case N_ * 8 + 2: DOT_CALL(N_, 2); break;                                                       \
+    case N_ * 8 + 3: DOT_CALL(N_, 3); break;                                                       \
+    case N_ * 8 + 4: DOT_CALL(N_, 4); break;
+                        DOT_O(1) DOT_O(2) DOT_O(3)
+#endif
+#undef DOT_O
+#undef DOT_CALL
+                    default: break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Columns [j0, j0 + cols) of c (rows, ldc) (+)= a (rows, K) . b (K, ldb),
+ * in register tiles; a row r starts at a0 + r*rsa, its k-th value is as apart. */
+static void gemm_cols(int rows, int cols, const float *a0, ptrdiff_t rsa, ptrdiff_t as, int K,
+                      const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate) {
+    const int nv = (cols + VL - 1) / VL, masked = cols % VL != 0;
+    const vmask m = vm_first(cols - (nv - 1) * VL);
+    for (int i = 0; i < rows; i += MR) {
+        const float *a[MR];
+        for (int r = 0; r < MR; r++) a[r] = a0 + (size_t)imin(i + r, rows - 1) * rsa;
+        gemm_tile(imin(MR, rows - i), nv, masked, m, a, as, K, b, ldb, c + (size_t)i * ldc, ldc,
+                  accumulate);
+    }
+}
+
+static void fast_dense_backward_data(float *din, const float *dout, const float *w, int n,
+                                     int in_dim, int out_dim) {
+    /* din (n, in) = dout (n, out) . w (out, in): threads own column blocks */
+    const int cb = NV * VL, blocks = (in_dim + cb - 1) / cb;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int lo, hi;
+        split(blocks, thread_count(), thread_id(), &lo, &hi);
+        for (int bk = lo; bk < hi; bk++) {
+            int j0 = bk * cb;
+            gemm_cols(n, imin(cb, in_dim - j0), dout, out_dim, 1, out_dim, w + j0, in_dim, din + j0,
+                      in_dim, 0);
+        }
+    }
+}
+
+static void fast_dense_backward_weights(float *dw, float *db, const float *dout, const float *in,
+                                        int n, int in_dim, int out_dim) {
+    if (db) {
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < out_dim; o++) db[o] += dout[(size_t)i * out_dim + o];
+    }
+    /* dw (out, in) += dout^T (out, n) . in (n, in): threads own column blocks */
+    const int cb = NV * VL, blocks = (in_dim + cb - 1) / cb;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int lo, hi;
+        split(blocks, thread_count(), thread_id(), &lo, &hi);
+        for (int bk = lo; bk < hi; bk++) {
+            int j0 = bk * cb;
+            gemm_cols(out_dim, imin(cb, in_dim - j0), dout, 1, out_dim, n, in + j0, in_dim, dw + j0,
+                      in_dim, 1);
+        }
+    }
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+static const fm_kernels table = {
+    .name = FM__TABLE_NAME,
+    .conv2d_workspace = fast_conv2d_workspace,
+    .conv2d_forward = fast_conv2d_forward,
+    .conv2d_backward_data = fast_conv2d_backward_data,
+    .conv2d_backward_weights = fast_conv2d_backward_weights,
+    .dense_forward = fast_dense_forward,
+    .dense_backward_data = fast_dense_backward_data,
+    .dense_backward_weights = fast_dense_backward_weights,
+    .batchnorm_forward_train = fm__ref_batchnorm_forward_train,
+    .batchnorm_forward_infer = fm__ref_batchnorm_forward_infer,
+    .batchnorm_backward = fm__ref_batchnorm_backward,
+    .relu_forward = fm__ref_relu_forward,
+    .relu_backward = fm__ref_relu_backward,
+    .maxpool_forward = fm__ref_maxpool_forward,
+    .maxpool_backward = fm__ref_maxpool_backward,
+    .dropout_apply = fm__ref_dropout_apply,
+    .softmax_xent = fm__ref_softmax_xent,
+};
+
+const fm_kernels *FM__TABLE_FN(void) { return &table; }

@@ -1,0 +1,152 @@
+/* The few vector operations the fast kernels are written in, for one
+ * instruction set chosen by the including file: FM__VL 16 (AVX-512) or 8
+ * (AVX2+FMA). Everything is static inline; masks select the first n lanes. */
+#ifndef FM_KERNELS_SIMD_H
+#define FM_KERNELS_SIMD_H
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define FM__INLINE static inline __attribute__((always_inline))
+
+#if FM__VL == 16
+
+typedef __m512 vf;
+typedef __mmask16 vmask;
+
+FM__INLINE vmask vm_first(int n) {
+    return n >= 16 ? (vmask)0xFFFF : n <= 0 ? (vmask)0 : (vmask)((1u << n) - 1);
+}
+FM__INLINE vf vload(const float *p) { return _mm512_loadu_ps(p); }
+FM__INLINE vf vloadm(const float *p, vmask m) { return _mm512_maskz_loadu_ps(m, p); }
+FM__INLINE void vstore(float *p, vf x) { _mm512_storeu_ps(p, x); }
+FM__INLINE void vstorem(float *p, vf x, vmask m) { _mm512_mask_storeu_ps(p, m, x); }
+FM__INLINE vf vset1(float x) { return _mm512_set1_ps(x); }
+FM__INLINE vf vzero(void) { return _mm512_setzero_ps(); }
+FM__INLINE vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+FM__INLINE vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+FM__INLINE vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+FM__INLINE vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+FM__INLINE vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+FM__INLINE float vhsum(vf x) { return _mm512_reduce_add_ps(x); }
+/* a > 0 ? b : 0 */
+FM__INLINE vf vpos_select(vf a, vf b) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), b);
+}
+
+/* r[i] lane j <-> r[j] lane i */
+FM__INLINE void vtranspose(vf r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
+/* Stores the first n (0..4) floats of x. */
+FM__INLINE void store4(float *p, __m128 x, int n) {
+    if (n >= 4) _mm_storeu_ps(p, x);
+    else _mm_mask_storeu_ps(p, (__mmask8)((1u << n) - 1), x);
+}
+
+/* A 4x4 output tile for 16 channels, y[i*4+j] = pixel (i, j) across the
+ * channels, to dst[c*cs + i*rs + j] for c < nc, i < ni, j < nj. */
+FM__INLINE void store_tile4x4(float *dst, ptrdiff_t cs, ptrdiff_t rs, vf y[16], int nc, int ni,
+                              int nj) {
+    vtranspose(y);
+    for (int c = 0; c < nc; c++) {
+        store4(dst + c * cs, _mm512_castps512_ps128(y[c]), nj);
+        if (ni > 1) store4(dst + c * cs + rs, _mm512_extractf32x4_ps(y[c], 1), nj);
+        if (ni > 2) store4(dst + c * cs + 2 * rs, _mm512_extractf32x4_ps(y[c], 2), nj);
+        if (ni > 3) store4(dst + c * cs + 3 * rs, _mm512_extractf32x4_ps(y[c], 3), nj);
+    }
+}
+
+#elif FM__VL == 8
+
+typedef __m256 vf;
+typedef __m256i vmask;
+
+FM__INLINE vmask vm_first(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+FM__INLINE vf vload(const float *p) { return _mm256_loadu_ps(p); }
+FM__INLINE vf vloadm(const float *p, vmask m) { return _mm256_maskload_ps(p, m); }
+FM__INLINE void vstore(float *p, vf x) { _mm256_storeu_ps(p, x); }
+FM__INLINE void vstorem(float *p, vf x, vmask m) { _mm256_maskstore_ps(p, m, x); }
+FM__INLINE vf vset1(float x) { return _mm256_set1_ps(x); }
+FM__INLINE vf vzero(void) { return _mm256_setzero_ps(); }
+FM__INLINE vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+FM__INLINE vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+FM__INLINE vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+FM__INLINE vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+FM__INLINE vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+FM__INLINE float vhsum(vf x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+FM__INLINE vf vpos_select(vf a, vf b) {
+    return _mm256_and_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GT_OQ), b);
+}
+
+FM__INLINE void vtranspose(vf r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+
+FM__INLINE void store4(float *p, __m128 x, int n) {
+    if (n >= 4) _mm_storeu_ps(p, x);
+    else _mm_maskstore_ps(p, _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)), x);
+}
+
+/* As above for 8 channels: rows 0-1 come from y[0..7], rows 2-3 from y[8..15]. */
+FM__INLINE void store_tile4x4(float *dst, ptrdiff_t cs, ptrdiff_t rs, vf y[16], int nc, int ni,
+                              int nj) {
+    vtranspose(y);
+    vtranspose(y + 8);
+    for (int c = 0; c < nc; c++) {
+        store4(dst + c * cs, _mm256_castps256_ps128(y[c]), nj);
+        if (ni > 1) store4(dst + c * cs + rs, _mm256_extractf128_ps(y[c], 1), nj);
+        if (ni > 2) store4(dst + c * cs + 2 * rs, _mm256_castps256_ps128(y[8 + c]), nj);
+        if (ni > 3) store4(dst + c * cs + 3 * rs, _mm256_extractf128_ps(y[8 + c], 1), nj);
+    }
+}
+
+#else
+#error "FM__VL must be 16 or 8"
+#endif
+
+#endif
