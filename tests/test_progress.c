@@ -11,7 +11,7 @@
 int main(void) {
     char line[1024];
     const fm__metric m[] = {{"accuracy", 0.91234}, {"loss", 0.24116}, {"val_accuracy", 0.92009},
-                            {"val_loss", 0.22104}, {"learning_rate", 1e-3}};
+                            {"val_loss", 0.22104}, {"learning_rate", (double)1e-3f}};
     fm__progress_format(line, sizeof line, 750, 750, 41.2, m, 5, 0);
     const char *want = "750/750 " BAR20 " 41s 55ms/step - accuracy: 0.9123 - loss: 0.2412"
                        " - val_accuracy: 0.9201 - val_loss: 0.2210 - learning_rate: 1.0000e-03";

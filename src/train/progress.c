@@ -62,9 +62,11 @@ void fm__progress_format(char *buf, size_t len, int step, int steps, double elap
     else
         put(buf, len, &pos, " %.0fus/step", per_step * 1e6);
 
+    /* Keras compares its float32 values with 1e-3 in float32, which is why a
+     * learning rate of 0.001 shows as 1.0000e-03. */
     for (int i = 0; i < n_metrics; i++)
-        put(buf, len, &pos, fabs(m[i].value) > 1e-3 ? " - %s: %.4f" : " - %s: %.4e", m[i].name,
-            m[i].value);
+        put(buf, len, &pos, fabsf((float)m[i].value) > 1e-3f ? " - %s: %.4f" : " - %s: %.4e",
+            m[i].name, m[i].value);
 }
 
 void fm__progress_begin(fm__progress *p, FILE *out, int epoch, int epochs, int steps) {

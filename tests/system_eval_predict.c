@@ -1,0 +1,255 @@
+/* fmnist eval and predict end to end: a small network trained for a moment
+ * on a slice of the real data, then eval's table and JSON (keys, confusion
+ * matrix summing to the count, splits), predict on PNGs written from test
+ * images (28x28 grey as is; a 56x56 colour one converted, with a note), and
+ * clean failures for missing or corrupt weights, bad images and bad flags. */
+#include "check.h"
+#include "data/image.h"
+#include "data/testutil.h"
+#include "model/json.h"
+
+#include <png.h>
+#include <sys/wait.h>
+
+static const char *bin;
+
+/* Runs `fmnist ARGS` with stdout and stderr in out.txt and err.txt. */
+static int run(const char *args) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, tu_path("out.txt"),
+             tu_path("err.txt"));
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* out.txt or err.txt as a string (static, overwritten by the next call). */
+static const char *output(const char *name) {
+    static char text[65536];
+    size_t n = 0;
+    unsigned char *b = tu_read(tu_path(name), &n);
+    if (n >= sizeof text) n = sizeof text - 1;
+    if (b) memcpy(text, b, n);
+    text[b ? n : 0] = 0;
+    free(b);
+    return text;
+}
+
+/* stderr is exactly one line starting "fmnist: " */
+static int one_line_error(void) {
+    const char *e = output("err.txt");
+    const char *nl = strchr(e, '\n');
+    return !strncmp(e, "fmnist: ", 8) && nl && nl[1] == 0;
+}
+
+static double num(const fm__json *o, const char *key) {
+    const fm__json *v = o ? fm__json_get(o, key) : NULL;
+    return v && v->type == FM__JSON_NUMBER ? v->number : NAN;
+}
+
+/* An 8-bit RGB PNG of w x h: the grey image g (28x28) scaled up by 2 with
+ * nearest neighbours and tinted, so grey conversion gives roughly g back. */
+static void write_rgb_png(const char *path, const uint8_t *g) {
+    FILE *f = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (!f || !png || !info || setjmp(png_jmpbuf(png))) exit(1);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, 56, 56, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    uint8_t row[56 * 3];
+    for (int y = 0; y < 56; y++) {
+        for (int x = 0; x < 56; x++) {
+            uint8_t v = g[(y / 2) * 28 + x / 2];
+            row[3 * x] = v;
+            row[3 * x + 1] = (uint8_t)(v * 0.9);
+            row[3 * x + 2] = v;
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+int main(void) {
+    bin = getenv("FMNIST_BIN");
+    if (!bin) SKIP("FMNIST_BIN is not set");
+    fm_err err;
+    fm_images train, test;
+    if (fm_data_load(FM_DEBIAN_DATA_DIR, FM_SET_TRAIN, &train, &err) < 0 ||
+        fm_data_load(FM_DEBIAN_DATA_DIR, FM_SET_TEST, &test, &err) < 0)
+        SKIP("no Fashion-MNIST in " FM_DEBIAN_DATA_DIR " (%s)", err.msg);
+    tu_init("system_eval_predict");
+
+    /* 500 training and 300 test images, and a network small enough to train
+     * in a second: the point here is the verbs, not the accuracy. */
+    fm_images small_train = train, small_test = test;
+    small_train.count = 500;
+    small_test.count = 300;
+    char data[4200], cfg[4200], run_dir[4200], weights[4300], args[16384];
+    snprintf(data, sizeof data, "%s", tu_path("data"));
+    snprintf(cfg, sizeof cfg, "%s", tu_path("tiny.cfg"));
+    snprintf(run_dir, sizeof run_dir, "%s", tu_path("run"));
+    snprintf(weights, sizeof weights, "%s/model.safetensors", run_dir);
+    mkdir(data, 0777);
+    CHECK_MSG(fm_data_write(data, FM_FORMAT_IDX, &small_train, &small_test, &err) == 0, "%s",
+              err.msg);
+    const char *net = "input 28 28 1\n"
+                      "conv filters=8 kernel=3 padding=same activation=relu\n"
+                      "maxpool 2\n"
+                      "flatten\n"
+                      "dense units=10 activation=softmax\n";
+    tu_write(cfg, net, strlen(net));
+    snprintf(args, sizeof args, "train --model '%s' --data '%s' --out '%s' --epochs 2 --quiet",
+             cfg, data, run_dir);
+    int rc = run(args);
+    CHECK_MSG(rc == 0, "train: exit %d: %s", rc, output("err.txt"));
+
+    /* eval --json: the keys, ten classes, a confusion matrix summing to 300
+     * whose diagonal gives the accuracy */
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --json", weights, data);
+    rc = run(args);
+    CHECK_MSG(rc == 0, "eval: exit %d: %s", rc, output("err.txt"));
+    const char *out = output("out.txt");
+    fm__json *j = fm__json_parse(out, strlen(out), 0, &err);
+    CHECK_MSG(j != NULL, "eval --json: %s:\n%s", err.msg, out);
+    const fm__json *pc = j ? fm__json_get(j, "per_class") : NULL;
+    const fm__json *cm = j ? fm__json_get(j, "confusion") : NULL;
+    CHECK(num(j, "count") == 300 && num(j, "loss") > 0);
+    CHECK(pc && pc->type == FM__JSON_ARRAY && pc->n == 10);
+    CHECK(cm && cm->type == FM__JSON_ARRAY && cm->n == 10);
+    if (pc && pc->n == 10 && cm && cm->n == 10) {
+        double total = 0, diag = 0;
+        int shape = 1, names = 1, ranges = 1;
+        for (int t = 0; t < 10; t++) {
+            const fm__json *row = &cm->items[t];
+            shape &= row->type == FM__JSON_ARRAY && row->n == 10;
+            for (size_t p = 0; shape && p < 10; p++) {
+                total += row->items[p].number;
+                if ((int)p == t) diag += row->items[p].number;
+            }
+            const fm__json *c = &pc->items[t], *name = fm__json_get(c, "name");
+            names &= num(c, "class") == t && name && name->type == FM__JSON_STRING &&
+                     !strcmp(name->string, fm_class_names[t]);
+            const char *keys[] = {"precision", "recall", "accuracy"};
+            for (int k = 0; k < 3; k++) ranges &= num(c, keys[k]) >= 0 && num(c, keys[k]) <= 1;
+        }
+        CHECK(shape && names && ranges);
+        CHECK_MSG(total == 300, "confusion sums to %g", total);
+        CHECK_NEAR(num(j, "accuracy"), diag / 300, 1e-9);
+    }
+    fm__json_free(j);
+
+    /* the table: class names, the matrix, and the train / val splits */
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s'", weights, data);
+    rc = run(args);
+    out = output("out.txt");
+    CHECK(rc == 0 && strstr(out, "accuracy:") && strstr(out, "confusion matrix") &&
+          strstr(out, "9 Ankle boot") && strstr(out, "0 T-shirt/top"));
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split val --json", weights, data);
+    rc = run(args);
+    j = fm__json_parse(output("out.txt"), strlen(output("out.txt")), 0, &err);
+    CHECK(rc == 0 && j && num(j, "count") == 100);
+    fm__json_free(j);
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split train --json", weights,
+             data);
+    rc = run(args);
+    j = fm__json_parse(output("out.txt"), strlen(output("out.txt")), 0, &err);
+    CHECK(rc == 0 && j && num(j, "count") == 400);
+    fm__json_free(j);
+
+    /* predict: a 28x28 grey PNG of test image 0 gets the class the library
+     * gives the same pixels; a colour 56x56 one is converted, with a note */
+    char png28[4200], png56[4200];
+    snprintf(png28, sizeof png28, "%s", tu_path("test0.png"));
+    snprintf(png56, sizeof png56, "%s", tu_path("test0-colour.png"));
+    CHECK_MSG(fm__png_write_grey(png28, test.pixels, 28, 28, &err) == 0, "%s", err.msg);
+    write_rgb_png(png56, test.pixels);
+    int expect = -1;
+    fm_model *m = fm_model_load(weights, &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (m) {
+        float probs[FM_NUM_CLASSES];
+        fm_images one = {1, test.pixels, test.labels};
+        if (fm_model_predict(m, &one, 0, 1, probs, &err) == 0) {
+            expect = 0;
+            for (int c = 1; c < FM_NUM_CLASSES; c++)
+                if (probs[c] > probs[expect]) expect = c;
+        }
+        fm_model_free(m);
+    }
+    snprintf(args, sizeof args, "predict --weights '%s' '%s'", weights, png28);
+    rc = run(args);
+    out = output("out.txt");
+    char want[4400];
+    snprintf(want, sizeof want, "%s: %s\n", png28, expect >= 0 ? fm_class_names[expect] : "?");
+    CHECK_MSG(rc == 0 && !strncmp(out, want, strlen(want)), "predict: exit %d:\n%s", rc, out);
+    CHECK(output("err.txt")[0] == 0); /* 28x28 grey: no note */
+
+    snprintf(args, sizeof args, "predict --weights '%s' --json '%s' '%s'", weights, png28, png56);
+    rc = run(args);
+    out = output("out.txt");
+    j = fm__json_parse(out, strlen(out), 0, &err);
+    CHECK_MSG(rc == 0 && j, "predict --json: exit %d: %s", rc, out);
+    const fm__json *preds = j ? fm__json_get(j, "predictions") : NULL;
+    CHECK(preds && preds->type == FM__JSON_ARRAY && preds->n == 2);
+    if (preds && preds->n == 2) {
+        for (int i = 0; i < 2; i++) {
+            const fm__json *p = &preds->items[i], *top = fm__json_get(p, "top3");
+            const fm__json *name = fm__json_get(p, "name");
+            int c = (int)num(p, "class");
+            CHECK(c >= 0 && c < 10 && name && name->type == FM__JSON_STRING &&
+                  !strcmp(name->string, fm_class_names[c]));
+            CHECK(top && top->type == FM__JSON_ARRAY && top->n == 3);
+            if (top && top->n == 3) {
+                double p0 = num(&top->items[0], "probability"), p1 = num(&top->items[1], "probability"),
+                       p2 = num(&top->items[2], "probability");
+                CHECK(num(&top->items[0], "class") == c);
+                CHECK(p0 >= p1 && p1 >= p2 && p2 >= 0 && p0 + p1 + p2 <= 1.0 + 1e-6);
+            }
+        }
+        CHECK(num(&preds->items[0], "class") == expect);
+    }
+    fm__json_free(j);
+    const char *note = output("err.txt");
+    CHECK_MSG(strstr(note, "test0-colour.png: 56x56 colour converted to 28x28 grey") &&
+                  !strstr(note, "test0.png:"),
+              "stderr: %s", note);
+
+    /* failures: exit 1 and one line for bad input, exit 2 for bad usage */
+    char corrupt[4200], bad_png[4200];
+    snprintf(corrupt, sizeof corrupt, "%s", tu_path("corrupt.safetensors"));
+    snprintf(bad_png, sizeof bad_png, "%s", tu_path("not-an-image.png"));
+    tu_write(corrupt, "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": garbage", 21);
+    tu_write(bad_png, "hello, I am text\n", 17);
+    struct {
+        const char *fmt;
+        int status;
+    } bad[] = {
+        {"eval --weights '%s/missing.safetensors' --data '%s'", 1},
+        {"eval --weights '%s/corrupt.safetensors' --data '%s'", 1},
+        {"predict --weights '%s/missing.safetensors' '%s/test0.png'", 1},
+        {"predict --weights '%s/run/model.safetensors' '%s/not-an-image.png'", 1},
+        {"predict --weights '%s/run/model.safetensors' '%s/no-such.png'", 1},
+        {"eval --weights '%s/run/model.safetensors' --data '%s' --split nope", 2},
+        {"eval --bogus '%s' '%s'", 2},
+        {"eval --data '%s' '%s'", 2},
+        {"predict --weights '%s' --json '%s' --frobnicate", 2},
+        {"predict --weights '%s/run/model.safetensors%s'", 2},
+    };
+    const char *base = tu_path("");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *second = strstr(bad[i].fmt, "--data") ? data : base;
+        snprintf(args, sizeof args, bad[i].fmt, base, second);
+        rc = run(args);
+        CHECK_MSG(rc == bad[i].status && one_line_error(), "%s: exit %d, stderr '%s'", args, rc,
+                  output("err.txt"));
+    }
+    CHECK(run("eval --help") == 0 && strstr(output("out.txt"), "usage: fmnist eval"));
+    CHECK(run("predict --help") == 0 && strstr(output("out.txt"), "polarity"));
+
+    fm_images_free(&train);
+    fm_images_free(&test);
+    return check_finish();
+}
