@@ -427,6 +427,139 @@ static void wino_run(const wino *p, float *out, const float *in, const float *U,
     }
 }
 
+/* m = A y for one column of four (A is A^T transposed). */
+FM__INLINE void wino_a(vf m[6], vf y0, vf y1, vf y2, vf y3) {
+    vf e = vadd(y0, y2), o = vadd(y1, y3);
+    vf e4 = vfma(vset1(4.0f), y2, y0), o8 = vfma(vset1(8.0f), y3, vadd(y1, y1));
+    m[0] = y0;
+    m[1] = vadd(e, o);
+    m[2] = vsub(e, o);
+    m[3] = vadd(e4, o8);
+    m[4] = vsub(e4, o8);
+    m[5] = y3;
+}
+
+/* dM[xi*ms] = (A dY A^T)[xi] for the 4x4 output-gradient patch at src. */
+FM__INLINE void wino_dout(float *dM, ptrdiff_t ms, const float *src, ptrdiff_t rs, ptrdiff_t ps) {
+    vf t[6][4], c[6];
+    for (int s = 0; s < 4; s++) {
+        const float *p = src + s * ps;
+        wino_a(c, vload(p), vload(p + rs), vload(p + 2 * rs), vload(p + 3 * rs));
+        for (int i = 0; i < 6; i++) t[i][s] = c[i];
+    }
+    for (int i = 0; i < 6; i++) {
+        wino_a(c, t[i][0], t[i][1], t[i][2], t[i][3]);
+        for (int j = 0; j < 6; j++) vstore(dM + (i * 6 + j) * ms, c[j]);
+    }
+}
+
+/* g = G^T u for one column of six. */
+FM__INLINE void wino_gt(vf g[3], vf u0, vf u1, vf u2, vf u3, vf u4, vf u5) {
+    const vf s6 = vset1(1.0f / 6.0f);
+    vf s12 = vadd(u1, u2), d12 = vsub(u1, u2), s34 = vadd(u3, u4), d34 = vsub(u3, u4);
+    g[0] = vfma(u0, vset1(0.25f), vfma(s34, vset1(1.0f / 24.0f), vmul(s12, vset1(-1.0f / 6.0f))));
+    g[1] = vfma(d34, vset1(1.0f / 12.0f), vmul(d12, vset1(-1.0f / 6.0f)));
+    g[2] = vadd(vmul(vsub(s34, s12), s6), u5);
+}
+
+/* Weight gradients through the same transforms: with M = U . V per tile and
+ * Y = A^T M A, dU = sum over tiles of (A dY A^T) . V and dw = G^T dU G.
+ * Threads own blocks of input channels: each transforms its channels of
+ * every input tile (and, redundantly, every output-gradient tile) and
+ * accumulates its rows of dU, so nothing is shared or reduced and the sums
+ * do not depend on the thread count. */
+typedef struct wgrad {
+    wino f;      /* the forward conv's tiling and input staging */
+    int tb;      /* tiles per block */
+    size_t du;   /* shared floats: dU (36, c, ocs) */
+    size_t dstg, dm; /* per-thread floats besides f.stg and f.v: output-gradient staging, dM */
+} wgrad;
+
+static wgrad wgrad_plan(const fm_conv_shape *s) {
+    wgrad g;
+    g.f = wino_plan(s->n, s->c, s->h, s->w, s->oc, s->oh, s->ow, s->pad_t, s->pad_l);
+    /* the block's V and dM should stay in L2; tb is fixed by the shape alone */
+    int tb = (int)((128 * 1024) / (36 * (size_t)(g.f.cs + g.f.ocs)));
+    g.tb = tb < 8 ? 8 : tb > 64 ? 64 : tb;
+    g.f.v = rup((size_t)36 * g.tb * g.f.cs, 16);
+    g.du = rup((size_t)36 * s->c * g.f.ocs, 16);
+    g.dstg = rup((size_t)16 * g.f.ty * g.f.tx * g.f.ocs, 16);
+    g.dm = rup((size_t)36 * g.tb * g.f.ocs, 16);
+    return g;
+}
+
+static void wino_bww(float *dw, const float *dout, const float *in, const fm_conv_shape *s,
+                     float *ws) {
+    const wgrad g = wgrad_plan(s);
+    const wino *f = &g.f;
+    const int C = s->c, OC = s->oc, total = s->n * f->tpi, cblocks = f->cs / VL;
+    float *dU = ws;
+    memset(dU, 0, sizeof(float) * 36 * C * f->ocs);
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int bl, bh;
+        split(cblocks, thread_count(), thread_id(), &bl, &bh);
+        const int c_lo = bl * VL, c_hi = imin(C, bh * VL), cw = (bh - bl) * VL;
+        float *stg = dU + g.du + (size_t)thread_id() * (f->stg + f->v + g.dstg + g.dm);
+        float *V = stg + f->stg, *dstg = V + f->v, *dM = dstg + g.dstg;
+        const ptrdiff_t vt = (ptrdiff_t)36 * cw, mt = (ptrdiff_t)36 * f->ocs;
+        int staged = -1;
+        for (int t0 = 0; t0 < total && c_lo < c_hi; t0 += g.tb) {
+            const int nb = imin(g.tb, total - t0);
+            for (int i = 0; i < nb; i++) {
+                int t = t0 + i, n = t / f->tpi, ty = t % f->tpi / f->tx, tx = t % f->tx;
+                if (n != staged) {
+                    stage_rows(stg, in + ((size_t)n * C + c_lo) * s->h * s->w, c_hi - c_lo, s->h,
+                               s->w, f->ws, cw, s->pad_t, s->pad_l, 0, f->hs);
+                    stage_rows(dstg, dout + (size_t)n * OC * s->oh * s->ow, OC, s->oh, s->ow,
+                               4 * f->tx, f->ocs, 0, 0, 0, 4 * f->ty);
+                    staged = n;
+                }
+                const float *src = stg + ((size_t)4 * ty * f->ws + 4 * tx) * cw;
+                for (int cb = 0; cb < cw; cb += VL)
+                    wino_in(V + i * vt + cb, cw, src + cb, (ptrdiff_t)f->ws * cw, cw);
+                const float *dsrc = dstg + ((size_t)4 * ty * 4 * f->tx + 4 * tx) * f->ocs;
+                for (int ob = 0; ob < f->ocs; ob += VL)
+                    wino_dout(dM + i * mt + ob, f->ocs, dsrc + ob, (ptrdiff_t)4 * f->tx * f->ocs,
+                              f->ocs);
+            }
+            /* dU[xi] (own channels, ocs) += V[xi]^T (channels, nb) . dM[xi] (nb, ocs) */
+            for (int xi = 0; xi < 36; xi++) {
+                for (int ob = 0; ob < f->ocs / VL; ob += NV) {
+                    const int nv = imin(NV, f->ocs / VL - ob);
+                    for (int c0 = c_lo; c0 < c_hi; c0 += MR) {
+                        const float *a[MR];
+                        for (int r = 0; r < MR; r++) a[r] = V + xi * cw + (imin(c0 + r, c_hi - 1) - c_lo);
+                        gemm_tile(imin(MR, c_hi - c0), nv, 0, vm_first(VL), a, vt, nb,
+                                  dM + xi * f->ocs + ob * VL, mt,
+                                  dU + ((size_t)xi * C + c0) * f->ocs + ob * VL, f->ocs, 1);
+                    }
+                }
+            }
+        }
+        /* dw[oc][c] += G^T dU[.][c][oc] G for the own channels */
+        for (int c = c_lo; c < c_hi; c++) {
+            for (int ob = 0; ob < OC; ob += VL) {
+                vf t[3][6], gg[3];
+                float tmp[9][VL];
+                const float *u = dU + (size_t)c * f->ocs + ob;
+                const ptrdiff_t us = (ptrdiff_t)C * f->ocs;
+                for (int j = 0; j < 6; j++) {
+                    wino_gt(gg, vload(u + j * us), vload(u + (6 + j) * us), vload(u + (12 + j) * us),
+                            vload(u + (18 + j) * us), vload(u + (24 + j) * us), vload(u + (30 + j) * us));
+                    for (int a = 0; a < 3; a++) t[a][j] = gg[a];
+                }
+                for (int a = 0; a < 3; a++) {
+                    wino_gt(gg, t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], t[a][5]);
+                    for (int b = 0; b < 3; b++) vstore(tmp[a * 3 + b], gg[b]);
+                }
+                for (int j = 0; j < imin(VL, OC - ob); j++)
+                    for (int e = 0; e < 9; e++) dw[((size_t)(ob + j) * C + c) * 9 + e] += tmp[e][j];
+            }
+        }
+    }
+}
+
 /* ---- direct convs on staged pixels ---------------------------------------- */
 
 /* Packed kernel: row (kh*K + kw)*kdim + k, column j (padded to js with
@@ -563,9 +696,15 @@ static bww bww_plan(const fm_conv_shape *s) {
 }
 
 static size_t fast_conv2d_workspace(const fm_conv_shape *s) {
-    size_t f = conv_fwd_len(s, 0), d = rotated_ok(s) ? conv_fwd_len(s, 1) : 0;
-    bww b = bww_plan(s);
-    size_t w = b.acc + b.stg + b.dstg, m = f > d ? f : d;
+    size_t f = conv_fwd_len(s, 0), d = rotated_ok(s) ? conv_fwd_len(s, 1) : 0, w;
+    if (wino_ok(s)) {
+        wgrad g = wgrad_plan(s);
+        w = g.du + (size_t)fm__kernel_threads() * (g.f.stg + g.f.v + g.dstg + g.dm);
+    } else {
+        bww b = bww_plan(s);
+        w = b.acc + b.stg + b.dstg;
+    }
+    size_t m = f > d ? f : d;
     return (m > w ? m : w) + ALIGN_SLACK;
 }
 
@@ -620,10 +759,28 @@ FM__INLINE void bww_tile(const int mr, const int nv, const float *const *a, int 
     tile_store(acc, mr, nv, 0, vm_first(VL), c, ldc, 1);
 }
 
-static void fast_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                         const fm_conv_shape *s, float *work) {
+/* db (oc) += sum of dout (n, oc, npix) over images and pixels; parallel over oc. */
+static void bias_grad(float *db, const float *dout, int n, int oc, int npix) {
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (int o = 0; o < oc; o++) {
+        float sum = 0.0f;
+        for (int i = 0; i < n; i++) {
+            const float *d = dout + ((size_t)i * oc + o) * npix;
+            vf v = vzero();
+            int p = 0;
+            for (; p + VL <= npix; p += VL) v = vadd(v, vload(d + p));
+            v = vadd(v, vloadm(d + p, vm_first(npix - p)));
+            sum += vhsum(v);
+        }
+        db[o] += sum;
+    }
+}
+
+/* Weight gradients by the staged direct method, for convs Winograd does not take. */
+static void direct_bww(float *dw, const float *dout, const float *in, const fm_conv_shape *s,
+                       float *work) {
     const bww b = bww_plan(s);
-    float *acc = align64(work), *stg = acc + b.acc, *dstg = stg + b.stg;
+    float *acc = work, *stg = acc + b.acc, *dstg = stg + b.stg;
     const int K = s->k, C = s->c, OC = s->oc, npix = s->oh * s->ow;
     const int row_blocks = (b.rows + MR - 1) / MR, col_blocks = (b.ocs / VL + NV - 1) / NV;
     memset(acc, 0, sizeof(float) * b.rows * b.ocs);
@@ -658,27 +815,22 @@ static void fast_conv2d_backward_weights(float *dw, float *db, const float *dout
             }
             FM__OMP(omp barrier)
         }
-        /* dw (OC, C, K, K) += acc (K*K*C, ocs) transposed; db += sum of dout */
+        /* dw (OC, C, K, K) += acc (K*K*C, ocs) transposed */
         int olo, ohi;
         split(OC, nth, tid, &olo, &ohi);
         for (int oc = olo; oc < ohi; oc++) {
             for (int c = 0; c < C; c++)
                 for (int tap = 0; tap < K * K; tap++)
                     dw[((size_t)oc * C + c) * K * K + tap] += acc[((size_t)tap * C + c) * b.ocs + oc];
-            if (db) {
-                float sum = 0.0f;
-                for (int n = 0; n < s->n; n++) {
-                    const float *d = dout + ((size_t)n * OC + oc) * npix;
-                    vf v = vzero();
-                    int p = 0;
-                    for (; p + VL <= npix; p += VL) v = vadd(v, vload(d + p));
-                    v = vadd(v, vloadm(d + p, vm_first(npix - p)));
-                    sum += vhsum(v);
-                }
-                db[oc] += sum;
-            }
         }
     }
+}
+
+static void fast_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
+                                         const fm_conv_shape *s, float *work) {
+    if (wino_ok(s)) wino_bww(dw, dout, in, s, align64(work));
+    else direct_bww(dw, dout, in, s, align64(work));
+    if (db) bias_grad(db, dout, s->n, s->oc, s->oh * s->ow);
 }
 
 /* ---- dense ------------------------------------------------------------- */
