@@ -15,6 +15,7 @@
  *   each thread owning a fixed set of weight rows, so results do not depend
  *   on the thread count.
  * Dense layers use the same register tile, or dot products for the forward. */
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -472,7 +473,8 @@ typedef struct wgrad {
     wino f;      /* the forward conv's tiling and input staging */
     int tb;      /* tiles per block */
     size_t du;   /* shared floats: dU (36, c, ocs) */
-    size_t dstg, dm; /* per-thread floats besides f.stg and f.v: output-gradient staging, dM */
+    size_t dstg, dm, dbs; /* per-thread floats besides f.stg and f.v: output-gradient staging,
+                             dM, bias-gradient sums */
 } wgrad;
 
 static wgrad wgrad_plan(const fm_conv_shape *s) {
@@ -485,11 +487,12 @@ static wgrad wgrad_plan(const fm_conv_shape *s) {
     g.du = rup((size_t)36 * s->c * g.f.ocs, 16);
     g.dstg = rup((size_t)16 * g.f.ty * g.f.tx * g.f.ocs, 16);
     g.dm = rup((size_t)36 * g.tb * g.f.ocs, 16);
+    g.dbs = rup((size_t)g.f.ocs, 16);
     return g;
 }
 
-static void wino_bww(float *dw, const float *dout, const float *in, const fm_conv_shape *s,
-                     float *ws) {
+static void wino_bww(float *dw, float *db, const float *dout, const float *in,
+                     const fm_conv_shape *s, float *ws) {
     const wgrad g = wgrad_plan(s);
     const wino *f = &g.f;
     const int C = s->c, OC = s->oc, total = s->n * f->tpi, cblocks = f->cs / VL;
@@ -500,9 +503,10 @@ static void wino_bww(float *dw, const float *dout, const float *in, const fm_con
         int bl, bh;
         split(cblocks, thread_count(), thread_id(), &bl, &bh);
         const int c_lo = bl * VL, c_hi = imin(C, bh * VL), cw = (bh - bl) * VL;
-        float *stg = dU + g.du + (size_t)thread_id() * (f->stg + f->v + g.dstg + g.dm);
-        float *V = stg + f->stg, *dstg = V + f->v, *dM = dstg + g.dstg;
+        float *stg = dU + g.du + (size_t)thread_id() * (f->stg + f->v + g.dstg + g.dm + g.dbs);
+        float *V = stg + f->stg, *dstg = V + f->v, *dM = dstg + g.dstg, *dbs = dM + g.dm;
         const ptrdiff_t vt = (ptrdiff_t)36 * cw, mt = (ptrdiff_t)36 * f->ocs;
+        if (db && c_lo == 0) memset(dbs, 0, sizeof(float) * f->ocs);
         int staged = -1;
         for (int t0 = 0; t0 < total && c_lo < c_hi; t0 += g.tb) {
             const int nb = imin(g.tb, total - t0);
@@ -514,6 +518,15 @@ static void wino_bww(float *dw, const float *dout, const float *in, const fm_con
                     stage_rows(dstg, dout + (size_t)n * OC * s->oh * s->ow, OC, s->oh, s->ow,
                                4 * f->tx, f->ocs, 0, 0, 0, 4 * f->ty);
                     staged = n;
+                    /* the bias gradient from the staged pixels, by one thread */
+                    if (db && c_lo == 0) {
+                        for (int ob = 0; ob < f->ocs; ob += VL) {
+                            vf acc = vzero();
+                            for (int p = 0; p < 16 * f->ty * f->tx; p++)
+                                acc = vadd(acc, vload(dstg + (size_t)p * f->ocs + ob));
+                            vstore(dbs + ob, vadd(vload(dbs + ob), acc));
+                        }
+                    }
                 }
                 const float *src = stg + ((size_t)4 * ty * f->ws + 4 * tx) * cw;
                 for (int cb = 0; cb < cw; cb += VL)
@@ -537,6 +550,8 @@ static void wino_bww(float *dw, const float *dout, const float *in, const fm_con
                 }
             }
         }
+        if (db && c_lo == 0 && c_lo < c_hi)
+            for (int o = 0; o < OC; o++) db[o] += dbs[o];
         /* dw[oc][c] += G^T dU[.][c][oc] G for the own channels */
         for (int c = c_lo; c < c_hi; c++) {
             for (int ob = 0; ob < OC; ob += VL) {
@@ -664,6 +679,206 @@ static int rotated_ok(const fm_conv_shape *s) {
            s->pad_l <= s->k - 1;
 }
 
+/* ---- convs with few channels: vectors along output pixels -------------- */
+
+/* Stride-1 convs whose channel counts would leave the matrix products above
+ * with mostly empty vectors or tiny depths (the first layer: 1 input
+ * channel) run directly on zero-padded copies of each input channel, VL
+ * output pixels of a row at a time. */
+static int plane_ok(const fm_conv_shape *s) {
+    return s->stride == 1 && (s->c * s->k * s->k <= 27 || s->oc < 8);
+}
+
+/* weight gradients this way need a 3x3 kernel (its 9 taps live in registers) */
+static int plane_bww_ok(const fm_conv_shape *s) {
+    return s->stride == 1 && s->k == 3 && s->c < 8;
+}
+
+typedef struct plane {
+    int hp, wp; /* padded channel height and width */
+    size_t len; /* floats for the copies of one image */
+} plane;
+
+static plane plane_plan(const fm_conv_shape *s) {
+    plane p;
+    p.hp = s->oh + s->k - 1;
+    p.wp = (int)rup(s->ow, VL) + s->k - 1;
+    p.len = rup((size_t)s->c * p.hp * p.wp, 16);
+    return p;
+}
+
+/* dst (c, hp, wp) = src (c, h, w) shifted by (oy, ox), zero elsewhere. */
+static void stage_planes(float *dst, const float *src, int c, int h, int w, const plane *p, int oy,
+                         int ox) {
+    memset(dst, 0, sizeof(float) * c * p->hp * p->wp);
+    const int x0 = ox < 0 ? -ox : 0, x1 = imin(w, p->wp - ox);
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < h; y++)
+            if (y + oy >= 0 && y + oy < p->hp && x1 > x0)
+                memcpy(dst + ((size_t)ch * p->hp + y + oy) * p->wp + ox + x0,
+                       src + ((size_t)ch * h + y) * w + x0, sizeof(float) * (x1 - x0));
+}
+
+#define PB (VL == 16 ? 8 : 4) /* output channels per pass */
+
+/* out[j][xb..] for nb output channels j of row oy: bias + taps, then ReLU. */
+FM__INLINE void plane_fwd_tile(const int nb, const float *pl, const plane *p, int C, int K,
+                               const float *w, const float *bias, int relu, float *o, ptrdiff_t os,
+                               vmask m, int oy, int xb) {
+    vf acc[PB];
+    const int ckk = C * K * K;
+#pragma GCC unroll 8
+    for (int j = 0; j < nb; j++) acc[j] = bias ? vset1(bias[j]) : vzero();
+    for (int c = 0; c < C; c++) {
+        for (int kh = 0; kh < K; kh++) {
+            const float *row = pl + ((size_t)c * p->hp + oy + kh) * p->wp + xb;
+            const float *wk = w + (c * K + kh) * K;
+            for (int kw = 0; kw < K; kw++) {
+                vf v = vload(row + kw);
+#pragma GCC unroll 8
+                for (int j = 0; j < nb; j++) acc[j] = vfma(vset1(wk[j * ckk + kw]), v, acc[j]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < nb; j++) vstorem(o + j * os, relu ? vmax(acc[j], vzero()) : acc[j], m);
+}
+
+/* out = bias + conv(in, w) (w in its own layout), ReLU when relu != 0. */
+static void plane_run(const fm_conv_shape *s, float *out, const float *in, const float *w,
+                      const float *bias, int relu, float *scratch) {
+    const plane p = plane_plan(s);
+    const int C = s->c, OC = s->oc, K = s->k, npix = s->oh * s->ow;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int lo, hi;
+        split(s->n, thread_count(), thread_id(), &lo, &hi);
+        float *pl = scratch + (size_t)thread_id() * p.len;
+        for (int n = lo; n < hi; n++) {
+            stage_planes(pl, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, &p, s->pad_t, s->pad_l);
+            for (int oc = 0; oc < OC; oc += PB) {
+                const int nb = imin(PB, OC - oc);
+                const float *wo = w + (size_t)oc * C * K * K, *bo = bias ? bias + oc : NULL;
+                for (int oy = 0; oy < s->oh; oy++) {
+                    for (int xb = 0; xb < s->ow; xb += VL) {
+                        float *o = out + ((size_t)n * OC + oc) * npix + (size_t)oy * s->ow + xb;
+                        vmask m = vm_first(s->ow - xb);
+                        switch (nb) {
+#define PLANE_CASE(B_)                                                                             \
+    case B_: plane_fwd_tile(B_, pl, &p, C, K, wo, bo, relu, o, npix, m, oy, xb); break;
+                            PLANE_CASE(1) PLANE_CASE(2) PLANE_CASE(3) PLANE_CASE(4)
+#if PB == 8
+                            PLANE_CASE(5) PLANE_CASE(6) PLANE_CASE(7) PLANE_CASE(8)
+#endif
+#undef PLANE_CASE
+                        default: break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Backward data of such a conv is itself one (rotated, transposed kernel),
+ * which needs the kernel in forward layout: wt (C, OC, K, K). */
+static void rotate_weights(float *wt, const float *w, int C, int OC, int K) {
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < K * K; t++)
+                wt[((size_t)c * OC + oc) * K * K + t] = w[((size_t)oc * C + c) * K * K + K * K - 1 - t];
+}
+
+#define PO (VL == 16 ? 2 : 1) /* output channels per weight-gradient pass */
+
+/* acc (nb, 9 taps, VL) (output channel j's taps js floats apart) += the dout
+ * rows of nb output channels times the 9 shifted rows of one input channel,
+ * over the image; with withb, accb (nb, VL) += the dout rows too. */
+FM__INLINE void plane_bww_tile(const int nb, const int withb, float *acc, ptrdiff_t js,
+                               float *accb, const float *pl, const plane *p, const float *g,
+                               ptrdiff_t gs, int oh, int ow) {
+    vf a[PO][9], ab[PO];
+#pragma GCC unroll 2
+    for (int j = 0; j < nb; j++) {
+        ab[j] = withb ? vload(accb + j * VL) : vzero();
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++) a[j][t] = vload(acc + j * js + t * VL);
+    }
+    for (int oy = 0; oy < oh; oy++) {
+        for (int xb = 0; xb < ow; xb += VL) {
+            vmask m = vm_first(ow - xb);
+            vf d[PO];
+#pragma GCC unroll 2
+            for (int j = 0; j < nb; j++) {
+                d[j] = vloadm(g + j * gs + (size_t)oy * ow + xb, m);
+                if (withb) ab[j] = vadd(ab[j], d[j]);
+            }
+#pragma GCC unroll 9
+            for (int t = 0; t < 9; t++) {
+                /* lanes past the row end meet zero gradients */
+                vf v = vload(pl + (size_t)(oy + t / 3) * p->wp + xb + t % 3);
+#pragma GCC unroll 2
+                for (int j = 0; j < nb; j++) a[j][t] = vfma(d[j], v, a[j][t]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < nb; j++) {
+        if (withb) vstore(accb + j * VL, ab[j]);
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++) vstore(acc + j * js + t * VL, a[j][t]);
+    }
+}
+
+/* Weight and bias gradients of a 3x3 stride-1 conv with few input channels:
+ * threads own output channels and visit every image, so each sum has one
+ * fixed order. Vector partial sums live in scratch until the end. */
+static void plane_bww(float *dw, float *db, const float *dout, const float *in,
+                      const fm_conv_shape *s, float *ws) {
+    const plane p = plane_plan(s);
+    const int C = s->c, OC = s->oc, npix = s->oh * s->ow;
+    float *acc = ws, *accb = acc + rup((size_t)OC * C * 9 * VL, 16);
+    float *planes = accb + rup((size_t)OC * VL, 16);
+    memset(acc, 0, sizeof(float) * ((size_t)OC * C * 9 * VL));
+    memset(accb, 0, sizeof(float) * ((size_t)OC * VL));
+    const int groups = (OC + PO - 1) / PO;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        int lo, hi;
+        split(groups, thread_count(), thread_id(), &lo, &hi);
+        float *pl = planes + (size_t)thread_id() * p.len;
+        for (int n = 0; n < s->n && lo < hi; n++) {
+            stage_planes(pl, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, &p, s->pad_t, s->pad_l);
+            for (int gi = lo; gi < hi; gi++) {
+                const int oc = gi * PO, nb = imin(PO, OC - oc);
+                const float *g = dout + ((size_t)n * OC + oc) * npix;
+                for (int c = 0; c < C; c++) {
+                    float *a = acc + ((size_t)oc * C + c) * 9 * VL, *ab = accb + (size_t)oc * VL;
+                    const float *plc = pl + (size_t)c * p.hp * p.wp;
+                    const ptrdiff_t js = (ptrdiff_t)C * 9 * VL;
+                    /* the bias sums ride along with input channel 0 */
+                    if (nb == PO && c == 0)
+                        plane_bww_tile(PO, 1, a, js, ab, plc, &p, g, npix, s->oh, s->ow);
+                    else if (nb == PO)
+                        plane_bww_tile(PO, 0, a, js, ab, plc, &p, g, npix, s->oh, s->ow);
+                    else
+                        for (int j = 0; j < nb; j++)
+                            plane_bww_tile(1, c == 0, a + j * js, js, ab + j * VL, plc, &p,
+                                           g + (size_t)j * npix, npix, s->oh, s->ow);
+                }
+            }
+        }
+        for (int gi = lo; gi < hi; gi++) {
+            for (int oc = gi * PO; oc < imin(OC, gi * PO + PO); oc++) {
+                for (int c = 0; c < C; c++)
+                    for (int t = 0; t < 9; t++)
+                        dw[((size_t)oc * C + c) * 9 + t] += vhsum(vload(acc + (((size_t)oc * C + c) * 9 + t) * VL));
+                if (db) db[oc] += vhsum(vload(accb + (size_t)oc * VL));
+            }
+        }
+    }
+}
+
 /* ---- conv ops ------------------------------------------------------------- */
 
 static size_t conv_fwd_len(const fm_conv_shape *s, int flip) {
@@ -673,6 +888,8 @@ static size_t conv_fwd_len(const fm_conv_shape *s, int flip) {
         wino p = wino_plan(e.n, e.c, e.h, e.w, e.oc, e.oh, e.ow, e.pad_t, e.pad_l);
         return rup((size_t)36 * e.c * p.ocs, 16) + T * (p.stg + p.v + p.m);
     }
+    if (plane_ok(&e))
+        return (flip ? rup((size_t)e.k * e.k * e.c * e.oc, 16) : 0) + T * plane_plan(&e).len;
     direct d = direct_plan(&e);
     return rup((size_t)e.k * e.k * e.c * d.ocs, 16) + T * (d.stg + d.ostg);
 }
@@ -699,7 +916,10 @@ static size_t fast_conv2d_workspace(const fm_conv_shape *s) {
     size_t f = conv_fwd_len(s, 0), d = rotated_ok(s) ? conv_fwd_len(s, 1) : 0, w;
     if (wino_ok(s)) {
         wgrad g = wgrad_plan(s);
-        w = g.du + (size_t)fm__kernel_threads() * (g.f.stg + g.f.v + g.dstg + g.dm);
+        w = g.du + (size_t)fm__kernel_threads() * (g.f.stg + g.f.v + g.dstg + g.dm + g.dbs);
+    } else if (plane_bww_ok(s)) {
+        w = rup((size_t)s->oc * s->c * 9 * VL, 16) + rup((size_t)s->oc * VL, 16) +
+            (size_t)fm__kernel_threads() * plane_plan(s).len;
     } else {
         bww b = bww_plan(s);
         w = b.acc + b.stg + b.dstg;
@@ -716,6 +936,8 @@ static void fast_conv2d_forward(float *out, const float *in, const float *w, con
         float *U = ws;
         wino_weights(U, w, s->c, s->oc, 0);
         wino_run(&p, out, in, U, b, relu, U + rup((size_t)36 * s->c * p.ocs, 16));
+    } else if (plane_ok(s)) {
+        plane_run(s, out, in, w, b, relu, ws);
     } else {
         size_t wl = rup((size_t)s->k * s->k * s->c * rup(s->oc, VL), 16);
         pack_weights(ws, w, s->c, s->oc, s->k, 0);
@@ -736,6 +958,9 @@ static void fast_conv2d_backward_data(float *din, const float *dout, const float
         wino p = wino_plan(e.n, e.c, e.h, e.w, e.oc, e.oh, e.ow, e.pad_t, e.pad_l);
         wino_weights(ws, w, s->c, s->oc, 1);
         wino_run(&p, din, dout, ws, NULL, 0, ws + rup((size_t)36 * e.c * p.ocs, 16));
+    } else if (plane_ok(&e)) {
+        rotate_weights(ws, w, s->c, s->oc, s->k);
+        plane_run(&e, din, dout, ws, NULL, 0, ws + rup((size_t)e.k * e.k * e.c * e.oc, 16));
     } else {
         size_t wl = rup((size_t)e.k * e.k * e.c * rup(e.oc, VL), 16);
         pack_weights(ws, w, s->c, s->oc, s->k, 1);
@@ -828,9 +1053,14 @@ static void direct_bww(float *dw, const float *dout, const float *in, const fm_c
 
 static void fast_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
                                          const fm_conv_shape *s, float *work) {
-    if (wino_ok(s)) wino_bww(dw, dout, in, s, align64(work));
-    else direct_bww(dw, dout, in, s, align64(work));
-    if (db) bias_grad(db, dout, s->n, s->oc, s->oh * s->ow);
+    if (wino_ok(s)) {
+        wino_bww(dw, db, dout, in, s, align64(work));
+    } else if (plane_bww_ok(s)) {
+        plane_bww(dw, db, dout, in, s, align64(work));
+    } else {
+        direct_bww(dw, dout, in, s, align64(work));
+        if (db) bias_grad(db, dout, s->n, s->oc, s->oh * s->ow);
+    }
 }
 
 /* ---- dense ------------------------------------------------------------- */
@@ -978,6 +1208,252 @@ static void fast_dense_backward_weights(float *dw, float *db, const float *dout,
     }
 }
 
+/* ---- elementwise, batch norm, pooling -------------------------------------- */
+
+/* Memory-bound loops split into large contiguous chunks per thread. */
+#define EW_CHUNK 16384
+
+static void fast_relu_forward(float *out, const float *in, size_t len) {
+    const long chunks = (long)((len + EW_CHUNK - 1) / EW_CHUNK);
+    FM__OMP(omp parallel for schedule(static) num_threads(team()) if (chunks > 1))
+    for (long ch = 0; ch < chunks; ch++) {
+        size_t i = (size_t)ch * EW_CHUNK, end = i + EW_CHUNK < len ? i + EW_CHUNK : len;
+        /* max(x, +0) gives +0 for -0 and NaN, as x > 0 ? x : 0 does */
+        for (; i + VL <= end; i += VL) vstore(out + i, vmax(vload(in + i), vzero()));
+        vmask m = vm_first((int)(end - i));
+        vstorem(out + i, vmax(vloadm(in + i, m), vzero()), m);
+    }
+}
+
+static void fast_relu_backward(float *din, const float *dout, const float *out, size_t len) {
+    const long chunks = (long)((len + EW_CHUNK - 1) / EW_CHUNK);
+    FM__OMP(omp parallel for schedule(static) num_threads(team()) if (chunks > 1))
+    for (long ch = 0; ch < chunks; ch++) {
+        size_t i = (size_t)ch * EW_CHUNK, end = i + EW_CHUNK < len ? i + EW_CHUNK : len;
+        for (; i + VL <= end; i += VL) vstore(din + i, vpos_select(vload(out + i), vload(dout + i)));
+        vmask m = vm_first((int)(end - i));
+        vstorem(din + i, vpos_select(vloadm(out + i, m), vloadm(dout + i, m)), m);
+    }
+}
+
+/* VL keep-mask bytes as a vector select: x where the byte is non-zero, else 0. */
+FM__INLINE vf keep(const uint8_t *mask, vf x) {
+#if VL == 16
+    return _mm512_maskz_mov_ps(_mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)mask),
+                                                  _mm_set1_epi8(-1)),
+                               x);
+#else
+    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mask));
+    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(b, _mm256_setzero_si256())), x);
+#endif
+}
+
+static void fast_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
+                               size_t len) {
+    const long chunks = (long)((len + EW_CHUNK - 1) / EW_CHUNK);
+    const vf sv = vset1(scale);
+    FM__OMP(omp parallel for schedule(static) num_threads(team()) if (chunks > 1))
+    for (long ch = 0; ch < chunks; ch++) {
+        size_t i = (size_t)ch * EW_CHUNK, end = i + EW_CHUNK < len ? i + EW_CHUNK : len;
+        for (; i + VL <= end; i += VL) vstore(out + i, keep(mask + i, vmul(vload(in + i), sv)));
+        for (; i < end; i++) out[i] = mask[i] ? in[i] * scale : 0.0f;
+    }
+}
+
+/* Per-row sums for batch norm: float vectors within a row of hw, double
+ * across rows, so channel statistics over n*hw values stay accurate. */
+FM__INLINE double row_sum(const float *x, int hw) {
+    vf v = vzero();
+    int j = 0;
+    for (; j + VL <= hw; j += VL) v = vadd(v, vload(x + j));
+    return vhsum(vadd(v, vloadm(x + j, vm_first(hw - j))));
+}
+
+FM__INLINE double row_sqdev(const float *x, int hw, vf mu) {
+    vf v = vzero(), d;
+    int j = 0;
+    for (; j + VL <= hw; j += VL) {
+        d = vsub(vload(x + j), mu);
+        v = vfma(d, d, v);
+    }
+    vmask m = vm_first(hw - j);
+    d = vkeep(vsub(vloadm(x + j, m), mu), m);
+    return vhsum(vfma(d, d, v));
+}
+
+/* y = (x - mu) * a + b over a row */
+FM__INLINE void row_affine(float *y, const float *x, int hw, vf mu, vf a, vf b) {
+    int j = 0;
+    for (; j + VL <= hw; j += VL) vstore(y + j, vfma(vsub(vload(x + j), mu), a, b));
+    vmask m = vm_first(hw - j);
+    vstorem(y + j, vfma(vsub(vloadm(x + j, m), mu), a, b), m);
+}
+
+/* Channels are independent: parallel over them, each visiting its n rows of
+ * hw (the second and third passes find them in L2). Rows shorter than a
+ * vector (flat inputs) take the reference. */
+static void fast_batchnorm_forward_train(float *out, float *mean, float *var, float *invstd,
+                                         const float *in, const float *gamma, const float *beta,
+                                         int n, int c, int hw, float eps) {
+    if (hw < VL) {
+        fm__ref_batchnorm_forward_train(out, mean, var, invstd, in, gamma, beta, n, c, hw, eps);
+        return;
+    }
+    const double m = (double)n * hw;
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (int ch = 0; ch < c; ch++) {
+        double sum = 0.0, sq = 0.0;
+        for (int i = 0; i < n; i++) sum += row_sum(in + ((size_t)i * c + ch) * hw, hw);
+        const float mu = (float)(sum / m);
+        for (int i = 0; i < n; i++) sq += row_sqdev(in + ((size_t)i * c + ch) * hw, hw, vset1(mu));
+        const double v = sq / m, is = 1.0 / sqrt(v + eps);
+        mean[ch] = mu;
+        var[ch] = (float)v;
+        invstd[ch] = (float)is;
+        const vf a = vset1((float)(gamma[ch] * is)), b = vset1(beta[ch]);
+        for (int i = 0; i < n; i++)
+            row_affine(out + ((size_t)i * c + ch) * hw, in + ((size_t)i * c + ch) * hw, hw,
+                       vset1(mu), a, b);
+    }
+}
+
+static void fast_batchnorm_forward_infer(float *out, const float *in, const float *gamma,
+                                         const float *beta, const float *mmean,
+                                         const float *mvar, int n, int c, int hw, float eps) {
+    if (hw < VL) {
+        fm__ref_batchnorm_forward_infer(out, in, gamma, beta, mmean, mvar, n, c, hw, eps);
+        return;
+    }
+    FM__OMP(omp parallel for collapse(2) schedule(static) num_threads(team()))
+    for (int i = 0; i < n; i++) {
+        for (int ch = 0; ch < c; ch++) {
+            const double is = 1.0 / sqrt((double)mvar[ch] + eps);
+            row_affine(out + ((size_t)i * c + ch) * hw, in + ((size_t)i * c + ch) * hw, hw,
+                       vset1(mmean[ch]), vset1((float)(gamma[ch] * is)), vset1(beta[ch]));
+        }
+    }
+}
+
+static void fast_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                                    const float *in, const float *mean, const float *invstd,
+                                    const float *gamma, int n, int c, int hw) {
+    if (hw < VL) {
+        fm__ref_batchnorm_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, n, c, hw);
+        return;
+    }
+    const double m = (double)n * hw;
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (int ch = 0; ch < c; ch++) {
+        const vf mu = vset1(mean[ch]);
+        double sdy = 0.0, sdyd = 0.0; /* sum dy, sum dy*(x - mean) */
+        for (int i = 0; i < n; i++) {
+            const float *x = in + ((size_t)i * c + ch) * hw, *dy = dout + ((size_t)i * c + ch) * hw;
+            vf s1 = vzero(), s2 = vzero();
+            int j = 0;
+            for (; j + VL <= hw; j += VL) {
+                vf g = vload(dy + j);
+                s1 = vadd(s1, g);
+                s2 = vfma(g, vsub(vload(x + j), mu), s2);
+            }
+            vmask mk = vm_first(hw - j);
+            vf g = vloadm(dy + j, mk);
+            s1 = vadd(s1, g);
+            s2 = vfma(g, vsub(vloadm(x + j, mk), mu), s2);
+            sdy += vhsum(s1);
+            sdyd += vhsum(s2);
+        }
+        /* dx = gamma*invstd/M * (M*dy - sum dy - xhat * sum dy*xhat)
+         *    = A*dy + B*(x - mean) + D */
+        const double is = invstd[ch], sdyx = sdyd * is, k = gamma[ch] * is / m;
+        dbeta[ch] += (float)sdy;
+        dgamma[ch] += (float)sdyx;
+        const vf A = vset1((float)(gamma[ch] * is)), B = vset1((float)(-k * is * sdyx)),
+                 D = vset1((float)(-k * sdy));
+        for (int i = 0; i < n; i++) {
+            const float *x = in + ((size_t)i * c + ch) * hw, *dy = dout + ((size_t)i * c + ch) * hw;
+            float *dx = din + ((size_t)i * c + ch) * hw;
+            int j = 0;
+            for (; j + VL <= hw; j += VL)
+                vstore(dx + j, vfma(A, vload(dy + j), vfma(B, vsub(vload(x + j), mu), D)));
+            vmask mk = vm_first(hw - j);
+            vstorem(dx + j, vfma(A, vloadm(dy + j, mk), vfma(B, vsub(vloadm(x + j, mk), mu), D)), mk);
+        }
+    }
+}
+
+/* 2x2 pooling, VL outputs at a time: the even and odd columns of two input
+ * rows are the four window positions, compared in the reference's order with
+ * strict > so the first maximum wins. Other pool sizes take the reference. */
+static void fast_maxpool_forward(float *out, uint8_t *argmax, const float *in, int n, int c,
+                                 int h, int w, int pool) {
+    if (pool != 2) {
+        fm__ref_maxpool_forward(out, argmax, in, n, c, h, w, pool);
+        return;
+    }
+    const int oh = h / 2, ow = w / 2;
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (long pl = 0; pl < (long)n * c; pl++) {
+        const float *x = in + (size_t)pl * h * w;
+        float *o = out + (size_t)pl * oh * ow;
+        uint8_t *am = argmax + (size_t)pl * oh * ow;
+        for (int y = 0; y < oh; y++) {
+            const float *r0 = x + (size_t)2 * y * w, *r1 = r0 + w;
+            for (int xb = 0; xb < ow; xb += VL) {
+                const int nx = imin(VL, ow - xb);
+                const vmask m0 = vm_first(2 * nx), m1 = vm_first(2 * nx - VL);
+                const float *p0 = r0 + 2 * xb, *p1 = r1 + 2 * xb;
+                vf a0 = vloadm(p0, m0), a1 = vloadm(p0 + VL, m1);
+                vf b0 = vloadm(p1, m0), b1 = vloadm(p1 + VL, m1);
+                vf best = veven(a0, a1), idx = vzero(), v;
+                v = vodd(a0, a1);
+                idx = vsel_gt(v, best, vset1(1.0f), idx);
+                best = vsel_gt(v, best, v, best);
+                v = veven(b0, b1);
+                idx = vsel_gt(v, best, vset1(2.0f), idx);
+                best = vsel_gt(v, best, v, best);
+                v = vodd(b0, b1);
+                idx = vsel_gt(v, best, vset1(3.0f), idx);
+                best = vsel_gt(v, best, v, best);
+                vstorem(o + (size_t)y * ow + xb, best, vm_first(nx));
+                vstore_u8(am + (size_t)y * ow + xb, idx, nx);
+            }
+        }
+    }
+}
+
+static void fast_maxpool_backward(float *din, const float *dout, const uint8_t *argmax, int n,
+                                  int c, int h, int w, int pool) {
+    if (pool != 2) {
+        fm__ref_maxpool_backward(din, dout, argmax, n, c, h, w, pool);
+        return;
+    }
+    const int oh = h / 2, ow = w / 2;
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (long pl = 0; pl < (long)n * c; pl++) {
+        float *d = din + (size_t)pl * h * w;
+        const float *g = dout + (size_t)pl * oh * ow;
+        const uint8_t *am = argmax + (size_t)pl * oh * ow;
+        for (int y = 0; y < oh; y++) {
+            float *r0 = d + (size_t)2 * y * w, *r1 = r0 + w;
+            for (int xb = 0; xb < ow; xb += VL) {
+                const int nx = imin(VL, ow - xb);
+                const vmask m0 = vm_first(2 * nx), m1 = vm_first(2 * nx - VL);
+                vf gv = vloadm(g + (size_t)y * ow + xb, vm_first(nx));
+                vf idx = vload_u8(am + (size_t)y * ow + xb, nx);
+                vf v0 = vsel_eq0(idx, vzero(), gv), v1 = vsel_eq0(idx, vset1(1.0f), gv);
+                vf v2 = vsel_eq0(idx, vset1(2.0f), gv), v3 = vsel_eq0(idx, vset1(3.0f), gv);
+                vstorem(r0 + 2 * xb, vzip_lo(v0, v1), m0);
+                vstorem(r0 + 2 * xb + VL, vzip_hi(v0, v1), m1);
+                vstorem(r1 + 2 * xb, vzip_lo(v2, v3), m0);
+                vstorem(r1 + 2 * xb + VL, vzip_hi(v2, v3), m1);
+            }
+            /* an odd last column is outside every window */
+            if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h % 2) memset(d + (size_t)(h - 1) * w, 0, sizeof(float) * w);
+    }
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 static const fm_kernels table = {
@@ -989,14 +1465,14 @@ static const fm_kernels table = {
     .dense_forward = fast_dense_forward,
     .dense_backward_data = fast_dense_backward_data,
     .dense_backward_weights = fast_dense_backward_weights,
-    .batchnorm_forward_train = fm__ref_batchnorm_forward_train,
-    .batchnorm_forward_infer = fm__ref_batchnorm_forward_infer,
-    .batchnorm_backward = fm__ref_batchnorm_backward,
-    .relu_forward = fm__ref_relu_forward,
-    .relu_backward = fm__ref_relu_backward,
-    .maxpool_forward = fm__ref_maxpool_forward,
-    .maxpool_backward = fm__ref_maxpool_backward,
-    .dropout_apply = fm__ref_dropout_apply,
+    .batchnorm_forward_train = fast_batchnorm_forward_train,
+    .batchnorm_forward_infer = fast_batchnorm_forward_infer,
+    .batchnorm_backward = fast_batchnorm_backward,
+    .relu_forward = fast_relu_forward,
+    .relu_backward = fast_relu_backward,
+    .maxpool_forward = fast_maxpool_forward,
+    .maxpool_backward = fast_maxpool_backward,
+    .dropout_apply = fast_dropout_apply,
     .softmax_xent = fm__ref_softmax_xent,
 };
 

@@ -6,6 +6,7 @@
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define FM__INLINE static inline __attribute__((always_inline))
 
@@ -32,6 +33,42 @@ FM__INLINE float vhsum(vf x) { return _mm512_reduce_add_ps(x); }
 /* a > 0 ? b : 0 */
 FM__INLINE vf vpos_select(vf a, vf b) {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), b);
+}
+/* x in the lanes of m, 0 elsewhere */
+FM__INLINE vf vkeep(vf x, vmask m) { return _mm512_maskz_mov_ps(m, x); }
+/* a > b ? x : y, lane by lane (false for NaN) */
+FM__INLINE vf vsel_gt(vf a, vf b, vf x, vf y) {
+    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), x);
+}
+
+/* a == b ? x : 0 */
+FM__INLINE vf vsel_eq0(vf a, vf b, vf x) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), x);
+}
+/* the first n bytes at p as floats (other lanes 0); the first n lanes of x to bytes */
+FM__INLINE vf vload_u8(const uint8_t *p, int n) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(vm_first(n), p)));
+}
+FM__INLINE void vstore_u8(uint8_t *p, vf x, int n) {
+    _mm_mask_storeu_epi8(p, vm_first(n), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(x)));
+}
+/* lanes 0, 2, 4, ... and 1, 3, 5, ... of the 2*VL floats a:b */
+FM__INLINE vf veven(vf a, vf b) {
+    return _mm512_permutex2var_ps(
+        a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+}
+FM__INLINE vf vodd(vf a, vf b) {
+    return _mm512_permutex2var_ps(
+        a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
+}
+/* a0 b0 a1 b1 ... from the low halves, and from the high halves */
+FM__INLINE vf vzip_lo(vf a, vf b) {
+    return _mm512_permutex2var_ps(
+        a, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), b);
+}
+FM__INLINE vf vzip_hi(vf a, vf b) {
+    return _mm512_permutex2var_ps(
+        a, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), b);
 }
 
 /* r[i] lane j <-> r[j] lane i */
@@ -107,6 +144,38 @@ FM__INLINE float vhsum(vf x) {
 }
 FM__INLINE vf vpos_select(vf a, vf b) {
     return _mm256_and_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_GT_OQ), b);
+}
+FM__INLINE vf vkeep(vf x, vmask m) { return _mm256_and_ps(_mm256_castsi256_ps(m), x); }
+FM__INLINE vf vsel_gt(vf a, vf b, vf x, vf y) {
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
+}
+
+FM__INLINE vf vsel_eq0(vf a, vf b, vf x) {
+    return _mm256_and_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ), x);
+}
+FM__INLINE vf vload_u8(const uint8_t *p, int n) {
+    uint8_t t[8] = {0};
+    for (int i = 0; i < n && i < 8; i++) t[i] = p[i];
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)t)));
+}
+FM__INLINE void vstore_u8(uint8_t *p, vf x, int n) {
+    int32_t t[8];
+    _mm256_storeu_si256((__m256i *)t, _mm256_cvttps_epi32(x));
+    for (int i = 0; i < n && i < 8; i++) p[i] = (uint8_t)t[i];
+}
+FM__INLINE vf veven(vf a, vf b) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+FM__INLINE vf vodd(vf a, vf b) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+FM__INLINE vf vzip_lo(vf a, vf b) {
+    return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x20);
+}
+FM__INLINE vf vzip_hi(vf a, vf b) {
+    return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x31);
 }
 
 FM__INLINE void vtranspose(vf r[8]) {
