@@ -228,7 +228,7 @@ static const char *const css =
     ".card{background:var(--card);border:1px solid var(--line);border-radius:12px;"
     "padding:20px 24px;margin:0 0 18px;box-shadow:0 1px 2px rgba(16,24,40,.04)}\n"
     ".grid2{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:28px}\n"
-    ".grid-cm{display:grid;grid-template-columns:minmax(0,7fr) minmax(0,5fr);gap:28px;"
+    ".grid-cm{display:grid;grid-template-columns:minmax(0,13fr) minmax(0,11fr);gap:24px;"
     "align-items:start}\n"
     ".grid-model{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:28px}\n"
     "@media (max-width:900px){.grid2,.grid-cm,.grid-model{grid-template-columns:1fr}"
@@ -252,7 +252,7 @@ static const char *const css =
     ".key i{display:inline-block;width:22px;height:0;border-top:2px solid;vertical-align:middle;"
     "margin-right:7px}\n"
     "table{border-collapse:collapse;width:100%;font-size:14px;font-variant-numeric:tabular-nums}\n"
-    "th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:left;"
+    "th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:left;"
     "vertical-align:top}\n"
     "th{font-size:12px;font-weight:600;color:var(--muted);text-transform:uppercase;"
     "letter-spacing:.04em}\n"
@@ -264,7 +264,7 @@ static const char *const css =
     "Menlo,Consolas,\"DejaVu Sans Mono\",monospace;font-size:13px}\n"
     ".kv td{word-break:break-word}\n"
     ".meter{position:relative;background:var(--soft);border-radius:4px;height:22px;"
-    "min-width:110px}\n"
+    "min-width:80px}\n"
     ".meter i{position:absolute;left:0;top:0;bottom:0;background:#cfe3f2;border-radius:4px}\n"
     ".meter b{position:relative;display:block;text-align:right;padding:1px 7px;font-weight:500;"
     "font-size:13px}\n"
@@ -287,6 +287,7 @@ static const char *const css =
     "margin:0 0 14px;font-size:14px}\n"
     "pre{background:var(--soft);border:1px solid var(--line);border-radius:8px;padding:12px 14px;"
     "font-size:12px;line-height:1.45;overflow:auto;margin:0}\n"
+    "pre.wrap{white-space:pre-wrap;overflow-wrap:anywhere}\n"
     ".badge{display:inline-block;font-size:12px;font-weight:600;padding:1px 8px;"
     "border-radius:999px;background:#e7f1f8;color:#0b5a8c;vertical-align:middle}\n"
     "footer{color:var(--muted);font-size:12px;text-align:center;margin-top:22px}\n";
@@ -765,7 +766,7 @@ static int write_model(FILE *out, const report *r, fm_err *err) {
     }
     fm__html_escape(out, text);
     free(text);
-    fputs("</pre></div>\n<div><h3>Description</h3><pre>", out);
+    fputs("</pre></div>\n<div><h3>Description</h3><pre class=\"wrap\">", out);
     fm__html_escape(out, fm_model_description(r->model));
     fputs("</pre></div>\n</div>\n</section>\n", out);
     return 0;
