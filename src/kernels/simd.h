@@ -104,16 +104,39 @@ FM__INLINE void store4(float *p, __m128 x, int n) {
     else _mm_mask_storeu_ps(p, (__mmask8)((1u << n) - 1), x);
 }
 
+/* Transposes 4x4 blocks within each 128-bit lane: after it, lane L of z[k]
+ * holds lane-L element k of y[0..3] (for y[j] = pixel j of a row across
+ * channels, lane L of z[k] = channel 4L+k at the row's 4 pixels). */
+FM__INLINE void lane_transpose4(vf z[4], vf y0, vf y1, vf y2, vf y3) {
+    vf t0 = _mm512_unpacklo_ps(y0, y1), t1 = _mm512_unpackhi_ps(y0, y1);
+    vf t2 = _mm512_unpacklo_ps(y2, y3), t3 = _mm512_unpackhi_ps(y2, y3);
+    z[0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    z[1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    z[2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+    z[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+}
+
+FM__INLINE __m128 lane128(vf x, int l) {
+    switch (l) {
+    case 0: return _mm512_castps512_ps128(x);
+    case 1: return _mm512_extractf32x4_ps(x, 1);
+    case 2: return _mm512_extractf32x4_ps(x, 2);
+    default: return _mm512_extractf32x4_ps(x, 3);
+    }
+}
+
 /* A 4x4 output tile for 16 channels, y[i*4+j] = pixel (i, j) across the
  * channels, to dst[c*cs + i*rs + j] for c < nc, i < ni, j < nj. */
 FM__INLINE void store_tile4x4(float *dst, ptrdiff_t cs, ptrdiff_t rs, vf y[16], int nc, int ni,
                               int nj) {
-    vtranspose(y);
-    for (int c = 0; c < nc; c++) {
-        store4(dst + c * cs, _mm512_castps512_ps128(y[c]), nj);
-        if (ni > 1) store4(dst + c * cs + rs, _mm512_extractf32x4_ps(y[c], 1), nj);
-        if (ni > 2) store4(dst + c * cs + 2 * rs, _mm512_extractf32x4_ps(y[c], 2), nj);
-        if (ni > 3) store4(dst + c * cs + 3 * rs, _mm512_extractf32x4_ps(y[c], 3), nj);
+    for (int i = 0; i < ni; i++) {
+        vf z[4];
+        lane_transpose4(z, y[4 * i], y[4 * i + 1], y[4 * i + 2], y[4 * i + 3]);
+#pragma GCC unroll 4
+        for (int l = 0; l < 4; l++)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                if (4 * l + k < nc) store4(dst + (4 * l + k) * cs + i * rs, lane128(z[k], l), nj);
     }
 }
 
@@ -201,16 +224,26 @@ FM__INLINE void store4(float *p, __m128 x, int n) {
     else _mm_maskstore_ps(p, _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)), x);
 }
 
-/* As above for 8 channels: rows 0-1 come from y[0..7], rows 2-3 from y[8..15]. */
+/* As for AVX-512, per 128-bit lane: lane L of z[k] = channel 4L+k. */
+FM__INLINE void lane_transpose4(vf z[4], vf y0, vf y1, vf y2, vf y3) {
+    vf t0 = _mm256_unpacklo_ps(y0, y1), t1 = _mm256_unpackhi_ps(y0, y1);
+    vf t2 = _mm256_unpacklo_ps(y2, y3), t3 = _mm256_unpackhi_ps(y2, y3);
+    z[0] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+    z[1] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+    z[2] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+    z[3] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+}
+
 FM__INLINE void store_tile4x4(float *dst, ptrdiff_t cs, ptrdiff_t rs, vf y[16], int nc, int ni,
                               int nj) {
-    vtranspose(y);
-    vtranspose(y + 8);
-    for (int c = 0; c < nc; c++) {
-        store4(dst + c * cs, _mm256_castps256_ps128(y[c]), nj);
-        if (ni > 1) store4(dst + c * cs + rs, _mm256_extractf128_ps(y[c], 1), nj);
-        if (ni > 2) store4(dst + c * cs + 2 * rs, _mm256_castps256_ps128(y[8 + c]), nj);
-        if (ni > 3) store4(dst + c * cs + 3 * rs, _mm256_extractf128_ps(y[8 + c], 1), nj);
+    for (int i = 0; i < ni; i++) {
+        vf z[4];
+        lane_transpose4(z, y[4 * i], y[4 * i + 1], y[4 * i + 2], y[4 * i + 3]);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            if (k < nc) store4(dst + k * cs + i * rs, _mm256_castps256_ps128(z[k]), nj);
+            if (4 + k < nc) store4(dst + (4 + k) * cs + i * rs, _mm256_extractf128_ps(z[k], 1), nj);
+        }
     }
 }
 
