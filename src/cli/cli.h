@@ -13,6 +13,7 @@ int fm_cmd_train(int argc, char **argv);
 int fm_cmd_eval(int argc, char **argv);
 int fm_cmd_predict(int argc, char **argv);
 int fm_cmd_report(int argc, char **argv);
+int fm_cmd_export(int argc, char **argv);
 
 /* Prints "fmnist: MSG" to stderr and returns 1 (the exit status for errors). */
 int fm_cli_fail(const char *fmt, ...)

@@ -21,6 +21,7 @@ static const verb verbs[] = {
     {"train", fm_cmd_train, "train a model with the Keras recipe; writes a run folder"},
     {"eval", fm_cmd_eval, "loss, accuracy, per-class scores and confusion matrix of a model"},
     {"predict", fm_cmd_predict, "classify PNG/PGM pictures with a saved model"},
+    {"export", fm_cmd_export, "write a saved model as ONNX for other runtimes"},
     {"report", fm_cmd_report, "write a self-contained HTML report of a training run"},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])

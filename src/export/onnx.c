@@ -1,0 +1,326 @@
+/* ONNX export: the network as a standard ONNX model (opset 13) that other
+ * runtimes (onnxruntime, OpenCV DNN, ...) can run without fmnist.
+ *
+ * The graph mirrors the layer list in inference form: Conv (+ Relu),
+ * BatchNormalization with the moving statistics, Relu, MaxPool, Flatten,
+ * Gemm (transB = 1: weights stay (OUT, IN)), and one closing Softmax; dropout
+ * is the identity at inference and emits nothing. Flatten is ONNX's NCHW
+ * flatten, the same (C, H, W) order as fmnist's, so dense weights are written
+ * as they are. Every tensor is named after its Keras-style layer ("conv2d",
+ * "conv2d/relu", "dense_1/kernel"). The bytes come from the small protobuf
+ * writer in pb.c (pb.h says why not protobuf-c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "export/pb.h"
+#include "model/model.h"
+
+/* Opset 13 came with IR version 7 (ONNX 1.8); declaring no newer IR keeps
+ * older readers (OpenCV 4.x, Debian 12's onnx 1.12) happy. */
+#define IR_VERSION 7
+#define OPSET 13
+
+/* Field numbers from onnx.proto (ONNX 1.12), grouped by message. */
+enum { MODEL_IR = 1, MODEL_PRODUCER = 2, MODEL_DOC = 6, MODEL_GRAPH = 7, MODEL_OPSET = 8,
+       MODEL_META = 14 };
+enum { OPSET_VERSION = 2 };
+enum { ENTRY_KEY = 1, ENTRY_VALUE = 2 };
+enum { GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INIT = 5, GRAPH_INPUT = 11, GRAPH_OUTPUT = 12 };
+enum { NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP = 4, NODE_ATTR = 5 };
+enum { ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20 };
+enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_INTS_T = 7 }; /* AttributeProto.AttributeType */
+enum { TENSOR_DIMS = 1, TENSOR_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW = 9 };
+enum { DT_FLOAT = 1 }; /* TensorProto.DataType */
+enum { VALUE_NAME = 1, VALUE_TYPE = 2, VALUE_DOC = 3 };
+enum { TYPE_TENSOR = 1, TTENSOR_ELEM = 1, TTENSOR_SHAPE = 2, SHAPE_DIM = 1, DIM_VALUE = 1,
+       DIM_PARAM = 2 };
+
+#define NAME_MAX_LEN 96 /* layer names are < 32 chars; suffixes are short */
+
+/* The graph being built and the tensor that flows into the next node. */
+typedef struct {
+    fm__pb graph;
+    char cur[NAME_MAX_LEN];
+} builder;
+
+static void attr_int(fm__pb *node, const char *name, int64_t v) {
+    fm__pb a = {0};
+    fm__pb_str(&a, ATTR_NAME, name);
+    fm__pb_int(&a, ATTR_TYPE, ATTR_INT);
+    fm__pb_int(&a, ATTR_I, v);
+    fm__pb_msg(node, NODE_ATTR, &a);
+    fm__pb_free(&a);
+}
+
+static void attr_float(fm__pb *node, const char *name, float v) {
+    fm__pb a = {0};
+    fm__pb_str(&a, ATTR_NAME, name);
+    fm__pb_int(&a, ATTR_TYPE, ATTR_FLOAT);
+    fm__pb_float(&a, ATTR_F, v);
+    fm__pb_msg(node, NODE_ATTR, &a);
+    fm__pb_free(&a);
+}
+
+static void attr_ints(fm__pb *node, const char *name, const int64_t *v, int n) {
+    fm__pb a = {0};
+    fm__pb_str(&a, ATTR_NAME, name);
+    fm__pb_int(&a, ATTR_TYPE, ATTR_INTS_T);
+    for (int i = 0; i < n; i++) fm__pb_int(&a, ATTR_INTS, v[i]);
+    fm__pb_msg(node, NODE_ATTR, &a);
+    fm__pb_free(&a);
+}
+
+/* Starts a node reading the current tensor; the caller adds further inputs
+ * (in order) and attributes, then calls node_end. */
+static void node_begin(const builder *g, fm__pb *node, const char *op, const char *name) {
+    memset(node, 0, sizeof *node);
+    fm__pb_str(node, NODE_INPUT, g->cur);
+    fm__pb_str(node, NODE_NAME, name);
+    fm__pb_str(node, NODE_OP, op);
+}
+
+/* Adds the initializer "LAYER/WHAT" holding v with the given dims, as the
+ * node's next input. */
+static void node_param(builder *g, fm__pb *node, const char *layer, const char *what,
+                       const float *v, const int64_t *dims, int ndims) {
+    char name[NAME_MAX_LEN];
+    snprintf(name, sizeof name, "%s/%s", layer, what);
+    fm__pb t = {0};
+    size_t n = 1;
+    for (int i = 0; i < ndims; i++) {
+        fm__pb_int(&t, TENSOR_DIMS, dims[i]);
+        n *= (size_t)dims[i];
+    }
+    fm__pb_int(&t, TENSOR_TYPE, DT_FLOAT);
+    fm__pb_str(&t, TENSOR_NAME, name);
+    fm__pb_floats_le(&t, TENSOR_RAW, v, n);
+    fm__pb_msg(&g->graph, GRAPH_INIT, &t);
+    fm__pb_free(&t);
+    fm__pb_str(node, NODE_INPUT, name);
+}
+
+/* The node's output is named like the node and becomes the current tensor. */
+static void node_end(builder *g, fm__pb *node, const char *name) {
+    fm__pb_str(node, NODE_OUTPUT, name);
+    fm__pb_msg(&g->graph, GRAPH_NODE, node);
+    fm__pb_free(node);
+    snprintf(g->cur, sizeof g->cur, "%s", name);
+}
+
+/* A node without parameters; axis >= 0 sets its "axis" attribute. */
+static void simple(builder *g, const char *op, const char *name, int axis) {
+    fm__pb node;
+    node_begin(g, &node, op, name);
+    if (axis >= 0) attr_int(&node, "axis", axis);
+    node_end(g, &node, name);
+}
+
+/* A fused ReLU as its own node. (activation=softmax, allowed on the last
+ * dense only, is the closing softmax that build_graph adds.) */
+static void fused_relu(builder *g, const fm__layer *l) {
+    char name[NAME_MAX_LEN];
+    snprintf(name, sizeof name, "%s/relu", l->name);
+    if (l->act == FM__ACT_RELU) simple(g, "Relu", name, -1);
+}
+
+static void conv(builder *g, const fm_model *m, const fm__layer *l) {
+    /* Keras 'same': total padding so that out = ceil(in / stride), the odd
+     * pixel going to the bottom/right; 'valid': none. */
+    int64_t ph = 0, pw = 0;
+    if (l->pad_same) {
+        ph = (int64_t)(l->out.h - 1) * l->stride + l->kernel - l->in.h;
+        pw = (int64_t)(l->out.w - 1) * l->stride + l->kernel - l->in.w;
+        if (ph < 0) ph = 0;
+        if (pw < 0) pw = 0;
+    }
+    const int64_t k[2] = {l->kernel, l->kernel}, s[2] = {l->stride, l->stride};
+    const int64_t pads[4] = {ph / 2, pw / 2, ph - ph / 2, pw - pw / 2}; /* t, l, b, r */
+    const int64_t wdims[4] = {l->filters, l->in.c, l->kernel, l->kernel}, bdims[1] = {l->filters};
+    fm__pb node;
+    node_begin(g, &node, "Conv", l->name);
+    node_param(g, &node, l->name, "kernel", m->params + l->w, wdims, 4);
+    node_param(g, &node, l->name, "bias", m->params + l->b, bdims, 1);
+    attr_ints(&node, "kernel_shape", k, 2);
+    attr_ints(&node, "strides", s, 2);
+    attr_ints(&node, "pads", pads, 4);
+    node_end(g, &node, l->name);
+    fused_relu(g, l);
+}
+
+static void dense(builder *g, const fm_model *m, const fm__layer *l) {
+    const int64_t wdims[2] = {l->units, (int64_t)fm__shape_len(l->in)}, bdims[1] = {l->units};
+    fm__pb node;
+    node_begin(g, &node, "Gemm", l->name);
+    node_param(g, &node, l->name, "kernel", m->params + l->w, wdims, 2);
+    node_param(g, &node, l->name, "bias", m->params + l->b, bdims, 1);
+    attr_int(&node, "transB", 1);
+    node_end(g, &node, l->name);
+    fused_relu(g, l);
+}
+
+static void batchnorm(builder *g, const fm_model *m, const fm__layer *l) {
+    const int64_t dims[1] = {l->in.c}; /* channels, or units after a dense */
+    fm__pb node;
+    node_begin(g, &node, "BatchNormalization", l->name);
+    node_param(g, &node, l->name, "gamma", m->params + l->w, dims, 1);
+    node_param(g, &node, l->name, "beta", m->params + l->b, dims, 1);
+    node_param(g, &node, l->name, "moving_mean", m->stats + l->mmean, dims, 1);
+    node_param(g, &node, l->name, "moving_variance", m->stats + l->mvar, dims, 1);
+    attr_float(&node, "epsilon", l->eps);
+    node_end(g, &node, l->name);
+}
+
+static void maxpool(builder *g, const fm__layer *l) {
+    const int64_t k[2] = {l->pool, l->pool}; /* window = stride, valid (floor) */
+    fm__pb node;
+    node_begin(g, &node, "MaxPool", l->name);
+    attr_ints(&node, "kernel_shape", k, 2);
+    attr_ints(&node, "strides", k, 2);
+    node_end(g, &node, l->name);
+}
+
+/* A float tensor value: dims[0] < 0 stands for the symbolic batch "N". */
+static void value_info(fm__pb *graph, int field, const char *name, const int64_t *dims, int n,
+                       const char *doc) {
+    fm__pb shape = {0}, ttype = {0}, type = {0}, vi = {0};
+    for (int i = 0; i < n; i++) {
+        fm__pb dim = {0};
+        if (dims[i] < 0) fm__pb_str(&dim, DIM_PARAM, "N");
+        else fm__pb_int(&dim, DIM_VALUE, dims[i]);
+        fm__pb_msg(&shape, SHAPE_DIM, &dim);
+        fm__pb_free(&dim);
+    }
+    fm__pb_int(&ttype, TTENSOR_ELEM, DT_FLOAT);
+    fm__pb_msg(&ttype, TTENSOR_SHAPE, &shape);
+    fm__pb_msg(&type, TYPE_TENSOR, &ttype);
+    fm__pb_str(&vi, VALUE_NAME, name);
+    fm__pb_msg(&vi, VALUE_TYPE, &type);
+    fm__pb_str(&vi, VALUE_DOC, doc);
+    fm__pb_msg(graph, field, &vi);
+    fm__pb_free(&shape);
+    fm__pb_free(&ttype);
+    fm__pb_free(&type);
+    fm__pb_free(&vi);
+}
+
+static void meta(fm__pb *model, const char *key, const char *value) {
+    fm__pb e = {0};
+    fm__pb_str(&e, ENTRY_KEY, key);
+    fm__pb_str(&e, ENTRY_VALUE, value);
+    fm__pb_msg(model, MODEL_META, &e);
+    fm__pb_free(&e);
+}
+
+/* Builds the graph: nodes and initializers first, then names, inputs, outputs. */
+static void build_graph(const fm_model *m, builder *g) {
+    snprintf(g->cur, sizeof g->cur, "input");
+    for (int i = 0; i < m->n_layers; i++) {
+        const fm__layer *l = &m->layers[i];
+        switch (l->type) {
+        case FM__CONV2D: conv(g, m, l); break;
+        case FM__DENSE: dense(g, m, l); break;
+        case FM__BATCHNORM: batchnorm(g, m, l); break;
+        case FM__RELU: simple(g, "Relu", l->name, -1); break;
+        case FM__MAXPOOL: maxpool(g, l); break;
+        case FM__FLATTEN: simple(g, "Flatten", l->name, 1); break;
+        /* identity at inference; fmnist's softmax layer passes logits through
+         * to the model's own closing softmax */
+        case FM__DROPOUT:
+        case FM__SOFTMAX: break;
+        }
+    }
+    /* the network ends flat (the parser makes sure), with the logits */
+    simple(g, "Softmax", "probabilities", 1);
+
+    fm__pb_str(&g->graph, GRAPH_NAME, "fmnist");
+    const int64_t in_dims[4] = {-1, m->input.c, m->input.h, m->input.w};
+    const int64_t out_dims[2] = {-1, m->classes};
+    value_info(&g->graph, GRAPH_INPUT, "input", in_dims, 4,
+               "images, NCHW, row-major; each value is the 0-255 pixel divided by 255");
+    value_info(&g->graph, GRAPH_OUTPUT, "probabilities", out_dims, 2,
+               "softmax class probabilities, in the order of metadata class_names");
+}
+
+/* ["T-shirt/top", ...] as JSON, one name per model class; a model with more
+ * classes than Fashion-MNIST has calls the extra ones "class N". Fits: 256
+ * classes at most, 13 characters each. */
+static void class_names_json(const fm_model *m, char *out, size_t cap) {
+    size_t n = 0;
+    out[n++] = '[';
+    for (int c = 0; c < m->classes && n < cap; c++) {
+        const char *sep = c ? ", " : "";
+        if (c < FM_NUM_CLASSES)
+            n += (size_t)snprintf(out + n, cap - n, "%s\"%s\"", sep, fm_class_names[c]);
+        else n += (size_t)snprintf(out + n, cap - n, "%s\"class %d\"", sep, c);
+    }
+    if (n < cap) snprintf(out + n, cap - n, "]");
+}
+
+/* Writes b to path through a temporary file in the same folder, so readers
+ * see either the old file or the whole new one. */
+static int write_atomic(const char *path, const fm__pb *b, fm_err *err) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return fm__err(err, "%.200s...: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return fm__err(err, "%s: cannot write: %s", path, strerror(errno));
+    int ok = fwrite(b->data, 1, b->len, f) == b->len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int e = errno ? errno : EIO; /* a short write need not set errno */
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        remove(tmp);
+        return fm__err(err, "%s: write failed: %s", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        e = errno;
+        remove(tmp);
+        return fm__err(err, "%s: cannot replace: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
+    builder g = {0};
+    build_graph(m, &g);
+
+    fm__pb model = {0}, opset = {0};
+    fm__pb_int(&model, MODEL_IR, IR_VERSION);
+    fm__pb_int(&opset, OPSET_VERSION, OPSET); /* domain "" (the default): standard ops */
+    fm__pb_msg(&model, MODEL_OPSET, &opset);
+    fm__pb_str(&model, MODEL_PRODUCER, "fmnist");
+    char text[4096];
+    snprintf(text, sizeof text,
+             "Fashion-MNIST classifier exported by fmnist. Input 'input': float (N,%d,%d,%d), "
+             "grey pixels divided by 255 (0..1). Output 'probabilities': (N,%d) softmax over "
+             "the classes listed in metadata 'class_names'.",
+             m->input.c, m->input.h, m->input.w, m->classes);
+    fm__pb_str(&model, MODEL_DOC, text);
+    fm__pb_msg(&model, MODEL_GRAPH, &g.graph);
+    class_names_json(m, text, sizeof text);
+    meta(&model, "class_names", text);
+    meta(&model, "input_normalization", "x = pixel / 255");
+    /* protobuf strings must be UTF-8, and a description's comments may hold
+     * any bytes: non-ASCII ones are written as '?' */
+    char *desc = strdup(m->description);
+    if (!desc) model.oom = 1;
+    else {
+        for (char *p = desc; *p; p++)
+            if ((unsigned char)*p >= 0x80) *p = '?';
+        meta(&model, "model_description", desc);
+        free(desc);
+    }
+
+    int rc = model.oom ? fm__err(err, "%s: out of memory building the ONNX model", path)
+                       : write_atomic(path, &model, err);
+    fm__pb_free(&g.graph);
+    fm__pb_free(&opset);
+    fm__pb_free(&model);
+    return rc;
+}

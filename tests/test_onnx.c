@@ -1,0 +1,174 @@
+/* ONNX export at unit level (also run under the sanitizers): the protobuf
+ * wire encoding on known byte vectors, then fm_model_export_onnx on a small
+ * model: deterministic bytes, the expected fields and tensors, atomic
+ * replacement, and a clean error for an unwritable path. The full check
+ * (onnx's checker, OpenCV on the real test images) is tests/system_onnx.c. */
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "export/pb.h"
+#include "model/model.h"
+
+static int bytes_are(const fm__pb *b, const char *want, size_t n) {
+    return !b->oom && b->len == n && !memcmp(b->data, want, n);
+}
+
+static void test_wire(void) {
+    fm__pb b = {0};
+    fm__pb_int(&b, 1, 150); /* the protobuf documentation's example */
+    CHECK(bytes_are(&b, "\x08\x96\x01", 3));
+    fm__pb_free(&b);
+
+    fm__pb_int(&b, 3, -1); /* negative int64: ten-byte varint */
+    CHECK(bytes_are(&b, "\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11));
+    fm__pb_free(&b);
+
+    fm__pb_int(&b, 20, 0); /* field numbers >= 16 take a two-byte tag */
+    CHECK(bytes_are(&b, "\xa0\x01\x00", 3));
+    fm__pb_free(&b);
+
+    fm__pb_float(&b, 2, 1.0f);
+    CHECK(bytes_are(&b, "\x15\x00\x00\x80\x3f", 5));
+    fm__pb_free(&b);
+
+    fm__pb_str(&b, 2, "testing");
+    CHECK(bytes_are(&b, "\x12\x07testing", 9));
+    fm__pb_free(&b);
+
+    char longs[201];
+    memset(longs, 'x', 200);
+    longs[200] = 0;
+    fm__pb_str(&b, 1, longs); /* length 200 = varint c8 01 */
+    CHECK(b.len == 203 && !memcmp(b.data, "\x0a\xc8\x01", 3) && b.data[202] == 'x');
+    fm__pb_free(&b);
+
+    fm__pb sub = {0};
+    fm__pb_int(&sub, 1, 150);
+    fm__pb_msg(&b, 3, &sub);
+    CHECK(bytes_are(&b, "\x1a\x03\x08\x96\x01", 5));
+    fm__pb_free(&b);
+    fm__pb_msg(&b, 7, &sub); /* empty message */
+    fm__pb_free(&sub);
+    fm__pb_msg(&b, 7, &sub);
+    CHECK(bytes_are(&b, "\x3a\x03\x08\x96\x01\x3a\x00", 7));
+    fm__pb_free(&b);
+
+    const float f[2] = {1.0f, -2.0f};
+    fm__pb_floats_le(&b, 9, f, 2);
+    CHECK(bytes_are(&b, "\x4a\x08\x00\x00\x80\x3f\x00\x00\x00\xc0", 10));
+    fm__pb_free(&b);
+}
+
+static const char desc[] = "input 8 8 1\n"
+                           "# caf\xc3\xa9: non-ASCII in a comment\n"
+                           "conv filters=2 kernel=3 padding=same activation=relu\n"
+                           "batchnorm\n"
+                           "maxpool 2\n"
+                           "dropout 0.25\n"
+                           "flatten\n"
+                           "dense units=4 activation=relu\n"
+                           "batchnorm\n"
+                           "dense units=3 activation=softmax\n";
+
+static unsigned char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *p = malloc(n > 0 ? (size_t)n : 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static int contains(const unsigned char *hay, size_t n, const void *needle, size_t m) {
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (!memcmp(hay + i, needle, m)) return 1;
+    return 0;
+}
+#define HAS(p, n, s) contains(p, n, s, strlen(s))
+
+/* No "NAME.tmpPID" left behind in dir. */
+static int no_temp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int clean = 1;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp")) clean = 0;
+    closedir(d);
+    return clean;
+}
+
+static void test_export(const char *dir) {
+    fm_err err;
+    fm_model *m = fm_model_parse(desc, "test", &err);
+    CHECK_MSG(m, "%s", err.msg);
+    if (!m) return;
+    fm_rng rng;
+    fm_rng_seed(&rng, 7);
+    fm_model_init(m, &rng);
+    for (size_t i = 0; i < m->n_stats; i++) m->stats[i] = 0.5f + fm_rng_uniform(&rng);
+
+    char a[4096], b[4096], bad[4096];
+    snprintf(a, sizeof a, "%s/a.onnx", dir);
+    snprintf(b, sizeof b, "%s/b.onnx", dir);
+    snprintf(bad, sizeof bad, "%s/no-such-dir/c.onnx", dir);
+    FILE *f = fopen(a, "wb"); /* an old file the export must replace whole */
+    CHECK(f && fputs("old contents", f) >= 0 && fclose(f) == 0);
+
+    CHECK_MSG(fm_model_export_onnx(m, a, &err) == 0, "%s", err.msg);
+    CHECK_MSG(fm_model_export_onnx(m, b, &err) == 0, "%s", err.msg);
+    size_t na = 0, nb = 0;
+    unsigned char *pa = read_all(a, &na), *pb = read_all(b, &nb);
+    CHECK(pa && pb);
+    if (pa && pb) {
+        CHECK(na == nb && !memcmp(pa, pb, na)); /* deterministic */
+        CHECK(na > 2 && pa[0] == 0x08 && pa[1] == 7); /* starts with ir_version 7 */
+        CHECK(!HAS(pa, na, "old contents"));
+        const char *ops[] = {"Conv", "Relu", "BatchNormalization", "MaxPool", "Flatten", "Gemm",
+                             "Softmax", "probabilities", "transB", "moving_variance"};
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            CHECK_MSG(HAS(pa, na, ops[i]), "%s missing", ops[i]);
+        CHECK(!HAS(pa, na, "Dropout"));
+        /* a 3-class model names the first three classes */
+        CHECK(HAS(pa, na, "[\"T-shirt/top\", \"Trouser\", \"Pullover\"]"));
+        CHECK(HAS(pa, na, "# caf??: non-ASCII"));
+        /* the last dense's kernel, (3, 4) little-endian, verbatim as raw_data */
+        const fm__layer *l = &m->layers[m->n_layers - 1];
+        unsigned char raw[12 * 4];
+        for (int i = 0; i < 12; i++) {
+            uint32_t u;
+            memcpy(&u, m->params + l->w + i, 4);
+            for (int k = 0; k < 4; k++) raw[4 * i + k] = (unsigned char)(u >> (8 * k));
+        }
+        CHECK(l->nw == 12 && contains(pa, na, raw, sizeof raw));
+    }
+    free(pa);
+    free(pb);
+
+    err.msg[0] = 0;
+    CHECK(fm_model_export_onnx(m, bad, &err) == -1);
+    CHECK_MSG(strstr(err.msg, "no-such-dir") != NULL, "message: %s", err.msg);
+    CHECK(no_temp_files(dir));
+    fm_model_free(m);
+}
+
+int main(void) {
+    test_wire();
+    const char *tmp = getenv("FMNIST_TEST_TMP");
+    if (!tmp) tmp = ".";
+    char dir[3072]; /* leaves room for the file names added to it */
+    snprintf(dir, sizeof dir, "%s/test_onnx", tmp);
+    mkdir(tmp, 0777);
+    CHECK_MSG(mkdir(dir, 0777) == 0 || errno == EEXIST, "%s: %s", dir, strerror(errno));
+    test_export(dir);
+    return check_finish();
+}
