@@ -367,28 +367,30 @@ FM__INLINE void wino_out(vf y[16], const float *M, ptrdiff_t ms) {
     }
 }
 
-/* out (n, oc, oh, ow) = bias + conv(in, U), ReLU when relu != 0. */
+/* out (n, oc, oh, ow) = bias + conv(in, U), ReLU when relu != 0. Blocks of
+ * tiles go to whichever thread is free (every tile's result is the same
+ * whoever computes it), each staging just the input rows its tiles need. */
 static void wino_run(const wino *p, float *out, const float *in, const float *U,
                      const float *bias, int relu, float *scratch) {
-    const int total = p->n * p->tpi;
+    const int total = p->n * p->tpi, blocks = (total + p->tb - 1) / p->tb;
     FM__OMP(omp parallel num_threads(team()))
     {
-        int lo, hi;
-        split(total, thread_count(), thread_id(), &lo, &hi);
         float *stg = scratch + (size_t)thread_id() * (p->stg + p->v + p->m);
         float *V = stg + p->stg, *M = V + p->v;
         /* V (tb, 36, cs) and M (tb, 36, ocs): each tile's transform is contiguous */
         const ptrdiff_t vt = (ptrdiff_t)36 * p->cs, mt = (ptrdiff_t)36 * p->ocs;
-        int staged = -1;
-        for (int t0 = lo; t0 < hi; t0 += p->tb) {
-            const int nb = imin(p->tb, hi - t0);
-            /* transform the block's input tiles, staging each image once */
+        int sn = -1, sy0 = 0, sy1 = 0; /* staged: rows [sy0, sy1) of image sn */
+        FM__OMP(omp for schedule(dynamic, 1))
+        for (int bk = 0; bk < blocks; bk++) {
+            const int t0 = bk * p->tb, nb = imin(p->tb, total - t0);
+            /* transform the block's input tiles, staging rows as they are reached */
             for (int i = 0; i < nb; i++) {
                 int t = t0 + i, n = t / p->tpi, ty = t % p->tpi / p->tx, tx = t % p->tx;
-                if (n != staged) {
+                if (n != sn || 4 * ty < sy0 || 4 * ty > sy1) sn = n, sy0 = sy1 = 4 * ty;
+                if (sy1 < 4 * ty + 6) {
                     stage_rows(stg, in + (size_t)n * p->c * p->h * p->w, p->c, p->h, p->w, p->ws,
-                               p->cs, p->pad_t, p->pad_l, 0, p->hs);
-                    staged = n;
+                               p->cs, p->pad_t, p->pad_l, sy1, 4 * ty + 6);
+                    sy1 = 4 * ty + 6;
                 }
                 const float *src = stg + ((size_t)4 * ty * p->ws + 4 * tx) * p->cs;
                 for (int cb = 0; cb < p->cs; cb += VL)
