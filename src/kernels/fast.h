@@ -1263,6 +1263,13 @@ static void fast_dropout_apply(float *out, const float *in, const uint8_t *mask,
     }
 }
 
+/* Channel rows of different images are far apart, and each new row would
+ * restart the hardware prefetcher: the next row is fetched while this one
+ * is processed. */
+FM__INLINE void prefetch_row(const float *p, int len) {
+    for (int j = 0; j < len; j += 16) _mm_prefetch((const char *)(p + j), _MM_HINT_T0);
+}
+
 /* Per-row sums for batch norm: float vectors within a row of hw, double
  * across rows, so channel statistics over n*hw values stay accurate. */
 FM__INLINE double row_sum(const float *x, int hw) {
@@ -1306,7 +1313,10 @@ static void fast_batchnorm_forward_train(float *out, float *mean, float *var, fl
     FM__OMP(omp parallel for schedule(static) num_threads(team()))
     for (int ch = 0; ch < c; ch++) {
         double sum = 0.0, sq = 0.0;
-        for (int i = 0; i < n; i++) sum += row_sum(in + ((size_t)i * c + ch) * hw, hw);
+        for (int i = 0; i < n; i++) {
+            if (i + 1 < n) prefetch_row(in + ((size_t)(i + 1) * c + ch) * hw, hw);
+            sum += row_sum(in + ((size_t)i * c + ch) * hw, hw);
+        }
         const float mu = (float)(sum / m);
         for (int i = 0; i < n; i++) sq += row_sqdev(in + ((size_t)i * c + ch) * hw, hw, vset1(mu));
         const double v = sq / m, is = 1.0 / sqrt(v + eps);
@@ -1314,9 +1324,11 @@ static void fast_batchnorm_forward_train(float *out, float *mean, float *var, fl
         var[ch] = (float)v;
         invstd[ch] = (float)is;
         const vf a = vset1((float)(gamma[ch] * is)), b = vset1(beta[ch]);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            if (i + 1 < n) prefetch_row(out + ((size_t)(i + 1) * c + ch) * hw, hw);
             row_affine(out + ((size_t)i * c + ch) * hw, in + ((size_t)i * c + ch) * hw, hw,
                        vset1(mu), a, b);
+        }
     }
 }
 
@@ -1331,6 +1343,7 @@ static void fast_batchnorm_forward_infer(float *out, const float *in, const floa
     for (int i = 0; i < n; i++) {
         for (int ch = 0; ch < c; ch++) {
             const double is = 1.0 / sqrt((double)mvar[ch] + eps);
+            if (ch + 1 < c) prefetch_row(in + ((size_t)i * c + ch + 1) * hw, hw);
             row_affine(out + ((size_t)i * c + ch) * hw, in + ((size_t)i * c + ch) * hw, hw,
                        vset1(mmean[ch]), vset1((float)(gamma[ch] * is)), vset1(beta[ch]));
         }
@@ -1351,6 +1364,10 @@ static void fast_batchnorm_backward(float *din, float *dgamma, float *dbeta, con
         double sdy = 0.0, sdyd = 0.0; /* sum dy, sum dy*(x - mean) */
         for (int i = 0; i < n; i++) {
             const float *x = in + ((size_t)i * c + ch) * hw, *dy = dout + ((size_t)i * c + ch) * hw;
+            if (i + 1 < n) {
+                prefetch_row(x + (size_t)c * hw, hw);
+                prefetch_row(dy + (size_t)c * hw, hw);
+            }
             vf s1 = vzero(), s2 = vzero();
             int j = 0;
             for (; j + VL <= hw; j += VL) {
@@ -1375,6 +1392,7 @@ static void fast_batchnorm_backward(float *din, float *dgamma, float *dbeta, con
         for (int i = 0; i < n; i++) {
             const float *x = in + ((size_t)i * c + ch) * hw, *dy = dout + ((size_t)i * c + ch) * hw;
             float *dx = din + ((size_t)i * c + ch) * hw;
+            if (i + 1 < n) prefetch_row(dx + (size_t)c * hw, hw);
             int j = 0;
             for (; j + VL <= hw; j += VL)
                 vstore(dx + j, vfma(A, vload(dy + j), vfma(B, vsub(vload(x + j), mu), D)));
@@ -1401,6 +1419,8 @@ static void fast_maxpool_forward(float *out, uint8_t *argmax, const float *in, i
         uint8_t *am = argmax + (size_t)pl * oh * ow;
         for (int y = 0; y < oh; y++) {
             const float *r0 = x + (size_t)2 * y * w, *r1 = r0 + w;
+            /* the masked loads below do not start the hardware prefetcher */
+            for (int i = 0; i < 2 * w; i += 16) _mm_prefetch((const char *)(r0 + 8 * w + i), _MM_HINT_T0);
             for (int xb = 0; xb < ow; xb += VL) {
                 const int nx = imin(VL, ow - xb);
                 const vmask m0 = vm_first(2 * nx), m1 = vm_first(2 * nx - VL);
@@ -1438,6 +1458,9 @@ static void fast_maxpool_backward(float *din, const float *dout, const uint8_t *
         const uint8_t *am = argmax + (size_t)pl * oh * ow;
         for (int y = 0; y < oh; y++) {
             float *r0 = d + (size_t)2 * y * w, *r1 = r0 + w;
+            /* masked loads and stores do not start the hardware prefetcher */
+            prefetch_row(r0 + 8 * w, 2 * w);
+            prefetch_row(g + (size_t)(y + 4) * ow, ow);
             for (int xb = 0; xb < ow; xb += VL) {
                 const int nx = imin(VL, ow - xb);
                 const vmask m0 = vm_first(2 * nx), m1 = vm_first(2 * nx - VL);
