@@ -77,6 +77,13 @@ static size_t rup(size_t x, size_t a) { return (x + a - 1) / a * a; }
 #define ALIGN_SLACK 16
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
+/* Fetches len floats from p towards L1, one line at a time: for rows the
+ * hardware prefetcher does not see coming (each new far-away row restarts
+ * it, and masked loads do not start it). */
+FM__INLINE void prefetch_row(const float *p, int len) {
+    for (int j = 0; j < len; j += 16) _mm_prefetch((const char *)(p + j), _MM_HINT_T0);
+}
+
 /* ---- the register tile ---------------------------------------------------- */
 
 /* acc[r][v] += sum_{k<K} a[r][k*as] * b[k*ldb + v*VL]; with `masked` the last
@@ -808,6 +815,9 @@ FM__INLINE void plane_bww_tile(const int nb, const int withb, float *acc, ptrdif
         for (int t = 0; t < 9; t++) a[j][t] = vload(acc + j * js + t * VL);
     }
     for (int oy = 0; oy < oh; oy++) {
+        /* the masked row loads below do not start the hardware prefetcher */
+#pragma GCC unroll 2
+        for (int j = 0; j < nb; j++) prefetch_row(g + j * gs + (size_t)(oy + 2) * ow, ow);
         for (int xb = 0; xb < ow; xb += VL) {
             vmask m = vm_first(ow - xb);
             vf d[PO];
@@ -1261,13 +1271,6 @@ static void fast_dropout_apply(float *out, const float *in, const uint8_t *mask,
         for (; i + VL <= end; i += VL) vstore(out + i, keep(mask + i, vmul(vload(in + i), sv)));
         for (; i < end; i++) out[i] = mask[i] ? in[i] * scale : 0.0f;
     }
-}
-
-/* Channel rows of different images are far apart, and each new row would
- * restart the hardware prefetcher: the next row is fetched while this one
- * is processed. */
-FM__INLINE void prefetch_row(const float *p, int len) {
-    for (int j = 0; j < len; j += 16) _mm_prefetch((const char *)(p + j), _MM_HINT_T0);
 }
 
 /* Per-row sums for batch norm: float vectors within a row of hw, double
