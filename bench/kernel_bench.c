@@ -1,7 +1,9 @@
-/* Times every conv and dense op of the default network at its real shapes
- * (batch 64 unless told) with one kernel table, and reports medians and
- * GFLOP/s counted as direct convolution (2*MACs, so Winograd shows as
- * "effective" speed). Not a test: a tool for tuning the kernels.
+/* Times every kernel op of the default network at its real shapes (batch 64
+ * unless told) with one kernel table, and reports medians and fastest runs:
+ * GFLOP/s for convs and dense layers, counted as direct convolution (2*MACs,
+ * so Winograd shows as "effective" speed), GB/s moved for the memory-bound
+ * ops. The totals add up what one training step (forward, backward) and
+ * one inference pass of the network call. Not a test: a tool for tuning.
  *
  * build: cmake --build build --target fmnistlib &&
  *        gcc -O2 -fopenmp -Iinclude -Isrc bench/kernel_bench.c build/libfmnist.a -lz -lpng -lm \
@@ -62,6 +64,14 @@ static void report(const char *what, double sec, double flops, int train_only) {
     total_train += sec, total_train_min += fastest;
 }
 
+/* For the memory-bound ops: bytes read and written. */
+static void report_bw(const char *what, double sec, double bytes, int train_only) {
+    printf("  %-34s %8.3f ms %7.1f GB/s     (fastest %8.3f ms %7.1f GB/s)\n", what, sec * 1e3,
+           bytes / sec * 1e-9, fastest * 1e3, bytes / fastest * 1e-9);
+    if (!train_only) total_fwd += sec, total_fwd_min += fastest;
+    total_train += sec, total_train_min += fastest;
+}
+
 static void bench_conv(const fm_kernels *k, int n, int c, int hw, int oc, int first, fm_rng *rng) {
     fm_conv_shape s = {.n = n, .c = c, .h = hw, .w = hw, .oc = oc, .oh = hw, .ow = hw, .k = 3,
                        .stride = 1, .pad_t = 1, .pad_l = 1};
@@ -103,6 +113,52 @@ static void bench_dense(const fm_kernels *k, int n, int in_dim, int out_dim, fm_
     free(in), free(w), free(b), free(out), free(din), free(dw);
 }
 
+/* Batch norm (after conv1 and conv3, so on (n, c, hw)), in training and inference. */
+static void bench_batchnorm(const fm_kernels *k, int n, int c, int hw, fm_rng *rng) {
+    size_t len = (size_t)n * c * hw;
+    float *x = filled(len, rng), *y = filled(len, rng), *d = filled(len, rng), *p = filled(8 * c, rng);
+    for (int i = 0; i < c; i++) p[5 * c + i] = 0.5f + p[5 * c + i]; /* a positive variance */
+    double t, b = 4.0 * len;
+    char what[64];
+    snprintf(what, sizeof what, "batchnorm %3dx%-3d train", c, hw);
+    TIME(t, k->batchnorm_forward_train(y, p, p + c, p + 2 * c, x, p + 3 * c, p + 4 * c, n, c, hw, 1e-3f));
+    report_bw(what, t, 2 * b, 1);
+    snprintf(what, sizeof what, "batchnorm %3dx%-3d inference", c, hw);
+    TIME(t, k->batchnorm_forward_infer(y, x, p + 3 * c, p + 4 * c, p, p + 5 * c, n, c, hw, 1e-3f));
+    report_bw(what, t, 2 * b, 0);
+    total_train -= t, total_train_min -= fastest; /* inference only */
+    snprintf(what, sizeof what, "batchnorm %3dx%-3d backward", c, hw);
+    TIME(t, k->batchnorm_backward(d, p + 6 * c, p + 7 * c, y, x, p, p + 2 * c, p + 3 * c, n, c, hw));
+    report_bw(what, t, 3 * b, 1);
+    free(x), free(y), free(d), free(p);
+}
+
+/* The ReLU gradients of the two convs of a stage, the 2x2 max pooling and
+ * the dropout after it. */
+static void bench_pool(const fm_kernels *k, int n, int c, int hw, fm_rng *rng) {
+    size_t len = (size_t)n * c * hw * hw, olen = len / 4;
+    float *x = filled(len, rng), *d = filled(len, rng), *o = filled(olen, rng);
+    uint8_t *am = malloc(olen), *mask = malloc(olen);
+    for (size_t i = 0; i < olen; i++) mask[i] = fm_rng_uniform(rng) < 0.75f;
+    double t, b = 4.0 * len;
+    char what[64];
+    snprintf(what, sizeof what, "relu backward %3dx%dx%d (x2)", c, hw, hw);
+    TIME(t, k->relu_backward(d, d, x, len));
+    report_bw(what, t, 3 * b, 1);
+    total_train += t, total_train_min += fastest; /* two convs of this shape */
+    snprintf(what, sizeof what, "maxpool %3dx%dx%d", c, hw, hw);
+    TIME(t, k->maxpool_forward(o, am, x, n, c, hw, hw, 2));
+    report_bw(what, t, 1.3125 * b, 0);
+    snprintf(what, sizeof what, "maxpool %3dx%dx%d backward", c, hw, hw);
+    TIME(t, k->maxpool_backward(d, o, am, n, c, hw, hw, 2));
+    report_bw(what, t, 1.3125 * b, 1);
+    snprintf(what, sizeof what, "dropout %3dx%dx%d (and backward)", c, hw / 2, hw / 2);
+    TIME(t, k->dropout_apply(o, o, mask, 1.0f / 0.75f, olen));
+    report_bw(what, t, 0.5625 * b, 1);
+    total_train += t, total_train_min += fastest; /* once more for the backward */
+    free(x), free(d), free(o), free(am), free(mask);
+}
+
 int main(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : NULL;
     int n = argc > 2 ? atoi(argv[2]) : 64;
@@ -130,9 +186,13 @@ int main(int argc, char **argv) {
     bench_conv(k, n, 128, 14, 128, 0, &rng);
     bench_dense(k, n, 6272, 256, &rng);
     bench_dense(k, n, 256, 10, &rng);
-    printf("  conv+dense forward %.2f ms (%.0f img/s), forward+backward %.2f ms (%.0f img/s)\n",
+    bench_batchnorm(k, n, 64, 784, &rng);
+    bench_batchnorm(k, n, 128, 196, &rng);
+    bench_pool(k, n, 64, 28, &rng);
+    bench_pool(k, n, 128, 14, &rng);
+    printf("  all ops: inference %.2f ms (%.0f img/s), training step %.2f ms (%.0f img/s)\n",
            total_fwd * 1e3, n / total_fwd, total_train * 1e3, n / total_train);
-    printf("  fastest runs: forward %.2f ms (%.0f img/s), forward+backward %.2f ms (%.0f img/s)\n",
+    printf("  fastest runs: inference %.2f ms (%.0f img/s), training step %.2f ms (%.0f img/s)\n",
            total_fwd_min * 1e3, n / total_fwd_min, total_train_min * 1e3, n / total_train_min);
     return 0;
 }
