@@ -147,7 +147,8 @@ int main(void) {
     out = output("out.txt");
     CHECK(rc == 0 && strstr(out, "accuracy:") && strstr(out, "confusion matrix") &&
           strstr(out, "9 Ankle boot") && strstr(out, "0 T-shirt/top"));
-    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split val --json", weights, data);
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split val --json", weights,
+             data);
     rc = run(args);
     j = fm__json_parse(output("out.txt"), strlen(output("out.txt")), 0, &err);
     CHECK(rc == 0 && j && num(j, "count") == 100);
@@ -203,8 +204,9 @@ int main(void) {
                   !strcmp(name->string, fm_class_names[c]));
             CHECK(top && top->type == FM__JSON_ARRAY && top->n == 3);
             if (top && top->n == 3) {
-                double p0 = num(&top->items[0], "probability"), p1 = num(&top->items[1], "probability"),
-                       p2 = num(&top->items[2], "probability");
+                double p0 = num(&top->items[0], "probability");
+                double p1 = num(&top->items[1], "probability");
+                double p2 = num(&top->items[2], "probability");
                 CHECK(num(&top->items[0], "class") == c);
                 CHECK(p0 >= p1 && p1 >= p2 && p2 >= 0 && p0 + p1 + p2 <= 1.0 + 1e-6);
             }
