@@ -508,7 +508,8 @@ static void wino_bww(float *dw, float *db, const float *dout, const float *in,
     const int C = s->c, OC = s->oc, total = s->n * f->tpi, cblocks = f->cs / VL;
     float *dU = ws;
     memset(dU, 0, sizeof(float) * 36 * C * f->ocs);
-    FM__OMP(omp parallel num_threads(team()))
+    /* more threads than channel blocks would have nothing to do */
+    FM__OMP(omp parallel num_threads(imin(team(), cblocks)))
     {
         int bl, bh;
         split(cblocks, thread_count(), thread_id(), &bl, &bh);
@@ -929,7 +930,8 @@ static size_t fast_conv2d_workspace(const fm_conv_shape *s) {
     size_t f = conv_fwd_len(s, 0), d = rotated_ok(s) ? conv_fwd_len(s, 1) : 0, w;
     if (wino_ok(s)) {
         wgrad g = wgrad_plan(s);
-        w = g.du + (size_t)fm__kernel_threads() * (g.f.stg + g.f.v + g.dstg + g.dm + g.dbs);
+        w = g.du + (size_t)imin(fm__kernel_threads(), g.f.cs / VL) *
+                       (g.f.stg + g.f.v + g.dstg + g.dm + g.dbs);
     } else if (plane_bww_ok(s)) {
         w = rup((size_t)s->oc * s->c * 9 * VL, 16) + rup((size_t)s->oc * VL, 16) +
             (size_t)fm__kernel_threads() * plane_plan(s).len;
