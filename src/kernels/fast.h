@@ -474,24 +474,23 @@ FM__INLINE void wino_gt(vf g[3], vf u0, vf u1, vf u2, vf u3, vf u4, vf u5) {
 
 /* Weight gradients through the same transforms: with M = U . V per tile and
  * Y = A^T M A, dU = sum over tiles of (A dY A^T) . V and dw = G^T dU G.
- * Threads own blocks of input channels: each transforms its channels of
- * every input tile (and, redundantly, every output-gradient tile) and
- * accumulates its rows of dU, so nothing is shared or reduced and the sums
- * do not depend on the thread count. */
+ * Threads take fixed contiguous ranges of tiles and sum into their own dU,
+ * then the dU are added in thread order: a given thread count always gives
+ * the same sums, and no transform is done twice. */
+#define WGRAD_THREADS 8 /* at most this many private dU (up to 2.4 MB each) */
+
 typedef struct wgrad {
     wino f;      /* the forward conv's tiling and input staging */
     int tb;      /* tiles per block */
-    size_t du;   /* shared floats: dU (36, c, ocs) */
-    size_t dstg, dm, dbs; /* per-thread floats besides f.stg and f.v: output-gradient staging,
-                             dM, bias-gradient sums */
+    size_t du, dstg, dm, dbs; /* per-thread floats besides f.stg and f.v: dU (36, c, ocs),
+                                 output-gradient staging, dM, bias-gradient sums */
 } wgrad;
 
 static wgrad wgrad_plan(const fm_conv_shape *s) {
     wgrad g;
     g.f = wino_plan(s->n, s->c, s->h, s->w, s->oc, s->oh, s->ow, s->pad_t, s->pad_l);
     /* Long blocks amortise loading and storing the dU tiles (which do not
-     * stay in L2) over more tiles; 128 measured best for the network's convs.
-     * tb depends on the shape alone, so the sums do not depend on threads. */
+     * stay in L2) over more tiles; 128 measured best for the network's convs. */
     g.tb = imin(128, s->n * g.f.tpi);
     g.f.v = rup((size_t)36 * g.tb * g.f.cs, 16);
     g.du = rup((size_t)36 * s->c * g.f.ocs, 16);
@@ -501,74 +500,89 @@ static wgrad wgrad_plan(const fm_conv_shape *s) {
     return g;
 }
 
+static size_t wgrad_thread_len(const wgrad *g) {
+    return g->du + g->f.stg + g->f.v + g->dstg + g->dm + g->dbs;
+}
+
 static void wino_bww(float *dw, float *db, const float *dout, const float *in,
                      const fm_conv_shape *s, float *ws) {
     const wgrad g = wgrad_plan(s);
     const wino *f = &g.f;
-    const int C = s->c, OC = s->oc, total = s->n * f->tpi, cblocks = f->cs / VL;
-    float *dU = ws;
-    memset(dU, 0, sizeof(float) * 36 * C * f->ocs);
-    /* more threads than channel blocks would have nothing to do */
-    FM__OMP(omp parallel num_threads(imin(team(), cblocks)))
+    const int C = s->c, OC = s->oc, total = s->n * f->tpi;
+    const size_t per = wgrad_thread_len(&g), du_len = (size_t)36 * C * f->ocs;
+    FM__OMP(omp parallel num_threads(imin(team(), WGRAD_THREADS)))
     {
-        int bl, bh;
-        split(cblocks, thread_count(), thread_id(), &bl, &bh);
-        const int c_lo = bl * VL, c_hi = imin(C, bh * VL), cw = (bh - bl) * VL;
-        float *stg = dU + g.du + (size_t)thread_id() * (f->stg + f->v + g.dstg + g.dm + g.dbs);
-        float *V = stg + f->stg, *dstg = V + f->v, *dM = dstg + g.dstg, *dbs = dM + g.dm;
-        const ptrdiff_t vt = (ptrdiff_t)36 * cw, mt = (ptrdiff_t)36 * f->ocs;
-        if (db && c_lo == 0) memset(dbs, 0, sizeof(float) * f->ocs);
-        int staged = -1;
-        for (int t0 = 0; t0 < total && c_lo < c_hi; t0 += g.tb) {
-            const int nb = imin(g.tb, total - t0);
+        const int tid = thread_id(), nth = thread_count();
+        float *dU = ws + tid * per, *stg = dU + g.du, *V = stg + f->stg, *dstg = V + f->v;
+        float *dM = dstg + g.dstg, *dbs = dM + g.dm;
+        const size_t dbs_at = (size_t)(dbs - dU); /* where every thread's bias sums are */
+        const ptrdiff_t vt = (ptrdiff_t)36 * f->cs, mt = (ptrdiff_t)36 * f->ocs;
+        memset(dU, 0, sizeof(float) * du_len);
+        memset(dbs, 0, sizeof(float) * f->ocs);
+        int lo, hi, staged = -1;
+        split(total, nth, tid, &lo, &hi);
+        for (int t0 = lo; t0 < hi; t0 += g.tb) {
+            const int nb = imin(g.tb, hi - t0);
             for (int i = 0; i < nb; i++) {
                 int t = t0 + i, n = t / f->tpi, ty = t % f->tpi / f->tx, tx = t % f->tx;
                 if (n != staged) {
-                    stage_rows(stg, in + ((size_t)n * C + c_lo) * s->h * s->w, c_hi - c_lo, s->h,
-                               s->w, f->ws, cw, s->pad_t, s->pad_l, 0, f->hs);
+                    stage_rows(stg, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, f->ws, f->cs,
+                               s->pad_t, s->pad_l, 0, f->hs);
                     stage_rows(dstg, dout + (size_t)n * OC * s->oh * s->ow, OC, s->oh, s->ow,
                                4 * f->tx, f->ocs, 0, 0, 0, 4 * f->ty);
                     staged = n;
-                    /* the bias gradient from the staged pixels, by one thread */
-                    if (db && c_lo == 0) {
-                        for (int ob = 0; ob < f->ocs; ob += VL) {
-                            vf acc = vzero();
-                            for (int p = 0; p < 16 * f->ty * f->tx; p++)
-                                acc = vadd(acc, vload(dstg + (size_t)p * f->ocs + ob));
-                            vstore(dbs + ob, vadd(vload(dbs + ob), acc));
-                        }
-                    }
                 }
-                const float *src = stg + ((size_t)4 * ty * f->ws + 4 * tx) * cw;
-                for (int cb = 0; cb < cw; cb += VL)
-                    wino_in(V + i * vt + cb, cw, src + cb, (ptrdiff_t)f->ws * cw, cw);
+                const float *src = stg + ((size_t)4 * ty * f->ws + 4 * tx) * f->cs;
+                for (int cb = 0; cb < f->cs; cb += VL)
+                    wino_in(V + i * vt + cb, f->cs, src + cb, (ptrdiff_t)f->ws * f->cs, f->cs);
                 const float *dsrc = dstg + ((size_t)4 * ty * 4 * f->tx + 4 * tx) * f->ocs;
-                for (int ob = 0; ob < f->ocs; ob += VL)
+                for (int ob = 0; ob < f->ocs; ob += VL) {
+                    /* the bias gradient from the same output-gradient patch */
+                    for (int p = 0; p < 16; p++)
+                        vstore(dbs + ob, vadd(vload(dbs + ob),
+                                              vload(dsrc + ((size_t)(p / 4) * 4 * f->tx + p % 4) * f->ocs + ob)));
                     wino_dout(dM + i * mt + ob, f->ocs, dsrc + ob, (ptrdiff_t)4 * f->tx * f->ocs,
                               f->ocs);
+                }
             }
-            /* dU[xi] (own channels, ocs) += V[xi]^T (channels, nb) . dM[xi] (nb, ocs) */
+            /* dU[xi] (c, ocs) += V[xi]^T (c, nb) . dM[xi] (nb, ocs) */
             for (int xi = 0; xi < 36; xi++) {
                 for (int ob = 0; ob < f->ocs / VL; ob += NV) {
                     const int nv = imin(NV, f->ocs / VL - ob);
-                    for (int c0 = c_lo; c0 < c_hi; c0 += MR) {
+                    for (int c0 = 0; c0 < C; c0 += MR) {
                         const float *a[MR];
-                        for (int r = 0; r < MR; r++) a[r] = V + xi * cw + (imin(c0 + r, c_hi - 1) - c_lo);
-                        gemm_tile(imin(MR, c_hi - c0), nv, 0, vm_first(VL), a, vt, nb,
+                        for (int r = 0; r < MR; r++) a[r] = V + xi * f->cs + imin(c0 + r, C - 1);
+                        gemm_tile(imin(MR, C - c0), nv, 0, vm_first(VL), a, vt, nb,
                                   dM + xi * f->ocs + ob * VL, mt,
                                   dU + ((size_t)xi * C + c0) * f->ocs + ob * VL, f->ocs, 1);
                     }
                 }
             }
         }
-        if (db && c_lo == 0 && c_lo < c_hi)
-            for (int o = 0; o < OC; o++) db[o] += dbs[o];
-        /* dw[oc][c] += G^T dU[.][c][oc] G for the own channels */
-        for (int c = c_lo; c < c_hi; c++) {
+        FM__OMP(omp barrier)
+        /* thread 0's sums += the others', in thread order, each thread a slice */
+        int elo, ehi;
+        split((int)(du_len / VL), nth, tid, &elo, &ehi);
+        for (int t = 1; t < nth; t++) {
+            const float *o = ws + t * per;
+            for (size_t e = (size_t)elo * VL; e < (size_t)ehi * VL; e += VL)
+                vstore(ws + e, vadd(vload(ws + e), vload(o + e)));
+        }
+        if (tid == 0 && db)
+            for (int o = 0; o < OC; o++) {
+                float sum = dbs[o];
+                for (int t = 1; t < nth; t++) sum += ws[t * per + dbs_at + o];
+                db[o] += sum;
+            }
+        FM__OMP(omp barrier)
+        /* dw[oc][c] += G^T dU[.][c][oc] G, threads splitting the channels */
+        int clo, chi;
+        split(C, nth, tid, &clo, &chi);
+        for (int c = clo; c < chi; c++) {
             for (int ob = 0; ob < OC; ob += VL) {
                 vf t[3][6], gg[3];
                 float tmp[9][VL];
-                const float *u = dU + (size_t)c * f->ocs + ob;
+                const float *u = ws + (size_t)c * f->ocs + ob;
                 const ptrdiff_t us = (ptrdiff_t)C * f->ocs;
                 for (int j = 0; j < 6; j++) {
                     wino_gt(gg, vload(u + j * us), vload(u + (6 + j) * us), vload(u + (12 + j) * us),
@@ -930,8 +944,7 @@ static size_t fast_conv2d_workspace(const fm_conv_shape *s) {
     size_t f = conv_fwd_len(s, 0), d = rotated_ok(s) ? conv_fwd_len(s, 1) : 0, w;
     if (wino_ok(s)) {
         wgrad g = wgrad_plan(s);
-        w = g.du + (size_t)imin(fm__kernel_threads(), g.f.cs / VL) *
-                       (g.f.stg + g.f.v + g.dstg + g.dm + g.dbs);
+        w = (size_t)imin(fm__kernel_threads(), WGRAD_THREADS) * wgrad_thread_len(&g);
     } else if (plane_bww_ok(s)) {
         w = rup((size_t)s->oc * s->c * 9 * VL, 16) + rup((size_t)s->oc * VL, 16) +
             (size_t)fm__kernel_threads() * plane_plan(s).len;
