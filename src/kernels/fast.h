@@ -5,16 +5,17 @@
  * Convolutions run on channel-innermost copies of one image at a time
  * ("staging", (H, W, C) with the zero padding built in), which turns every
  * conv into register-blocked matrix products whose vectors run along the
- * output channels:
- * - 3x3 stride-1 convs (forward, and backward data as a forward conv with
- *   the kernel rotated and transposed) use Winograd F(4x4,3x3): 36 products
- *   of (tiles x C) by (C x OC) per block of tiles instead of 144 per tile;
- * - other convs multiply staged pixels by the (K*K*C x OC) weights directly;
- * - weight gradients multiply staged input pixels (rows: kernel tap and
- *   channel) by the staged output gradient (pixel x OC), one image at a time,
- *   each thread owning a fixed set of weight rows, so results do not depend
- *   on the thread count.
- * Dense layers use the same register tile, or dot products for the forward. */
+ * channels:
+ * - 3x3 stride-1 convs use Winograd F(4x4,3x3): 36 products of (tiles x C)
+ *   by (C x OC) per block of tiles instead of 144 per tile; backward data is
+ *   the forward of the rotated, transposed kernel, and weight gradients go
+ *   through the same transforms;
+ * - other convs multiply staged pixels by the (K*K*C x OC) weights directly,
+ *   and their weight gradients staged input pixels (rows: kernel tap and
+ *   channel) by the staged output gradient (pixel x OC);
+ * - convs with very few channels (the first layer) run along output pixels.
+ * Dense layers use the same register tile, or dot products for the forward.
+ * Parallel sums have a fixed order for a given thread count. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
