@@ -28,14 +28,10 @@
 #include "kernels/simd.h"
 
 #define VL FM__VL
-/* The register tile: MR rows (broadcast scalars) by NV vectors. */
-#if VL == 16
+/* The register tile: MR rows (broadcast scalars) by NV vectors, 24 of the 32
+ * zmm or 12 of the 16 ymm registers as accumulators. */
 #define MR 6
-#define NV 4
-#else
-#define MR 6
-#define NV 2
-#endif
+#define NV (VL == 16 ? 4 : 2)
 
 /* ---- threads and scratch ------------------------------------------------ */
 
