@@ -417,8 +417,9 @@ int main(void) {
         const int *v = convs[i];
         test_conv(rk, conv_shape(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]));
     }
-    static const int dense[][3] = {{1, 1, 1},    {3, 7, 5},    {7, 33, 17},   {64, 6272, 256},
-                                   {64, 256, 10}, {5, 256, 10}, {1, 100, 300}, {17, 48, 64}};
+    static const int dense[][3] = {{1, 1, 1},     {3, 7, 5},     {7, 33, 17},   {64, 6272, 256},
+                                   {64, 256, 10}, {5, 256, 10},  {1, 100, 300}, {17, 48, 64},
+                                   {130, 2100, 13} /* several blocks of rows and columns */};
     for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
         test_dense(rk, dense[i][0], dense[i][1], dense[i][2]);
 

@@ -1099,6 +1099,7 @@ static void fast_conv2d_backward_weights(float *dw, float *db, const float *dout
 #define RO 4
 #endif
 #define DENSE_KC 2048 /* input columns per pass, so a block of inputs stays in L2 */
+#define DENSE_NB 64   /* input rows per pass */
 
 /* out[i][o] (= first ? b[o] : out[i][o]) + sum_k x[i][k] w[o][k] over k < K;
  * ReLU at the last pass. */
@@ -1148,10 +1149,12 @@ static void fast_dense_forward(float *out, const float *in, const float *w, cons
         split(oblocks, thread_count(), thread_id(), &lo, &hi);
         for (int k0 = 0; k0 < in_dim || k0 == 0; k0 += DENSE_KC) {
             const int kl = imin(DENSE_KC, in_dim - k0), last = k0 + DENSE_KC >= in_dim;
+            /* DENSE_NB rows of inputs (512 KB) stay in L2 while every weight row passes */
+            for (int n0 = 0; n0 < n; n0 += DENSE_NB)
             for (int ob = lo; ob < hi; ob++) {
                 const int o0 = ob * RO, ro = imin(RO, out_dim - o0);
-                for (int i0 = 0; i0 < n; i0 += RN) {
-                    const int rn = imin(RN, n - i0);
+                for (int i0 = n0; i0 < imin(n, n0 + DENSE_NB); i0 += RN) {
+                    const int rn = imin(RN, imin(n, n0 + DENSE_NB) - i0);
 #define DOT_CALL(N_, O_)                                                                           \
     dot_tile(N_, O_, in + (size_t)i0 * in_dim + k0, in_dim, w + (size_t)o0 * in_dim + k0, in_dim,  \
              kl, out + (size_t)i0 * out_dim + o0, out_dim, b ? b + o0 : NULL, k0 == 0, last, relu)
