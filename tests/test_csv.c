@@ -161,6 +161,12 @@ static void bad_files(void) {
     rc = load("blank.csv", p, &imgs, &err);
     CHECK_ERR(rc, err, tu_path("blank.csv"), "line 3: blank line");
 
+    /* Only a byte order mark, no newline: the first-line check must not look
+     * at the byte after it (found by review while fuzzing; uninitialised). */
+    memcpy(text, "\xef\xbb\xbf", 3);
+    rc = load("bom_only.csv", text + 3, &imgs, &err);
+    CHECK_ERR(rc, err, tu_path("bom_only.csv"), "line 1, column 1 (label): empty field");
+
     /* Binary garbage: a PNG signature, then pseudo-random bytes. */
     unsigned x = 12345;
     memcpy(text, "\x89PNG\r\n\x1a\n", 8);

@@ -93,7 +93,7 @@ static int parse_line(csv_parser *ps, const char *s, const char *e, int untermin
                        ps->blank_line);
     if (ps->line == 1) {
         if (e - s >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) s += 3; /* UTF-8 byte order mark */
-        unsigned char c = (unsigned char)*s;
+        unsigned char c = s < e ? (unsigned char)*s : 0; /* a line of just the mark: *e is past it */
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '"') {
             size_t cols = 1;
             for (const char *p = s; (p = memchr(p, ',', (size_t)(e - p))); p++) cols++;
