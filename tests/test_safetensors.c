@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "check.h"
 #include "model/model.h"
@@ -208,6 +209,21 @@ static void test_corruptions(void) {
     expect_bad("{}", 3, "no tensors");
     expect_bad("{\"__metadata__\":[]}", 0, "__metadata__ is not an object");
     expect_bad("{\"__metadata__\":{\"k\":1}}", 0, "__metadata__ 'k' is not a string");
+
+    /* A 1 MiB header of 100,000 names ending in a duplicate: the duplicate
+     * check was quadratic (21 s at -O2; a libFuzzer timeout), now linear. */
+    enum { KEYS = 100000 };
+    size_t cap = 16 * KEYS, at = 8;
+    unsigned char *big = malloc(cap);
+    at += (size_t)sprintf((char *)big + at, "{");
+    for (int i = 0; i < KEYS; i++) at += (size_t)sprintf((char *)big + at, "\"%x\":0,", i);
+    at += (size_t)sprintf((char *)big + at, "\"%x\":0}", KEYS - 1);
+    for (int i = 0; i < 8; i++) big[i] = (unsigned char)((uint64_t)(at - 8) >> (8 * i));
+    clock_t t0 = clock();
+    CHECK(fm__st_parse(&f, big, at, "mem", &err) == -1 && strstr(err.msg, "duplicate key"));
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    CHECK_MSG(secs < 5.0, "%.1f s to find a duplicate among %d names", secs, KEYS);
+    free(big);
 }
 
 /* Random damage to a real model file: never a crash (the sanitizer build

@@ -235,10 +235,53 @@ static fm__json *push_item(parser *p, fm__json *v, size_t *cap) {
     return it;
 }
 
-static int parse_container(parser *p, fm__json *v, int depth) {
-    int object = p->s[p->pos] == '{';
+/* The member names of one object seen so far, for the duplicate check: open
+ * addressing over their indices (+1; 0 is empty), at most half full, so a
+ * header of many thousand names is checked in linear time, not quadratic. */
+typedef struct {
+    size_t *slot, cap;
+} key_set;
+
+static size_t key_hash(const char *s) {
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)(h ^ h >> 32);
+}
+
+/* Whether key is among keys[0..n) (the set holds exactly those). */
+static int key_set_has(const key_set *ks, char *const *keys, const char *key) {
+    if (!ks->cap) return 0;
+    for (size_t i = key_hash(key) & (ks->cap - 1); ks->slot[i]; i = (i + 1) & (ks->cap - 1))
+        if (!strcmp(keys[ks->slot[i] - 1], key)) return 1;
+    return 0;
+}
+
+/* Adds keys[n - 1], growing the table first when it would pass half full. */
+static int key_set_add(key_set *ks, char *const *keys, size_t n) {
+    if (2 * n > ks->cap) {
+        size_t cap = ks->cap ? 2 * ks->cap : 16;
+        size_t *slot = calloc(cap, sizeof *slot);
+        if (!slot) return -1;
+        free(ks->slot);
+        ks->slot = slot;
+        ks->cap = cap;
+        n--; /* re-add keys[0..n-1) then fall through for the new one */
+        for (size_t k = 0; k < n; k++) {
+            size_t i = key_hash(keys[k]) & (cap - 1);
+            while (slot[i]) i = (i + 1) & (cap - 1);
+            slot[i] = k + 1;
+        }
+        n++;
+    }
+    size_t i = key_hash(keys[n - 1]) & (ks->cap - 1);
+    while (ks->slot[i]) i = (i + 1) & (ks->cap - 1);
+    ks->slot[i] = n;
+    return 0;
+}
+
+static int parse_members(parser *p, fm__json *v, int depth, key_set *ks) {
+    int object = v->type == FM__JSON_OBJECT;
     char close = object ? '}' : ']';
-    v->type = object ? FM__JSON_OBJECT : FM__JSON_ARRAY;
     size_t cap = 0;
     p->pos++;
     skip_ws(p);
@@ -253,12 +296,11 @@ static int parse_container(parser *p, fm__json *v, int depth) {
             if (p->pos >= p->len || p->s[p->pos] != '"') return fail(p, "expected a string key");
             size_t key_pos = p->pos;
             if (!(key = parse_string(p))) return -1;
-            for (size_t i = 0; i < v->n; i++)
-                if (!strcmp(v->keys[i], key)) {
-                    free(key);
-                    p->pos = key_pos;
-                    return fail(p, "duplicate key");
-                }
+            if (key_set_has(ks, v->keys, key)) {
+                free(key);
+                p->pos = key_pos;
+                return fail(p, "duplicate key");
+            }
             skip_ws(p);
             if (p->pos >= p->len || p->s[p->pos] != ':') {
                 free(key);
@@ -271,7 +313,10 @@ static int parse_container(parser *p, fm__json *v, int depth) {
             free(key);
             return -1;
         }
-        if (object) v->keys[v->n - 1] = key;
+        if (object) {
+            v->keys[v->n - 1] = key;
+            if (key_set_add(ks, v->keys, v->n)) return fail(p, "out of memory");
+        }
         if (parse_value(p, it, depth + 1)) return -1;
         skip_ws(p);
         if (p->pos >= p->len) return fail(p, object ? "unterminated object" : "unterminated array");
@@ -282,6 +327,14 @@ static int parse_container(parser *p, fm__json *v, int depth) {
             return fail(p, object ? "expected ',' or '}'" : "expected ',' or ']'");
         }
     }
+}
+
+static int parse_container(parser *p, fm__json *v, int depth) {
+    v->type = p->s[p->pos] == '{' ? FM__JSON_OBJECT : FM__JSON_ARRAY;
+    key_set ks = {NULL, 0};
+    int rc = parse_members(p, v, depth, &ks);
+    free(ks.slot);
+    return rc;
 }
 
 static int parse_value(parser *p, fm__json *v, int depth) {
