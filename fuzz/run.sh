@@ -3,7 +3,8 @@
 # for SECONDS (default 30), one after the other, each from a fresh copy of its
 # seed corpus (fuzz/corpus/<target>/, which the run never modifies).
 # Exits non-zero when any target finds a crash, leak, timeout or out-of-memory
-# input, or does not build; the input is kept under $FUZZ_BUILD/artifacts/.
+# input, or does not build; the input and the log stay in
+# $FUZZ_BUILD/artifacts/<target>/<date-time>/.
 #
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]      TARGET: csv idx cfg model
 # Environment: FUZZ_BUILD (build folder, default build-fuzz), JOBS (build
@@ -49,23 +50,25 @@ for t in $targets; do
     esac
     dict=""
     [ -f "$root/fuzz/$t.dict" ] && dict="-dict=$root/fuzz/$t.dict"
-    mkdir -p "$work/$t/corpus" "$scratch/$t" "$build/artifacts/$t"
+    out="$build/artifacts/$t/$(date +%Y%m%d-%H%M%S)"  # this run's log and findings
+    mkdir -p "$work/$t/corpus" "$scratch/$t" "$out"
     cp "$root/fuzz/corpus/$t/"* "$work/$t/corpus/"
-    log="$build/artifacts/$t/last-run.log"
+    log="$out/fuzz.log"
     echo "== fuzz_$t: $secs s (log: $log)"
     # One process (no -jobs/-workers): the machine is shared.
     # shellcheck disable=SC2086
     if (cd "$work/$t" && TMPDIR="$scratch/$t" nice -n "${FUZZ_NICE:-10}" "$build/fuzz_$t" \
         -max_total_time="$secs" -max_len="$max" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" $dict ${FUZZ_ARGS:-} \
+        -print_final_stats=1 -artifact_prefix="$out/" $dict ${FUZZ_ARGS:-} \
         corpus) >"$log" 2>&1; then
         grep -E '^stat::number_of_executed_units|^Done' "$log" || true
     else
         status=1
         echo "fuzz_$t FAILED; the last lines of its log:" >&2
         tail -n 60 "$log" >&2
-        found=$(ls -t "$build/artifacts/$t" | grep -v '^last-run.log$' | head -n 1)
-        echo "reproduce: $build/fuzz_$t $build/artifacts/$t/${found:-<crash-...>}" >&2
+        for f in "$out"/*; do
+            [ "$f" = "$log" ] || echo "reproduce: $build/fuzz_$t $f" >&2
+        done
     fi
 done
 [ $status = 0 ] && echo "fuzz/run.sh: all targets ran $secs s clean"
