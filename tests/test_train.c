@@ -5,10 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "model/json.h"
 #include "train/train.h"
+
+/* rc < 0 and the message holds the fragment. */
+#define CHECK_FAILS_WITH(rc, err, fragment) \
+    CHECK_MSG((rc) < 0 && strstr((err).msg, (fragment)), "rc %d, message: %s", (rc), (err).msg)
 
 static const char *net = "input 28 28 1\n"
                          "conv filters=4 kernel=3 padding=same activation=relu\n"
@@ -196,6 +201,102 @@ int main(void) {
     CHECK(rc < 0 && r.diverged);
     CHECK_MSG(strstr(err.msg, "became") && strstr(err.msg, "epoch"), "%s", err.msg);
     if (getenv("FMNIST_TEST_VERBOSE")) fprintf(stderr, "divergence: %s\n", err.msg);
+
+    /* Interrupted after every single step and resumed each time, so the
+     * checkpoint is taken up from every position, epoch boundaries included:
+     * the same log and weights as the run never stopped (d1). */
+    char d3[1024], d4[1024];
+    snprintf(d3, sizeof d3, "%s/train-resume", tmp);
+    snprintf(d4, sizeof d4, "%s/train-unfinished", tmp);
+    const char *dirs[2] = {d3, d4};
+    for (int i = 0; i < 2; i++) { /* what a failed earlier run left */
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", dirs[i]);
+        remove(path);
+    }
+    volatile sig_atomic_t stop_now = 1;
+    fm_train_params ip = p;
+    ip.interrupt = &stop_now;
+    rc = run(d3, &tr, &va, ip, &r, NULL, &err);
+    CHECK_MSG(rc < 0 && r.interrupted && strstr(err.msg, "interrupted at epoch 1, step 1/13"),
+              "%s", err.msg);
+    ip.resume = 1;
+    int calls = 1, boundaries = 0;
+    while (rc < 0 && r.interrupted && calls < 100) {
+        rc = run(d3, &tr, &va, ip, &r, NULL, &err);
+        calls++;
+        boundaries += rc < 0 && strstr(err.msg, "interrupted after epoch") != NULL;
+    }
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    /* 13 steps and the epoch's end per epoch */
+    CHECK_MSG(calls == 4 * 14 && boundaries == 3, "%d calls, %d boundaries", calls, boundaries);
+    CHECK(r.epochs_run == 4 && r.resumed_epoch == 3 && r.resumed_step == 13);
+    char *log_ref = log_sans_time(d1), *log_res = log_sans_time(d3);
+    CHECK_MSG(log_ref && log_res && !strcmp(log_ref, log_res), "logs differ:\n%s\n%s", log_ref,
+              log_res);
+    free(log_ref);
+    free(log_res);
+    const char *files[2] = {"model.safetensors", "best.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", d1, files[i]);
+        char *a = slurp(path, &l1);
+        snprintf(path, sizeof path, "%s/%s", d3, files[i]);
+        char *b = slurp(path, &l2);
+        CHECK_MSG(a && b && l1 == l2 && !memcmp(a, b, l1), "%s differs after resumes", files[i]);
+        free(a);
+        free(b);
+    }
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", d3);
+    CHECK(access(path, F_OK) != 0); /* removed once the run ended */
+
+    /* An unfinished run: what a resume reads back, and what it refuses. */
+    ip.resume = 0;
+    rc = run(d4, &tr, &va, ip, &r, NULL, &err);
+    CHECK(rc < 0 && r.interrupted);
+    fm_train_params rp = fm_train_default_params();
+    fm_train_resume_info info;
+    fm_model *rm = fm_train_resume_load(d4, &rp, &info, &err);
+    CHECK_MSG(rm != NULL, "%s", err.msg);
+    CHECK(rp.batch == 32 && rp.lr == 3e-3f && rp.seed == 42 && rp.epochs == 4 && rp.augment &&
+          rp.resume && !strcmp(rp.out_dir, d4) && rp.val_split == p.val_split);
+    CHECK(info.epoch == 0 && info.step == 1 && info.threads == 1 &&
+          !strcmp(info.model_source, "test-net"));
+    CHECK(rm && !strcmp(fm_model_description(rm), net));
+    fm_model_free(rm);
+    stop_now = 0;
+    rc = run(d4, &tr, &va, p, &r, NULL, &err); /* a fresh run over it */
+    CHECK_FAILS_WITH(rc, err, "unfinished run");
+    fm_train_params bad_resume = p;
+    bad_resume.resume = 1;
+    bad_resume.batch = 16;
+    rc = run(d4, &tr, &va, bad_resume, &r, NULL, &err);
+    CHECK_FAILS_WITH(rc, err, "the run's batch is 32, not 16");
+    bad_resume.batch = 32;
+    va.pixels[5] ^= 1;
+    rc = run(d4, &tr, &va, bad_resume, &r, NULL, &err);
+    CHECK_FAILS_WITH(rc, err, "the data differ from the run's");
+    va.pixels[5] ^= 1;
+    fm_model *other = fm_model_parse("input 28 28 1\nflatten\ndense units=10 activation=softmax\n",
+                                     "other-net", &err);
+    bad_resume.out_dir = d4;
+    rc = other ? fm_train(other, &tr, &va, &bad_resume, &r, &err) : -1;
+    CHECK_FAILS_WITH(rc, err, "model description differs");
+    fm_model_free(other);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", d4);
+    size_t full;
+    char *bytes = slurp(path, &full);
+    FILE *f = fopen(path, "wb"); /* cut short */
+    if (f && bytes) fwrite(bytes, 1, full / 2, f);
+    if (f) fclose(f);
+    rc = run(d4, &tr, &va, bad_resume, &r, NULL, &err);
+    CHECK_FAILS_WITH(rc, err, "checkpoint.safetensors");
+    f = fopen(path, "wb"); /* restored: the resume finishes the run */
+    if (f && bytes) fwrite(bytes, 1, full, f);
+    if (f) fclose(f);
+    free(bytes);
+    rc = run(d4, &tr, &va, bad_resume, &r, NULL, &err);
+    CHECK_MSG(rc == 0 && r.epochs_run == 4, "%s", err.msg);
+    rc = run(d4, &tr, &va, bad_resume, &r, NULL, &err); /* nothing left to resume */
+    CHECK_FAILS_WITH(rc, err, "checkpoint.safetensors");
 
     /* bad input is an error, not a crash */
     fm_images empty = {0};

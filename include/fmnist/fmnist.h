@@ -7,6 +7,7 @@
 #ifndef FMNIST_H
 #define FMNIST_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -162,7 +163,16 @@ const char *fm_kernels_name(void);
  *   best.safetensors   ModelCheckpoint: the weights of the best val_accuracy
  *   model.safetensors  at the end: the weights of the best val_loss (restored
  *                      into the model too, BatchNorm statistics included)
- *   run.json           the configuration and the results */
+ *   run.json           the configuration and the results
+ *   checkpoint.safetensors
+ *                      while the run is unfinished: the whole training state
+ *                      (weights, BatchNorm statistics, Adam moments and step,
+ *                      learning rate, callback states with the early-stopping
+ *                      snapshot, generator state, data order, position, epoch
+ *                      log), rewritten atomically at the end of every epoch and
+ *                      every checkpoint_steps steps, and removed when the run
+ *                      ends; a run killed at any instant resumes from it and
+ *                      ends with the same weights and log as one never stopped. */
 typedef struct fm_train_params {
     int epochs;          /* 100 (at most; EarlyStopping may end sooner) */
     int batch;           /* 64 */
@@ -177,6 +187,16 @@ typedef struct fm_train_params {
     float min_lr;        /* 0 */
     const char *out_dir; /* "models" */
     FILE *progress;      /* Keras-style lines per epoch; NULL = silent */
+
+    /* Crash safety. */
+    int resume;           /* 1: continue the unfinished run in out_dir (same model
+                             description, data and recipe; epochs and threads may
+                             differ, though other threads give other rounding) */
+    int checkpoint_steps; /* also checkpoint every N steps within an epoch; 0 = only
+                             at the end of each epoch */
+    /* When non-NULL and it becomes non-zero (a signal handler's flag): finish
+     * the current step, write the checkpoint and return -1 with `interrupted`. */
+    const volatile sig_atomic_t *interrupt;
 
     /* Where the data and model came from, recorded in run.json only. */
     const char *model_source; /* NULL: fm_model_description's source unknown */
@@ -195,6 +215,9 @@ typedef struct fm_train_result {
     int restored_epoch; /* EarlyStopping: best val_loss (model.safetensors, the model) */
     int stopped_early;  /* EarlyStopping ended it before `epochs` */
     int diverged;       /* the loss became NaN or infinite; training stopped there */
+    int interrupted;    /* *interrupt stopped it; the checkpoint holds the state */
+    int resumed_epoch, resumed_step; /* where a resumed run took up (epochs finished,
+                                        steps of the next epoch done) */
     int lr_reductions;
     float final_lr;
     double train_seconds;
@@ -210,6 +233,23 @@ typedef struct fm_train_result {
  * holds everything up to the last good epoch and err says so. */
 int fm_train(fm_model *model, const fm_images *train, const fm_images *val,
              const fm_train_params *params, fm_train_result *result, fm_err *err);
+
+/* What a run folder's checkpoint says about the run, for resuming it. */
+typedef struct fm_train_resume_info {
+    char model_source[1024]; /* where the run's description came from */
+    char data_dir[1024];     /* the data folder the run used */
+    int threads;             /* threads the run used */
+    int epoch, step;         /* epochs finished, steps of the next epoch done */
+} fm_train_resume_info;
+
+/* Reads run_dir/checkpoint.safetensors: sets the recipe fields of *params
+ * (epochs, batch, lr, seed, augment, callbacks' settings, val_split, limit),
+ * out_dir = run_dir and resume = 1, leaving the other fields alone; fills
+ * *info; and returns the model to resume (description and weights). The
+ * caller loads and splits the data as the run did and calls fm_train, which
+ * checks that model, data and recipe are the run's and refuses otherwise. */
+fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
+                               fm_train_resume_info *info, fm_err *err);
 
 /* (Re)writes out_dir/run.json atomically. fm_train writes it with test NULL;
  * pass the test-set evaluation to add test_loss and test_accuracy. */

@@ -1,10 +1,14 @@
 /* fmnist train: the Keras recipe end to end: load and split the data, build
- * the network from its description, train with the callbacks, optionally
- * score the restored model on the test set, and say where everything went. */
+ * the network from its description (or take up an unfinished run), train with
+ * the callbacks, optionally score the restored model on the test set, write
+ * the report, and say where everything went. Ctrl-C or SIGTERM ends the run
+ * at the next step boundary with a checkpoint; a second one ends it at once. */
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -12,18 +16,25 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: fmnist train [--data DIR] [--model CFG] [--epochs N] [--batch N] [--lr F]\n"
             "                    [--seed N] [--threads N] [--limit N] [--val-split F]\n"
-            "                    [--no-augment] [--out DIR] [--test] [--quiet]\n"
+            "                    [--no-augment] [--out DIR] [--checkpoint-steps N] [--test]\n"
+            "                    [--quiet]\n"
+            "       fmnist train --resume DIR [--data DIR] [--model CFG] [--epochs N]\n"
+            "                    [--threads N] [--checkpoint-steps N] [--test] [--quiet]\n"
             "\n"
             "Trains the network described in CFG with Adam, augmentation (rotation +-10\n"
             "degrees, zoom 0.9-1.1, horizontal flip), EarlyStopping (val_loss, patience 15,\n"
             "best weights restored), ReduceLROnPlateau (val_loss, patience 8, factor 0.5)\n"
             "and ModelCheckpoint (val_accuracy). The run folder gets log.csv,\n"
             "best.safetensors (best val_accuracy), model.safetensors (best val_loss, the\n"
-            "final model) and run.json.\n"
+            "final model), run.json and report.html, and while the run is unfinished\n"
+            "checkpoint.safetensors, the whole training state, rewritten at the end of\n"
+            "every epoch. Ctrl-C (or SIGTERM) finishes the current step, writes the\n"
+            "checkpoint and exits; a second Ctrl-C exits at once, keeping the last one.\n"
             "\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
-            "                   " FM_DEBIAN_DATA_DIR ")\n"
-            "  --model CFG      model description (default configs/fashion-cnn.cfg)\n"
+            "                   " FM_DEBIAN_DATA_DIR "; with --resume, the run's)\n"
+            "  --model CFG      model description (default configs/fashion-cnn.cfg; with\n"
+            "                   --resume, checked against the run's)\n"
             "  --epochs N       most epochs to run (default 100)\n"
             "  --batch N        batch size (default 64)\n"
             "  --lr F           initial learning rate (default 0.001)\n"
@@ -34,6 +45,12 @@ static void usage(FILE *out) {
             "  --val-split F    fraction held out for validation (default 0.2)\n"
             "  --no-augment     train on the images as they are\n"
             "  --out DIR        run folder (default models)\n"
+            "  --resume DIR     continue the unfinished run in DIR from its checkpoint,\n"
+            "                   with its recipe: same seed and threads give the weights and\n"
+            "                   log of a run never stopped\n"
+            "  --checkpoint-steps N\n"
+            "                   also write the checkpoint every N steps (default: only at\n"
+            "                   the end of each epoch)\n"
             "  --test           evaluate the final model on the test set at the end\n"
             "  --quiet          no progress lines, only the summary\n");
 }
@@ -48,6 +65,40 @@ static void print_duration(double s) {
         printf("%.1fs", s);
 }
 
+/* The handler's one channel to the training loop: a handler may only set a
+ * flag, write() and _exit(). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    if (stop_signal) {
+        static const char msg[] =
+            "\nfmnist: interrupted again: exiting now; the last checkpoint is kept\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(128 + sig);
+    }
+    stop_signal = sig;
+    static const char msg[] = "\nfmnist: stopping after this step to write the checkpoint "
+                              "(interrupt again to exit at once)\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+}
+
+static void catch_stop_signals(int on) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Flags a resumed run takes from its checkpoint instead. */
+enum { RECIPE_FLAGS = 7 };
+static const char recipe_flag_keys[RECIPE_FLAGS] = {'b', 'l', 's', 'n', 'v', 'A', 'o'};
+static const char *const recipe_flag_names[RECIPE_FLAGS] = {
+    "--batch", "--lr", "--seed", "--limit", "--val-split", "--no-augment", "--out"};
+
 int fm_cmd_train(int argc, char **argv) {
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},    {"model", required_argument, NULL, 'm'},
@@ -57,27 +108,31 @@ int fm_cmd_train(int argc, char **argv) {
         {"val-split", required_argument, NULL, 'v'}, {"no-augment", no_argument, NULL, 'A'},
         {"out", required_argument, NULL, 'o'},     {"test", no_argument, NULL, 'T'},
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {"resume", required_argument, NULL, 'R'},
+        {"checkpoint-steps", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     fm_train_params p = fm_train_default_params();
-    const char *dir = NULL, *cfg = "configs/fashion-cnn.cfg";
-    int test = 0, quiet = 0;
+    const char *dir = NULL, *cfg = NULL, *resume = NULL;
+    int test = 0, quiet = 0, epochs = 0, threads = -1, given[RECIPE_FLAGS] = {0};
     long v;
     double d;
     int c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        for (int i = 0; i < RECIPE_FLAGS; i++) given[i] |= c == recipe_flag_keys[i];
         switch (c) {
         case 'd': dir = optarg; break;
         case 'm': cfg = optarg; break;
         case 'o': p.out_dir = optarg; break;
+        case 'R': resume = optarg; break;
         case 'A': p.augment = 0; break;
         case 'T': test = 1; break;
         case 'q': quiet = 1; break;
         case 'e':
             if (fm_cli_long("--epochs", optarg, 1, 100000, &v) < 0) return 2;
-            p.epochs = (int)v;
+            epochs = (int)v;
             break;
         case 'b':
             if (fm_cli_long("--batch", optarg, 1, 65536, &v) < 0) return 2;
@@ -89,7 +144,7 @@ int fm_cmd_train(int argc, char **argv) {
             break;
         case 't':
             if (fm_cli_long("--threads", optarg, 0, 4096, &v) < 0) return 2;
-            p.threads = (int)v;
+            threads = (int)v;
             break;
         case 'n':
             if (fm_cli_long("--limit", optarg, 2, LONG_MAX, &v) < 0) return 2;
@@ -103,6 +158,10 @@ int fm_cmd_train(int argc, char **argv) {
             if (fm_cli_double("--val-split", optarg, 1e-6, 0.99, &d) < 0) return 2;
             p.val_split = d;
             break;
+        case 'C':
+            if (fm_cli_long("--checkpoint-steps", optarg, 1, INT_MAX, &v) < 0) return 2;
+            p.checkpoint_steps = (int)v;
+            break;
         case 'h': usage(stdout); return 0;
         case ':': fm_cli_fail("train: %s needs a value", argv[optind - 1]); return 2;
         default:
@@ -114,31 +173,72 @@ int fm_cmd_train(int argc, char **argv) {
         fm_cli_fail("train: unexpected argument '%s' (see fmnist train --help)", argv[optind]);
         return 2;
     }
-    if (!(dir = fm_cli_data_dir(dir))) return 1;
+    for (int i = 0; resume && i < RECIPE_FLAGS; i++) {
+        if (!given[i]) continue;
+        fm_cli_fail("train: %s cannot be used with --resume: a resumed run keeps the recipe in "
+                    "%s/checkpoint.safetensors",
+                    recipe_flag_names[i], resume);
+        return 2;
+    }
 
     fm_err err;
     fm_data_format format;
     fm_images all = {0}, train = {0}, val = {0}, testset = {0};
     fm_model *model = NULL;
+    fm_train_resume_info info;
     int rc = 1;
+    if (resume) {
+        if (!(model = fm_train_resume_load(resume, &p, &info, &err))) goto fail;
+        /* A model file given too must be the run's: fm_train compares the texts. */
+        if (cfg) {
+            fm_model_free(model);
+            if (!(model = fm_model_load_cfg(cfg, &err))) goto fail;
+        }
+        if (!dir && info.data_dir[0]) dir = info.data_dir;
+        if (!cfg) cfg = info.model_source[0] ? info.model_source : NULL;
+        p.threads = threads >= 0 ? threads : info.threads;
+    } else {
+        if (!cfg) cfg = "configs/fashion-cnn.cfg";
+        if (!(model = fm_model_load_cfg(cfg, &err))) goto fail;
+        if (threads >= 0) p.threads = threads;
+    }
+    if (epochs) p.epochs = epochs;
+    if (!(dir = fm_cli_data_dir(dir))) goto done;
     if (fm_data_detect(dir, &format, &err) < 0 || fm_data_load(dir, FM_SET_TRAIN, &all, &err) < 0)
         goto fail;
     /* --limit keeps the first N images, so the split draws from those alone. */
     if (p.limit && p.limit < all.count) all.count = p.limit;
     if (fm_images_split(&all, p.val_split, p.seed, &train, &val, &err) < 0) goto fail;
-    if (!(model = fm_model_load_cfg(cfg, &err))) goto fail;
 
     p.model_source = cfg;
     p.data_dir = dir;
     p.data_format = format == FM_FORMAT_CSV ? "csv" : "idx";
     p.progress = quiet ? NULL : stdout;
     if (!quiet) {
-        fm_model_summary(model, stdout);
+        if (!resume) fm_model_summary(model, stdout);
         printf("\nTraining on %zu images, validating on %zu (%s layout in %s; kernels %s)\n",
                train.count, val.count, p.data_format, dir, fm_kernels_name());
     }
+    if (resume && threads > 0 && threads != info.threads)
+        fprintf(stderr,
+                "fmnist: note: the run used %d threads; with %d the rest of it rounds "
+                "differently from an uninterrupted run\n",
+                info.threads, threads);
+
     fm_train_result r;
-    if (fm_train(model, &train, &val, &p, &r, &err) < 0) goto fail;
+    stop_signal = 0;
+    p.interrupt = &stop_signal;
+    catch_stop_signals(1);
+    int trained = fm_train(model, &train, &val, &p, &r, &err);
+    catch_stop_signals(0);
+    if (trained < 0) {
+        if (!r.interrupted) goto fail;
+        fflush(stdout);
+        fm_cli_fail("%s", err.msg);
+        fprintf(stderr, "fmnist: resume with: fmnist train --resume %s\n", p.out_dir);
+        rc = 128 + (int)stop_signal;
+        goto done;
+    }
 
     fm_eval_result ev;
     if (test) {
@@ -147,12 +247,19 @@ int fm_cmd_train(int argc, char **argv) {
             fm_train_write_run(&p, &r, &ev, &err) < 0)
             goto fail;
     }
+    /* The report is a view of what is saved: a failure is worth a warning, not the run. */
+    char report[4200];
+    snprintf(report, sizeof report, "%s/report.html", p.out_dir);
+    fm_err rerr;
+    int reported = fm_report_write(p.out_dir, dir, NULL, &rerr) == 0;
+    if (!reported) fprintf(stderr, "fmnist: warning: no report: %s\n", rerr.msg);
 
     printf("\nTrained %d epoch%s in ", r.epochs_run, r.epochs_run == 1 ? "" : "s");
     print_duration(r.train_seconds);
     if (r.stopped_early)
         printf(" (stopped early: val_loss had not improved for %d epochs)", p.es_patience);
-    printf("\ncheckpoint:  %s/best.safetensors (best val_accuracy %.4f, epoch %d)\n", p.out_dir,
+    if (resume) printf(" (resumed after epoch %d, step %d)", r.resumed_epoch, r.resumed_step);
+    printf("\nbest model:  %s/best.safetensors (best val_accuracy %.4f, epoch %d)\n", p.out_dir,
            r.best_val_accuracy, r.best_epoch);
     printf("final model: %s/model.safetensors (best val_loss %.4f, epoch %d; val_accuracy %.4f)\n",
            p.out_dir, r.restored_val_loss, r.restored_epoch, r.restored_val_accuracy);
@@ -160,6 +267,7 @@ int fm_cmd_train(int argc, char **argv) {
         printf("test:        accuracy %.4f, loss %.4f on %zu images\n", ev.accuracy, ev.loss,
                ev.count);
     printf("log:         %s/log.csv, %s/run.json\n", p.out_dir, p.out_dir);
+    if (reported) printf("report:      %s\n", report);
     rc = 0;
     goto done;
 fail:

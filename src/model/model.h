@@ -129,6 +129,24 @@ float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int bac
 
 void fm__model_zero_grads(fm_model *m);
 
+/* Tensors whose names start with this belong to their owner (the training
+ * state in a checkpoint); fm_model_load ignores them. */
+#define FM__MODEL_FOREIGN_PREFIX "train."
+
+/* fm_model_save plus more tensors (names under FM__MODEL_FOREIGN_PREFIX) and
+ * metadata written into the same file, atomically. */
+struct fm__st_entry;
+struct fm__st_kv;
+int fm__model_save_with(const fm_model *m, const char *path, const struct fm__st_entry *extra,
+                        size_t n_extra, const struct fm__st_kv *extra_meta, size_t n_extra_meta,
+                        fm_err *err);
+
+/* Reads the weights and statistics of an opened model file into m, whose
+ * description must be the file's (else an error saying so). */
+struct fm__st_file;
+int fm__model_read_weights(fm_model *m, const struct fm__st_file *f, const char *path,
+                           fm_err *err);
+
 /* Copies of the trainable and non-trainable state (for best-weight restore). */
 size_t fm__model_state_len(const fm_model *m); /* n_params + n_stats */
 void fm__model_get_state(const fm_model *m, float *dst);

@@ -2,6 +2,7 @@
 #include "model/safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +330,30 @@ static char *build_header(const fm__st_entry *t, size_t n, const fm__st_kv *meta
     return buf;
 }
 
+int fm__sync_parent(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    size_t len = slash ? (size_t)(slash - path) : 1;
+    if (len >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (!slash)
+        dir[0] = '.';
+    else if (len == 0)
+        dir[len++] = '/';
+    else
+        memcpy(dir, path, len);
+    dir[len] = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
 int fm__st_write(const char *path, const fm__st_entry *tensors, size_t n_tensors,
                  const fm__st_kv *meta, size_t n_meta, fm_err *err) {
     for (size_t i = 0; i < n_tensors; i++) {
@@ -377,6 +402,11 @@ int fm__st_write(const char *path, const fm__st_entry *tensors, size_t n_tensors
         saved_errno = errno;
     }
     if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        saved_errno = errno;
+    }
+    /* The rename is durable only once the folder's entry is on disk too. */
+    if (ok && fm__sync_parent(path) != 0) {
         ok = 0;
         saved_errno = errno;
     }

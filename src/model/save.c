@@ -12,9 +12,7 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 
-/* Tensors that start with this are left to their owner (training state in
- * a checkpoint); fm_model_load ignores them. */
-#define FOREIGN_PREFIX "train."
+#define FOREIGN_PREFIX FM__MODEL_FOREIGN_PREFIX
 
 typedef struct {
     char name[64];
@@ -90,11 +88,18 @@ static char *class_names_json(int classes) {
 }
 
 int fm_model_save(const fm_model *m, const char *path, fm_err *err) {
+    return fm__model_save_with(m, path, NULL, 0, NULL, 0, err);
+}
+
+int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry *extra,
+                        size_t n_extra, const fm__st_kv *extra_meta, size_t n_extra_meta,
+                        fm_err *err) {
     model_tensor *mt = malloc(4 * (size_t)m->n_layers * sizeof *mt + 1);
-    fm__st_entry *e = malloc(4 * (size_t)m->n_layers * sizeof *e + 1);
+    fm__st_entry *e = malloc((4 * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
+    fm__st_kv *meta = malloc((4 + n_extra_meta) * sizeof *meta);
     char *names = class_names_json(m->classes);
     int rc = -1;
-    if (!mt || !e || !names) {
+    if (!mt || !e || !meta || !names) {
         fm__err(err, "%s: out of memory", path);
         goto done;
     }
@@ -104,16 +109,17 @@ int fm_model_save(const fm_model *m, const char *path, fm_err *err) {
                               .data = tensor_data(m, &mt[i])};
         memcpy(e[i].shape, mt[i].shape, sizeof mt[i].shape);
     }
-    const fm__st_kv meta[] = {
-        {"format", "pt"},
-        {"fmnist.description", m->description},
-        {"fmnist.class_names", names},
-        {"fmnist.input_normalization", "x/255"},
-    };
-    rc = fm__st_write(path, e, (size_t)n, meta, sizeof meta / sizeof meta[0], err);
+    for (size_t i = 0; i < n_extra; i++) e[(size_t)n + i] = extra[i];
+    meta[0] = (fm__st_kv){"format", "pt"};
+    meta[1] = (fm__st_kv){"fmnist.description", m->description};
+    meta[2] = (fm__st_kv){"fmnist.class_names", names};
+    meta[3] = (fm__st_kv){"fmnist.input_normalization", "x/255"};
+    for (size_t i = 0; i < n_extra_meta; i++) meta[4 + i] = extra_meta[i];
+    rc = fm__st_write(path, e, (size_t)n + n_extra, meta, 4 + n_extra_meta, err);
 done:
     free(mt);
     free(e);
+    free(meta);
     free(names);
     return rc;
 }
@@ -171,6 +177,39 @@ static int check_tensors(const fm__st_file *f, const model_tensor *mt, int n, co
     return 0;
 }
 
+/* Copies the checked tensors into m, refusing non-finite values and negative
+ * variances. */
+static int copy_tensors(fm_model *m, const fm__st_file *f, const model_tensor *mt, int n,
+                        const char *path, fm_err *err) {
+    for (int i = 0; i < n; i++) {
+        float *dst = tensor_data(m, &mt[i]);
+        fm__st_copy(fm__st_find(f, mt[i].name), dst);
+        for (size_t j = 0; j < mt[i].count; j++) {
+            if (!isfinite(dst[j]))
+                return fm__err(err, "%s: tensor '%s' holds a non-finite value at index %zu", path,
+                               mt[i].name, j);
+            if (mt[i].variance && dst[j] < 0.0f)
+                return fm__err(err, "%s: tensor '%s' holds a negative variance at index %zu",
+                               path, mt[i].name, j);
+        }
+    }
+    return 0;
+}
+
+int fm__model_read_weights(fm_model *m, const fm__st_file *f, const char *path, fm_err *err) {
+    const char *desc = fm__st_meta(f, "fmnist.description");
+    if (!desc || strcmp(desc, m->description))
+        return fm__err(err, "%s: %s", path,
+                       desc ? "its model description differs from this model's"
+                            : "missing metadata 'fmnist.description'");
+    model_tensor *mt = malloc(4 * (size_t)m->n_layers * sizeof *mt + 1);
+    if (!mt) return fm__err(err, "%s: out of memory", path);
+    int n = model_tensors(m, mt);
+    int rc = check_tensors(f, mt, n, path, err) || copy_tensors(m, f, mt, n, path, err) ? -1 : 0;
+    free(mt);
+    return rc;
+}
+
 fm_model *fm_model_load(const char *path, fm_err *err) {
     fm__st_file f;
     if (fm__st_read(&f, path, err)) return NULL;
@@ -211,23 +250,9 @@ fm_model *fm_model_load(const char *path, fm_err *err) {
     }
     int n = model_tensors(m, mt);
     /* Only now, with every tensor known to be in the file at its full size, allocate. */
-    if (check_tensors(&f, mt, n, path, err) || fm__model_alloc_params(m, err)) goto fail;
-    for (int i = 0; i < n; i++) {
-        float *dst = tensor_data(m, &mt[i]);
-        fm__st_copy(fm__st_find(&f, mt[i].name), dst);
-        for (size_t j = 0; j < mt[i].count; j++) {
-            if (!isfinite(dst[j])) {
-                fm__err(err, "%s: tensor '%s' holds a non-finite value at index %zu", path,
-                        mt[i].name, j);
-                goto fail;
-            }
-            if (mt[i].variance && dst[j] < 0.0f) {
-                fm__err(err, "%s: tensor '%s' holds a negative variance at index %zu", path,
-                        mt[i].name, j);
-                goto fail;
-            }
-        }
-    }
+    if (check_tensors(&f, mt, n, path, err) || fm__model_alloc_params(m, err) ||
+        copy_tensors(m, &f, mt, n, path, err))
+        goto fail;
     free(mt);
     fm__st_close(&f);
     return m;

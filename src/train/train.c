@@ -1,6 +1,7 @@
 /* The training loop: shuffle, augment, forward, backward, Adam, then a
  * validation pass and the three callbacks per epoch, with the run folder
- * (log.csv, best.safetensors, model.safetensors, run.json) kept up to date. */
+ * (log.csv, best.safetensors, model.safetensors, run.json and the
+ * checkpoint the run resumes from) kept up to date. */
 #include "train/train.h"
 
 #include <errno.h>
@@ -8,15 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "core/error.h"
 #include "model/json.h"
+#include "model/safetensors.h"
 #include "train/adam.h"
 #include "train/augment.h"
 #include "train/callbacks.h"
+#include "train/checkpoint.h"
 #include "train/progress.h"
 
 fm_train_params fm_train_default_params(void) {
@@ -182,6 +186,48 @@ static int check_params(const fm_train_params *p, fm_err *err) {
     return 0;
 }
 
+/* Writes text to path through a synced temporary file and a rename. */
+static int write_atomic(const char *path, const char *text, size_t len, fm_err *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return fm__err(err, "%s: cannot write: %s", tmp, strerror(errno));
+    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int saved = errno;
+    if (fclose(f) != 0 && ok) ok = 0, saved = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, saved = errno;
+    if (!ok) {
+        remove(tmp);
+        return fm__err(err, "%s: write failed: %s", path, strerror(saved));
+    }
+    return 0;
+}
+
+static int log_append(fm__train_state *s, const char *line, fm_err *err) {
+    size_t len = strlen(line);
+    if (s->log_len + len + 1 > s->log_cap) {
+        size_t cap = (s->log_len + len + 1) * 2;
+        char *grown = realloc(s->log, cap);
+        if (!grown) return fm__err(err, "out of memory for the epoch log");
+        s->log = grown;
+        s->log_cap = cap;
+    }
+    memcpy(s->log + s->log_len, line, len + 1);
+    s->log_len += len;
+    return 0;
+}
+
+/* A fresh run: seeded generator, initial weights, zero moments, new callbacks. */
+static int start_run(fm_model *m, const fm_train_params *p, fm__train_state *s, fm_err *err) {
+    fm_rng_seed(&s->rng, p->seed);
+    if (p->init) fm_model_init(m, &s->rng);
+    memset(m->adam_m, 0, m->n_params * sizeof *m->adam_m);
+    memset(m->adam_v, 0, m->n_params * sizeof *m->adam_v);
+    s->r.loss = s->r.accuracy = s->r.val_loss = s->r.val_accuracy = NAN;
+    s->r.best_val_accuracy = s->r.restored_val_loss = s->r.restored_val_accuracy = NAN;
+    return log_append(s, "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n", err);
+}
+
 int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
              const fm_train_params *p, fm_train_result *r, fm_err *err) {
     memset(r, 0, sizeof *r);
@@ -191,6 +237,8 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     r->val_count = val->count;
     r->final_lr = p->lr;
     if (check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
+    if (p->checkpoint_steps < 0)
+        return fm__err(err, "checkpoint steps must be >= 0 (got %d)", p->checkpoint_steps);
     if (train->count == 0) return fm__err(err, "the training set is empty");
     if (train->count > UINT32_MAX) return fm__err(err, "too many training images");
     if (val->count == 0)
@@ -201,86 +249,112 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
             return fm__err(err, "training image %zu: label %d is not a class 0-9", i,
                            train->labels[i]);
 
-    char log_path[4096], best_path[4096], model_path[4096];
+    char log_path[4096], best_path[4096], model_path[4096], ckpt_path[4096];
     if (make_dirs(p->out_dir, err) < 0 ||
         join(log_path, sizeof log_path, p->out_dir, "log.csv", err) < 0 ||
         join(best_path, sizeof best_path, p->out_dir, "best.safetensors", err) < 0 ||
-        join(model_path, sizeof model_path, p->out_dir, "model.safetensors", err) < 0)
+        join(model_path, sizeof model_path, p->out_dir, "model.safetensors", err) < 0 ||
+        join(ckpt_path, sizeof ckpt_path, p->out_dir, FM__CHECKPOINT_FILE, err) < 0)
         return -1;
+    struct stat st;
+    if (!p->resume && stat(ckpt_path, &st) == 0)
+        return fm__err(err, "%s: the folder holds an unfinished run; resume it, or remove the "
+                            "checkpoint or choose another output folder to start afresh",
+                       ckpt_path);
 
     fm_set_threads(p->threads);
     int batch = p->batch;
     /* One reservation for both the training batches and validation's. */
     if (fm__model_reserve(m, batch > FM__EVAL_BATCH ? batch : FM__EVAL_BATCH, err) < 0) return -1;
 
-    size_t state_len = fm__model_state_len(m);
-    uint32_t *idx = malloc(train->count * sizeof *idx);
+    /* The checkpoint records the threads really used: other counts round differently. */
+    fm_train_params recorded = *p;
+    recorded.threads = threads_used(p->threads);
+    fm__train_state s = {0};
+    s.count = train->count;
+    s.state_len = fm__model_state_len(m);
+    s.order = malloc(train->count * sizeof *s.order);
+    s.best_state = calloc(s.state_len, sizeof *s.best_state);
     uint8_t *labels = malloc((size_t)batch);
-    float *best_state = malloc(state_len * sizeof *best_state);
-    FILE *log = fopen(log_path, "w");
     int rc = -1;
-    if (!idx || !labels || !best_state) {
+    if (!s.order || !s.best_state || !labels) {
         fm__err(err, "out of memory for training buffers");
         goto done;
     }
-    if (!log) {
-        fm__err(err, "%s: cannot write: %s", log_path, strerror(errno));
+    fm__adam_init(&s.adam, p->lr);
+    fm__early_stop_init(&s.es, p->es_patience);
+    fm__reduce_lr_init(&s.rlr, p->lr_patience, p->lr_factor, p->min_lr);
+    fm__checkpoint_init(&s.ck);
+    uint64_t fingerprint = fm__data_fingerprint(train, val);
+    if (p->resume) {
+        if (fm__checkpoint_read(ckpt_path, m, &recorded, &s, fingerprint, val->count, err) < 0)
+            goto done;
+        r->resumed_epoch = s.epoch;
+        r->resumed_step = s.step;
+    } else if (start_run(m, p, &s, err) < 0) {
         goto done;
     }
-    fprintf(log, "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n");
-    fflush(log);
-
-    fm_rng rng;
-    fm_rng_seed(&rng, p->seed);
-    if (p->init) fm_model_init(m, &rng);
-    /* A fresh optimizer: zero moments, step 0. */
-    memset(m->adam_m, 0, m->n_params * sizeof *m->adam_m);
-    memset(m->adam_v, 0, m->n_params * sizeof *m->adam_v);
-    fm__adam adam;
-    fm__adam_init(&adam, p->lr);
-    fm__early_stop es;
-    fm__reduce_lr rlr;
-    fm__checkpoint ck;
-    fm__early_stop_init(&es, p->es_patience);
-    fm__reduce_lr_init(&rlr, p->lr_patience, p->lr_factor, p->min_lr);
-    fm__checkpoint_init(&ck);
+    if (write_atomic(log_path, s.log, s.log_len, err) < 0) goto done;
 
     FILE *out = p->progress;
     int steps = (int)((train->count + (size_t)batch - 1) / (size_t)batch);
-    double t_start = fm__now();
-    int stop = 0;
-    for (int epoch = 1; epoch <= p->epochs && !stop; epoch++) {
-        double t0 = fm__now();
+    if (out && p->resume)
+        fprintf(out, "Resuming from %s: %d epoch%s done, %d/%d steps of the next\n", ckpt_path,
+                s.epoch, s.epoch == 1 ? "" : "s", s.step, steps);
+    /* Clocks that include the time spent before a resume. */
+    double t_run = fm__now() - s.seconds;
+    while (s.epoch < p->epochs && !s.stop) {
+        int epoch = s.epoch + 1;
+        double t_epoch = fm__now() - s.epoch_seconds;
         fm__progress prog;
         fm__progress_begin(&prog, out, epoch, p->epochs, steps);
-        for (size_t i = 0; i < train->count; i++) idx[i] = (uint32_t)i;
-        fm_rng_shuffle_u32(&rng, idx, train->count);
-
-        double loss_sum = 0.0;
-        size_t correct = 0, seen = 0;
-        for (int step = 0; step < steps; step++) {
-            size_t start = (size_t)step * (size_t)batch;
+        prog.start = t_epoch;
+        if (s.step == 0) {
+            for (size_t i = 0; i < train->count; i++) s.order[i] = (uint32_t)i;
+            fm_rng_shuffle_u32(&s.rng, s.order, train->count);
+        }
+        while (s.step < steps) {
+            size_t start = (size_t)s.step * (size_t)batch;
             int n = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
-            for (int i = 0; i < n; i++) labels[i] = train->labels[idx[start + i]];
-            fm__aug_batch(m->input_buf, train, idx + start, n, p->augment, &rng);
+            for (int i = 0; i < n; i++) labels[i] = train->labels[s.order[start + i]];
+            fm__aug_batch(m->input_buf, train, s.order + start, n, p->augment, &s.rng);
             fm__model_zero_grads(m);
-            fm__model_forward(m, n, 1, &rng);
+            fm__model_forward(m, n, 1, &s.rng);
             float loss = fm__model_loss_backward(m, labels, n, 1);
             if (!isfinite(loss)) {
                 r->diverged = 1;
                 fm__err(err, "the training loss became %s at epoch %d, step %d/%d; stopped",
-                        isnan(loss) ? "NaN" : "infinite", epoch, step + 1, steps);
+                        isnan(loss) ? "NaN" : "infinite", epoch, s.step + 1, steps);
                 break;
             }
             for (int i = 0; i < n; i++)
-                correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
-                           labels[i];
-            fm__adam_step(&adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
-            loss_sum += (double)loss * n;
-            seen += (size_t)n;
-            fm__metric running[2] = {{"accuracy", (double)correct / (double)seen},
-                                     {"loss", loss_sum / (double)seen}};
-            fm__progress_step(&prog, step + 1, running, 2);
+                s.correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
+                             labels[i];
+            fm__adam_step(&s.adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
+            s.loss_sum += (double)loss * n;
+            s.seen += n;
+            s.step++;
+            fm__metric running[2] = {{"accuracy", (double)s.correct / (double)s.seen},
+                                     {"loss", s.loss_sum / (double)s.seen}};
+            fm__progress_step(&prog, s.step, running, 2);
+
+            int interrupted = p->interrupt && *p->interrupt;
+            if (interrupted || (p->checkpoint_steps && s.step < steps &&
+                                s.adam.t % p->checkpoint_steps == 0)) {
+                double now = fm__now();
+                s.epoch_seconds = now - t_epoch;
+                s.seconds = now - t_run;
+                if (fm__checkpoint_write(ckpt_path, m, &recorded, &s, fingerprint, val->count,
+                                         err) < 0)
+                    goto done;
+            }
+            if (interrupted) {
+                if (out && prog.tty) fprintf(out, "\n");
+                r->interrupted = 1;
+                fm__err(err, "interrupted at epoch %d, step %d/%d; the training state is in %s",
+                        epoch, s.step, steps, ckpt_path);
+                goto done;
+            }
         }
         if (r->diverged) {
             if (out) fprintf(out, "\n");
@@ -289,30 +363,28 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
 
         fm_eval_result v;
         if (fm_model_evaluate(m, val, &v, err) < 0) goto done;
-        double loss = loss_sum / (double)seen, acc = (double)correct / (double)seen;
-        float lr_used = adam.lr;
-        r->epochs_run = epoch;
-        r->loss = loss;
-        r->accuracy = acc;
-        r->val_loss = v.loss;
-        r->val_accuracy = v.accuracy;
+        double loss = s.loss_sum / (double)s.seen, acc = (double)s.correct / (double)s.seen;
+        float lr_used = s.adam.lr;
+        s.r.loss = loss;
+        s.r.accuracy = acc;
+        s.r.val_loss = v.loss;
+        s.r.val_accuracy = v.accuracy;
 
-        if (fm__early_stop_update(&es, epoch, v.loss, &stop)) {
-            fm__model_get_state(m, best_state);
-            r->restored_epoch = epoch;
-            r->restored_val_loss = v.loss;
-            r->restored_val_accuracy = v.accuracy;
+        int stop = 0;
+        if (fm__early_stop_update(&s.es, epoch, v.loss, &stop)) {
+            fm__model_get_state(m, s.best_state);
+            s.r.restored_val_loss = v.loss;
+            s.r.restored_val_accuracy = v.accuracy;
         }
-        int lowered = fm__reduce_lr_update(&rlr, v.loss, &adam.lr);
-        double prev_best = ck.best;
-        int saved = fm__checkpoint_update(&ck, epoch, v.accuracy);
+        int lowered = fm__reduce_lr_update(&s.rlr, v.loss, &s.adam.lr);
+        double prev_best = s.ck.best;
+        int saved = fm__checkpoint_update(&s.ck, epoch, v.accuracy);
         if (saved) {
             if (fm_model_save(m, best_path, err) < 0) goto done;
-            r->best_epoch = epoch;
-            r->best_val_accuracy = v.accuracy;
+            s.r.best_val_accuracy = v.accuracy;
         }
 
-        double secs = fm__now() - t0;
+        double now = fm__now(), secs = now - t_epoch;
         fm__metric line[5] = {{"accuracy", acc},
                               {"loss", loss},
                               {"val_accuracy", v.accuracy},
@@ -324,27 +396,51 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
                     epoch, prev_best, v.accuracy, best_path);
         if (out && lowered)
             fprintf(out, "Epoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", epoch,
-                    (double)adam.lr);
-        fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss, v.accuracy,
-                (double)lr_used, secs);
-        if (fflush(log) != 0) {
-            fm__err(err, "%s: write failed: %s", log_path, strerror(errno));
+                    (double)s.adam.lr);
+        char row[256];
+        snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
+                 v.accuracy, (double)lr_used, secs);
+        if (log_append(&s, row, err) < 0 || write_atomic(log_path, s.log, s.log_len, err) < 0)
             goto done;
-        }
+        s.epoch = epoch;
+        s.step = 0;
+        s.loss_sum = 0.0;
+        s.correct = s.seen = 0;
+        s.epoch_seconds = 0.0;
+        s.seconds = now - t_run;
+        s.stop = stop;
         if (!isfinite(v.loss)) {
             r->diverged = 1;
             fm__err(err, "the validation loss became %s at epoch %d; stopped",
                     isnan(v.loss) ? "NaN" : "infinite", epoch);
             break;
         }
-        if (stop) {
-            r->stopped_early = 1;
-            if (out) fprintf(out, "Epoch %d: early stopping\n", epoch);
+        if (stop && out) fprintf(out, "Epoch %d: early stopping\n", epoch);
+        if (fm__checkpoint_write(ckpt_path, m, &recorded, &s, fingerprint, val->count, err) < 0)
+            goto done;
+        if (p->interrupt && *p->interrupt && !stop && s.epoch < p->epochs) {
+            r->interrupted = 1;
+            fm__err(err, "interrupted after epoch %d; the training state is in %s", epoch,
+                    ckpt_path);
+            goto done;
         }
     }
-    r->train_seconds = fm__now() - t_start;
-    r->final_lr = adam.lr;
-    r->lr_reductions = rlr.reductions;
+
+    /* The run has ended: report it, restore the best val_loss weights, save. */
+    fm_train_result keep = *r;
+    *r = s.r;
+    r->train_count = keep.train_count;
+    r->val_count = keep.val_count;
+    r->diverged = keep.diverged;
+    r->resumed_epoch = keep.resumed_epoch;
+    r->resumed_step = keep.resumed_step;
+    r->epochs_run = s.epoch;
+    r->best_epoch = s.ck.best_epoch;
+    r->restored_epoch = s.es.best_epoch;
+    r->stopped_early = s.stop;
+    r->train_seconds = fm__now() - t_run;
+    r->final_lr = s.adam.lr;
+    r->lr_reductions = s.rlr.reductions;
 
     /* Save what the run has even when it diverged, but report the divergence
      * (err holds it) ahead of any trouble saving. */
@@ -354,10 +450,14 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
         if (out)
             fprintf(out, "Restoring model weights from the end of the best epoch: %d.\n",
                     r->restored_epoch);
-        fm__model_set_state(m, best_state);
+        fm__model_set_state(m, s.best_state);
         save_rc = fm_model_save(m, model_path, &save_err);
     }
     if (save_rc == 0) save_rc = fm_train_write_run(p, r, NULL, &save_err);
+    /* Everything the run made is saved: its checkpoint has served. */
+    if (save_rc == 0 && remove(ckpt_path) == 0 && fm__sync_parent(ckpt_path) != 0)
+        save_rc = fm__err(&save_err, "%s: cannot sync the folder: %s", p->out_dir,
+                          strerror(errno));
     if (r->diverged) {
         size_t used = err ? strlen(err->msg) : 0;
         if (err && save_rc < 0)
@@ -377,9 +477,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     }
     rc = 0;
 done:
-    if (log && fclose(log) != 0 && rc == 0) rc = fm__err(err, "%s: write failed", log_path);
-    free(idx);
+    fm__train_state_free(&s);
     free(labels);
-    free(best_state);
     return rc;
 }

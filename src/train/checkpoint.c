@@ -1,0 +1,458 @@
+/* Training checkpoints (see checkpoint.h for the file's contents). */
+#include "train/checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/safetensors.h"
+
+/* ---- data fingerprint -------------------------------------------------- */
+
+/* FNV-1a over 64-bit little-endian words: a fast, stable hash (not a
+ * cryptographic one: it tells data apart, it does not defend against forgery). */
+static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
+    const uint64_t prime = 0x100000001b3ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * prime;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * prime;
+    return h;
+}
+
+uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const fm_images *sets[2] = {train, val};
+    for (int i = 0; i < 2; i++) {
+        uint64_t count = sets[i]->count;
+        h = hash_bytes(h, (const uint8_t *)&count, sizeof count);
+        h = hash_bytes(h, sets[i]->pixels, sets[i]->count * FM_IMAGE_PIXELS);
+        h = hash_bytes(h, sets[i]->labels, sets[i]->count);
+    }
+    return h;
+}
+
+/* ---- scalar state ------------------------------------------------------- */
+
+typedef enum { K_INT, K_I64, K_F64, K_F32 } kind;
+
+typedef struct {
+    const char *name;
+    kind kind;
+    void *ptr;
+    int min_zero; /* integers: must not be negative */
+} field;
+
+/* Every scalar of the state under its tensor name. */
+static size_t scalar_fields(fm__train_state *s, field *f) {
+    size_t n = 0;
+#define F(name, k, p) f[n++] = (field){"train." name, k, p, 1}
+#define S(name, k, p) f[n++] = (field){"train." name, k, p, 0}
+    F("epoch", K_INT, &s->epoch);
+    F("step", K_INT, &s->step);
+    F("stop", K_INT, &s->stop);
+    F("loss_sum", K_F64, &s->loss_sum);
+    F("correct", K_I64, &s->correct);
+    F("seen", K_I64, &s->seen);
+    F("epoch_seconds", K_F64, &s->epoch_seconds);
+    F("seconds", K_F64, &s->seconds);
+    F("adam.lr", K_F32, &s->adam.lr);
+    F("adam.t", K_I64, &s->adam.t);
+    S("early_stopping.best", K_F64, &s->es.best);
+    F("early_stopping.best_epoch", K_INT, &s->es.best_epoch);
+    F("early_stopping.wait", K_INT, &s->es.wait);
+    F("early_stopping.stopped_epoch", K_INT, &s->es.stopped_epoch);
+    S("reduce_lr.best", K_F64, &s->rlr.best);
+    F("reduce_lr.wait", K_INT, &s->rlr.wait);
+    F("reduce_lr.reductions", K_INT, &s->rlr.reductions);
+    S("model_checkpoint.best", K_F64, &s->ck.best);
+    F("model_checkpoint.best_epoch", K_INT, &s->ck.best_epoch);
+    S("result.loss", K_F64, &s->r.loss);
+    S("result.accuracy", K_F64, &s->r.accuracy);
+    S("result.val_loss", K_F64, &s->r.val_loss);
+    S("result.val_accuracy", K_F64, &s->r.val_accuracy);
+    S("result.best_val_accuracy", K_F64, &s->r.best_val_accuracy);
+    S("result.restored_val_loss", K_F64, &s->r.restored_val_loss);
+    S("result.restored_val_accuracy", K_F64, &s->r.restored_val_accuracy);
+#undef F
+#undef S
+    return n;
+}
+#define MAX_FIELDS 32
+
+/* ---- the recipe ------------------------------------------------------------ */
+
+#define META_LOG "fmnist.train.log"
+#define META_FINGERPRINT "fmnist.train.data_fingerprint"
+
+typedef struct {
+    char key[48];
+    char value[1100];
+} recipe_kv;
+
+/* The recipe as metadata text; floats with enough digits to read back exactly. */
+static size_t recipe_meta(const fm_train_params *p, uint64_t fingerprint, size_t train_count,
+                          size_t val_count, recipe_kv *kv) {
+    size_t n = 0;
+#define KV(k, ...) \
+    (snprintf(kv[n].key, sizeof kv[n].key, "fmnist.train." k), \
+     snprintf(kv[n].value, sizeof kv[n].value, __VA_ARGS__), n++)
+    KV("epochs", "%d", p->epochs);
+    KV("batch", "%d", p->batch);
+    KV("lr", "%.9g", (double)p->lr);
+    KV("seed", "%" PRIu64, p->seed);
+    KV("augment", "%d", p->augment);
+    KV("es_patience", "%d", p->es_patience);
+    KV("lr_patience", "%d", p->lr_patience);
+    KV("lr_factor", "%.9g", (double)p->lr_factor);
+    KV("min_lr", "%.9g", (double)p->min_lr);
+    KV("val_split", "%.17g", p->val_split);
+    KV("limit", "%zu", p->limit);
+    KV("threads", "%d", p->threads);
+    KV("model_source", "%s", p->model_source ? p->model_source : "");
+    KV("data_dir", "%s", p->data_dir ? p->data_dir : "");
+    KV("data_format", "%s", p->data_format ? p->data_format : "");
+    KV("train_count", "%zu", train_count);
+    KV("val_count", "%zu", val_count);
+    KV("data_fingerprint", "%016" PRIx64, fingerprint);
+#undef KV
+    return n;
+}
+#define MAX_RECIPE 20
+
+int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_params *p,
+                         const fm__train_state *s, uint64_t fingerprint, size_t val_count,
+                         fm_err *err) {
+    fm__train_state *st = (fm__train_state *)s; /* the field table takes pointers; only read */
+    field f[MAX_FIELDS];
+    size_t nf = scalar_fields(st, f);
+    union {
+        int64_t i;
+        double d;
+        float f;
+    } values[MAX_FIELDS];
+    fm__st_entry e[MAX_FIELDS + 6];
+    size_t n = 0;
+    for (size_t i = 0; i < nf; i++) {
+        fm__st_dtype dt = FM__ST_I64;
+        if (f[i].kind == K_INT) values[i].i = *(int *)f[i].ptr;
+        if (f[i].kind == K_I64) values[i].i = *(int64_t *)f[i].ptr;
+        if (f[i].kind == K_F64) values[i].d = *(double *)f[i].ptr, dt = FM__ST_F64;
+        if (f[i].kind == K_F32) values[i].f = *(float *)f[i].ptr, dt = FM__ST_F32;
+        e[n++] = (fm__st_entry){.name = f[i].name, .dtype = dt, .ndim = 0, .data = &values[i]};
+    }
+    int64_t *order = malloc((s->count ? s->count : 1) * sizeof *order);
+    if (!order) return fm__err(err, "%s: out of memory", path);
+    for (size_t i = 0; i < s->count; i++) order[i] = s->order[i];
+    e[n++] = (fm__st_entry){"train.adam_m", FM__ST_F32, 1, {m->n_params}, m->adam_m};
+    e[n++] = (fm__st_entry){"train.adam_v", FM__ST_F32, 1, {m->n_params}, m->adam_v};
+    e[n++] = (fm__st_entry){"train.best_state", FM__ST_F32, 1, {s->state_len}, s->best_state};
+    e[n++] = (fm__st_entry){"train.order", FM__ST_I64, 1, {s->count}, order};
+    e[n++] = (fm__st_entry){"train.rng", FM__ST_I64, 1, {4}, s->rng.s};
+
+    recipe_kv kv[MAX_RECIPE];
+    size_t nkv = recipe_meta(p, fingerprint, s->count, val_count, kv);
+    fm__st_kv meta[MAX_RECIPE + 1];
+    for (size_t i = 0; i < nkv; i++) meta[i] = (fm__st_kv){kv[i].key, kv[i].value};
+    meta[nkv++] = (fm__st_kv){META_LOG, s->log};
+    int rc = fm__model_save_with(m, path, e, n, meta, nkv, err);
+    free(order);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* The tensor `name` with dtype and element count as expected, or an error. */
+static const fm__st_tensor *want(const fm__st_file *f, const char *path, const char *name,
+                                 fm__st_dtype dtype, int ndim, uint64_t count, fm_err *err) {
+    const fm__st_tensor *t = fm__st_find(f, name);
+    if (!t) {
+        fm__err(err, "%s: missing tensor '%s' (not a training checkpoint?)", path, name);
+        return NULL;
+    }
+    if (t->dtype != dtype || t->ndim != ndim || t->count != count) {
+        fm__err(err, "%s: tensor '%s' should be %s with %" PRIu64 " element%s in %d dimension%s",
+                path, name, fm__st_dtype_name(dtype), count, count == 1 ? "" : "s", ndim,
+                ndim == 1 ? "" : "s");
+        return NULL;
+    }
+    return t;
+}
+
+static int read_floats(const fm__st_file *f, const char *path, const char *name, float *dst,
+                       size_t count, int non_negative, fm_err *err) {
+    const fm__st_tensor *t = want(f, path, name, FM__ST_F32, 1, count, err);
+    if (!t) return -1;
+    fm__st_copy(t, dst);
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(dst[i]) || (non_negative && dst[i] < 0.0f))
+            return fm__err(err, "%s: tensor '%s' holds %s value at index %zu", path, name,
+                           isfinite(dst[i]) ? "a negative" : "a non-finite", i);
+    return 0;
+}
+
+static int read_scalars(const fm__st_file *f, const char *path, fm__train_state *s, fm_err *err) {
+    field fl[MAX_FIELDS];
+    size_t nf = scalar_fields(s, fl);
+    for (size_t i = 0; i < nf; i++) {
+        fm__st_dtype dt = fl[i].kind == K_F64 ? FM__ST_F64
+                          : fl[i].kind == K_F32 ? FM__ST_F32
+                                                : FM__ST_I64;
+        const fm__st_tensor *t = want(f, path, fl[i].name, dt, 0, 1, err);
+        if (!t) return -1;
+        if (dt == FM__ST_I64) {
+            int64_t v;
+            fm__st_copy(t, &v);
+            if ((fl[i].min_zero && v < 0) || (fl[i].kind == K_INT && v > INT32_MAX))
+                return fm__err(err, "%s: tensor '%s' holds %" PRId64 ", out of range", path,
+                               fl[i].name, v);
+            if (fl[i].kind == K_INT)
+                *(int *)fl[i].ptr = (int)v;
+            else
+                *(int64_t *)fl[i].ptr = v;
+        } else if (dt == FM__ST_F64) {
+            double v;
+            fm__st_copy(t, &v);
+            /* best values start at +-infinity; results start as NaN */
+            if (fl[i].min_zero && !(v >= 0.0 && isfinite(v)))
+                return fm__err(err, "%s: tensor '%s' holds %g, out of range", path, fl[i].name,
+                               v);
+            *(double *)fl[i].ptr = v;
+        } else {
+            float v;
+            fm__st_copy(t, &v);
+            if (!(v > 0.0f && isfinite(v)))
+                return fm__err(err, "%s: tensor '%s' holds %g, out of range", path, fl[i].name,
+                               (double)v);
+            *(float *)fl[i].ptr = v;
+        }
+    }
+    return 0;
+}
+
+/* The recipe value `key` of the file, or an error naming it. */
+static const char *meta(const fm__st_file *f, const char *path, const char *key, fm_err *err) {
+    const char *v = fm__st_meta(f, key);
+    if (!v) fm__err(err, "%s: missing metadata '%s' (not a training checkpoint?)", path, key);
+    return v;
+}
+
+/* Refuses a resume whose recipe, data or model differ from the run's. */
+static int check_run(const fm__st_file *f, const char *path, const fm_train_params *p,
+                     uint64_t fingerprint, size_t train_count, size_t val_count, fm_err *err) {
+    recipe_kv now[MAX_RECIPE];
+    size_t n = recipe_meta(p, fingerprint, train_count, val_count, now);
+    /* epochs and threads may change; where things came from is only recorded */
+    static const char *const free_keys[] = {"epochs", "threads", "model_source", "data_dir",
+                                            "data_format"};
+    for (size_t i = 0; i < n; i++) {
+        const char *name = now[i].key + strlen("fmnist.train.");
+        int is_free = 0;
+        for (size_t j = 0; j < sizeof free_keys / sizeof free_keys[0]; j++)
+            is_free |= !strcmp(name, free_keys[j]);
+        if (is_free) continue;
+        const char *run = meta(f, path, now[i].key, err);
+        if (!run) return -1;
+        if (strcmp(run, now[i].value) == 0) continue;
+        if (!strcmp(name, "data_fingerprint") || !strcmp(name, "train_count") ||
+            !strcmp(name, "val_count"))
+            return fm__err(err,
+                           "%s: the data differ from the run's (%s %s, now %s); resume with "
+                           "the run's data folder",
+                           path, name, run, now[i].value);
+        return fm__err(err, "%s: the run's %s is %s, not %s; a resume keeps the run's recipe",
+                       path, name, run, now[i].value);
+    }
+    return 0;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
+                        fm__train_state *s, uint64_t fingerprint, size_t val_count, fm_err *err) {
+    fm__st_file f;
+    if (fm__st_read(&f, path, err) < 0) return -1;
+    int rc = -1;
+    int64_t *order = NULL;
+    uint8_t *seen = NULL;
+    const char *log;
+    if (check_run(&f, path, p, fingerprint, s->count, val_count, err) < 0 ||
+        fm__model_read_weights(m, &f, path, err) < 0 ||
+        read_floats(&f, path, "train.adam_m", m->adam_m, m->n_params, 0, err) < 0 ||
+        read_floats(&f, path, "train.adam_v", m->adam_v, m->n_params, 1, err) < 0 ||
+        read_floats(&f, path, "train.best_state", s->best_state, s->state_len, 0, err) < 0 ||
+        read_scalars(&f, path, s, err) < 0 || !(log = meta(&f, path, META_LOG, err)))
+        goto done;
+
+    const fm__st_tensor *t = want(&f, path, "train.rng", FM__ST_I64, 1, 4, err);
+    if (!t) goto done;
+    fm__st_copy(t, s->rng.s);
+    if (!(s->rng.s[0] | s->rng.s[1] | s->rng.s[2] | s->rng.s[3])) {
+        fm__err(err, "%s: tensor 'train.rng' is all zero (not a generator state)", path);
+        goto done;
+    }
+    if (!(t = want(&f, path, "train.order", FM__ST_I64, 1, s->count, err))) goto done;
+    order = malloc((s->count ? s->count : 1) * sizeof *order);
+    seen = calloc(s->count ? s->count : 1, 1);
+    if (!order || !seen) {
+        fm__err(err, "%s: out of memory", path);
+        goto done;
+    }
+    fm__st_copy(t, order);
+    for (size_t i = 0; i < s->count; i++) {
+        if (order[i] < 0 || (uint64_t)order[i] >= s->count || seen[order[i]]) {
+            fm__err(err, "%s: tensor 'train.order' is not an order of the %zu training images "
+                         "(index %zu)", path, s->count, i);
+            goto done;
+        }
+        seen[order[i]] = 1;
+        s->order[i] = (uint32_t)order[i];
+    }
+
+    size_t steps = (s->count + (size_t)p->batch - 1) / (size_t)p->batch;
+    if ((size_t)s->step > steps || s->stop > 1 || s->seen > (int64_t)s->count ||
+        s->correct > s->seen || (s->step == 0 && s->seen != 0)) {
+        fm__err(err, "%s: inconsistent position (epoch %d, step %d of %zu, %" PRId64
+                     " images seen)", path, s->epoch, s->step, steps, s->seen);
+        goto done;
+    }
+    if (strncmp(log, "epoch,", 6) != 0 || count_lines(log) != s->epoch + 1) {
+        fm__err(err, "%s: metadata '%s' does not hold the log of %d epoch%s", path, META_LOG,
+                s->epoch, s->epoch == 1 ? "" : "s");
+        goto done;
+    }
+    size_t len = strlen(log);
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        fm__err(err, "%s: out of memory", path);
+        goto done;
+    }
+    memcpy(copy, log, len + 1);
+    free(s->log);
+    s->log = copy;
+    s->log_len = len;
+    s->log_cap = len + 1;
+    rc = 0;
+done:
+    free(order);
+    free(seen);
+    fm__st_close(&f);
+    return rc;
+}
+
+void fm__train_state_free(fm__train_state *s) {
+    free(s->order);
+    free(s->best_state);
+    free(s->log);
+    s->order = NULL;
+    s->best_state = NULL;
+    s->log = NULL;
+}
+
+/* ---- resume: what the CLI needs before it has data ---------------------- */
+
+static int parse_long(const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
+                               fm_train_resume_info *info, fm_err *err) {
+    char path[4096];
+    int len = snprintf(path, sizeof path, "%s/%s", run_dir, FM__CHECKPOINT_FILE);
+    if (len < 0 || (size_t)len >= sizeof path) {
+        fm__err(err, "%s: path too long", run_dir);
+        return NULL;
+    }
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        fm__err(err, "%s: no training checkpoint to resume from (%s)", path, strerror(errno));
+        return NULL;
+    }
+    fclose(probe);
+    fm__st_file f;
+    if (fm__st_read(&f, path, err) < 0) return NULL;
+    fm_model *m = NULL;
+    memset(info, 0, sizeof *info);
+
+    static const char *const int_keys[] = {"epochs", "batch", "augment", "es_patience",
+                                           "lr_patience", "threads"};
+    int *const int_dst[] = {&p->epochs, &p->batch, &p->augment, &p->es_patience,
+                            &p->lr_patience, &info->threads};
+    static const char *const float_keys[] = {"lr", "lr_factor", "min_lr", "val_split"};
+    char key[64];
+    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++) {
+        snprintf(key, sizeof key, "fmnist.train.%s", int_keys[i]);
+        const char *v = meta(&f, path, key, err);
+        long x;
+        if (!v) goto fail;
+        if (parse_long(v, 0, 1000000, &x) < 0) {
+            fm__err(err, "%s: metadata '%s' = '%.40s' is not a valid number", path, key, v);
+            goto fail;
+        }
+        *int_dst[i] = (int)x;
+    }
+    for (size_t i = 0; i < sizeof float_keys / sizeof float_keys[0]; i++) {
+        snprintf(key, sizeof key, "fmnist.train.%s", float_keys[i]);
+        const char *v = meta(&f, path, key, err);
+        if (!v) goto fail;
+        char *end;
+        double x = strtod(v, &end);
+        if (end == v || *end || !isfinite(x) || x < 0) {
+            fm__err(err, "%s: metadata '%s' = '%.40s' is not a valid number", path, key, v);
+            goto fail;
+        }
+        if (i == 0) p->lr = (float)x;
+        if (i == 1) p->lr_factor = (float)x;
+        if (i == 2) p->min_lr = (float)x;
+        if (i == 3) p->val_split = x;
+    }
+    const char *seed = meta(&f, path, "fmnist.train.seed", err);
+    const char *limit = seed ? meta(&f, path, "fmnist.train.limit", err) : NULL;
+    if (!limit) goto fail;
+    char *end;
+    errno = 0;
+    unsigned long long sv = strtoull(seed, &end, 10);
+    unsigned long long lv = errno || *end ? 0 : strtoull(limit, &end, 10);
+    if (errno || *end || !*seed || !*limit || seed[0] == '-' || limit[0] == '-') {
+        fm__err(err, "%s: metadata seed '%.40s' / limit '%.40s' are not valid numbers", path, seed,
+                limit);
+        goto fail;
+    }
+    p->seed = sv;
+    p->limit = (size_t)lv;
+    const char *src = meta(&f, path, "fmnist.train.model_source", err);
+    const char *dir = src ? meta(&f, path, "fmnist.train.data_dir", err) : NULL;
+    if (!dir) goto fail;
+    snprintf(info->model_source, sizeof info->model_source, "%s", src);
+    snprintf(info->data_dir, sizeof info->data_dir, "%s", dir);
+
+    fm__train_state s = {0};
+    if (read_scalars(&f, path, &s, err) < 0) goto fail;
+    info->epoch = s.epoch;
+    info->step = s.step;
+    fm__st_close(&f);
+
+    if (!(m = fm_model_load(path, err))) return NULL;
+    p->out_dir = run_dir;
+    p->resume = 1;
+    p->init = 0;
+    return m;
+fail:
+    fm__st_close(&f);
+    return NULL;
+}

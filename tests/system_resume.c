@@ -1,0 +1,296 @@
+/* Nothing lost: a run killed with SIGKILL part-way through an epoch, or
+ * stopped with Ctrl-C (SIGINT) or SIGTERM, resumes from its checkpoint with
+ * `fmnist train --resume` and ends with the weights and epoch log of a run
+ * never stopped; a second Ctrl-C exits at once and still leaves a complete
+ * checkpoint; resuming with other data, another model or another recipe, and
+ * starting afresh over an unfinished run, are refused. Real data (the first
+ * 1000 training images, augmentation and dropout on), the default network. */
+#include "check.h"
+#include "data/testutil.h"
+#include "model/safetensors.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static const char *bin;
+
+/* Runs `fmnist ARGS` to completion with stdout and stderr in out.txt and err.txt. */
+static int run(const char *args) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, tu_path("out.txt"),
+             tu_path("err.txt"));
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Starts `fmnist ARGS` (its output in NAME.out / NAME.err) and returns its pid. */
+static pid_t start(const char *args, const char *name) {
+    char cmd[8192], out[64], err[64];
+    snprintf(out, sizeof out, "%s.out", name);
+    snprintf(err, sizeof err, "%s.err", name);
+    snprintf(cmd, sizeof cmd, "exec '%s' %s >'%s' 2>'%s'", bin, args, tu_path(out), tu_path(err));
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Exit status of pid (128 + signal when a signal ended it). */
+static int finish(pid_t pid) {
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Position recorded in a checkpoint: 0 and *epoch, *step set when it reads
+ * as complete; -1 when it is absent or unreadable. */
+static int position(const char *path, long *epoch, long *step) {
+    fm__st_file f;
+    if (fm__st_read(&f, path, NULL) < 0) return -1;
+    const fm__st_tensor *e = fm__st_find(&f, "train.epoch"), *s = fm__st_find(&f, "train.step");
+    int64_t v[2] = {-1, -1};
+    if (e && s && e->dtype == FM__ST_I64 && s->dtype == FM__ST_I64) {
+        fm__st_copy(e, &v[0]);
+        fm__st_copy(s, &v[1]);
+    }
+    fm__st_close(&f);
+    *epoch = (long)v[0];
+    *step = (long)v[1];
+    return v[0] >= 0 ? 0 : -1;
+}
+
+/* Waits (up to 10 minutes) until the checkpoint of run dir `run` shows at
+ * least `epochs` epochs done and, when mid > 0, a position inside an epoch;
+ * returns 0 then, -1 if the process ended first or time ran out. */
+static int wait_for(pid_t pid, const char *run, long epochs, int mid) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", run);
+    for (int i = 0; i < 600000; i++) {
+        long e, s;
+        if (position(path, &e, &s) == 0 && e >= epochs && (!mid || s > 0)) return 0;
+        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
+        sleep_ms(1);
+    }
+    return -1;
+}
+
+/* A file as a NUL-terminated string (caller frees); "" if unreadable. */
+static char *text(const char *path) {
+    size_t n = 0;
+    unsigned char *b = tu_read(path, &n);
+    char *s = malloc(n + 1);
+    if (b) memcpy(s, b, n);
+    s[b ? n : 0] = 0;
+    free(b);
+    return s;
+}
+
+/* log.csv without its last column (seconds, the one thing that varies). */
+static char *log_sans_time(const char *run_dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log.csv", run_dir);
+    char *s = text(path), *w = s;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        char *last = strrchr(line, ',');
+        if (last) *last = 0;
+        size_t n = strlen(line);
+        memmove(w, line, n);
+        w += n;
+        *w++ = '\n';
+    }
+    *w = 0;
+    return s;
+}
+
+static int same_file(const char *a_dir, const char *b_dir, const char *name) {
+    char path[4200];
+    size_t na, nb;
+    snprintf(path, sizeof path, "%s/%s", a_dir, name);
+    unsigned char *a = tu_read(path, &na);
+    snprintf(path, sizeof path, "%s/%s", b_dir, name);
+    unsigned char *b = tu_read(path, &nb);
+    int same = a && b && na == nb && !memcmp(a, b, na);
+    free(a);
+    free(b);
+    return same;
+}
+
+static int exists(const char *dir, const char *name) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* The run in `dir` ended exactly as the reference run did. */
+static void check_same_as_ref(const char *ref, const char *dir, const char *what) {
+    char *a = log_sans_time(ref), *b = log_sans_time(dir);
+    CHECK_MSG(!strcmp(a, b) && strstr(a, "\n3,"), "%s: logs differ:\n%s\n%s", what, a, b);
+    free(a);
+    free(b);
+    CHECK_MSG(same_file(ref, dir, "model.safetensors"), "%s: model.safetensors differs", what);
+    CHECK_MSG(same_file(ref, dir, "best.safetensors"), "%s: best.safetensors differs", what);
+    CHECK_MSG(!exists(dir, "checkpoint.safetensors"), "%s: checkpoint left after the end", what);
+    CHECK_MSG(exists(dir, "report.html") && exists(dir, "run.json"), "%s: no report/run.json",
+              what);
+}
+
+#define ARGS "train --epochs 3 --batch 20 --threads 2 --seed 11 --quiet"
+
+int main(void) {
+    bin = getenv("FMNIST_BIN");
+    const char *src = getenv("FMNIST_SOURCE_DIR");
+    if (!bin || !src) SKIP("FMNIST_BIN or FMNIST_SOURCE_DIR is not set");
+    fm_err err;
+    fm_images train, test;
+    if (fm_data_load(FM_DEBIAN_DATA_DIR, FM_SET_TRAIN, &train, &err) < 0 ||
+        fm_data_load(FM_DEBIAN_DATA_DIR, FM_SET_TEST, &test, &err) < 0)
+        SKIP("no Fashion-MNIST data (apt-get install dataset-fashion-mnist): %s", err.msg);
+    tu_init("system_resume");
+
+    /* 1000 training images (800 train, 40 steps of 20; 200 validation) and a
+     * small test set, so the report at the end stays quick. Another folder
+     * differs in one pixel: a resume must notice. */
+    train.count = 1000;
+    test.count = 100;
+    char data[4200], other[4200], model[4200], args[20000];
+    snprintf(data, sizeof data, "%s", tu_path("data"));
+    snprintf(other, sizeof other, "%s", tu_path("other"));
+    snprintf(model, sizeof model, "%s/configs/fashion-cnn.cfg", src);
+    mkdir(data, 0777);
+    mkdir(other, 0777);
+    CHECK_MSG(fm_data_write(data, FM_FORMAT_IDX, &train, &test, &err) == 0, "%s", err.msg);
+    train.pixels[123] ^= 1;
+    CHECK_MSG(fm_data_write(other, FM_FORMAT_IDX, &train, &test, &err) == 0, "%s", err.msg);
+    train.count = 60000;
+    test.count = 10000;
+    fm_images_free(&train);
+    fm_images_free(&test);
+
+    char ref[4200], killed[4200], intr[4200], twice[4200], term[4200];
+    snprintf(ref, sizeof ref, "%s", tu_path("ref"));
+    snprintf(killed, sizeof killed, "%s", tu_path("killed"));
+    snprintf(intr, sizeof intr, "%s", tu_path("intr"));
+    snprintf(twice, sizeof twice, "%s", tu_path("twice"));
+    snprintf(term, sizeof term, "%s", tu_path("term"));
+
+    /* The reference: never stopped. */
+    snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, ref);
+    int rc = run(args);
+    CHECK_MSG(rc == 0, "reference run: exit %d: %s", rc, text(tu_path("err.txt")));
+    CHECK(!exists(ref, "checkpoint.safetensors"));
+
+    /* SIGKILL inside the second epoch (checkpoints every 3 steps), then resume. */
+    snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s' --checkpoint-steps 3",
+             data, model, killed);
+    pid_t pid = start(args, "killed");
+    CHECK_MSG(wait_for(pid, killed, 1, 1) == 0, "no mid-epoch checkpoint appeared");
+    kill(pid, SIGKILL);
+    CHECK(finish(pid) == 128 + SIGKILL);
+    char ckpt[4300];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", killed);
+    long e = -1, s = -1;
+    CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "after SIGKILL: checkpoint unreadable");
+    fm_model *m = fm_model_load(ckpt, &err); /* it is a model file too */
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    fm_model_free(m);
+    CHECK(!exists(killed, "model.safetensors"));
+    if (getenv("FMNIST_TEST_VERBOSE")) fprintf(stderr, "killed at epoch %ld, step %ld\n", e, s);
+
+    /* Refusals, while an unfinished run is there. */
+    snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, killed);
+    rc = run(args);
+    char *msg = text(tu_path("err.txt"));
+    CHECK_MSG(rc == 1 && strstr(msg, "unfinished run"), "fresh run over a checkpoint: %d %s", rc,
+              msg);
+    free(msg);
+    snprintf(args, sizeof args, "train --resume '%s' --batch 8", killed);
+    rc = run(args);
+    msg = text(tu_path("err.txt"));
+    CHECK_MSG(rc == 2 && strstr(msg, "--batch cannot be used with --resume"), "%d %s", rc, msg);
+    free(msg);
+    snprintf(args, sizeof args, "train --resume '%s' --data '%s' --quiet", killed, other);
+    rc = run(args);
+    msg = text(tu_path("err.txt"));
+    CHECK_MSG(rc == 1 && strstr(msg, "the data differ from the run's"), "%d %s", rc, msg);
+    free(msg);
+    snprintf(args, sizeof args, "train --resume '%s' --model '%s/configs/fashion-cnn-readme.cfg'",
+             killed, src);
+    rc = run(args);
+    msg = text(tu_path("err.txt"));
+    CHECK_MSG(rc == 1 && strstr(msg, "model description differs"), "%d %s", rc, msg);
+    free(msg);
+    snprintf(args, sizeof args, "train --resume '%s'", ref);
+    rc = run(args);
+    msg = text(tu_path("err.txt"));
+    CHECK_MSG(rc == 1 && strstr(msg, "no training checkpoint"), "%d %s", rc, msg);
+    free(msg);
+
+    /* The resume: the data folder and the recipe come from the checkpoint. */
+    snprintf(args, sizeof args, "train --resume '%s' --quiet", killed);
+    rc = run(args);
+    CHECK_MSG(rc == 0, "resume after SIGKILL: exit %d: %s", rc, text(tu_path("err.txt")));
+    check_same_as_ref(ref, killed, "SIGKILL + resume");
+
+    /* Ctrl-C in the second epoch: the step ends, a checkpoint is written, the
+     * process says how to resume and exits 130. */
+    snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, intr);
+    pid = start(args, "intr");
+    CHECK_MSG(wait_for(pid, intr, 1, 0) == 0, "Ctrl-C run: no checkpoint appeared");
+    kill(pid, SIGINT);
+    rc = finish(pid);
+    msg = text(tu_path("intr.err"));
+    /* (inside epoch 2 unless the signal beat the loop past the epoch's end) */
+    CHECK_MSG(rc == 130 && strstr(msg, "interrupted") &&
+                  strstr(msg, "resume with: fmnist train --resume"),
+              "Ctrl-C: exit %d, stderr: %s", rc, msg);
+    free(msg);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", intr);
+    CHECK_MSG(position(ckpt, &e, &s) == 0 && e == 1,
+              "Ctrl-C: checkpoint at epoch %ld step %ld, expected in epoch 2", e, s);
+    CHECK(!exists(intr, "model.safetensors"));
+    snprintf(args, sizeof args, "train --resume '%s' --quiet", intr);
+    rc = run(args);
+    CHECK_MSG(rc == 0, "resume after Ctrl-C: exit %d: %s", rc, text(tu_path("err.txt")));
+    check_same_as_ref(ref, intr, "Ctrl-C + resume");
+
+    /* Ctrl-C twice: out at once (no step finished first), the last
+     * checkpoint intact and resumable. */
+    snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, twice);
+    pid = start(args, "twice");
+    CHECK_MSG(wait_for(pid, twice, 1, 0) == 0, "Ctrl-C twice: no checkpoint appeared");
+    kill(pid, SIGINT);
+    sleep_ms(2);
+    kill(pid, SIGINT);
+    rc = finish(pid);
+    msg = text(tu_path("twice.err"));
+    CHECK_MSG(rc == 130 && strstr(msg, "interrupted again"), "Ctrl-C twice: exit %d, %s", rc,
+              msg);
+    free(msg);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", twice);
+    CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "Ctrl-C twice: checkpoint unreadable");
+    snprintf(args, sizeof args, "train --resume '%s' --quiet", twice);
+    rc = run(args);
+    CHECK_MSG(rc == 0, "resume after Ctrl-C twice: exit %d: %s", rc, text(tu_path("err.txt")));
+    check_same_as_ref(ref, twice, "Ctrl-C twice + resume");
+
+    /* SIGTERM behaves as the first Ctrl-C, with exit status 143. */
+    snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, term);
+    pid = start(args, "term");
+    CHECK_MSG(wait_for(pid, term, 1, 0) == 0, "SIGTERM run: no checkpoint appeared");
+    kill(pid, SIGTERM);
+    rc = finish(pid);
+    msg = text(tu_path("term.err"));
+    CHECK_MSG(rc == 143 && strstr(msg, "resume with"), "SIGTERM: exit %d, %s", rc, msg);
+    free(msg);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", term);
+    CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "SIGTERM: checkpoint unreadable");
+    return check_finish();
+}
