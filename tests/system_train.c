@@ -207,5 +207,17 @@ int main(void) {
     free(e);
     rc = run("train --help");
     CHECK(rc == 0);
+
+    /* Away from the source folder the default network is fmnist's built-in
+     * copy of configs/fashion-cnn.cfg. */
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' summary >'%s' 2>&1", tu_path("."), bin,
+             tu_path("summary.txt"));
+    rc = system(cmd);
+    out = text(tu_path("summary.txt"));
+    CHECK_MSG(rc == 0 && strstr(out, "Model: \"fashion-cnn\"") &&
+                  strstr(out, "Total params: 1,868,234"),
+              "built-in default model: %s", out);
+    free(out);
     return check_finish();
 }

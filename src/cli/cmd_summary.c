@@ -2,11 +2,8 @@
  * (.cfg) or of a trained model file (.safetensors). */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
-
-#define DEFAULT_CFG "configs/fashion-cnn.cfg"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -14,7 +11,8 @@ static void usage(FILE *out) {
             "\n"
             "Print a Keras-style table (layer, output shape, parameters) of MODEL:\n"
             "a model description (.cfg) or a trained model (.safetensors).\n"
-            "MODEL defaults to " DEFAULT_CFG " (relative to the current folder).\n"
+            "MODEL defaults to " FM_CLI_DEFAULT_CFG " in the current folder, else the\n"
+            "copy of it built into fmnist.\n"
             "\n"
             "options:\n"
             "  -h, --help   show this help\n");
@@ -44,16 +42,10 @@ int fm_cmd_summary(int argc, char **argv) {
         }
         path = a;
     }
-    if (!path) {
-        path = DEFAULT_CFG;
-        if (access(path, F_OK))
-            return fm_cli_fail("summary: no model given and %s not found here (run from the "
-                               "source folder or name a model file)",
-                               path);
-    }
     fm_err err;
-    fm_model *m = has_suffix(path, ".safetensors") ? fm_model_load(path, &err)
-                                                   : fm_model_load_cfg(path, &err);
+    const char *source;
+    fm_model *m = path && has_suffix(path, ".safetensors") ? fm_model_load(path, &err)
+                                                           : fm_cli_load_model(path, &source, &err);
     if (!m) return fm_cli_fail("%s", err.msg);
     fm_model_summary(m, stdout);
     fm_model_free(m);

@@ -33,8 +33,8 @@ static void usage(FILE *out) {
             "\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
             "                   " FM_DEBIAN_DATA_DIR "; with --resume, the run's)\n"
-            "  --model CFG      model description (default configs/fashion-cnn.cfg; with\n"
-            "                   --resume, checked against the run's)\n"
+            "  --model CFG      model description (default " FM_CLI_DEFAULT_CFG ", else\n"
+            "                   the copy built in; with --resume, checked against the run's)\n"
             "  --epochs N       most epochs to run (default 100)\n"
             "  --batch N        batch size (default 64)\n"
             "  --lr F           initial learning rate (default 0.001)\n"
@@ -198,8 +198,7 @@ int fm_cmd_train(int argc, char **argv) {
         if (!cfg) cfg = info.model_source[0] ? info.model_source : NULL;
         p.threads = threads >= 0 ? threads : info.threads;
     } else {
-        if (!cfg) cfg = "configs/fashion-cnn.cfg";
-        if (!(model = fm_model_load_cfg(cfg, &err))) goto fail;
+        if (!(model = fm_cli_load_model(cfg, &cfg, &err))) goto fail;
         if (threads >= 0) p.threads = threads;
     }
     if (epochs) p.epochs = epochs;
