@@ -256,6 +256,52 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
 int fm_train_write_run(const fm_train_params *params, const fm_train_result *result,
                        const fm_eval_result *test, fm_err *err);
 
+/* ---- benchmark ------------------------------------------------------ */
+
+/* Training and inference speed of a network on synthetic data (uniform
+ * random pixels and labels from a fixed seed; speed does not depend on the
+ * values). A training step is the trainer's own (zero the gradients,
+ * training-mode forward with dropout, softmax cross-entropy and backward,
+ * one Adam step; no augmentation); an inference batch is the forward pass
+ * that fm_model_predict and fm_model_evaluate run. Each is run `warmup`
+ * times untimed, then `steps` times, each timed alone on a monotonic clock. */
+typedef struct fm_bench_params {
+    int threads;     /* 0 = all cores */
+    int batch;       /* 64: training batch */
+    int infer_batch; /* 500: inference batch (what evaluation uses) */
+    int steps;       /* 30: timed training steps, and as many inference batches */
+    int warmup;      /* 3: untimed ones before each */
+    int layers;      /* 1: also time every layer's forward and backward */
+} fm_bench_params;
+
+fm_bench_params fm_bench_default_params(void);
+
+/* One layer's medians over the timed training steps (with params.layers). */
+typedef struct fm_bench_layer {
+    char name[32];     /* as in fm_model_summary: conv2d, batch_normalization, ... */
+    double forward_s;  /* 0 for layers without work of their own (flatten) */
+    double backward_s; /* 0 for those and for layers before the first with parameters */
+} fm_bench_layer;
+
+typedef struct fm_bench_result {
+    int threads; /* threads actually used */
+    /* medians and fastest of the timed runs, seconds */
+    double train_step_s, train_step_min_s;
+    double infer_batch_s, infer_batch_min_s;
+    double train_img_per_s; /* batch / train_step_s */
+    double infer_img_per_s; /* infer_batch / infer_batch_s */
+    double adam_s;          /* median of the Adam update alone (part of a step) */
+    int n_layers;           /* entries in layers: the model's layers, or 0 */
+    fm_bench_layer *layers; /* owned: fm_bench_result_free */
+} fm_bench_result;
+
+/* Runs the benchmark on `model`, whose weights and BatchNorm statistics it
+ * overwrites (fresh initialisation from a fixed seed, then training). Fails
+ * on bad parameters, when out of memory, or if the loss stops being finite. */
+int fm_bench_run(fm_model *model, const fm_bench_params *params, fm_bench_result *result,
+                 fm_err *err);
+void fm_bench_result_free(fm_bench_result *result);
+
 /* ---- reports -------------------------------------------------------- */
 
 /* Writes one self-contained HTML page about the run folder run_dir (as

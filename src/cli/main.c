@@ -23,6 +23,7 @@ static const verb verbs[] = {
     {"predict", fm_cmd_predict, "classify PNG/PGM pictures with a saved model"},
     {"export", fm_cmd_export, "write a saved model as ONNX for other runtimes"},
     {"report", fm_cmd_report, "write a self-contained HTML report of a training run"},
+    {"bench", fm_cmd_bench, "time training steps and inference on synthetic data"},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 

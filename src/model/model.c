@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "layers/layers.h"
 #include "model/model.h"
@@ -296,7 +297,11 @@ const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
     for (int i = 0; i < m->n_layers; i++) {
         fm__layer *l = &m->layers[i];
         const fm__layer_ops *ops = fm__layer_ops_of(l->type);
-        if (ops->forward) ops->forward(m, l, x, n, training, rng);
+        if (ops->forward) {
+            double t0 = m->layer_seconds ? fm__now() : 0.0;
+            ops->forward(m, l, x, n, training, rng);
+            if (m->layer_seconds) m->layer_seconds[2 * i] += fm__now() - t0;
+        }
         x = l->y;
     }
     m->k->softmax_xent(m->probs, NULL, x, m->zero_labels, n, m->classes);
@@ -318,7 +323,9 @@ float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int bac
         if (!ops->backward) continue; /* output aliases input: same gradient */
         const float *x = i ? m->layers[i - 1].y : m->input_buf;
         float *dx = dy == m->grad_a ? m->grad_b : m->grad_a;
+        double t0 = m->layer_seconds ? fm__now() : 0.0;
         ops->backward(m, l, dx, dy, x, n, i > first);
+        if (m->layer_seconds) m->layer_seconds[2 * i + 1] += fm__now() - t0;
         dy = dx;
     }
     return loss;

@@ -107,6 +107,12 @@ struct fm_model {
     void *arena;      /* owns everything above from input_buf on */
 
     const fm_kernels *k;
+
+    /* Per-layer timing for fm_bench_run, off (NULL) otherwise: when set, the
+     * forward pass adds each layer's wall seconds to layer_seconds[2*i] and
+     * the backward pass to layer_seconds[2*i + 1] (n_layers pairs, owned by
+     * whoever set it). Costs two clock reads per layer and pass when on. */
+    double *layer_seconds;
 };
 
 /* Plans and allocates activations for batches of up to `batch` images

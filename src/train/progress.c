@@ -5,17 +5,10 @@
 
 #include <math.h>
 #include <stdarg.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BAR_WIDTH 20
 #define BAR_CHAR "\xe2\x94\x81" /* U+2501 heavy horizontal */
-
-double fm__now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* printf-appends to buf at *pos, never past len; *pos saturates at len. */
 static FM__PRINTF(4, 5) void put(char *buf, size_t len, size_t *pos, const char *fmt, ...) {

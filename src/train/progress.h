@@ -8,13 +8,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "core/clock.h" /* fm__now, for the callers' timings */
+
 typedef struct fm__metric {
     const char *name;
     double value;
 } fm__metric;
-
-/* Seconds on a monotonic clock. */
-double fm__now(void);
 
 /* One progress line (no newline) into buf: "step/steps", a 20-wide bar, then
  * the ETA while step < steps or the elapsed time when done, the time per step,

@@ -1,0 +1,153 @@
+/* The benchmark (fm_bench_run): the trainer's step and the evaluator's
+ * forward pass on synthetic data, each run timed alone, summarised by
+ * medians (robust to the odd run a busy machine slows down). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "train/adam.h"
+
+#define BENCH_SEED 42
+
+fm_bench_params fm_bench_default_params(void) {
+    fm_bench_params p = {0};
+    p.threads = 0;
+    p.batch = 64;
+    p.infer_batch = 500;
+    p.steps = 30;
+    p.warmup = 3;
+    p.layers = 0;
+    return p;
+}
+
+void fm_bench_result_free(fm_bench_result *r) {
+    free(r->layers);
+    r->layers = NULL;
+    r->n_layers = 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of v[0..n), n >= 1; sorts v, so v[0] is then the smallest. */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int check_params(const fm_bench_params *p, fm_err *err) {
+    if (p->threads < 0) return fm__err(err, "bench: threads must be >= 0 (got %d)", p->threads);
+    if (p->batch < 1) return fm__err(err, "bench: batch must be at least 1 (got %d)", p->batch);
+    if (p->infer_batch < 1)
+        return fm__err(err, "bench: inference batch must be at least 1 (got %d)", p->infer_batch);
+    if (p->steps < 1) return fm__err(err, "bench: steps must be at least 1 (got %d)", p->steps);
+    if (p->warmup < 0) return fm__err(err, "bench: warm-up must be >= 0 (got %d)", p->warmup);
+    return 0;
+}
+
+int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_err *err) {
+    memset(r, 0, sizeof *r);
+    if (check_params(p, err) < 0) return -1;
+    fm_set_threads(p->threads);
+#ifdef _OPENMP
+    r->threads = omp_get_max_threads();
+#else
+    r->threads = 1;
+#endif
+    int cap = p->batch > p->infer_batch ? p->batch : p->infer_batch;
+    if (fm__model_reserve(m, cap, err) < 0) return -1;
+
+    const int steps = p->steps, nl = m->n_layers;
+    double *train_t = malloc((size_t)steps * sizeof *train_t);
+    double *adam_t = malloc((size_t)steps * sizeof *adam_t);
+    double *infer_t = malloc((size_t)steps * sizeof *infer_t);
+    uint8_t *labels = malloc((size_t)cap);
+    /* With layers: per timed step, 2 * nl seconds (forward, backward per layer). */
+    double *per_step = p->layers ? calloc((size_t)steps * 2 * (size_t)nl, sizeof *per_step) : NULL;
+    fm_bench_layer *layers = p->layers ? calloc((size_t)nl, sizeof *layers) : NULL;
+    int rc = -1;
+    if (!train_t || !adam_t || !infer_t || !labels || (p->layers && (!per_step || !layers))) {
+        fm__err(err, "bench: out of memory for %d steps", steps);
+        goto done;
+    }
+
+    fm_rng rng;
+    fm_rng_seed(&rng, BENCH_SEED);
+    fm_model_init(m, &rng);
+    size_t in_len = (size_t)cap * fm__shape_len(m->input);
+    for (size_t i = 0; i < in_len; i++) m->input_buf[i] = fm_rng_uniform(&rng);
+    for (int i = 0; i < cap; i++) labels[i] = (uint8_t)fm_rng_below(&rng, (uint32_t)m->classes);
+    fm__adam adam;
+    fm__adam_init(&adam, fm_train_default_params().lr);
+
+    /* Training steps exactly as fm_train takes them, minus augmentation. */
+    for (int s = -p->warmup; s < steps; s++) {
+        m->layer_seconds = s >= 0 && per_step ? per_step + (size_t)s * 2 * (size_t)nl : NULL;
+        double t0 = fm__now();
+        fm__model_zero_grads(m);
+        fm__model_forward(m, p->batch, 1, &rng);
+        float loss = fm__model_loss_backward(m, labels, p->batch, 1);
+        double t1 = fm__now();
+        fm__adam_step(&adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
+        double t2 = fm__now();
+        m->layer_seconds = NULL;
+        if (!isfinite(loss)) {
+            fm__err(err, "bench: the training loss became %s at step %d",
+                    isnan(loss) ? "NaN" : "infinite", s + p->warmup + 1);
+            goto done;
+        }
+        if (s >= 0) {
+            train_t[s] = t2 - t0;
+            adam_t[s] = t2 - t1;
+        }
+    }
+    /* Inference batches: the forward pass of fm_model_predict. */
+    for (int s = -p->warmup; s < steps; s++) {
+        double t0 = fm__now();
+        fm__model_forward(m, p->infer_batch, 0, NULL);
+        if (s >= 0) infer_t[s] = fm__now() - t0;
+    }
+
+    r->train_step_s = median(train_t, steps);
+    r->train_step_min_s = train_t[0];
+    r->infer_batch_s = median(infer_t, steps);
+    r->infer_batch_min_s = infer_t[0];
+    r->adam_s = median(adam_t, steps);
+    r->train_img_per_s = p->batch / r->train_step_s;
+    r->infer_img_per_s = p->infer_batch / r->infer_batch_s;
+    if (layers) {
+        /* train_t is free again: it gathers one layer's column at a time. */
+        for (int i = 0; i < nl; i++) {
+            snprintf(layers[i].name, sizeof layers[i].name, "%s", m->layers[i].name);
+            for (int dir = 0; dir < 2; dir++) {
+                for (int s = 0; s < steps; s++)
+                    train_t[s] = per_step[((size_t)s * (size_t)nl + (size_t)i) * 2 + (size_t)dir];
+                double med = median(train_t, steps);
+                if (dir) layers[i].backward_s = med;
+                else layers[i].forward_s = med;
+            }
+        }
+        r->layers = layers;
+        r->n_layers = nl;
+        layers = NULL;
+    }
+    rc = 0;
+done:
+    m->layer_seconds = NULL;
+    free(train_t);
+    free(adam_t);
+    free(infer_t);
+    free(labels);
+    free(per_step);
+    free(layers);
+    return rc;
+}
