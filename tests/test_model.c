@@ -92,6 +92,7 @@ static void test_batchnorm_dropout(void) {
     fm_rng_seed(&r, 1);
     fm__model_forward(m, n, 1, &r);
     const fm__layer *bn = &m->layers[0], *dr = &m->layers[1];
+    double means[2], vars[2];
     for (int c = 0; c < 2; c++) {
         double mean = 0, var = 0;
         for (int i = 0; i < n; i++)
@@ -102,11 +103,18 @@ static void test_batchnorm_dropout(void) {
         var /= 4 * n;
         CHECK_NEAR(m->stats[bn->mmean + c], 0.1 * mean, 1e-6);
         CHECK_NEAR(m->stats[bn->mvar + c], 0.9 + 0.1 * var, 1e-6);
+        means[c] = mean;
+        vars[c] = var;
     }
+    /* dropout works in place over batch norm's output: kept units are the
+     * normalised values (gamma 1, beta 0) doubled, the others zero */
+    CHECK(dr->y == bn->y);
     int kept = 0, ok = 1;
     for (int i = 0; i < n * 8; i++) {
+        int c = i / 4 % 2;
+        double normal = (m->input_buf[i] - means[c]) / sqrt(vars[c] + 1e-3);
         kept += dr->mask[i];
-        ok &= dr->mask[i] ? dr->y[i] == 2.0f * bn->y[i] : dr->y[i] == 0.0f;
+        ok &= dr->mask[i] ? fabs(dr->y[i] - 2.0 * normal) < 1e-5 : dr->y[i] == 0.0f;
     }
     CHECK(ok && kept > 0 && kept < n * 8);
     /* inference: moving statistics, no dropout */

@@ -208,6 +208,7 @@ int fm_cmd_train(int argc, char **argv) {
     /* --limit keeps the first N images, so the split draws from those alone. */
     if (p.limit && p.limit < all.count) all.count = p.limit;
     if (fm_images_split(&all, p.val_split, p.seed, &train, &val, &err) < 0) goto fail;
+    fm_images_free(&all); /* train and val are copies */
 
     p.model_source = cfg;
     p.data_dir = dir;
@@ -239,6 +240,9 @@ int fm_cmd_train(int argc, char **argv) {
         goto done;
     }
 
+    /* Each phase holds only what it needs: the peak is training's. */
+    fm_images_free(&train);
+    fm_images_free(&val);
     fm_eval_result ev;
     if (test) {
         if (fm_data_load(dir, FM_SET_TEST, &testset, &err) < 0 ||
@@ -246,6 +250,10 @@ int fm_cmd_train(int argc, char **argv) {
             fm_train_write_run(&p, &r, &ev, &err) < 0)
             goto fail;
     }
+    /* The report loads what was saved. */
+    fm_model_free(model);
+    model = NULL;
+    fm_images_free(&testset);
     /* The report is a view of what is saved: a failure is worth a warning, not the run. */
     char report[4200];
     snprintf(report, sizeof report, "%s/report.html", p.out_dir);

@@ -10,12 +10,13 @@ static int dropout_plan(fm__layer *l, const char *source, fm_err *err) {
     return 0;
 }
 
-/* x (B, D) -> y (B, D); mask (B, D) drawn in element order */
+/* x (B, D) -> y (B, D), in place (the model plans y = x); mask (B, D)
+ * drawn in element order */
 static void dropout_forward(fm_model *m, fm__layer *l, const float *x, int n, int training,
                             fm_rng *rng) {
     size_t len = (size_t)n * fm__shape_len(l->out);
     if (!training) {
-        memcpy(l->y, x, len * sizeof *x);
+        if (l->y != x) memcpy(l->y, x, len * sizeof *x);
         return;
     }
     for (size_t i = 0; i < len; i++) l->mask[i] = fm_rng_uniform(rng) >= l->rate;

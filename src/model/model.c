@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,14 +132,24 @@ static void reset_batchnorm(fm_model *m) {
 
 /* One block: params | grads | adam_m | adam_v, each view padded to whole
  * cache lines. */
+/* Zeroed memory aligned to ALIGN; *block gets the pointer to free. calloc
+ * rather than memset: large blocks come zeroed from the system and a page
+ * nobody writes (gradients and Adam moments of a model that only infers, the
+ * gradient buffers of an inference batch) then costs no memory. */
+static void *zalloc_aligned(size_t bytes, void **block) {
+    *block = calloc(1, bytes + ALIGN);
+    if (!*block) return NULL;
+    uintptr_t at = ((uintptr_t)*block + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
+    return (void *)at;
+}
+
 int fm__model_alloc_params(fm_model *m, fm_err *err) {
     size_t stride = round_up(m->n_params ? m->n_params : 1, ALIGN / sizeof(float));
     size_t bytes = 4 * stride * sizeof(float);
-    m->params = aligned_alloc(ALIGN, bytes);
+    m->params = zalloc_aligned(bytes, &m->param_block);
     m->stats = calloc(m->n_stats ? m->n_stats : 1, sizeof(float));
     if (!m->params || !m->stats)
         return fm__err(err, "%s: out of memory for %zu parameters", m->source, m->n_params);
-    memset(m->params, 0, bytes);
     m->grads = m->params + stride;
     m->adam_m = m->params + 2 * stride;
     m->adam_v = m->params + 3 * stride;
@@ -188,7 +199,7 @@ void fm_model_free(fm_model *m) {
     free(m->description);
     free(m->source);
     free(m->layers);
-    free(m->params);
+    free(m->param_block);
     free(m->stats);
     free(m->arena);
     free(m);
@@ -246,9 +257,13 @@ static size_t layout(fm_model *m, int B, char *base) {
         fm__layer *l = &m->layers[i];
         size_t len = nb * fm__shape_len(l->out);
         if (fm__shape_len(l->out) > max_len) max_len = fm__shape_len(l->out);
-        if (fm__layer_ops_of(l->type)->forward) {
+        /* flatten and softmax pass their input on; dropout works in place
+         * (no backward reads what it overwrites: maxpool's uses its argmax
+         * mask, a fused ReLU's y > 0 test differs only where dropout zeroed
+         * the gradient anyway) */
+        if (fm__layer_ops_of(l->type)->forward && l->type != FM__DROPOUT) {
             CARVE(l->y, len * sizeof(float));
-        } else if (base) { /* flatten, softmax: output is the input */
+        } else if (base) {
             l->y = i ? m->layers[i - 1].y : m->input_buf;
         }
         if (l->type == FM__BATCHNORM) CARVE(l->bn_save, 3 * (size_t)l->in.c * sizeof(float));
@@ -279,13 +294,13 @@ int fm__model_reserve(fm_model *m, int batch, fm_err *err) {
     if ((double)batch * (double)max_len > 2147483647.0)
         return fm__err(err, "%s: batch %d is too large for this model", m->source, batch);
     size_t bytes = layout(m, batch, NULL);
-    char *arena = aligned_alloc(ALIGN, round_up(bytes, ALIGN));
+    void *block;
+    char *arena = zalloc_aligned(bytes, &block);
     if (!arena)
         return fm__err(err, "%s: out of memory for activations of a batch of %d (%zu MB)",
                        m->source, batch, bytes >> 20);
-    memset(arena, 0, bytes);
     free(m->arena);
-    m->arena = arena;
+    m->arena = block;
     layout(m, batch, arena);
     m->batch_cap = batch;
     return 0;

@@ -91,6 +91,7 @@ struct fm_model {
     /* trainable parameters: one allocation, four views of n_params floats */
     size_t n_params;
     float *params, *grads, *adam_m, *adam_v;
+    void *param_block; /* owns the four views */
     /* non-trainable state (BatchNorm moving mean/var) */
     size_t n_stats;
     float *stats;
@@ -104,7 +105,7 @@ struct fm_model {
     float *work;      /* kernel scratch */
     size_t work_len;
     uint8_t *zero_labels; /* (batch_cap) zeros: softmax_xent wants labels even for probs only */
-    void *arena;      /* owns everything above from input_buf on */
+    void *arena;      /* owns everything above from input_buf on (aligned inside it) */
 
     const fm_kernels *k;
 

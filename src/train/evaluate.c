@@ -31,8 +31,14 @@ int fm_model_evaluate(fm_model *m, const fm_images *imgs, fm_eval_result *out, f
     for (size_t i = 0; i < imgs->count; i++)
         if (imgs->labels[i] >= FM_NUM_CLASSES)
             return fm__err(err, "image %zu: label %d is not a class 0-9", i, imgs->labels[i]);
-    int cap = imgs->count < FM__EVAL_BATCH ? (int)imgs->count : FM__EVAL_BATCH;
-    if (fm__model_reserve(m, cap, err) < 0) return -1;
+    /* A model already planned for some batch (the trainer's) is evaluated in
+     * batches of that size: a larger plan would cost far more memory than it
+     * saves time. */
+    int cap = m->batch_cap;
+    if (!cap) {
+        cap = imgs->count < FM__EVAL_BATCH ? (int)imgs->count : FM__EVAL_BATCH;
+        if (fm__model_reserve(m, cap, err) < 0) return -1;
+    }
 
     double loss_sum = 0.0;
     size_t correct = 0;

@@ -264,8 +264,8 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
 
     fm_set_threads(p->threads);
     int batch = p->batch;
-    /* One reservation for both the training batches and validation's. */
-    if (fm__model_reserve(m, batch > FM__EVAL_BATCH ? batch : FM__EVAL_BATCH, err) < 0) return -1;
+    /* Validation runs in batches of the training batch's plan too. */
+    if (fm__model_reserve(m, batch, err) < 0) return -1;
 
     /* The checkpoint records the threads really used: other counts round differently. */
     fm_train_params recorded = *p;

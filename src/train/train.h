@@ -4,7 +4,8 @@
 
 #include "model/model.h"
 
-/* Images per inference batch for validation and evaluation. */
+/* Images per inference batch when evaluating a model not planned for a
+ * batch yet (fmnist eval). */
 #define FM__EVAL_BATCH 500
 
 /* 0 when the model takes 1x28x28 images and gives FM_NUM_CLASSES outputs
