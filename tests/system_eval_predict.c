@@ -4,23 +4,11 @@
  * images (28x28 grey as is; a 56x56 colour one converted, with a note), and
  * clean failures for missing or corrupt weights, bad images and bad flags. */
 #include "check.h"
+#include "clitest.h"
 #include "data/image.h"
-#include "data/testutil.h"
 #include "model/json.h"
 
 #include <png.h>
-#include <sys/wait.h>
-
-static const char *bin;
-
-/* Runs `fmnist ARGS` with stdout and stderr in out.txt and err.txt. */
-static int run(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, tu_path("out.txt"),
-             tu_path("err.txt"));
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* out.txt or err.txt as a string (static, overwritten by the next call). */
 static const char *output(const char *name) {
@@ -73,8 +61,7 @@ static void write_rgb_png(const char *path, const uint8_t *g) {
 }
 
 int main(void) {
-    bin = getenv("FMNIST_BIN");
-    if (!bin) SKIP("FMNIST_BIN is not set");
+    if (!getenv("FMNIST_BIN")) SKIP("FMNIST_BIN is not set");
     fm_err err;
     fm_images train, test;
     if (fm_data_load(FM_DEBIAN_DATA_DIR, FM_SET_TRAIN, &train, &err) < 0 ||
@@ -103,13 +90,13 @@ int main(void) {
     tu_write(cfg, net, strlen(net));
     snprintf(args, sizeof args, "train --model '%s' --data '%s' --out '%s' --epochs 2 --quiet",
              cfg, data, run_dir);
-    int rc = run(args);
+    int rc = tu_run(args);
     CHECK_MSG(rc == 0, "train: exit %d: %s", rc, output("err.txt"));
 
     /* eval --json: the keys, ten classes, a confusion matrix summing to 300
      * whose diagonal gives the accuracy */
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --json", weights, data);
-    rc = run(args);
+    rc = tu_run(args);
     CHECK_MSG(rc == 0, "eval: exit %d: %s", rc, output("err.txt"));
     const char *out = output("out.txt");
     fm__json *j = fm__json_parse(out, strlen(out), 0, &err);
@@ -143,19 +130,19 @@ int main(void) {
 
     /* the table: class names, the matrix, and the train / val splits */
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s'", weights, data);
-    rc = run(args);
+    rc = tu_run(args);
     out = output("out.txt");
     CHECK(rc == 0 && strstr(out, "accuracy:") && strstr(out, "confusion matrix") &&
           strstr(out, "9 Ankle boot") && strstr(out, "0 T-shirt/top"));
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split val --json", weights,
              data);
-    rc = run(args);
+    rc = tu_run(args);
     j = fm__json_parse(output("out.txt"), strlen(output("out.txt")), 0, &err);
     CHECK(rc == 0 && j && num(j, "count") == 100);
     fm__json_free(j);
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split train --json", weights,
              data);
-    rc = run(args);
+    rc = tu_run(args);
     j = fm__json_parse(output("out.txt"), strlen(output("out.txt")), 0, &err);
     CHECK(rc == 0 && j && num(j, "count") == 400);
     fm__json_free(j);
@@ -181,7 +168,7 @@ int main(void) {
         fm_model_free(m);
     }
     snprintf(args, sizeof args, "predict --weights '%s' '%s'", weights, png28);
-    rc = run(args);
+    rc = tu_run(args);
     out = output("out.txt");
     char want[4400];
     snprintf(want, sizeof want, "%s: %s\n", png28, expect >= 0 ? fm_class_names[expect] : "?");
@@ -189,7 +176,7 @@ int main(void) {
     CHECK(output("err.txt")[0] == 0); /* 28x28 grey: no note */
 
     snprintf(args, sizeof args, "predict --weights '%s' --json '%s' '%s'", weights, png28, png56);
-    rc = run(args);
+    rc = tu_run(args);
     out = output("out.txt");
     j = fm__json_parse(out, strlen(out), 0, &err);
     CHECK_MSG(rc == 0 && j, "predict --json: exit %d: %s", rc, out);
@@ -244,12 +231,12 @@ int main(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *second = strstr(bad[i].fmt, "--data") ? data : base;
         snprintf(args, sizeof args, bad[i].fmt, base, second);
-        rc = run(args);
+        rc = tu_run(args);
         CHECK_MSG(rc == bad[i].status && one_line_error(), "%s: exit %d, stderr '%s'", args, rc,
                   output("err.txt"));
     }
-    CHECK(run("eval --help") == 0 && strstr(output("out.txt"), "usage: fmnist eval"));
-    CHECK(run("predict --help") == 0 && strstr(output("out.txt"), "polarity"));
+    CHECK(tu_run("eval --help") == 0 && strstr(output("out.txt"), "usage: fmnist eval"));
+    CHECK(tu_run("predict --help") == 0 && strstr(output("out.txt"), "polarity"));
 
     fm_images_free(&train);
     fm_images_free(&test);

@@ -6,23 +6,13 @@
  * starting afresh over an unfinished run, are refused. Real data (the first
  * 1000 training images, augmentation and dropout on), the default network. */
 #include "check.h"
-#include "data/testutil.h"
+#include "clitest.h"
 #include "model/safetensors.h"
 
 #include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 
 static const char *bin;
-
-/* Runs `fmnist ARGS` to completion with stdout and stderr in out.txt and err.txt. */
-static int run(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, tu_path("out.txt"),
-             tu_path("err.txt"));
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* Starts `fmnist ARGS` (its output in NAME.out / NAME.err) and returns its pid. */
 static pid_t start(const char *args, const char *name) {
@@ -73,41 +63,13 @@ static int position(const char *path, long *epoch, long *step) {
 static int wait_for(pid_t pid, const char *run, long epochs, int mid) {
     char path[4200];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", run);
-    for (int i = 0; i < 600000; i++) {
+    for (int i = 0; i < 300000; i++) {
         long e, s;
         if (position(path, &e, &s) == 0 && e >= epochs && (!mid || s > 0)) return 0;
         if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
-        sleep_ms(1);
+        sleep_ms(2);
     }
     return -1;
-}
-
-/* A file as a NUL-terminated string (caller frees); "" if unreadable. */
-static char *text(const char *path) {
-    size_t n = 0;
-    unsigned char *b = tu_read(path, &n);
-    char *s = malloc(n + 1);
-    if (b) memcpy(s, b, n);
-    s[b ? n : 0] = 0;
-    free(b);
-    return s;
-}
-
-/* log.csv without its last column (seconds, the one thing that varies). */
-static char *log_sans_time(const char *run_dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/log.csv", run_dir);
-    char *s = text(path), *w = s;
-    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
-        char *last = strrchr(line, ',');
-        if (last) *last = 0;
-        size_t n = strlen(line);
-        memmove(w, line, n);
-        w += n;
-        *w++ = '\n';
-    }
-    *w = 0;
-    return s;
 }
 
 static int same_file(const char *a_dir, const char *b_dir, const char *name) {
@@ -131,7 +93,7 @@ static int exists(const char *dir, const char *name) {
 
 /* The run in `dir` ended exactly as the reference run did. */
 static void check_same_as_ref(const char *ref, const char *dir, const char *what) {
-    char *a = log_sans_time(ref), *b = log_sans_time(dir);
+    char *a = tu_log_sans_time(ref), *b = tu_log_sans_time(dir);
     CHECK_MSG(!strcmp(a, b) && strstr(a, "\n3,"), "%s: logs differ:\n%s\n%s", what, a, b);
     free(a);
     free(b);
@@ -183,8 +145,8 @@ int main(void) {
 
     /* The reference: never stopped. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, ref);
-    int rc = run(args);
-    CHECK_MSG(rc == 0, "reference run: exit %d: %s", rc, text(tu_path("err.txt")));
+    int rc = tu_run(args);
+    CHECK_MSG(rc == 0, "reference run: exit %d: %s", rc, tu_text(tu_path("err.txt")));
     CHECK(!exists(ref, "checkpoint.safetensors"));
 
     /* SIGKILL inside the second epoch (checkpoints every 3 steps), then resume. */
@@ -206,37 +168,37 @@ int main(void) {
 
     /* Refusals, while an unfinished run is there. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, killed);
-    rc = run(args);
-    char *msg = text(tu_path("err.txt"));
+    rc = tu_run(args);
+    char *msg = tu_text(tu_path("err.txt"));
     CHECK_MSG(rc == 1 && strstr(msg, "unfinished run"), "fresh run over a checkpoint: %d %s", rc,
               msg);
     free(msg);
     snprintf(args, sizeof args, "train --resume '%s' --batch 8", killed);
-    rc = run(args);
-    msg = text(tu_path("err.txt"));
+    rc = tu_run(args);
+    msg = tu_text(tu_path("err.txt"));
     CHECK_MSG(rc == 2 && strstr(msg, "--batch cannot be used with --resume"), "%d %s", rc, msg);
     free(msg);
     snprintf(args, sizeof args, "train --resume '%s' --data '%s' --quiet", killed, other);
-    rc = run(args);
-    msg = text(tu_path("err.txt"));
+    rc = tu_run(args);
+    msg = tu_text(tu_path("err.txt"));
     CHECK_MSG(rc == 1 && strstr(msg, "the data differ from the run's"), "%d %s", rc, msg);
     free(msg);
     snprintf(args, sizeof args, "train --resume '%s' --model '%s/configs/fashion-cnn-readme.cfg'",
              killed, src);
-    rc = run(args);
-    msg = text(tu_path("err.txt"));
+    rc = tu_run(args);
+    msg = tu_text(tu_path("err.txt"));
     CHECK_MSG(rc == 1 && strstr(msg, "model description differs"), "%d %s", rc, msg);
     free(msg);
     snprintf(args, sizeof args, "train --resume '%s'", ref);
-    rc = run(args);
-    msg = text(tu_path("err.txt"));
+    rc = tu_run(args);
+    msg = tu_text(tu_path("err.txt"));
     CHECK_MSG(rc == 1 && strstr(msg, "no training checkpoint"), "%d %s", rc, msg);
     free(msg);
 
     /* The resume: the data folder and the recipe come from the checkpoint. */
     snprintf(args, sizeof args, "train --resume '%s' --quiet", killed);
-    rc = run(args);
-    CHECK_MSG(rc == 0, "resume after SIGKILL: exit %d: %s", rc, text(tu_path("err.txt")));
+    rc = tu_run(args);
+    CHECK_MSG(rc == 0, "resume after SIGKILL: exit %d: %s", rc, tu_text(tu_path("err.txt")));
     check_same_as_ref(ref, killed, "SIGKILL + resume");
 
     /* Ctrl-C in the second epoch: the step ends, a checkpoint is written, the
@@ -246,7 +208,7 @@ int main(void) {
     CHECK_MSG(wait_for(pid, intr, 1, 0) == 0, "Ctrl-C run: no checkpoint appeared");
     kill(pid, SIGINT);
     rc = finish(pid);
-    msg = text(tu_path("intr.err"));
+    msg = tu_text(tu_path("intr.err"));
     /* (inside epoch 2 unless the signal beat the loop past the epoch's end) */
     CHECK_MSG(rc == 130 && strstr(msg, "interrupted") &&
                   strstr(msg, "resume with: fmnist train --resume"),
@@ -257,8 +219,8 @@ int main(void) {
               "Ctrl-C: checkpoint at epoch %ld step %ld, expected in epoch 2", e, s);
     CHECK(!exists(intr, "model.safetensors"));
     snprintf(args, sizeof args, "train --resume '%s' --quiet", intr);
-    rc = run(args);
-    CHECK_MSG(rc == 0, "resume after Ctrl-C: exit %d: %s", rc, text(tu_path("err.txt")));
+    rc = tu_run(args);
+    CHECK_MSG(rc == 0, "resume after Ctrl-C: exit %d: %s", rc, tu_text(tu_path("err.txt")));
     check_same_as_ref(ref, intr, "Ctrl-C + resume");
 
     /* Ctrl-C twice: out at once (no step finished first), the last
@@ -267,18 +229,25 @@ int main(void) {
     pid = start(args, "twice");
     CHECK_MSG(wait_for(pid, twice, 1, 0) == 0, "Ctrl-C twice: no checkpoint appeared");
     kill(pid, SIGINT);
-    sleep_ms(2);
+    /* the second once the first has landed (two pending signals would merge) */
+    for (int i = 0; i < 60000; i++) {
+        msg = tu_text(tu_path("twice.err"));
+        int landed = strstr(msg, "stopping after this step") != NULL;
+        free(msg);
+        if (landed) break;
+        sleep_ms(1);
+    }
     kill(pid, SIGINT);
     rc = finish(pid);
-    msg = text(tu_path("twice.err"));
+    msg = tu_text(tu_path("twice.err"));
     CHECK_MSG(rc == 130 && strstr(msg, "interrupted again"), "Ctrl-C twice: exit %d, %s", rc,
               msg);
     free(msg);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", twice);
     CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "Ctrl-C twice: checkpoint unreadable");
     snprintf(args, sizeof args, "train --resume '%s' --quiet", twice);
-    rc = run(args);
-    CHECK_MSG(rc == 0, "resume after Ctrl-C twice: exit %d: %s", rc, text(tu_path("err.txt")));
+    rc = tu_run(args);
+    CHECK_MSG(rc == 0, "resume after Ctrl-C twice: exit %d: %s", rc, tu_text(tu_path("err.txt")));
     check_same_as_ref(ref, twice, "Ctrl-C twice + resume");
 
     /* SIGTERM behaves as the first Ctrl-C, with exit status 143. */
@@ -287,7 +256,7 @@ int main(void) {
     CHECK_MSG(wait_for(pid, term, 1, 0) == 0, "SIGTERM run: no checkpoint appeared");
     kill(pid, SIGTERM);
     rc = finish(pid);
-    msg = text(tu_path("term.err"));
+    msg = tu_text(tu_path("term.err"));
     CHECK_MSG(rc == 143 && strstr(msg, "resume with"), "SIGTERM: exit %d, %s", rc, msg);
     free(msg);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", term);

@@ -4,49 +4,11 @@
  * bit from the same seed whether the data comes as IDX or as CSV. Bad flags
  * and inputs fail cleanly. */
 #include "check.h"
-#include "data/testutil.h"
+#include "clitest.h"
 #include "model/json.h"
 
-#include <sys/wait.h>
 
 static const char *bin;
-
-/* Runs `fmnist ARGS` with stdout and stderr in out.txt and err.txt. */
-static int run(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin, args, tu_path("out.txt"),
-             tu_path("err.txt"));
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* A file as a NUL-terminated string (caller frees); "" if unreadable. */
-static char *text(const char *path) {
-    size_t n = 0;
-    unsigned char *b = tu_read(path, &n);
-    char *s = malloc(n + 1);
-    if (b) memcpy(s, b, n);
-    s[b ? n : 0] = 0;
-    free(b);
-    return s;
-}
-
-/* log.csv without its last column (seconds, the one thing that varies). */
-static char *log_sans_time(const char *run_dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/log.csv", run_dir);
-    char *s = text(path), *w = s;
-    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
-        char *last = strrchr(line, ',');
-        if (last) *last = 0;
-        size_t n = strlen(line);
-        memmove(w, line, n);
-        w += n;
-        *w++ = '\n';
-    }
-    *w = 0;
-    return s;
-}
 
 static double json_number(const fm__json *obj, const char *key) {
     const fm__json *v = obj ? fm__json_get(obj, key) : NULL;
@@ -97,9 +59,9 @@ int main(void) {
     /* Run A: learn, then score the final model on the test slice (--test). */
     snprintf(args, sizeof args, LEARN_ARGS " --model '%s' --data '%s' --out '%s' --test --quiet",
              model, idx_dir, run_a);
-    int rc = run(args);
-    char *out = text(tu_path("out.txt"));
-    CHECK_MSG(rc == 0, "exit %d: %s", rc, text(tu_path("err.txt")));
+    int rc = tu_run(args);
+    char *out = tu_text(tu_path("out.txt"));
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, tu_text(tu_path("err.txt")));
     CHECK_MSG(strstr(out, "Trained 2 epochs in") && strstr(out, "test:        accuracy") &&
                   !strstr(out, "Epoch 1/2"),
               "%s", out);
@@ -112,7 +74,7 @@ int main(void) {
         snprintf(path, sizeof path, "%s/%s", run_a, files[i]);
         CHECK_MSG(stat(path, &st) == 0 && st.st_size > 0, "missing %s", path);
     }
-    char *log_a = log_sans_time(run_a);
+    char *log_a = tu_log_sans_time(run_a);
     const char *head = "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate\n1,";
     CHECK_MSG(!strncmp(log_a, head, strlen(head)) &&
                   strstr(log_a, "\n2,"),
@@ -121,7 +83,7 @@ int main(void) {
 
     /* run.json: results, and the test accuracy well above chance (0.1) */
     snprintf(path, sizeof path, "%s/run.json", run_a);
-    char *js = text(path);
+    char *js = tu_text(path);
     fm__json *j = fm__json_parse(js, strlen(js), 0, &err);
     CHECK_MSG(j != NULL, "run.json: %s", err.msg);
     const fm__json *res = j ? fm__json_get(j, "results") : NULL;
@@ -141,9 +103,9 @@ int main(void) {
     /* fmnist eval agrees with the number train --test recorded */
     snprintf(args, sizeof args, "eval --weights '%s/model.safetensors' --data '%s' --json", run_a,
              idx_dir);
-    rc = run(args);
-    out = text(tu_path("out.txt"));
-    CHECK_MSG(rc == 0, "eval exit %d: %s", rc, text(tu_path("err.txt")));
+    rc = tu_run(args);
+    out = tu_text(tu_path("out.txt"));
+    CHECK_MSG(rc == 0, "eval exit %d: %s", rc, tu_text(tu_path("err.txt")));
     j = fm__json_parse(out, strlen(out), 0, &err);
     CHECK_MSG(j != NULL, "eval --json: %s\n%s", err.msg, out);
     CHECK_MSG(fabs(json_number(j, "accuracy") - test_acc) < 1e-6, "eval %g vs run.json %g",
@@ -157,21 +119,21 @@ int main(void) {
      * trainer could not match itself across the two). */
     snprintf(args, sizeof args, REPRO_ARGS " --model '%s' --data '%s' --out '%s'", model, idx_dir,
              run_b);
-    rc = run(args);
-    out = text(tu_path("out.txt"));
-    CHECK_MSG(rc == 0, "exit %d: %s", rc, text(tu_path("err.txt")));
+    rc = tu_run(args);
+    out = tu_text(tu_path("out.txt"));
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, tu_text(tu_path("err.txt")));
     CHECK_MSG(strstr(out, "Epoch 1/1\n16/16 \xe2\x94\x81") && strstr(out, " - val_loss: ") &&
                   strstr(out, " - learning_rate: 1.0000e-03\n") && strstr(out, "Total params"),
               "progress lines:\n%s", out);
     free(out);
     snprintf(args, sizeof args, REPRO_ARGS " --model '%s' --data '%s' --out '%s' --quiet", model,
              csv_dir, run_c);
-    rc = run(args);
-    out = text(tu_path("out.txt"));
-    CHECK_MSG(rc == 0, "exit %d: %s", rc, text(tu_path("err.txt")));
+    rc = tu_run(args);
+    out = tu_text(tu_path("out.txt"));
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, tu_text(tu_path("err.txt")));
     CHECK_MSG(!strstr(out, "Epoch 1/1") && strstr(out, "final model:"), "--quiet:\n%s", out);
     free(out);
-    char *log_b = log_sans_time(run_b), *log_c = log_sans_time(run_c);
+    char *log_b = tu_log_sans_time(run_b), *log_c = tu_log_sans_time(run_c);
     CHECK_MSG(!strcmp(log_b, log_c) && strstr(log_b, "\n1,"), "logs differ:\n%s\n%s", log_b,
               log_c);
     const char *weights[] = {"model.safetensors", "best.safetensors"};
@@ -192,20 +154,20 @@ int main(void) {
     const char *bad2[] = {"train --epochs 0", "train --bogus", "train --lr x", "train extra",
                           "train --batch"};
     for (int i = 0; i < 5; i++) {
-        rc = run(bad2[i]);
-        char *e = text(tu_path("err.txt"));
+        rc = tu_run(bad2[i]);
+        char *e = tu_text(tu_path("err.txt"));
         CHECK_MSG(rc == 2 && !strncmp(e, "fmnist: ", 8) && strchr(e, '\n') == e + strlen(e) - 1,
                   "%s: exit %d, stderr '%s'", bad2[i], rc, e);
         free(e);
     }
     snprintf(args, sizeof args, "train --data '%s' --model '%s/nope.cfg' --out '%s'", idx_dir,
              idx_dir, tu_path("run-d"));
-    rc = run(args);
-    char *e = text(tu_path("err.txt"));
+    rc = tu_run(args);
+    char *e = tu_text(tu_path("err.txt"));
     CHECK_MSG(rc == 1 && strstr(e, "nope.cfg") && strchr(e, '\n') == e + strlen(e) - 1,
               "missing model: exit %d, '%s'", rc, e);
     free(e);
-    rc = run("train --help");
+    rc = tu_run("train --help");
     CHECK(rc == 0);
 
     /* Away from the source folder the default network is fmnist's built-in
@@ -214,7 +176,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "cd '%s' && '%s' summary >'%s' 2>&1", tu_path("."), bin,
              tu_path("summary.txt"));
     rc = system(cmd);
-    out = text(tu_path("summary.txt"));
+    out = tu_text(tu_path("summary.txt"));
     CHECK_MSG(rc == 0 && strstr(out, "Model: \"fashion-cnn\"") &&
                   strstr(out, "Total params: 1,868,234"),
               "built-in default model: %s", out);

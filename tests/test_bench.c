@@ -8,11 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
-#include "data/testutil.h"
+#include "clitest.h"
 #include "model/model.h"
 
 static const char *tiny_cfg = "input 28 28 1\n"
@@ -148,16 +147,6 @@ static void test_bad_params(void) {
 
 /* ---- the CLI ---------------------------------------------------------- */
 
-/* Runs `fmnist ARGS`, stdout into out.txt and stderr into err.txt; returns
- * the exit status. */
-static int run(const char *args) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", getenv("FMNIST_BIN"), args,
-             tu_path("out.txt"), tu_path("err.txt"));
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static const char *output(const char *name) {
     static char text[65536];
     size_t n = 0;
@@ -205,7 +194,7 @@ static void test_cli(void) {
 
     snprintf(args, sizeof args,
              "bench --model '%s' --steps 2 --batch 4 --warmup 1 --infer-batch 8 --threads 1", cfg);
-    int rc = run(args);
+    int rc = tu_run(args);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, output("err.txt"));
     check_tail();
     const char *out = output("out.txt");
@@ -213,7 +202,7 @@ static void test_cli(void) {
     CHECK(!strstr(out, "forward ms"));
 
     snprintf(args, sizeof args, "bench --model '%s' --steps 2 --batch 4 --layers", cfg);
-    rc = run(args);
+    rc = tu_run(args);
     CHECK_MSG(rc == 0, "--layers: exit %d: %s", rc, output("err.txt"));
     check_tail();
     out = output("out.txt");
@@ -226,25 +215,25 @@ static void test_cli(void) {
              "bench --model '%s/configs/fashion-cnn.cfg' --steps 2 --batch 4 --warmup 0 "
              "--infer-batch 4",
              src ? src : ".");
-    rc = run(args);
+    rc = tu_run(args);
     CHECK_MSG(rc == 0, "default network: exit %d: %s", rc, output("err.txt"));
     check_tail();
 
-    CHECK(run("bench --help") == 0 && strstr(output("out.txt"), "usage: fmnist bench"));
+    CHECK(tu_run("bench --help") == 0 && strstr(output("out.txt"), "usage: fmnist bench"));
     /* bad flags: exit 2 and one line on stderr */
     const char *bad[] = {"--batch 0",    "--batch abc",        "--steps -1",  "--threads x",
                          "--infer-batch 0", "--warmup -1",     "--frobnicate", "--steps",
                          "extra"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(args, sizeof args, "bench --model '%s' %s", cfg, bad[i]);
-        rc = run(args);
+        rc = tu_run(args);
         const char *e = output("err.txt");
         const char *nl = strchr(e, '\n');
         CHECK_MSG(rc == 2 && !strncmp(e, "fmnist: ", 8) && nl && !nl[1], "%s: exit %d: %s",
                   bad[i], rc, e);
     }
     /* a missing model: exit 1, the file named */
-    rc = run("bench --model /nonexistent/net.cfg");
+    rc = tu_run("bench --model /nonexistent/net.cfg");
     CHECK_MSG(rc == 1 && strstr(output("err.txt"), "/nonexistent/net.cfg"), "exit %d", rc);
 }
 

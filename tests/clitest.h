@@ -1,0 +1,53 @@
+/* Helpers for the tests that drive the fmnist command (system_*.c and the
+ * command-line half of some unit tests): run it with its output captured in
+ * the test's scratch folder, read files back, compare run logs. */
+#ifndef FM_TESTS_CLITEST_H
+#define FM_TESTS_CLITEST_H
+
+#include <sys/wait.h>
+
+#include "data/testutil.h"
+
+/* Runs `$FMNIST_BIN ARGS` with stdout in out.txt and stderr in err.txt of the
+ * scratch folder (tu_init first); returns the exit status, -1 if it did not
+ * exit normally. */
+static inline int tu_run(const char *args) {
+    char cmd[32768];
+    const char *bin = getenv("FMNIST_BIN");
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", bin ? bin : "fmnist", args,
+             tu_path("out.txt"), tu_path("err.txt"));
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A file as a NUL-terminated string (caller frees); "" if unreadable. */
+static inline char *tu_text(const char *path) {
+    size_t n = 0;
+    unsigned char *b = tu_read(path, &n);
+    char *s = malloc(n + 1);
+    if (!s) exit(1);
+    if (b) memcpy(s, b, n);
+    s[b ? n : 0] = 0;
+    free(b);
+    return s;
+}
+
+/* run_dir/log.csv without its last column (seconds, the one thing that
+ * varies between runs); caller frees. */
+static inline char *tu_log_sans_time(const char *run_dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log.csv", run_dir);
+    char *s = tu_text(path), *w = s;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        char *last = strrchr(line, ',');
+        if (last) *last = 0;
+        size_t n = strlen(line);
+        memmove(w, line, n);
+        w += n;
+        *w++ = '\n';
+    }
+    *w = 0;
+    return s;
+}
+
+#endif
