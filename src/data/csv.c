@@ -7,6 +7,7 @@
  * errors name the file, the 1-based line, the column and the problem. */
 #include "data/data.h"
 #include "core/error.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -235,16 +236,12 @@ static char *put_u8(char *p, unsigned v) {
 }
 
 int fm__csv_write(const char *path, const fm_images *imgs, fm_err *err) {
-    char tmp[FM__PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return fm__err(err, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return fm__err(err, "%s: %s", tmp, strerror(errno));
+    fm__atomic out;
+    if (fm__atomic_open(&out, path, err) < 0) return -1;
     /* A row is at most 4 bytes per field; flush before one might not fit. */
     char *buf = malloc(CSV_BLOCK);
     if (!buf) {
-        fclose(f);
-        remove(tmp);
+        fm__atomic_abort(&out);
         return fm__err(err, "%s: out of memory", path);
     }
     char *p = buf;
@@ -261,25 +258,11 @@ int fm__csv_write(const char *path, const fm_images *imgs, fm_err *err) {
         }
         *p++ = '\n';
         if (p - buf > CSV_BLOCK - 4 * CSV_COLUMNS) {
-            ok = fwrite(buf, 1, (size_t)(p - buf), f) == (size_t)(p - buf);
+            ok = fwrite(buf, 1, (size_t)(p - buf), out.f) == (size_t)(p - buf);
             p = buf;
         }
     }
-    if (ok) ok = fwrite(buf, 1, (size_t)(p - buf), f) == (size_t)(p - buf);
-    int saved = errno;
+    if (ok) fwrite(buf, 1, (size_t)(p - buf), out.f);
     free(buf);
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        saved = errno;
-    }
-    if (!ok) {
-        remove(tmp);
-        return fm__err(err, "%s: write error: %s", tmp, strerror(saved));
-    }
-    if (rename(tmp, path) != 0) {
-        saved = errno;
-        remove(tmp);
-        return fm__err(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(saved));
-    }
-    return 0;
+    return fm__atomic_commit(&out, err); /* a failed fwrite left the stream's error flag */
 }

@@ -9,13 +9,12 @@
  * as they are. Every tensor is named after its Keras-style layer ("conv2d",
  * "conv2d/relu", "dense_1/kernel"). The bytes come from the small protobuf
  * writer in pb.c (pb.h says why not protobuf-c). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "export/pb.h"
 #include "model/model.h"
 
@@ -260,32 +259,6 @@ static void class_names_json(const fm_model *m, char *out, size_t cap) {
     if (n < cap) snprintf(out + n, cap - n, "]");
 }
 
-/* Writes b to path through a temporary file in the same folder, so readers
- * see either the old file or the whole new one. */
-static int write_atomic(const char *path, const fm__pb *b, fm_err *err) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return fm__err(err, "%.200s...: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return fm__err(err, "%s: cannot write: %s", path, strerror(errno));
-    int ok = fwrite(b->data, 1, b->len, f) == b->len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno ? errno : EIO; /* a short write need not set errno */
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        remove(tmp);
-        return fm__err(err, "%s: write failed: %s", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        remove(tmp);
-        return fm__err(err, "%s: cannot replace: %s", path, strerror(e));
-    }
-    return 0;
-}
-
 int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
     builder g = {0};
     build_graph(m, &g);
@@ -318,7 +291,7 @@ int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
     }
 
     int rc = model.oom ? fm__err(err, "%s: out of memory building the ONNX model", path)
-                       : write_atomic(path, &model, err);
+                       : fm__write_file_atomic(path, model.data, model.len, err);
     fm__pb_free(&g.graph);
     fm__pb_free(&opset);
     fm__pb_free(&model);

@@ -2,7 +2,6 @@
 #include "model/safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "model/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -330,30 +330,6 @@ static char *build_header(const fm__st_entry *t, size_t n, const fm__st_kv *meta
     return buf;
 }
 
-int fm__sync_parent(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    size_t len = slash ? (size_t)(slash - path) : 1;
-    if (len >= sizeof dir) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if (!slash)
-        dir[0] = '.';
-    else if (len == 0)
-        dir[len++] = '/';
-    else
-        memcpy(dir, path, len);
-    dir[len] = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
 int fm__st_write(const char *path, const fm__st_entry *tensors, size_t n_tensors,
                  const fm__st_kv *meta, size_t n_meta, fm_err *err) {
     for (size_t i = 0; i < n_tensors; i++) {
@@ -370,50 +346,19 @@ int fm__st_write(const char *path, const fm__st_entry *tensors, size_t n_tensors
     char *header = build_header(tensors, n_tensors, meta, n_meta, &hlen, &data_size);
     if (!header) return fm__err(err, "%s: out of memory building the header", path);
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
+    fm__atomic out;
+    if (fm__atomic_open(&out, path, err) < 0) {
         free(header);
-        return fm__err(err, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        fm__err(err, "%s: %s", tmp, strerror(errno));
-        free(header);
-        free(tmp);
         return -1;
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(header, 1, hlen, fp) == hlen;
+    int ok = fwrite(len8, 1, 8, out.f) == 8 && fwrite(header, 1, hlen, out.f) == hlen;
     for (size_t i = 0; ok && i < n_tensors; i++) {
         size_t bytes = fm__st_dtype_size(tensors[i].dtype);
         for (int d = 0; d < tensors[i].ndim; d++) bytes *= (size_t)tensors[i].shape[d];
-        ok = !bytes || fwrite(tensors[i].data, 1, bytes, fp) == bytes;
+        ok = !bytes || fwrite(tensors[i].data, 1, bytes, out.f) == bytes;
     }
     free(header);
-    int saved_errno = errno;
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    if (!ok) saved_errno = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        saved_errno = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        saved_errno = errno;
-    }
-    /* The rename is durable only once the folder's entry is on disk too. */
-    if (ok && fm__sync_parent(path) != 0) {
-        ok = 0;
-        saved_errno = errno;
-    }
-    if (!ok) {
-        remove(tmp);
-        fm__err(err, "%s: write failed: %s", path, strerror(saved_errno));
-    }
-    free(tmp);
-    return ok ? 0 : -1;
+    return fm__atomic_commit(&out, err); /* a failed fwrite left the stream's error flag */
 }

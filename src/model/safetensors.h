@@ -8,8 +8,7 @@
  *
  * Reading loads the whole file and checks every rule above, so any bytes at
  * all give either a valid table or a message naming the file and the problem.
- * Writing goes to PATH.tmp, is synced, then renamed over PATH, and the
- * folder is synced: a crash at any instant leaves the old file or the new. */
+ * Writing is atomic (core/file.h): a crash leaves the old file or the new. */
 #ifndef FM_MODEL_SAFETENSORS_H
 #define FM_MODEL_SAFETENSORS_H
 
@@ -66,9 +65,6 @@ void fm__st_copy(const fm__st_tensor *t, void *dst);
 
 const char *fm__st_dtype_name(fm__st_dtype dtype);
 size_t fm__st_dtype_size(fm__st_dtype dtype);
-
-/* fsync of the folder holding path, so a rename into it survives a crash. */
-int fm__sync_parent(const char *path);
 
 /* One tensor to write: shape[0..ndim) elements of dtype at data (little-endian). */
 typedef struct fm__st_entry {

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "model/json.h"
 #include "report/report.h"
 
@@ -904,7 +905,7 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
     if (!r) return fm__err(err, "report: out of memory");
     r->run_dir = run_dir;
     r->data_dir = data_dir;
-    char def_out[PATH_CAP], tmp[PATH_CAP + 8];
+    char def_out[PATH_CAP];
     int rc = -1;
     if (!out_path) {
         if (join(def_out, run_dir, "report.html", err)) goto done;
@@ -912,21 +913,14 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
     }
     if (gather(r, err)) goto done;
 
-    /* write beside the target and rename, so a failure never leaves half a page */
-    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
-    FILE *out = fopen(tmp, "w");
-    if (!out) {
-        fm__err(err, "%s: cannot create: %s", tmp, strerror(errno));
+    /* written atomically, so a failure never leaves half a page */
+    fm__atomic out;
+    if (fm__atomic_open(&out, out_path, err)) goto done;
+    if (write_page(out.f, r, err)) {
+        fm__atomic_abort(&out);
         goto done;
     }
-    int bad = write_page(out, r, err);
-    if (ferror(out) && !bad) bad = fm__err(err, "%s: write error", tmp);
-    if (fclose(out) && !bad) bad = fm__err(err, "%s: write error: %s", tmp, strerror(errno));
-    if (!bad && rename(tmp, out_path)) bad = fm__err(err, "%s: cannot rename into place: %s", out_path, strerror(errno));
-    if (bad) {
-        remove(tmp);
-        goto done;
-    }
+    if (fm__atomic_commit(&out, err)) goto done;
     /* success: the message lists what the page had to leave out */
     if (err) {
         err->msg[0] = 0;

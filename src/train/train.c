@@ -9,14 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "core/error.h"
+#include "core/file.h"
 #include "model/json.h"
-#include "model/safetensors.h"
 #include "train/adam.h"
 #include "train/augment.h"
 #include "train/callbacks.h"
@@ -104,11 +103,12 @@ static int threads_used(int requested) {
 
 int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
                        const fm_eval_result *test, fm_err *err) {
-    char path[4096], tmp[4200];
+    char path[4096];
     if (join(path, sizeof path, p->out_dir, "run.json", err) < 0) return -1;
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return fm__err(err, "%s: cannot write: %s", tmp, strerror(errno));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return fm__err(err, "%s: out of memory", path);
 
     fputs("{\n  \"config\": {\n    \"model\": ", f);
     json_str(f, p->model_source);
@@ -159,15 +159,10 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
     fputs("\n  }\n}\n", f);
 
     int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        remove(tmp);
-        return fm__err(err, "%s: write failed", tmp);
-    }
-    if (rename(tmp, path) < 0) {
-        remove(tmp);
-        return fm__err(err, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    }
-    return 0;
+    int rc = fclose(f) != 0 || bad ? fm__err(err, "%s: out of memory", path)
+                                   : fm__write_file_atomic(path, text, len, err);
+    free(text);
+    return rc;
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -183,23 +178,6 @@ static int check_params(const fm_train_params *p, fm_err *err) {
         return fm__err(err, "lr factor must be in (0, 1) (got %g)", (double)p->lr_factor);
     if (!(p->min_lr >= 0.0f)) return fm__err(err, "min lr must be >= 0");
     if (!p->out_dir || !*p->out_dir) return fm__err(err, "no output folder given");
-    return 0;
-}
-
-/* Writes text to path through a synced temporary file and a rename. */
-static int write_atomic(const char *path, const char *text, size_t len, fm_err *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return fm__err(err, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved = errno;
-    if (fclose(f) != 0 && ok) ok = 0, saved = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, saved = errno;
-    if (!ok) {
-        remove(tmp);
-        return fm__err(err, "%s: write failed: %s", path, strerror(saved));
-    }
     return 0;
 }
 
@@ -294,7 +272,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     } else if (start_run(m, p, &s, err) < 0) {
         goto done;
     }
-    if (write_atomic(log_path, s.log, s.log_len, err) < 0) goto done;
+    if (fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0) goto done;
 
     FILE *out = p->progress;
     int steps = (int)((train->count + (size_t)batch - 1) / (size_t)batch);
@@ -400,7 +378,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
         char row[256];
         snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
                  v.accuracy, (double)lr_used, secs);
-        if (log_append(&s, row, err) < 0 || write_atomic(log_path, s.log, s.log_len, err) < 0)
+        if (log_append(&s, row, err) < 0 || fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0)
             goto done;
         s.epoch = epoch;
         s.step = 0;
