@@ -378,7 +378,8 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
         char row[256];
         snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
                  v.accuracy, (double)lr_used, secs);
-        if (log_append(&s, row, err) < 0 || fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0)
+        if (log_append(&s, row, err) < 0 ||
+            fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0)
             goto done;
         s.epoch = epoch;
         s.step = 0;
