@@ -32,6 +32,19 @@ static inline char *tu_text(const char *path) {
     return s;
 }
 
+/* NAME (out.txt, err.txt, ...) of the scratch folder as a string: static,
+ * overwritten by the next call; "" if unreadable. */
+static inline const char *tu_output(const char *name) {
+    static char text[65536];
+    size_t n = 0;
+    unsigned char *b = tu_read(tu_path(name), &n);
+    if (n >= sizeof text) n = sizeof text - 1;
+    if (b) memcpy(text, b, n);
+    text[b ? n : 0] = 0;
+    free(b);
+    return text;
+}
+
 /* run_dir/log.csv without its last column (seconds, the one thing that
  * varies between runs); caller frees. */
 static inline char *tu_log_sans_time(const char *run_dir) {

@@ -2,8 +2,8 @@
  * IDX files and on CSVs converted from them, IDX -> CSV -> IDX -> CSV keeping
  * every byte, `fmnist show`, and the CLI's exit codes for bad input. */
 #include "check.h"
+#include "clitest.h"
 #include "data/image.h"
-#include "data/testutil.h"
 
 #include <sys/wait.h>
 
@@ -19,18 +19,6 @@ static int run(const char *cwd, const char *args) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* out.txt or err.txt as a string (static, overwritten by the next call). */
-static const char *output(const char *name) {
-    static char text[16384];
-    size_t n;
-    unsigned char *b = tu_read(tu_path(name), &n);
-    if (n >= sizeof text) n = sizeof text - 1;
-    if (b) memcpy(text, b, n);
-    text[b ? n : 0] = 0;
-    free(b);
-    return text;
-}
-
 /* The counts (training, train, val, test) of class k in a report of `fmnist data`. */
 static int class_counts(const char *out, int k, unsigned long c[4]) {
     char start[32];
@@ -43,7 +31,7 @@ static int class_counts(const char *out, int k, unsigned long c[4]) {
 /* Checks the report of `fmnist data` on the full set; returns the part after
  * the file list (counts and statistics), which must not depend on the layout. */
 static const char *check_report(const char *what, const char *layout) {
-    const char *out = output("out.txt");
+    const char *out = tu_output("out.txt");
     CHECK_MSG(strstr(out, layout), "%s: no '%s' in:\n%s", what, layout, out);
     CHECK_MSG(strstr(out, "images: 60000 training = 48000 train + 12000 val (val-split 0.2, seed 42); "
                           "10000 test"),
@@ -85,14 +73,14 @@ static void conversions(void) {
     snprintf(first, sizeof first, "%s", check_report("IDX", "(IDX layout)"));
 
     snprintf(args, sizeof args, "convert --to csv %s '%s'", FM_DEBIAN_DATA_DIR, tu_path("csv"));
-    CHECK_MSG(run(NULL, args) == 0, "%s", output("err.txt"));
-    CHECK(strstr(output("out.txt"), "fashion-mnist_train.csv (60000 images)"));
+    CHECK_MSG(run(NULL, args) == 0, "%s", tu_output("err.txt"));
+    CHECK(strstr(tu_output("out.txt"), "fashion-mnist_train.csv (60000 images)"));
     snprintf(args, sizeof args, "data --data '%s'", tu_path("csv"));
     CHECK(run(NULL, args) == 0);
     CHECK_MSG(!strcmp(first, check_report("CSV", "(CSV layout)")), "the reports differ");
 
     snprintf(args, sizeof args, "convert --to idx '%s' '%s'", tu_path("csv"), tu_path("idx"));
-    CHECK_MSG(run(NULL, args) == 0, "%s", output("err.txt"));
+    CHECK_MSG(run(NULL, args) == 0, "%s", tu_output("err.txt"));
     static const char *const idx[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
     for (int i = 0; i < 4; i++) {
@@ -103,7 +91,7 @@ static void conversions(void) {
     }
 
     snprintf(args, sizeof args, "convert --to csv '%s' '%s'", tu_path("idx"), tu_path("csv2"));
-    CHECK_MSG(run(NULL, args) == 0, "%s", output("err.txt"));
+    CHECK_MSG(run(NULL, args) == 0, "%s", tu_output("err.txt"));
     CHECK(same_data(tu_path("csv/fashion-mnist_train.csv"), tu_path("csv2/fashion-mnist_train.csv")));
     CHECK(same_data(tu_path("csv/fashion-mnist_test.csv"), tu_path("csv2/fashion-mnist_test.csv")));
 }
@@ -115,8 +103,8 @@ static void show(void) {
     CHECK(fm_data_load(tu_path("idx"), FM_SET_TEST, &test, &err) == 0);
     snprintf(args, sizeof args, "show --data '%s' --set test --index 3 -o '%s'", tu_path("idx"),
              tu_path("one.png"));
-    CHECK_MSG(run(NULL, args) == 0, "%s", output("err.txt"));
-    CHECK(strstr(output("out.txt"), "one.png (224x224): test image 3 of"));
+    CHECK_MSG(run(NULL, args) == 0, "%s", tu_output("err.txt"));
+    CHECK(strstr(tu_output("out.txt"), "one.png (224x224): test image 3 of"));
     fm__image img;
     int rc = fm__image_read(tu_path("one.png"), &img, &err);
     CHECK_MSG(rc == 0 && img.w == 224 && img.h == 224, "%s", err.msg);
@@ -130,7 +118,7 @@ static void show(void) {
 
     /* The default: a grid of the training set, written in the working folder. */
     CHECK(run(tu_path("idx"), "show --data .") == 0);
-    CHECK(strstr(output("out.txt"), "wrote show.png (604x604): the first 10 images of each class"));
+    CHECK(strstr(tu_output("out.txt"), "wrote show.png (604x604): the first 10 images of each class"));
     rc = fm__image_read(tu_path("idx/show.png"), &img, &err);
     CHECK_MSG(rc == 0 && img.w == 604 && img.h == 604, "%s", err.msg);
     fm__image_free(&img);
@@ -155,7 +143,7 @@ static void errors(void) {
     /* Without --data and without ./DATA: the Debian folder. */
     mkdir(tu_path("empty"), 0777);
     CHECK(run(tu_path("empty"), "show --set test --index 0") == 0);
-    CHECK(strstr(output("out.txt"), "test image 0 of " FM_DEBIAN_DATA_DIR ", label 9 (Ankle boot)"));
+    CHECK(strstr(tu_output("out.txt"), "test image 0 of " FM_DEBIAN_DATA_DIR ", label 9 (Ankle boot)"));
 
     /* --val-split and --seed, on a small folder. */
     mkdir(tu_path("small"), 0777);
@@ -166,15 +154,15 @@ static void errors(void) {
     tu_write(tu_path("small/fashion-mnist_test.csv"), row, csv_row(row, "0"));
     snprintf(args, sizeof args, "data --data '%s' --val-split 0.3 --seed 7", tu_path("small"));
     CHECK(run(NULL, args) == 0);
-    CHECK_MSG(strstr(output("out.txt"), "10 training = 7 train + 3 val (val-split 0.3, seed 7); 1 test"),
-              "%s", output("out.txt"));
+    CHECK_MSG(strstr(tu_output("out.txt"), "10 training = 7 train + 3 val (val-split 0.3, seed 7); 1 test"),
+              "%s", tu_output("out.txt"));
     unsigned long c[4];
-    CHECK(class_counts(output("out.txt"), 5, c) && c[0] == 5 && c[1] + c[2] == 5 && c[3] == 0);
-    CHECK(class_counts(output("out.txt"), 0, c) && c[0] == 0 && c[3] == 1);
+    CHECK(class_counts(tu_output("out.txt"), 5, c) && c[0] == 5 && c[1] + c[2] == 5 && c[3] == 0);
+    CHECK(class_counts(tu_output("out.txt"), 0, c) && c[0] == 0 && c[3] == 1);
 
     snprintf(args, sizeof args, "data --data '%s'", tu_path("nowhere"));
     CHECK(run(NULL, args) == 1);
-    CHECK(strstr(output("err.txt"), "fmnist: ") && strstr(output("err.txt"), "nowhere: No such file"));
+    CHECK(strstr(tu_output("err.txt"), "fmnist: ") && strstr(tu_output("err.txt"), "nowhere: No such file"));
 
     /* A bad label in the test CSV: exit 1 naming the file, line and column. */
     mkdir(tu_path("bad"), 0777);
@@ -182,8 +170,8 @@ static void errors(void) {
     tu_write(tu_path("bad/fashion-mnist_test.csv"), row, csv_row(row, "12"));
     snprintf(args, sizeof args, "data --data '%s'", tu_path("bad"));
     CHECK(run(NULL, args) == 1);
-    CHECK_MSG(strstr(output("err.txt"), "fashion-mnist_test.csv: line 1, column 1 (label): '12' is out of range"),
-              "%s", output("err.txt"));
+    CHECK_MSG(strstr(tu_output("err.txt"), "fashion-mnist_test.csv: line 1, column 1 (label): '12' is out of range"),
+              "%s", tu_output("err.txt"));
 
     static const struct {
         const char *args, *err;
@@ -203,7 +191,7 @@ static void errors(void) {
     };
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
         int st = run(NULL, usage[i].args);
-        const char *e = output("err.txt");
+        const char *e = tu_output("err.txt");
         CHECK_MSG(st == usage[i].status && strstr(e, usage[i].err) && lines(e) == 1,
                   "fmnist %s: status %d, stderr: %s", usage[i].args, st, e);
     }
@@ -212,7 +200,7 @@ static void errors(void) {
         snprintf(args, sizeof args, "%s --help", verbs[i]);
         char want[32];
         snprintf(want, sizeof want, "usage: fmnist %s", verbs[i]);
-        CHECK(run(NULL, args) == 0 && strstr(output("out.txt"), want));
+        CHECK(run(NULL, args) == 0 && strstr(tu_output("out.txt"), want));
     }
 }
 

@@ -10,21 +10,9 @@
 
 #include <png.h>
 
-/* out.txt or err.txt as a string (static, overwritten by the next call). */
-static const char *output(const char *name) {
-    static char text[65536];
-    size_t n = 0;
-    unsigned char *b = tu_read(tu_path(name), &n);
-    if (n >= sizeof text) n = sizeof text - 1;
-    if (b) memcpy(text, b, n);
-    text[b ? n : 0] = 0;
-    free(b);
-    return text;
-}
-
 /* stderr is exactly one line starting "fmnist: " */
 static int one_line_error(void) {
-    const char *e = output("err.txt");
+    const char *e = tu_output("err.txt");
     const char *nl = strchr(e, '\n');
     return !strncmp(e, "fmnist: ", 8) && nl && nl[1] == 0;
 }
@@ -91,14 +79,14 @@ int main(void) {
     snprintf(args, sizeof args, "train --model '%s' --data '%s' --out '%s' --epochs 2 --quiet",
              cfg, data, run_dir);
     int rc = tu_run(args);
-    CHECK_MSG(rc == 0, "train: exit %d: %s", rc, output("err.txt"));
+    CHECK_MSG(rc == 0, "train: exit %d: %s", rc, tu_output("err.txt"));
 
     /* eval --json: the keys, ten classes, a confusion matrix summing to 300
      * whose diagonal gives the accuracy */
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --json", weights, data);
     rc = tu_run(args);
-    CHECK_MSG(rc == 0, "eval: exit %d: %s", rc, output("err.txt"));
-    const char *out = output("out.txt");
+    CHECK_MSG(rc == 0, "eval: exit %d: %s", rc, tu_output("err.txt"));
+    const char *out = tu_output("out.txt");
     fm__json *j = fm__json_parse(out, strlen(out), 0, &err);
     CHECK_MSG(j != NULL, "eval --json: %s:\n%s", err.msg, out);
     const fm__json *pc = j ? fm__json_get(j, "per_class") : NULL;
@@ -131,19 +119,19 @@ int main(void) {
     /* the table: class names, the matrix, and the train / val splits */
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s'", weights, data);
     rc = tu_run(args);
-    out = output("out.txt");
+    out = tu_output("out.txt");
     CHECK(rc == 0 && strstr(out, "accuracy:") && strstr(out, "confusion matrix") &&
           strstr(out, "9 Ankle boot") && strstr(out, "0 T-shirt/top"));
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split val --json", weights,
              data);
     rc = tu_run(args);
-    j = fm__json_parse(output("out.txt"), strlen(output("out.txt")), 0, &err);
+    j = fm__json_parse(tu_output("out.txt"), strlen(tu_output("out.txt")), 0, &err);
     CHECK(rc == 0 && j && num(j, "count") == 100);
     fm__json_free(j);
     snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --split train --json", weights,
              data);
     rc = tu_run(args);
-    j = fm__json_parse(output("out.txt"), strlen(output("out.txt")), 0, &err);
+    j = fm__json_parse(tu_output("out.txt"), strlen(tu_output("out.txt")), 0, &err);
     CHECK(rc == 0 && j && num(j, "count") == 400);
     fm__json_free(j);
 
@@ -169,15 +157,15 @@ int main(void) {
     }
     snprintf(args, sizeof args, "predict --weights '%s' '%s'", weights, png28);
     rc = tu_run(args);
-    out = output("out.txt");
+    out = tu_output("out.txt");
     char want[4400];
     snprintf(want, sizeof want, "%s: %s\n", png28, expect >= 0 ? fm_class_names[expect] : "?");
     CHECK_MSG(rc == 0 && !strncmp(out, want, strlen(want)), "predict: exit %d:\n%s", rc, out);
-    CHECK(output("err.txt")[0] == 0); /* 28x28 grey: no note */
+    CHECK(tu_output("err.txt")[0] == 0); /* 28x28 grey: no note */
 
     snprintf(args, sizeof args, "predict --weights '%s' --json '%s' '%s'", weights, png28, png56);
     rc = tu_run(args);
-    out = output("out.txt");
+    out = tu_output("out.txt");
     j = fm__json_parse(out, strlen(out), 0, &err);
     CHECK_MSG(rc == 0 && j, "predict --json: exit %d: %s", rc, out);
     const fm__json *preds = j ? fm__json_get(j, "predictions") : NULL;
@@ -201,7 +189,7 @@ int main(void) {
         CHECK(num(&preds->items[0], "class") == expect);
     }
     fm__json_free(j);
-    const char *note = output("err.txt");
+    const char *note = tu_output("err.txt");
     CHECK_MSG(strstr(note, "test0-colour.png: 56x56 colour converted to 28x28 grey") &&
                   !strstr(note, "test0.png:"),
               "stderr: %s", note);
@@ -233,10 +221,10 @@ int main(void) {
         snprintf(args, sizeof args, bad[i].fmt, base, second);
         rc = tu_run(args);
         CHECK_MSG(rc == bad[i].status && one_line_error(), "%s: exit %d, stderr '%s'", args, rc,
-                  output("err.txt"));
+                  tu_output("err.txt"));
     }
-    CHECK(tu_run("eval --help") == 0 && strstr(output("out.txt"), "usage: fmnist eval"));
-    CHECK(tu_run("predict --help") == 0 && strstr(output("out.txt"), "polarity"));
+    CHECK(tu_run("eval --help") == 0 && strstr(tu_output("out.txt"), "usage: fmnist eval"));
+    CHECK(tu_run("predict --help") == 0 && strstr(tu_output("out.txt"), "polarity"));
 
     fm_images_free(&train);
     fm_images_free(&test);

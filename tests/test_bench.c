@@ -147,17 +147,6 @@ static void test_bad_params(void) {
 
 /* ---- the CLI ---------------------------------------------------------- */
 
-static const char *output(const char *name) {
-    static char text[65536];
-    size_t n = 0;
-    unsigned char *b = tu_read(tu_path(name), &n);
-    if (n >= sizeof text) n = sizeof text - 1;
-    if (b) memcpy(text, b, n);
-    text[b ? n : 0] = 0;
-    free(b);
-    return text;
-}
-
 /* "KEY=NUMBER\n" at line, with NUMBER the whole rest of the line; NAN if not. */
 static double key_value(const char *line, const char *key) {
     size_t k = strlen(key);
@@ -169,7 +158,7 @@ static double key_value(const char *line, const char *key) {
 
 /* Checks the last two lines of out.txt are the machine-readable ones. */
 static void check_tail(void) {
-    const char *out = output("out.txt");
+    const char *out = tu_output("out.txt");
     size_t n = strlen(out);
     CHECK(n > 2 && out[n - 1] == '\n');
     if (n < 3) return;
@@ -195,17 +184,17 @@ static void test_cli(void) {
     snprintf(args, sizeof args,
              "bench --model '%s' --steps 2 --batch 4 --warmup 1 --infer-batch 8 --threads 1", cfg);
     int rc = tu_run(args);
-    CHECK_MSG(rc == 0, "exit %d: %s", rc, output("err.txt"));
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, tu_output("err.txt"));
     check_tail();
-    const char *out = output("out.txt");
+    const char *out = tu_output("out.txt");
     CHECK(strstr(out, "kernels ") && strstr(out, "1 thread") && strstr(out, "batch    4"));
     CHECK(!strstr(out, "forward ms"));
 
     snprintf(args, sizeof args, "bench --model '%s' --steps 2 --batch 4 --layers", cfg);
     rc = tu_run(args);
-    CHECK_MSG(rc == 0, "--layers: exit %d: %s", rc, output("err.txt"));
+    CHECK_MSG(rc == 0, "--layers: exit %d: %s", rc, tu_output("err.txt"));
     check_tail();
-    out = output("out.txt");
+    out = tu_output("out.txt");
     CHECK(strstr(out, "forward ms") && strstr(out, "batch_normalization") &&
           strstr(out, "adam update"));
 
@@ -216,10 +205,10 @@ static void test_cli(void) {
              "--infer-batch 4",
              src ? src : ".");
     rc = tu_run(args);
-    CHECK_MSG(rc == 0, "default network: exit %d: %s", rc, output("err.txt"));
+    CHECK_MSG(rc == 0, "default network: exit %d: %s", rc, tu_output("err.txt"));
     check_tail();
 
-    CHECK(tu_run("bench --help") == 0 && strstr(output("out.txt"), "usage: fmnist bench"));
+    CHECK(tu_run("bench --help") == 0 && strstr(tu_output("out.txt"), "usage: fmnist bench"));
     /* bad flags: exit 2 and one line on stderr */
     const char *bad[] = {"--batch 0",    "--batch abc",        "--steps -1",  "--threads x",
                          "--infer-batch 0", "--warmup -1",     "--frobnicate", "--steps",
@@ -227,14 +216,14 @@ static void test_cli(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(args, sizeof args, "bench --model '%s' %s", cfg, bad[i]);
         rc = tu_run(args);
-        const char *e = output("err.txt");
+        const char *e = tu_output("err.txt");
         const char *nl = strchr(e, '\n');
         CHECK_MSG(rc == 2 && !strncmp(e, "fmnist: ", 8) && nl && !nl[1], "%s: exit %d: %s",
                   bad[i], rc, e);
     }
     /* a missing model: exit 1, the file named */
     rc = tu_run("bench --model /nonexistent/net.cfg");
-    CHECK_MSG(rc == 1 && strstr(output("err.txt"), "/nonexistent/net.cfg"), "exit %d", rc);
+    CHECK_MSG(rc == 1 && strstr(tu_output("err.txt"), "/nonexistent/net.cfg"), "exit %d", rc);
 }
 
 int main(void) {
