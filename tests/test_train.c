@@ -303,6 +303,10 @@ int main(void) {
     rc = run(d2, &tr, &empty, p, &r, NULL, &err);
     CHECK(rc < 0 && strstr(err.msg, "validation"));
     bad = p;
+    bad.checkpoint_steps = -1;
+    rc = run(d2, &tr, &va, bad, &r, NULL, &err);
+    CHECK_FAILS_WITH(rc, err, "checkpoint steps");
+    bad = p;
     bad.batch = 0;
     rc = run(d2, &tr, &va, bad, &r, NULL, &err);
     CHECK(rc < 0 && strstr(err.msg, "batch"));
