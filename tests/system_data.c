@@ -202,6 +202,10 @@ static void errors(void) {
         snprintf(want, sizeof want, "usage: fmnist %s", verbs[i]);
         CHECK(run(NULL, args) == 0 && strstr(tu_output("out.txt"), want));
     }
+    /* the top level: --version, a bare call and an unknown verb */
+    CHECK(run(NULL, "--version") == 0 && !strcmp(tu_output("out.txt"), "fmnist " FM_VERSION "\n"));
+    CHECK(run(NULL, "") == 2 && strstr(tu_output("err.txt"), "usage: fmnist VERB"));
+    CHECK(run(NULL, "dance") == 2 && strstr(tu_output("err.txt"), "unknown verb 'dance'"));
 }
 
 int main(void) {

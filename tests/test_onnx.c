@@ -63,7 +63,9 @@ static void test_wire(void) {
 }
 
 static const char desc[] = "input 8 8 1\n"
-                           "# caf\xc3\xa9: non-ASCII in a comment\n"
+                           "# caf\xc3\xa9: UTF-8 in a comment\n"
+                           "# caf\xe9 \xed\xa0\x80 \xc0\xaf \xe2\x82: Latin-1, a surrogate, an overlong "
+                           "and a cut sequence\n"
                            "conv filters=2 kernel=3 padding=same activation=relu\n"
                            "batchnorm\n"
                            "maxpool 2\n"
@@ -140,7 +142,11 @@ static void test_export(const char *dir) {
         CHECK(!HAS(pa, na, "Dropout"));
         /* a 3-class model names the first three classes */
         CHECK(HAS(pa, na, "[\"T-shirt/top\", \"Trouser\", \"Pullover\"]"));
-        CHECK(HAS(pa, na, "# caf??: non-ASCII"));
+        CHECK(HAS(pa, na, "# caf\xc3\xa9: UTF-8 in a comment")); /* kept as it is */
+        CHECK(HAS(pa, na, "# caf? ??? ?? ??: Latin-1")); /* each bad byte a '?' */
+        char version[32] = {0x1a, (char)strlen(FM_VERSION)}; /* producer_version, field 3 */
+        memcpy(version + 2, FM_VERSION, strlen(FM_VERSION));
+        CHECK(contains(pa, na, version, 2 + strlen(FM_VERSION)));
         /* the last dense's kernel, (3, 4) little-endian, verbatim as raw_data */
         const fm__layer *l = &m->layers[m->n_layers - 1];
         unsigned char raw[12 * 4];

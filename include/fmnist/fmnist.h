@@ -16,6 +16,9 @@
 extern "C" {
 #endif
 
+/* The release, also CMake's project version (read from this line). */
+#define FM_VERSION "0.1.0"
+
 #define FM_IMAGE_ROWS 28
 #define FM_IMAGE_COLS 28
 #define FM_IMAGE_PIXELS (FM_IMAGE_ROWS * FM_IMAGE_COLS)

@@ -28,7 +28,8 @@ static const verb verbs[] = {
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: fmnist VERB [options]   (fmnist VERB --help for details)\n\nverbs:\n");
+    fprintf(out, "usage: fmnist VERB [options]   (fmnist VERB --help for details)\n"
+                 "       fmnist --version\n\nverbs:\n");
     for (size_t i = 0; i < N_VERBS; i++) fprintf(out, "  %-9s %s\n", verbs[i].name, verbs[i].help);
 }
 
@@ -89,6 +90,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("fmnist %s\n", FM_VERSION);
         return 0;
     }
     for (size_t i = 0; i < N_VERBS; i++)

@@ -61,6 +61,8 @@ def check_structure(path):
     out_dims = dims(g.output[0])
     check(len(out_dims) == 2 and isinstance(out_dims[0], str) and out_dims[1] == 10,
           f"output shape (N,10) with a symbolic N, got {out_dims}")
+    check(m.producer_name == "fmnist" and m.producer_version != "",
+          f"producer {m.producer_name!r} version {m.producer_version!r}")
     ops = [n.op_type for n in g.node]
     check(set(ops) <= ALLOWED_OPS, f"unexpected ops {set(ops) - ALLOWED_OPS}")
     check(ops[-1] == "Softmax", "the graph ends in Softmax")
