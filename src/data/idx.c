@@ -10,11 +10,13 @@
  * offset (in the decompressed stream for .gz files). */
 #include "data/data.h"
 #include "core/error.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Read size, and the first allocation for a gzipped file's payload. */
@@ -214,15 +216,22 @@ int fm_data_load_idx(const char *images_path, const char *labels_path, fm_images
     return 0;
 }
 
-/* Writes one gzipped IDX file: the header, then n bytes of data. */
+/* Writes one gzipped IDX file, the header then n bytes of data, through the
+ * atomic writer: zlib writes to a duplicate of the temporary file's
+ * descriptor (the FILE itself buffers nothing), so the commit's fsync and
+ * rename cover every compressed byte. */
 static int write_idx(const char *path, const uint8_t *hdr, size_t hlen, const uint8_t *data,
                      size_t n, fm_err *err) {
-    char tmp[FM__PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return fm__err(err, "%s: path too long", path);
-    errno = 0;
-    gzFile g = gzopen(tmp, "wb6");
-    if (!g) return fm__err(err, "%s: %s", tmp, errno ? strerror(errno) : "cannot open");
+    fm__atomic a;
+    if (fm__atomic_open(&a, path, err) < 0) return -1;
+    int fd = dup(fileno(a.f));
+    gzFile g = fd < 0 ? NULL : gzdopen(fd, "wb6");
+    if (!g) {
+        int saved = errno ? errno : ENOMEM;
+        if (fd >= 0) close(fd);
+        fm__atomic_abort(&a);
+        return fm__err(err, "%s: cannot start gzip compression: %s", path, strerror(saved));
+    }
     int ok = gzwrite(g, hdr, (unsigned)hlen) == (int)hlen;
     for (size_t off = 0; ok && off < n; off += IDX_CHUNK) {
         unsigned len = (unsigned)(n - off < IDX_CHUNK ? n - off : IDX_CHUNK);
@@ -234,21 +243,16 @@ static int write_idx(const char *path, const uint8_t *hdr, size_t hlen, const ui
         const char *msg = gzerror(g, &errnum);
         snprintf(why, sizeof why, "%s", errnum == Z_ERRNO ? strerror(errno) : msg);
     }
-    int closed = gzclose(g); /* flushes the last compressed block */
+    int closed = gzclose(g); /* flushes the last compressed block, closes the duplicate */
     if (closed != Z_OK && ok) {
         ok = 0;
         snprintf(why, sizeof why, "%s", closed == Z_ERRNO ? strerror(errno) : "zlib error");
     }
     if (!ok) {
-        remove(tmp);
-        return fm__err(err, "%s: write error: %s", tmp, why);
+        fm__atomic_abort(&a);
+        return fm__err(err, "%s: write failed: %s", path, why);
     }
-    if (rename(tmp, path) != 0) {
-        int saved = errno;
-        remove(tmp);
-        return fm__err(err, "%s: cannot rename %s into place: %s", path, tmp, strerror(saved));
-    }
-    return 0;
+    return fm__atomic_commit(&a, err);
 }
 
 int fm__idx_write(const char *images_path, const char *labels_path, const fm_images *imgs,
