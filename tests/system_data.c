@@ -179,6 +179,9 @@ static void errors(void) {
     } usage[] = {
         {"data --bogus", "unknown option '--bogus'", 2},
         {"data extra", "unexpected argument 'extra'", 2},
+        {"data -zq", "data: unknown option '-z'", 2}, /* inside a cluster */
+        {"show --grid=2", "show: --grid takes no value", 2},
+        {"show -o", "show: -o needs a value", 2},
         {"data --val-split 2", "--val-split: 2 is out of range", 2},
         {"data --seed x", "--seed: 'x' is not an integer", 2},
         {"convert --to csv only_one", "expected SRC_DIR and DST_DIR", 2},

@@ -3,6 +3,8 @@
 #ifndef FM_CLI_H
 #define FM_CLI_H
 
+#include <getopt.h>
+
 #include "fmnist/fmnist.h"
 
 int fm_cmd_data(int argc, char **argv);
@@ -33,6 +35,10 @@ int fm_cli_fail(const char *fmt, ...)
  * On failure prints "fmnist: --flag: ..." and returns -1. */
 int fm_cli_long(const char *flag, const char *s, long min, long max, long *out);
 int fm_cli_double(const char *flag, const char *s, double min, double max, double *out);
+/* The one-line usage error for what getopt_long (optstring starting with
+ * ':') returned as ':' or '?', naming the option as it was typed. Returns 2,
+ * the exit status for usage errors. */
+int fm_cli_getopt_error(const char *verb, int c, char **argv, const struct option *opts);
 /* The data folder: `dir` when given, else fm_data_default_dir(). Prints the
  * error and returns NULL when there is none. */
 const char *fm_cli_data_dir(const char *dir);

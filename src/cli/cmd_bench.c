@@ -1,7 +1,6 @@
 /* fmnist bench: training and inference speed of a network on synthetic
  * data (fm_bench_run), as a short report whose last two lines a script can
  * read: train_img_per_s=N and infer_img_per_s=N. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -93,10 +92,7 @@ int fm_cmd_bench(int argc, char **argv) {
             p.infer_batch = (int)v;
             break;
         case 'h': usage(stdout); return 0;
-        case ':': fm_cli_fail("bench: %s needs a value", argv[optind - 1]); return 2;
-        default:
-            fm_cli_fail("bench: unknown option '%s' (see fmnist bench --help)", argv[optind - 1]);
-            return 2;
+        default: return fm_cli_getopt_error("bench", c, argv, opts);
         }
     }
     if (optind < argc) {

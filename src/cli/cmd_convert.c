@@ -1,5 +1,4 @@
 /* fmnist convert: write a data folder in the other layout (CSV <-> IDX). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,10 +31,7 @@ int fm_cmd_convert(int argc, char **argv) {
         switch (c) {
         case 't': to = optarg; break;
         case 'h': usage(stdout); return 0;
-        case ':': fm_cli_fail("convert: %s needs a value", argv[optind - 1]); return 2;
-        default:
-            fm_cli_fail("convert: unknown option '%s' (see fmnist convert --help)", argv[optind - 1]);
-            return 2;
+        default: return fm_cli_getopt_error("convert", c, argv, opts);
         }
     }
     fm_data_format format;

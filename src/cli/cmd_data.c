@@ -1,6 +1,5 @@
 /* fmnist data: load and validate both sets, then print where they came from,
  * the split sizes, the counts per class and the pixel statistics. */
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,8 +46,7 @@ int fm_cmd_data(int argc, char **argv) {
             if (fm_cli_long("--seed", optarg, 0, LONG_MAX, &seed) < 0) return 2;
             break;
         case 'h': usage(stdout); return 0;
-        case ':': fm_cli_fail("data: %s needs a value", argv[optind - 1]); return 2;
-        default: fm_cli_fail("data: unknown option '%s' (see fmnist data --help)", argv[optind - 1]); return 2;
+        default: return fm_cli_getopt_error("data", c, argv, opts);
         }
     }
     if (optind < argc) {

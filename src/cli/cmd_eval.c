@@ -1,7 +1,6 @@
 /* fmnist eval: score a saved model on the test set (or the training run's
  * train/val split): loss, accuracy, per-class precision/recall/accuracy and
  * the confusion matrix, as a table or one JSON object. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,10 +107,7 @@ int fm_cmd_eval(int argc, char **argv) {
             if (fm_cli_long("--limit", optarg, 2, LONG_MAX, &limit) < 0) return 2;
             break;
         case 'h': usage(stdout); return 0;
-        case ':': fm_cli_fail("eval: %s needs a value", argv[optind - 1]); return 2;
-        default:
-            fm_cli_fail("eval: unknown option '%s' (see fmnist eval --help)", argv[optind - 1]);
-            return 2;
+        default: return fm_cli_getopt_error("eval", c, argv, opts);
         }
     }
     if (optind < argc) {

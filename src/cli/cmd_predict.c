@@ -1,5 +1,4 @@
 /* fmnist predict: classify the user's own pictures with a saved model. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +70,7 @@ int fm_cmd_predict(int argc, char **argv) {
         case 'i': invert = 1; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
-        case ':': fm_cli_fail("predict: %s needs a value", argv[optind - 1]); return 2;
-        default:
-            fm_cli_fail("predict: unknown option '%s' (see fmnist predict --help)",
-                        argv[optind - 1]);
-            return 2;
+        default: return fm_cli_getopt_error("predict", c, argv, opts);
         }
     }
     if (!weights) {

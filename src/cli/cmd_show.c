@@ -1,6 +1,5 @@
 /* fmnist show: a PNG of one image, or of a grid with ten examples per class
  * (one class per row, like the exploration notebook). */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +73,7 @@ int fm_cmd_show(int argc, char **argv) {
             break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
-        case ':': fm_cli_fail("show: %s needs a value", argv[optind - 1]); return 2;
-        default: fm_cli_fail("show: unknown option '%s' (see fmnist show --help)", argv[optind - 1]); return 2;
+        default: return fm_cli_getopt_error("show", c, argv, opts);
         }
     }
     if (optind < argc) {

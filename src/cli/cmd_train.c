@@ -3,7 +3,6 @@
  * the callbacks, optionally score the restored model on the test set, write
  * the report, and say where everything went. Ctrl-C or SIGTERM ends the run
  * at the next step boundary with a checkpoint; a second one ends it at once. */
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -163,10 +162,7 @@ int fm_cmd_train(int argc, char **argv) {
             p.checkpoint_steps = (int)v;
             break;
         case 'h': usage(stdout); return 0;
-        case ':': fm_cli_fail("train: %s needs a value", argv[optind - 1]); return 2;
-        default:
-            fm_cli_fail("train: unknown option '%s' (see fmnist train --help)", argv[optind - 1]);
-            return 2;
+        default: return fm_cli_getopt_error("train", c, argv, opts);
         }
     }
     if (optind < argc) {

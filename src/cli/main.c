@@ -75,6 +75,30 @@ int fm_cli_double(const char *flag, const char *s, double min, double max, doubl
     return 0;
 }
 
+int fm_cli_getopt_error(const char *verb, int c, char **argv, const struct option *opts) {
+    const char *arg = argv[optind - 1];
+    if (c == ':') {
+        fm_cli_fail("%s: %s needs a value", verb, arg);
+        return 2;
+    }
+    /* '?' for --flag=VALUE on a flag that takes none: optopt is its code */
+    const char *eq = strchr(arg, '=');
+    if (optopt && !strncmp(arg, "--", 2) && eq)
+        for (const struct option *o = opts; o->name; o++)
+            if (o->val == optopt && o->has_arg == no_argument &&
+                strlen(o->name) == (size_t)(eq - arg - 2) && !strncmp(o->name, arg + 2, eq - arg - 2)) {
+                fm_cli_fail("%s: --%s takes no value", verb, o->name);
+                return 2;
+            }
+    /* an unknown short option may sit inside a cluster such as -qz, where
+     * argv[optind - 1] is not the word that holds it */
+    if (optopt)
+        fm_cli_fail("%s: unknown option '-%c' (see fmnist %s --help)", verb, optopt, verb);
+    else
+        fm_cli_fail("%s: unknown option '%s' (see fmnist %s --help)", verb, arg, verb);
+    return 2;
+}
+
 const char *fm_cli_data_dir(const char *dir) {
     if (dir) return dir;
     fm_err err;
