@@ -106,7 +106,7 @@ static void show(void) {
     CHECK_MSG(run(NULL, args) == 0, "%s", tu_output("err.txt"));
     CHECK(strstr(tu_output("out.txt"), "one.png (224x224): test image 3 of"));
     fm__image img;
-    int rc = fm__image_read(tu_path("one.png"), &img, &err);
+    int rc = fm__image_read(tu_path("one.png"), 0, &img, &err);
     CHECK_MSG(rc == 0 && img.w == 224 && img.h == 224, "%s", err.msg);
     int bad = 0;
     for (int y = 0; rc == 0 && y < 224; y++)
@@ -119,7 +119,7 @@ static void show(void) {
     /* The default: a grid of the training set, written in the working folder. */
     CHECK(run(tu_path("idx"), "show --data .") == 0);
     CHECK(strstr(tu_output("out.txt"), "wrote show.png (604x604): the first 10 images of each class"));
-    rc = fm__image_read(tu_path("idx/show.png"), &img, &err);
+    rc = fm__image_read(tu_path("idx/show.png"), 0, &img, &err);
     CHECK_MSG(rc == 0 && img.w == 604 && img.h == 604, "%s", err.msg);
     fm__image_free(&img);
 }

@@ -9,7 +9,8 @@
 
 /* Writes a PNG of any type through libpng; rows are packed as libpng expects. */
 static void write_png(const char *path, int w, int h, int color, int depth, int interlace,
-                      const uint8_t *data, const png_color *palette, int n_palette) {
+                      const uint8_t *data, const png_color *palette, int n_palette,
+                      const png_byte *trns, int n_trns) {
     FILE *f = fopen(path, "wb");
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
@@ -21,6 +22,7 @@ static void write_png(const char *path, int w, int h, int color, int depth, int 
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color, interlace,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (palette) png_set_PLTE(png, info, palette, n_palette);
+    if (trns) png_set_tRNS(png, info, trns, n_trns, NULL);
     png_write_info(png, info);
     size_t stride = png_get_rowbytes(png, info);
     png_bytep rows[64];
@@ -31,12 +33,13 @@ static void write_png(const char *path, int w, int h, int color, int depth, int 
     fclose(f);
 }
 
-/* Reads path and checks it is w x h with the given pixels (within tol). */
-static void expect_image(const char *what, const char *path, int w, int h, const uint8_t *want,
-                         int tol) {
+/* Reads path with transparency on grey level bg and checks it is w x h with
+ * the given pixels (within tol), `transparent` of them not fully opaque. */
+static void expect_read(const char *what, const char *path, uint8_t bg, int w, int h,
+                        const uint8_t *want, int tol, size_t transparent) {
     fm__image img;
     fm_err err;
-    int rc = fm__image_read(path, &img, &err);
+    int rc = fm__image_read(path, bg, &img, &err);
     CHECK_MSG(rc == 0, "%s: %s", what, err.msg);
     if (rc) return;
     CHECK_MSG(img.w == w && img.h == h, "%s: %dx%d", what, img.w, img.h);
@@ -47,8 +50,17 @@ static void expect_image(const char *what, const char *path, int w, int h, const
             bad++;
         }
     CHECK_MSG(bad == 0, "%s: %d pixels differ", what, bad);
+    CHECK_MSG(img.transparent == transparent, "%s: %zu transparent pixels, expected %zu", what,
+              img.transparent, transparent);
     fm__image_free(&img);
     CHECK(!img.pixels && img.w == 0);
+}
+
+/* An opaque picture: the background must not matter. */
+static void expect_image(const char *what, const char *path, int w, int h, const uint8_t *want,
+                         int tol) {
+    expect_read(what, path, 0, w, h, want, tol, 0);
+    expect_read(what, path, 255, w, h, want, tol, 0);
 }
 
 static void png_files(void) {
@@ -63,34 +75,47 @@ static void png_files(void) {
     /* Colour goes grey with the Rec. 709 weights. */
     const uint8_t rgb[4 * 3] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255};
     const uint8_t rgb_grey[4] = {54, 182, 18, 255};
-    write_png(tu_path("rgb.png"), 4, 1, PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_NONE, rgb, NULL, 0);
+    write_png(tu_path("rgb.png"), 4, 1, PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_NONE, rgb, NULL, 0, NULL, 0);
     expect_image("RGB", tu_path("rgb.png"), 4, 1, rgb_grey, 1);
-    write_png(tu_path("rgb_adam7.png"), 4, 1, PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_ADAM7, rgb, NULL, 0);
+    write_png(tu_path("rgb_adam7.png"), 4, 1, PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_ADAM7, rgb, NULL, 0, NULL, 0);
     expect_image("RGB interlaced", tu_path("rgb_adam7.png"), 4, 1, rgb_grey, 1);
-    const uint8_t rgba[2 * 4] = {255, 0, 0, 0, 255, 255, 255, 128};
-    const uint8_t rgba_grey[2] = {54, 255};
-    write_png(tu_path("rgba.png"), 2, 1, PNG_COLOR_TYPE_RGBA, 8, PNG_INTERLACE_NONE, rgba, NULL, 0);
-    expect_image("RGBA (alpha ignored)", tu_path("rgba.png"), 2, 1, rgba_grey, 1);
+    /* Alpha composites over the background: grey 54 (red) clear, grey 18 (blue)
+     * at alpha 128, white opaque. (18*128 + bg*127)/255 is 9 on black, 136 on white. */
+    const uint8_t rgba[3 * 4] = {255, 0, 0, 0, 0, 0, 255, 128, 255, 255, 255, 255};
+    const uint8_t rgba_black[3] = {0, 9, 255}, rgba_white[3] = {255, 136, 255};
+    write_png(tu_path("rgba.png"), 3, 1, PNG_COLOR_TYPE_RGBA, 8, PNG_INTERLACE_NONE, rgba, NULL, 0, NULL, 0);
+    expect_read("RGBA on black", tu_path("rgba.png"), 0, 3, 1, rgba_black, 1, 2);
+    expect_read("RGBA on white", tu_path("rgba.png"), 255, 3, 1, rgba_white, 1, 2);
 
     const uint8_t ga[2 * 2] = {100, 0, 200, 255};
-    const uint8_t ga_grey[2] = {100, 200};
-    write_png(tu_path("ga.png"), 2, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 8, PNG_INTERLACE_NONE, ga, NULL, 0);
-    expect_image("grey+alpha", tu_path("ga.png"), 2, 1, ga_grey, 0);
+    const uint8_t ga_black[2] = {0, 200}, ga_mid[2] = {77, 200};
+    write_png(tu_path("ga.png"), 2, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 8, PNG_INTERLACE_NONE, ga, NULL, 0, NULL, 0);
+    expect_read("grey+alpha on black", tu_path("ga.png"), 0, 2, 1, ga_black, 0, 1);
+    expect_read("grey+alpha on 77", tu_path("ga.png"), 77, 2, 1, ga_mid, 0, 1);
+
+    /* tRNS: a palette entry marked fully transparent */
+    const png_color tpal[2] = {{200, 200, 200}, {50, 50, 50}};
+    const png_byte tpal_alpha[1] = {0}; /* entry 0 clear, entry 1 opaque */
+    const uint8_t tidx[1] = {0x40}; /* 2-bit indices 1 0 0 0 */
+    const uint8_t tpal_white[4] = {50, 255, 255, 255};
+    write_png(tu_path("trns.png"), 4, 1, PNG_COLOR_TYPE_PALETTE, 2, PNG_INTERLACE_NONE, tidx, tpal, 2,
+              tpal_alpha, 1);
+    expect_read("palette with tRNS on white", tu_path("trns.png"), 255, 4, 1, tpal_white, 1, 3);
 
     const uint8_t g16[2 * 2] = {0xab, 0xcd, 0x00, 0x10}; /* big-endian samples */
     const uint8_t g16_grey[2] = {0xab, 0x00};
-    write_png(tu_path("g16.png"), 2, 1, PNG_COLOR_TYPE_GRAY, 16, PNG_INTERLACE_NONE, g16, NULL, 0);
+    write_png(tu_path("g16.png"), 2, 1, PNG_COLOR_TYPE_GRAY, 16, PNG_INTERLACE_NONE, g16, NULL, 0, NULL, 0);
     expect_image("16-bit grey", tu_path("g16.png"), 2, 1, g16_grey, 1);
 
     const uint8_t g1[1] = {0xa0}; /* 1 0 1 0 */
     const uint8_t g1_grey[4] = {255, 0, 255, 0};
-    write_png(tu_path("g1.png"), 4, 1, PNG_COLOR_TYPE_GRAY, 1, PNG_INTERLACE_NONE, g1, NULL, 0);
+    write_png(tu_path("g1.png"), 4, 1, PNG_COLOR_TYPE_GRAY, 1, PNG_INTERLACE_NONE, g1, NULL, 0, NULL, 0);
     expect_image("1-bit grey", tu_path("g1.png"), 4, 1, g1_grey, 0);
 
     const png_color pal[2] = {{10, 200, 30}, {0, 0, 0}};
     const uint8_t idx[1] = {0x40}; /* 2-bit indices 1 0 0 0 */
     const uint8_t pal_grey[4] = {0, 147, 147, 147};
-    write_png(tu_path("pal.png"), 4, 1, PNG_COLOR_TYPE_PALETTE, 2, PNG_INTERLACE_NONE, idx, pal, 2);
+    write_png(tu_path("pal.png"), 4, 1, PNG_COLOR_TYPE_PALETTE, 2, PNG_INTERLACE_NONE, idx, pal, 2, NULL, 0);
     expect_image("palette", tu_path("pal.png"), 4, 1, pal_grey, 1);
 }
 
@@ -115,7 +140,7 @@ static void expect_fail(const char *name, const void *data, size_t n, const char
     if (data) tu_write(tu_path(name), data, n);
     fm__image img;
     fm_err err;
-    int rc = fm__image_read(tu_path(name), &img, &err);
+    int rc = fm__image_read(tu_path(name), 0, &img, &err);
     CHECK_ERR(rc, err, tu_path(name), expect);
     CHECK(!img.pixels && img.w == 0 && img.h == 0);
 }
@@ -159,12 +184,12 @@ static void bad_files(void) {
 static void resize(void) {
     uint8_t src[100 * 84], out[FM_IMAGE_PIXELS], want[FM_IMAGE_PIXELS];
     fm_err err;
-    fm__image img = {28, 28, src};
+    fm__image img = {.w = 28, .h = 28, .pixels = src};
     for (int i = 0; i < FM_IMAGE_PIXELS; i++) src[i] = (uint8_t)(i * 31);
     CHECK(fm__image_to_28x28(&img, out, &err) == 0 && !memcmp(out, src, FM_IMAGE_PIXELS));
 
     /* 84 x 56: 3 x 2 blocks average exactly. */
-    img = (fm__image){84, 56, src};
+    img = (fm__image){.w = 84, .h = 56, .pixels = src};
     for (int y = 0; y < 56; y++)
         for (int x = 0; x < 84; x++) src[y * 84 + x] = (uint8_t)(x / 3 * 4 + y / 2 * 3 + (x % 3) * 6 + (y % 2) * 12);
     for (int y = 0; y < 28; y++)
@@ -177,7 +202,7 @@ static void resize(void) {
     /* Constants stay constant, shrinking by odd ratios or growing. */
     static const int sizes[][2] = {{100, 37}, {30, 30}, {14, 14}, {1, 1}, {5, 60}};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        img = (fm__image){sizes[k][0], sizes[k][1], src};
+        img = (fm__image){.w = sizes[k][0], .h = sizes[k][1], .pixels = src};
         memset(src, 77, sizeof src);
         ok = fm__image_to_28x28(&img, out, &err) == 0;
         bad = 0;
@@ -187,13 +212,13 @@ static void resize(void) {
 
     /* Growing 2 -> 28 columns: bilinear between the two pixel centres,
      * edges held. x = (i + 0.5) / 14 - 0.5. */
-    img = (fm__image){2, 28, src};
+    img = (fm__image){.w = 2, .h = 28, .pixels = src};
     for (int y = 0; y < 28; y++) src[2 * y] = 0, src[2 * y + 1] = 255;
     ok = fm__image_to_28x28(&img, out, &err) == 0;
     CHECK(ok && out[0] == 0 && out[6] == 0 && out[27] == 255 && out[21] == 255);
     CHECK(out[13] == 118 && out[14] == 137 && out[28 * 5 + 13] == 118);
 
-    img = (fm__image){0, 5, src};
+    img = (fm__image){.w = 0, .h = 5, .pixels = src};
     CHECK_ERR(fm__image_to_28x28(&img, out, &err), err, "cannot resize a 0x5 image", NULL);
 }
 

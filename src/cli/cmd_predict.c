@@ -19,7 +19,8 @@ static void usage(FILE *out) {
             "Fashion-MNIST pictures are light garments on a black background, centred and\n"
             "filling the frame. Give pictures of the same polarity: a photo of a garment on\n"
             "a white background needs --invert (or inverting beforehand), or the answers\n"
-            "mean little.\n"
+            "mean little. Transparent parts of a PNG become background: black, or white\n"
+            "before --invert turns them black.\n"
             "\n"
             "  --weights FILE   model file (.safetensors written by fmnist train)\n"
             "  --invert         use 255 - v for every pixel (dark garment on light ground)\n"
@@ -94,12 +95,16 @@ int fm_cmd_predict(int argc, char **argv) {
     /* Read every picture before printing anything, so a bad one fails the run. */
     for (int i = 0; i < n; i++) {
         fm__image img;
-        if (fm__image_read(paths[i], &img, &err) < 0) goto fail;
+        /* transparency goes on the ground that ends up black */
+        if (fm__image_read(paths[i], invert ? 255 : 0, &img, &err) < 0) goto fail;
         uint8_t *px = imgs.pixels + (size_t)i * FM_IMAGE_PIXELS;
         int colour = png_is_colour(paths[i]);
         if (img.w != FM_IMAGE_COLS || img.h != FM_IMAGE_ROWS || colour)
             fprintf(stderr, "fmnist: note: %s: %dx%d%s converted to 28x28 grey\n", paths[i], img.w,
                     img.h, colour ? " colour" : "");
+        if (img.transparent)
+            fprintf(stderr, "fmnist: note: %s: %zu transparent pixels put on %s\n", paths[i],
+                    img.transparent, invert ? "white (black once inverted)" : "black");
         int r = fm__image_to_28x28(&img, px, &err);
         fm__image_free(&img);
         if (r < 0) goto fail;

@@ -26,7 +26,9 @@ typedef struct png_ctx {
     fm_err *err;
     FILE *f;
     uint8_t *pixels;
+    uint8_t *rows_data; /* grey+alpha samples before compositing */
     png_bytep *rows;
+    int background;
     char warning[128]; /* the last warning, often the reason for an error */
 } png_ctx;
 
@@ -57,35 +59,50 @@ static int read_png(png_ctx *c, fm__image *img) {
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         free(c->rows);
+        free(c->rows_data);
         free(c->pixels);
         c->rows = NULL;
+        c->rows_data = NULL;
         c->pixels = NULL;
         return -1;
     }
     png_init_io(png, c->f);
     png_set_user_limits(png, FM__IMAGE_MAX_SIDE, FM__IMAGE_MAX_SIDE);
     png_read_info(png, info);
-    /* Whatever the file holds, ask libpng for one 8-bit grey channel. */
+    /* Whatever the file holds, ask libpng for 8-bit grey, plus alpha when the
+     * file has any (an alpha channel or a tRNS chunk). */
     png_set_expand(png);
     png_set_strip_16(png);
-    png_set_strip_alpha(png);
     if (png_get_color_type(png, info) & PNG_COLOR_MASK_COLOR)
         png_set_rgb_to_gray_fixed(png, 1, PNG_RGB_TO_GRAY_DEFAULT, PNG_RGB_TO_GRAY_DEFAULT);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (png_get_channels(png, info) != 1 || png_get_bit_depth(png, info) != 8 ||
-        png_get_rowbytes(png, info) != w)
+    int ch = png_get_channels(png, info);
+    if ((ch != 1 && ch != 2) || png_get_bit_depth(png, info) != 8 ||
+        png_get_rowbytes(png, info) != (size_t)w * ch)
         png_error(png, "cannot convert to 8-bit grey");
     c->pixels = malloc((size_t)w * h);
+    c->rows_data = ch == 2 ? malloc((size_t)w * h * 2) : NULL;
     c->rows = malloc(h * sizeof *c->rows);
-    if (!c->pixels || !c->rows) png_error(png, "out of memory");
-    for (png_uint_32 y = 0; y < h; y++) c->rows[y] = c->pixels + (size_t)y * w;
+    if (!c->pixels || !c->rows || (ch == 2 && !c->rows_data)) png_error(png, "out of memory");
+    uint8_t *samples = ch == 2 ? c->rows_data : c->pixels;
+    for (png_uint_32 y = 0; y < h; y++) c->rows[y] = samples + (size_t)y * w * ch;
     png_read_image(png, c->rows);
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
     free(c->rows);
     c->rows = NULL;
+    img->transparent = 0;
+    if (ch == 2) { /* composite over the background, in the file's own scale */
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            unsigned v = samples[2 * i], a = samples[2 * i + 1];
+            c->pixels[i] = (uint8_t)((v * a + (unsigned)c->background * (255 - a) + 127) / 255);
+            img->transparent += a < 255;
+        }
+        free(c->rows_data);
+        c->rows_data = NULL;
+    }
     img->w = (int)w;
     img->h = (int)h;
     img->pixels = c->pixels;
@@ -200,7 +217,7 @@ static int read_pgm(const char *path, FILE *f, int binary, fm__image *img, fm_er
     return 0;
 }
 
-int fm__image_read(const char *path, fm__image *img, fm_err *err) {
+int fm__image_read(const char *path, uint8_t background, fm__image *img, fm_err *err) {
     memset(img, 0, sizeof *img);
     FILE *f = fopen(path, "rb");
     if (!f) return fm__err(err, "%s: %s", path, strerror(errno));
@@ -209,7 +226,7 @@ int fm__image_read(const char *path, fm__image *img, fm_err *err) {
     int rc;
     if (n == 8 && !png_sig_cmp(sig, 0, 8)) {
         rewind(f);
-        png_ctx c = {.path = path, .err = err, .f = f};
+        png_ctx c = {.path = path, .err = err, .f = f, .background = background};
         rc = read_png(&c, img);
     } else if (n >= 2 && sig[0] == 'P' && (sig[1] == '5' || sig[1] == '2')) {
         fseek(f, 2, SEEK_SET);

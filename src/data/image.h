@@ -25,16 +25,19 @@
 typedef struct fm__image {
     int w, h;
     uint8_t *pixels;
+    size_t transparent; /* pixels that were not fully opaque (composited) */
 } fm__image;
 
 /* Reads a PNG or PGM, chosen by the file's first bytes (not its name), into
  * 8-bit grey:
  *   PNG, any colour type and bit depth: palettes expanded, colour turned grey
- *     with libpng's default weights (0.2126 R + 0.7152 G + 0.0722 B), alpha
- *     and transparency ignored (the stored colour is kept), 16-bit reduced to 8;
+ *     with libpng's default weights (0.2126 R + 0.7152 G + 0.0722 B), 16-bit
+ *     reduced to 8, and pixels with alpha < 255 (an alpha channel or a tRNS
+ *     chunk) composited over the grey level `background`:
+ *     v' = (v a + background (255 - a)) / 255, rounded;
  *   PGM binary (P5) or ASCII (P2), any maxval up to 65535, rescaled to 0..255.
  * On failure img is zeroed and err names the file and the problem. */
-int fm__image_read(const char *path, fm__image *img, fm_err *err);
+int fm__image_read(const char *path, uint8_t background, fm__image *img, fm_err *err);
 void fm__image_free(fm__image *img);
 
 /* Resizes to 28x28, stretching to fill (the caller crops or pads first to
