@@ -1,6 +1,7 @@
 /* Helpers for the tests that drive the fmnist command (system_*.c and the
- * command-line half of some unit tests): run it with its output captured in
- * the test's scratch folder, read files back, compare run logs. */
+ * command-line half of some unit tests) and for test_train's run folders:
+ * run it with its output captured in the test's scratch folder, read files
+ * back, compare run logs. */
 #ifndef FM_TESTS_CLITEST_H
 #define FM_TESTS_CLITEST_H
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clitest.h"
 #include "model/json.h"
 #include "train/train.h"
 
@@ -38,39 +39,6 @@ static fm_images synth(size_t n, uint64_t seed) {
         im.labels[i] = (uint8_t)c;
     }
     return im;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (buf) buf[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
-/* log.csv without the seconds column (the only one that varies run to run). */
-static char *log_sans_time(const char *dir) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/log.csv", dir);
-    char *s = slurp(path, NULL);
-    if (!s) return NULL;
-    char *w = s;
-    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
-        char *last = strrchr(line, ',');
-        if (last) *last = 0;
-        size_t n = strlen(line);
-        memmove(w, line, n);
-        w += n;
-        *w++ = '\n';
-    }
-    *w = 0;
-    return s;
 }
 
 static int run(const char *dir, const fm_images *tr, const fm_images *va, fm_train_params p,
@@ -141,7 +109,7 @@ int main(void) {
     fm_model_free(m);
 
     /* log.csv: the header and one row per epoch, the learning rate used */
-    char *log1 = log_sans_time(d1);
+    char *log1 = tu_log_sans_time(d1);
     const char *head = "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate\n1,";
     CHECK(log1 && !strncmp(log1, head, strlen(head)));
     int rows = 0;
@@ -152,7 +120,7 @@ int main(void) {
     /* run.json parses and carries the config and results */
     snprintf(path, sizeof path, "%s/run.json", d1);
     size_t len = 0;
-    char *js = slurp(path, &len);
+    char *js = (char *)tu_read(path, &len);
     fm__json *j = js ? fm__json_parse(js, len, 0, &err) : NULL;
     CHECK_MSG(j != NULL, "%s", js ? err.msg : "no run.json");
     if (j) {
@@ -178,13 +146,13 @@ int main(void) {
     /* the same seed and threads again: the same log and the same weights */
     rc = run(d2, &tr, &va, p, &r, NULL, &err);
     CHECK_MSG(rc == 0, "%s", err.msg);
-    char *log2 = log_sans_time(d2);
+    char *log2 = tu_log_sans_time(d2);
     CHECK(log1 && log2 && !strcmp(log1, log2));
     size_t l1, l2;
     snprintf(path, sizeof path, "%s/model.safetensors", d1);
-    char *w1 = slurp(path, &l1);
+    unsigned char *w1 = tu_read(path, &l1);
     snprintf(path, sizeof path, "%s/model.safetensors", d2);
-    char *w2 = slurp(path, &l2);
+    unsigned char *w2 = tu_read(path, &l2);
     CHECK(w1 && w2 && l1 == l2 && !memcmp(w1, w2, l1));
     free(w1);
     free(w2);
@@ -230,7 +198,7 @@ int main(void) {
     /* 13 steps and the epoch's end per epoch */
     CHECK_MSG(calls == 4 * 14 && boundaries == 3, "%d calls, %d boundaries", calls, boundaries);
     CHECK(r.epochs_run == 4 && r.resumed_epoch == 3 && r.resumed_step == 13);
-    char *log_ref = log_sans_time(d1), *log_res = log_sans_time(d3);
+    char *log_ref = tu_log_sans_time(d1), *log_res = tu_log_sans_time(d3);
     CHECK_MSG(log_ref && log_res && !strcmp(log_ref, log_res), "logs differ:\n%s\n%s", log_ref,
               log_res);
     free(log_ref);
@@ -238,9 +206,9 @@ int main(void) {
     const char *files[2] = {"model.safetensors", "best.safetensors"};
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/%s", d1, files[i]);
-        char *a = slurp(path, &l1);
+        unsigned char *a = tu_read(path, &l1);
         snprintf(path, sizeof path, "%s/%s", d3, files[i]);
-        char *b = slurp(path, &l2);
+        unsigned char *b = tu_read(path, &l2);
         CHECK_MSG(a && b && l1 == l2 && !memcmp(a, b, l1), "%s differs after resumes", files[i]);
         free(a);
         free(b);
@@ -283,7 +251,7 @@ int main(void) {
     fm_model_free(other);
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", d4);
     size_t full;
-    char *bytes = slurp(path, &full);
+    unsigned char *bytes = tu_read(path, &full);
     FILE *f = fopen(path, "wb"); /* cut short */
     if (f && bytes) fwrite(bytes, 1, full / 2, f);
     if (f) fclose(f);
