@@ -80,7 +80,7 @@ int main(void) {
     /* it learns the bars (augmentation on: rotation and zoom move them a little) */
     CHECK(r.epochs_run == 4 && !r.stopped_early && !r.diverged);
     CHECK_MSG(r.val_accuracy > 0.8, "val_accuracy %g", r.val_accuracy);
-    CHECK(r.train_count == 400 && r.val_count == 100);
+    CHECK(r.train_count == 400 && r.val_count == 100 && r.threads == 1);
     CHECK(r.best_epoch >= 1 && r.best_epoch <= 4 && r.restored_epoch >= 1 && r.restored_epoch <= 4);
 
     /* the model holds the restored (best val_loss) weights: evaluating it
@@ -132,6 +132,7 @@ int main(void) {
         CHECK(cfg && (v = fm__json_get(cfg, "model")) && v->type == FM__JSON_STRING &&
               !strcmp(v->string, "test-net"));
         CHECK(cfg && (v = fm__json_get(cfg, "kernels")) && v->type == FM__JSON_STRING);
+        CHECK(cfg && (v = fm__json_get(cfg, "threads")) && v->number == 1);
         CHECK(res && (v = fm__json_get(res, "epochs_run")) && v->number == 4);
         CHECK(res && (v = fm__json_get(res, "best_epoch")) && v->number == r.best_epoch);
         CHECK(res && (v = fm__json_get(res, "restored_epoch")) && v->number == r.restored_epoch);
@@ -197,7 +198,7 @@ int main(void) {
     CHECK_MSG(rc == 0, "%s", err.msg);
     /* 13 steps and the epoch's end per epoch */
     CHECK_MSG(calls == 4 * 14 && boundaries == 3, "%d calls, %d boundaries", calls, boundaries);
-    CHECK(r.epochs_run == 4 && r.resumed_epoch == 3 && r.resumed_step == 13);
+    CHECK(r.epochs_run == 4 && r.resumed_epoch == 3 && r.resumed_step == 13 && r.threads == 1);
     char *log_ref = tu_log_sans_time(d1), *log_res = tu_log_sans_time(d3);
     CHECK_MSG(log_ref && log_res && !strcmp(log_ref, log_res), "logs differ:\n%s\n%s", log_ref,
               log_res);

@@ -146,8 +146,9 @@ int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
 
 /* ---- compute -------------------------------------------------------- */
 
-/* Threads for every parallel op (0 = all cores). */
-void fm_set_threads(int threads);
+/* Threads for every parallel op (0 = all cores); returns the number now in
+ * use (1 in a build without OpenMP). */
+int fm_set_threads(int threads);
 /* Name of the kernel table in use: "ref", "avx2" or "avx512". */
 const char *fm_kernels_name(void);
 
@@ -213,6 +214,7 @@ fm_train_params fm_train_default_params(void);
 
 typedef struct fm_train_result {
     size_t train_count, val_count;
+    int threads; /* threads actually used */
     int epochs_run;
     int best_epoch;     /* ModelCheckpoint: best val_accuracy (best.safetensors) */
     int restored_epoch; /* EarlyStopping: best val_loss (model.safetensors, the model) */

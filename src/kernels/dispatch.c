@@ -73,10 +73,13 @@ int fm__kernel_threads(void) {
 
 const char *fm_kernels_name(void) { return fm_kernels_select()->name; }
 
-void fm_set_threads(int threads) {
+int fm_set_threads(int threads) {
 #ifdef _OPENMP
-    omp_set_num_threads(threads > 0 ? threads : omp_get_num_procs());
+    int n = threads > 0 ? threads : omp_get_num_procs();
+    omp_set_num_threads(n);
+    return n;
 #else
     (void)threads;
+    return 1;
 #endif
 }

@@ -5,9 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -57,12 +54,7 @@ static int check_params(const fm_bench_params *p, fm_err *err) {
 int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_err *err) {
     memset(r, 0, sizeof *r);
     if (check_params(p, err) < 0) return -1;
-    fm_set_threads(p->threads);
-#ifdef _OPENMP
-    r->threads = omp_get_max_threads();
-#else
-    r->threads = 1;
-#endif
+    r->threads = fm_set_threads(p->threads);
     int cap = p->batch > p->infer_batch ? p->batch : p->infer_batch;
     if (fm__model_reserve(m, cap, err) < 0) return -1;
 

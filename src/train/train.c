@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/error.h"
 #include "core/file.h"
@@ -92,15 +89,6 @@ static void json_float(FILE *f, float v) {
         fputs("null", f);
 }
 
-static int threads_used(int requested) {
-#ifdef _OPENMP
-    return requested > 0 ? requested : omp_get_max_threads();
-#else
-    (void)requested;
-    return 1;
-#endif
-}
-
 int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
                        const fm_eval_result *test, fm_err *err) {
     char path[4096];
@@ -124,7 +112,7 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
     json_num(f, p->val_split);
     fprintf(f,
             ",\n    \"limit\": %zu,\n    \"threads\": %d,\n    \"kernels\": ",
-            p->limit, threads_used(p->threads));
+            p->limit, r->threads);
     json_str(f, fm_kernels_name());
     fprintf(f,
             ",\n    \"es_patience\": %d,\n    \"lr_patience\": %d,\n    \"lr_factor\": %g,"
@@ -240,14 +228,14 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
                             "checkpoint or choose another output folder to start afresh",
                        ckpt_path);
 
-    fm_set_threads(p->threads);
+    r->threads = fm_set_threads(p->threads);
     int batch = p->batch;
     /* Validation runs in batches of the training batch's plan too. */
     if (fm__model_reserve(m, batch, err) < 0) return -1;
 
     /* The checkpoint records the threads really used: other counts round differently. */
     fm_train_params recorded = *p;
-    recorded.threads = threads_used(p->threads);
+    recorded.threads = r->threads;
     fm__train_state s = {0};
     s.count = train->count;
     s.state_len = fm__model_state_len(m);
@@ -410,6 +398,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     *r = s.r;
     r->train_count = keep.train_count;
     r->val_count = keep.val_count;
+    r->threads = keep.threads;
     r->diverged = keep.diverged;
     r->resumed_epoch = keep.resumed_epoch;
     r->resumed_step = keep.resumed_step;
