@@ -258,6 +258,24 @@ int main(void) {
     if (f) fclose(f);
     rc = run(d4, &tr, &va, bad_resume, &r, NULL, &err);
     CHECK_FAILS_WITH(rc, err, "checkpoint.safetensors");
+    /* a recipe fm_train would refuse is refused when read back, naming it */
+    const char *batch_kv = "\"fmnist.train.batch\":\"32\"";
+    unsigned char *at = NULL;
+    for (size_t i = 0; bytes && i + strlen(batch_kv) <= full && !at; i++)
+        if (!memcmp(bytes + i, batch_kv, strlen(batch_kv))) at = bytes + i;
+    CHECK(at != NULL);
+    if (at) {
+        memcpy(at + strlen(batch_kv) - 3, "00", 2); /* the same length: the header stays valid */
+        f = fopen(path, "wb");
+        if (f) fwrite(bytes, 1, full, f);
+        if (f) fclose(f);
+        memcpy(at + strlen(batch_kv) - 3, "32", 2);
+        rp = fm_train_default_params();
+        rm = fm_train_resume_load(d4, &rp, &info, &err);
+        CHECK(rm == NULL);
+        CHECK_FAILS_WITH(-1, err, "the recorded recipe is not valid: batch must be at least 1");
+        fm_model_free(rm);
+    }
     f = fopen(path, "wb"); /* restored: the resume finishes the run */
     if (f && bytes) fwrite(bytes, 1, full, f);
     if (f) fclose(f);

@@ -1,5 +1,6 @@
 /* Training checkpoints (see checkpoint.h for the file's contents). */
 #include "train/checkpoint.h"
+#include "train/train.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -440,6 +441,12 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
     if (!dir) goto fail;
     snprintf(info->model_source, sizeof info->model_source, "%s", src);
     snprintf(info->data_dir, sizeof info->data_dir, "%s", dir);
+    p->out_dir = run_dir;
+    fm_err why;
+    if (fm__train_check_params(p, &why) < 0) { /* caught here, before any data is loaded */
+        fm__err(err, "%s: the recorded recipe is not valid: %s", path, why.msg);
+        goto fail;
+    }
 
     fm__train_state s = {0};
     if (read_scalars(&f, path, &s, err) < 0) goto fail;
@@ -448,7 +455,6 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
     fm__st_close(&f);
 
     if (!(m = fm_model_load(path, err))) return NULL;
-    p->out_dir = run_dir;
     p->resume = 1;
     p->init = 0;
     return m;

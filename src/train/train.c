@@ -155,7 +155,7 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static int check_params(const fm_train_params *p, fm_err *err) {
+int fm__train_check_params(const fm_train_params *p, fm_err *err) {
     if (p->epochs < 1) return fm__err(err, "epochs must be at least 1 (got %d)", p->epochs);
     if (p->batch < 1) return fm__err(err, "batch must be at least 1 (got %d)", p->batch);
     if (!(p->lr > 0.0f) || !isfinite(p->lr))
@@ -202,7 +202,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     r->train_count = train->count;
     r->val_count = val->count;
     r->final_lr = p->lr;
-    if (check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
+    if (fm__train_check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
     if (p->checkpoint_steps < 0)
         return fm__err(err, "checkpoint steps must be >= 0 (got %d)", p->checkpoint_steps);
     if (train->count == 0) return fm__err(err, "the training set is empty");
