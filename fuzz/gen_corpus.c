@@ -7,11 +7,14 @@
  *
  * Inputs that once crashed a target live next to these seeds, named
  * crash-<what>; this program leaves them alone. */
+#define _GNU_SOURCE /* fopencookie */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/data.h"
 #include "model/model.h"
@@ -207,6 +210,85 @@ static void gen_models(const char *configs) {
     spit(path_of("model", "many-keys.safetensors"), hdr, at);
 }
 
+static volatile sig_atomic_t stop_training;
+
+/* The progress stream of the second seed run: the line that ends an epoch
+ * (it carries val_loss) raises the interrupt flag. */
+static ssize_t stop_after_epoch(void *cookie, const char *buf, size_t n) {
+    (void)cookie;
+    for (size_t i = 0; i + 8 <= n; i++)
+        if (!memcmp(buf + i, "val_loss", 8)) stop_training = 1;
+    return (ssize_t)n;
+}
+
+/* fuzz_checkpoint inputs: real checkpoints of a small network trained on 24
+ * synthetic images in batches of 8, stopped by the interrupt flag: one after
+ * its first step, one at the end of epoch 1 (a log line, the callbacks'
+ * state after an epoch). */
+static void gen_checkpoints(void) {
+    static const char *const cfg = "input 28 28 1\n"
+                                   "conv filters=1 kernel=3 padding=same activation=relu\n"
+                                   "batchnorm\n"
+                                   "maxpool 4\n"
+                                   "dropout 0.25\n"
+                                   "flatten\n"
+                                   "dense units=10 activation=softmax\n";
+    fm_images train, val;
+    fm_err err;
+    if (fm_images_alloc(&train, 24, &err) || fm_images_alloc(&val, 8, &err)) die("images", err.msg);
+    for (size_t i = 0; i < 32; i++) {
+        fm_images *set = i < 24 ? &train : &val;
+        size_t k = i < 24 ? i : i - 24;
+        set->labels[k] = (uint8_t)(i % 10);
+        for (int j = 0; j < FM_IMAGE_PIXELS; j++)
+            set->pixels[k * FM_IMAGE_PIXELS + (size_t)j] = (uint8_t)((i * 31 + (size_t)j * 7) % 256);
+    }
+    char dir[] = "/tmp/fmnist-gen-corpus-XXXXXX";
+    if (!mkdtemp(dir)) die("mkdtemp", strerror(errno));
+    static const char *const names[] = {"first-step.safetensors", "second-epoch.safetensors"};
+    for (size_t r = 0; r < 2; r++) {
+        stop_training = r == 0;
+        FILE *progress = NULL;
+        if (r == 1) {
+            progress = fopencookie(NULL, "w", (cookie_io_functions_t){.write = stop_after_epoch});
+            if (!progress) die("fopencookie", strerror(errno));
+            setvbuf(progress, NULL, _IONBF, 0);
+        }
+        fm_model *m = fm_model_parse(cfg, "checkpoint-seed", &err);
+        if (!m) die("checkpoint model", err.msg);
+        fm_train_params p = fm_train_default_params();
+        p.epochs = 3;
+        p.batch = 8;
+        p.threads = 1;
+        p.out_dir = dir;
+        p.progress = progress;
+        p.interrupt = &stop_training;
+        p.model_source = "checkpoint-seed";
+        p.data_dir = "synthetic";
+        p.data_format = "idx";
+        fm_train_result res;
+        if (fm_train(m, &train, &val, &p, &res, &err) == 0 || !res.interrupted)
+            die("checkpoint run", err.msg);
+        if (progress) fclose(progress);
+        char ckpt[64];
+        snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+        size_t n;
+        unsigned char *b = slurp(ckpt, &n);
+        spit(path_of("checkpoint", names[r]), b, n);
+        free(b);
+        static const char *const written[] = {"checkpoint.safetensors", "log.csv", "run.json",
+                                              "model.safetensors", "best.safetensors"};
+        for (size_t i = 0; i < sizeof written / sizeof written[0]; i++) {
+            snprintf(ckpt, sizeof ckpt, "%s/%s", dir, written[i]);
+            remove(ckpt);
+        }
+        fm_model_free(m);
+    }
+    if (rmdir(dir)) die(dir, strerror(errno));
+    fm_images_free(&train);
+    fm_images_free(&val);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s CORPUS_DIR CONFIGS_DIR\n", argv[0]);
@@ -216,5 +298,6 @@ int main(int argc, char **argv) {
     if (mkdir(out_dir, 0755) && errno != EEXIST) die(out_dir, strerror(errno));
     gen_data();
     gen_models(argv[2]);
+    gen_checkpoints();
     return 0;
 }
