@@ -106,6 +106,23 @@ static void check_same_as_ref(const char *ref, const char *dir, const char *what
 
 #define ARGS "train --epochs 3 --batch 20 --threads 2 --seed 11 --quiet"
 
+/* `fmnist ARGS` fails with exit status `status` and says `fragment`. */
+static void expect_refusal(const char *args, int status, const char *fragment) {
+    int rc = tu_run(args);
+    const char *msg = tu_output("err.txt");
+    CHECK_MSG(rc == status && strstr(msg, fragment), "fmnist %s: exit %d, stderr: %s", args, rc,
+              msg);
+}
+
+/* Resumes the run in `dir` and checks it ends exactly as the reference. */
+static void resume_matches_ref(const char *ref, const char *dir, const char *what) {
+    char args[4400]; /* dir is a scratch path under 4200 bytes */
+    snprintf(args, sizeof args, "train --resume '%s' --quiet", dir);
+    int rc = tu_run(args);
+    CHECK_MSG(rc == 0, "%s: exit %d: %s", what, rc, tu_output("err.txt"));
+    check_same_as_ref(ref, dir, what);
+}
+
 int main(void) {
     bin = getenv("FMNIST_BIN");
     const char *src = getenv("FMNIST_SOURCE_DIR");
@@ -146,7 +163,7 @@ int main(void) {
     /* The reference: never stopped. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, ref);
     int rc = tu_run(args);
-    CHECK_MSG(rc == 0, "reference run: exit %d: %s", rc, tu_text(tu_path("err.txt")));
+    CHECK_MSG(rc == 0, "reference run: exit %d: %s", rc, tu_output("err.txt"));
     CHECK(!exists(ref, "checkpoint.safetensors"));
 
     /* SIGKILL inside the second epoch (checkpoints every 3 steps), then resume. */
@@ -168,38 +185,19 @@ int main(void) {
 
     /* Refusals, while an unfinished run is there. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, killed);
-    rc = tu_run(args);
-    char *msg = tu_text(tu_path("err.txt"));
-    CHECK_MSG(rc == 1 && strstr(msg, "unfinished run"), "fresh run over a checkpoint: %d %s", rc,
-              msg);
-    free(msg);
+    expect_refusal(args, 1, "unfinished run");
     snprintf(args, sizeof args, "train --resume '%s' --batch 8", killed);
-    rc = tu_run(args);
-    msg = tu_text(tu_path("err.txt"));
-    CHECK_MSG(rc == 2 && strstr(msg, "--batch cannot be used with --resume"), "%d %s", rc, msg);
-    free(msg);
+    expect_refusal(args, 2, "--batch cannot be used with --resume");
     snprintf(args, sizeof args, "train --resume '%s' --data '%s' --quiet", killed, other);
-    rc = tu_run(args);
-    msg = tu_text(tu_path("err.txt"));
-    CHECK_MSG(rc == 1 && strstr(msg, "the data differ from the run's"), "%d %s", rc, msg);
-    free(msg);
+    expect_refusal(args, 1, "the data differ from the run's");
     snprintf(args, sizeof args, "train --resume '%s' --model '%s/configs/fashion-cnn-readme.cfg'",
              killed, src);
-    rc = tu_run(args);
-    msg = tu_text(tu_path("err.txt"));
-    CHECK_MSG(rc == 1 && strstr(msg, "model description differs"), "%d %s", rc, msg);
-    free(msg);
+    expect_refusal(args, 1, "model description differs");
     snprintf(args, sizeof args, "train --resume '%s'", ref);
-    rc = tu_run(args);
-    msg = tu_text(tu_path("err.txt"));
-    CHECK_MSG(rc == 1 && strstr(msg, "no training checkpoint"), "%d %s", rc, msg);
-    free(msg);
+    expect_refusal(args, 1, "no training checkpoint");
 
     /* The resume: the data folder and the recipe come from the checkpoint. */
-    snprintf(args, sizeof args, "train --resume '%s' --quiet", killed);
-    rc = tu_run(args);
-    CHECK_MSG(rc == 0, "resume after SIGKILL: exit %d: %s", rc, tu_text(tu_path("err.txt")));
-    check_same_as_ref(ref, killed, "SIGKILL + resume");
+    resume_matches_ref(ref, killed, "SIGKILL + resume");
 
     /* Ctrl-C in the second epoch: the step ends, a checkpoint is written, the
      * process says how to resume and exits 130. */
@@ -208,7 +206,7 @@ int main(void) {
     CHECK_MSG(wait_for(pid, intr, 1, 0) == 0, "Ctrl-C run: no checkpoint appeared");
     kill(pid, SIGINT);
     rc = finish(pid);
-    msg = tu_text(tu_path("intr.err"));
+    char *msg = tu_text(tu_path("intr.err"));
     /* (inside epoch 2 unless the signal beat the loop past the epoch's end) */
     CHECK_MSG(rc == 130 && strstr(msg, "interrupted") &&
                   strstr(msg, "resume with: fmnist train --resume"),
@@ -218,10 +216,7 @@ int main(void) {
     CHECK_MSG(position(ckpt, &e, &s) == 0 && e == 1,
               "Ctrl-C: checkpoint at epoch %ld step %ld, expected in epoch 2", e, s);
     CHECK(!exists(intr, "model.safetensors"));
-    snprintf(args, sizeof args, "train --resume '%s' --quiet", intr);
-    rc = tu_run(args);
-    CHECK_MSG(rc == 0, "resume after Ctrl-C: exit %d: %s", rc, tu_text(tu_path("err.txt")));
-    check_same_as_ref(ref, intr, "Ctrl-C + resume");
+    resume_matches_ref(ref, intr, "Ctrl-C + resume");
 
     /* Ctrl-C twice: out at once (no step finished first), the last
      * checkpoint intact and resumable. */
@@ -245,10 +240,7 @@ int main(void) {
     free(msg);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", twice);
     CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "Ctrl-C twice: checkpoint unreadable");
-    snprintf(args, sizeof args, "train --resume '%s' --quiet", twice);
-    rc = tu_run(args);
-    CHECK_MSG(rc == 0, "resume after Ctrl-C twice: exit %d: %s", rc, tu_text(tu_path("err.txt")));
-    check_same_as_ref(ref, twice, "Ctrl-C twice + resume");
+    resume_matches_ref(ref, twice, "Ctrl-C twice + resume");
 
     /* SIGTERM behaves as the first Ctrl-C, with exit status 143. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, term);
