@@ -3,7 +3,6 @@
  * offset and the problem), headers claiming absurd counts (which must fail
  * before allocating: under ASan a 3 TB malloc would abort the test), layout
  * detection, and CSV <-> IDX round trips through the library. */
-#include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
 
@@ -286,17 +285,6 @@ static void round_trips(void) {
     fm_images_free(&test);
 }
 
-/* No "*.tmp" left in a folder. */
-static int no_temp_files(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int clean = 1;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strstr(e->d_name, ".tmp")) clean = 0;
-    closedir(d);
-    return clean;
-}
-
 /* Writing over an older set replaces every file whole, and a file that
  * cannot be put in place fails with its name, leaving no temporary file. */
 static void atomic_writes(void) {
@@ -309,7 +297,7 @@ static void atomic_writes(void) {
     rc = fm_data_load(tu_path("rt_idx"), FM_SET_TRAIN, &a, &err);
     CHECK_MSG(rc == 0 && tu_same_set(&train, &a), "%s", err.msg);
     if (rc == 0) fm_images_free(&a);
-    CHECK(no_temp_files(tu_path("rt_idx")));
+    CHECK(tu_no_temp_files(tu_path("rt_idx")));
 
     /* a folder where the labels file should go: the rename fails */
     CHECK(mkdir(tu_path("rt_bad"), 0777) == 0 || errno == EEXIST);
@@ -318,7 +306,7 @@ static void atomic_writes(void) {
     CHECK(fm_data_write(tu_path("rt_bad"), FM_FORMAT_IDX, &train, &test, &err) == -1);
     CHECK_MSG(strstr(err.msg, "rt_bad/train-labels-idx1-ubyte.gz: write failed") != NULL, "%s",
               err.msg);
-    CHECK(no_temp_files(tu_path("rt_bad")));
+    CHECK(tu_no_temp_files(tu_path("rt_bad")));
     fm_images_free(&train);
     fm_images_free(&test);
 }

@@ -3,12 +3,12 @@
  * model: deterministic bytes, the expected fields and tensors, atomic
  * replacement, and a clean error for an unwritable path. The full check
  * (onnx's checker, OpenCV on the real test images) is tests/system_onnx.c. */
-#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "check.h"
+#include "data/testutil.h"
 #include "export/pb.h"
 #include "model/model.h"
 
@@ -98,17 +98,6 @@ static int contains(const unsigned char *hay, size_t n, const void *needle, size
 }
 #define HAS(p, n, s) contains(p, n, s, strlen(s))
 
-/* No "NAME.tmpPID" left behind in dir. */
-static int no_temp_files(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int clean = 1;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strstr(e->d_name, ".tmp")) clean = 0;
-    closedir(d);
-    return clean;
-}
-
 static void test_export(const char *dir) {
     fm_err err;
     fm_model *m = fm_model_parse(desc, "test", &err);
@@ -163,7 +152,7 @@ static void test_export(const char *dir) {
     err.msg[0] = 0;
     CHECK(fm_model_export_onnx(m, bad, &err) == -1);
     CHECK_MSG(strstr(err.msg, "no-such-dir") != NULL, "message: %s", err.msg);
-    CHECK(no_temp_files(dir));
+    CHECK(tu_no_temp_files(dir));
     fm_model_free(m);
 }
 

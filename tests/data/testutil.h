@@ -3,6 +3,7 @@
 #ifndef FM_TESTS_DATA_TESTUTIL_H
 #define FM_TESTS_DATA_TESTUTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,5 +102,17 @@ static inline int tu_same_set(const fm_images *a, const fm_images *b) {
 #define CHECK_ERR(rc, err, a, b)                                                           \
     CHECK_MSG((rc) < 0 && strstr((err).msg, (a)) && (!(b) || strstr((err).msg, (b) ? (b) : "")), \
               "rc %d, message: %s", (rc), (err).msg)
+
+/* 1 when dir holds no "*.tmp" left over from an atomic write, 0 otherwise
+ * (or when dir cannot be read). */
+static inline int tu_no_temp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int clean = 1;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp")) clean = 0;
+    closedir(d);
+    return clean;
+}
 
 #endif
