@@ -89,6 +89,7 @@ int main(void) {
     const fm__json *res = j ? fm__json_get(j, "results") : NULL;
     const fm__json *cfg = j ? fm__json_get(j, "config") : NULL;
     double test_acc = json_number(res, "test_accuracy");
+    double val_acc = json_number(res, "restored_val_accuracy");
     printf("test accuracy after the short run: %.4f\n", test_acc);
     CHECK_MSG(test_acc >= 0.6, "test_accuracy %g", test_acc);
     CHECK(json_number(res, "epochs_run") == 2 && json_number(res, "restored_epoch") >= 1 &&
@@ -110,6 +111,21 @@ int main(void) {
     CHECK_MSG(j != NULL, "eval --json: %s\n%s", err.msg, out);
     CHECK_MSG(fabs(json_number(j, "accuracy") - test_acc) < 1e-6, "eval %g vs run.json %g",
               json_number(j, "accuracy"), test_acc);
+    fm__json_free(j);
+    free(out);
+    /* ... and, with no split flags, on the run's own validation split (--seed 7,
+     * recorded in the model file), the restored epoch's val_accuracy */
+    snprintf(args, sizeof args, "eval --weights '%s/model.safetensors' --data '%s' --split val --json",
+             run_a, idx_dir);
+    rc = tu_run(args);
+    out = tu_text(tu_path("out.txt"));
+    j = rc == 0 ? fm__json_parse(out, strlen(out), 0, &err) : NULL;
+    CHECK_MSG(j != NULL, "eval --split val: exit %d: %s", rc, out);
+    const fm__json *from = j ? fm__json_get(j, "split_from") : NULL;
+    CHECK(from && from->type == FM__JSON_STRING && !strcmp(from->string, "model"));
+    CHECK(json_number(j, "seed") == 7 && json_number(j, "count") == 600);
+    CHECK_MSG(fabs(json_number(j, "accuracy") - val_acc) < 1e-6, "eval val %g vs run.json %g",
+              json_number(j, "accuracy"), val_acc);
     fm__json_free(j);
     free(out);
 

@@ -353,6 +353,33 @@ static void test_model_files(void) {
     wrong[5].data = neg_var;
     model_bad(wrong, 8, meta, 3, "negative variance");
 
+    /* the training split: recorded as three keys, read back, checked */
+    uint64_t seed;
+    double val_split;
+    size_t limit;
+    m = fm_model_load(tmp_path("good-model.safetensors"), &err);
+    CHECK(m && fm_model_training_split(m, &seed, &val_split, &limit) == -1); /* none recorded */
+    if (m) {
+        m->has_split = 1, m->split_seed = 18446744073709551615ull, m->split_val = 0.15;
+        m->split_limit = 5000;
+        CHECK_MSG(fm_model_save(m, tmp_path("split.safetensors"), &err) == 0, "%s", err.msg);
+    }
+    fm_model_free(m);
+    m = fm_model_load(tmp_path("split.safetensors"), &err);
+    CHECK_MSG(m && fm_model_training_split(m, &seed, &val_split, &limit) == 0, "%s", err.msg);
+    CHECK(seed == 18446744073709551615ull && val_split == 0.15 && limit == 5000);
+    fm_model_free(m);
+    const fm__st_kv sd = {"fmnist.split.seed", "7"}, vs = {"fmnist.split.val_split", "0.2"},
+                    lm = {"fmnist.split.limit", "0"};
+    model_bad(t, 8, (fm__st_kv[]){meta[0], meta[1], meta[2], sd, vs}, 5,
+              "metadata 'fmnist.split.limit' is missing");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], meta[1], meta[2], {"fmnist.split.seed", "-7"}, vs, lm},
+              6, "'fmnist.split.seed' = '-7' is not a seed");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], meta[1], meta[2], sd, {"fmnist.split.val_split", "1"}, lm},
+              6, "'fmnist.split.val_split' = '1' is not a fraction in (0, 1)");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], meta[1], meta[2], sd, vs, {"fmnist.split.limit", "1e3"}},
+              6, "'fmnist.split.limit' = '1e3' is not an image count");
+
     /* a file that is not safetensors at all */
     path = tmp_path("text.safetensors");
     spit(path, "input 28 28 1\n", 14);

@@ -111,6 +111,13 @@ void fm_model_free(fm_model *model);
 
 /* The description text the model was built from. */
 const char *fm_model_description(const fm_model *model);
+/* The train/validation split of the training run behind the model, as
+ * fm_train records it (from its params: seed, val_split, limit) in the model
+ * and fm_model_save in the file: 0 and the values, or -1 when none is
+ * recorded (never trained, or saved by an fmnist from before 0.1.0's split
+ * metadata). fm_images_split with these values rebuilds the run's split. */
+int fm_model_training_split(const fm_model *model, uint64_t *seed, double *val_split,
+                            size_t *limit);
 /* Total parameters (trainable + non-trainable); *trainable gets the first part. */
 size_t fm_model_param_count(const fm_model *model, size_t *trainable);
 /* Keras-style table: layer, output shape, parameters, and the totals. */

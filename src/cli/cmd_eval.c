@@ -22,21 +22,45 @@ static void usage(FILE *out) {
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
             "                   " FM_DEBIAN_DATA_DIR ")\n"
             "  --split S        test (default), or train / val: the split of the training\n"
-            "                   images fmnist train made with the same --val-split, --seed\n"
-            "                   and --limit\n"
-            "  --val-split F    fraction held out for validation (default 0.2)\n"
-            "  --seed N         seed of the split (default 42)\n"
-            "  --limit N        first N training images before the split (default all)\n"
+            "                   images the model's training run made (recorded in model\n"
+            "                   files from fmnist train; the flags below override it)\n"
+            "  --val-split F    fraction held out for validation (default: recorded, else 0.2)\n"
+            "  --seed N         seed of the split (default: recorded, else 42)\n"
+            "  --limit N        first N training images before the split (default:\n"
+            "                   recorded, else all)\n"
             "  --json           one JSON object: loss, accuracy, count, per_class\n"
-            "                   [{class, name, precision, recall, accuracy}], confusion\n");
+            "                   [{class, name, precision, recall, accuracy}], confusion;\n"
+            "                   for train/val also seed, val_split, limit and split_from\n"
+            "                   (\"model\", \"model+flags\" or \"flags\")\n");
 }
 
-static void print_json(const char *weights, const char *split, const fm_eval_result *e) {
+/* How a train/val split was made (printed for those sets, not the test set). */
+typedef struct {
+    unsigned long long seed;
+    double val_split;
+    size_t limit;
+    int recorded;   /* the model file's record of its training run's split was used */
+    int overridden; /* ... with some of it replaced by flags */
+} split_info;
+
+static const char *split_origin(const split_info *how) {
+    return !how->recorded   ? "the flags or their defaults; the model file records none"
+           : how->overridden ? "recorded in the model file, flags overriding"
+                             : "recorded in the model file";
+}
+
+static void print_json(const char *weights, const char *split, const split_info *how,
+                       const fm_eval_result *e) {
     printf("{\"weights\": ");
     fm__json_write_string(stdout, weights);
-    printf(", \"split\": \"%s\", \"count\": %zu, \"loss\": %.9g, \"accuracy\": %.9g,\n"
+    printf(", \"split\": \"%s\", ", split);
+    if (how)
+        printf("\"seed\": %llu, \"val_split\": %.15g, \"limit\": %zu, \"split_from\": \"%s\", ",
+               how->seed, how->val_split, how->limit,
+               how->recorded && !how->overridden ? "model" : how->recorded ? "model+flags" : "flags");
+    printf("\"count\": %zu, \"loss\": %.9g, \"accuracy\": %.9g,\n"
            " \"per_class\": [",
-           split, e->count, e->loss, e->accuracy);
+           e->count, e->loss, e->accuracy);
     for (int c = 0; c < FM_NUM_CLASSES; c++) {
         printf("%s\n  {\"class\": %d, \"name\": ", c ? "," : "", c);
         fm__json_write_string(stdout, fm_class_names[c]);
@@ -53,9 +77,15 @@ static void print_json(const char *weights, const char *split, const fm_eval_res
 }
 
 static void print_table(const char *weights, const char *split, const char *dir,
-                        const fm_eval_result *e) {
+                        const split_info *how, const fm_eval_result *e) {
     printf("weights:  %s\n", weights);
     printf("set:      %s, %zu images from %s\n", split, e->count, dir);
+    if (how) {
+        printf("split:    seed %llu, validation fraction %g, ", how->seed, how->val_split);
+        if (how->limit) printf("first %zu training images", how->limit);
+        else printf("all training images");
+        printf(" (%s)\n", split_origin(how));
+    }
     printf("loss:     %.4f\naccuracy: %.4f (%.2f%%)\n\n", e->loss, e->accuracy, 100 * e->accuracy);
     printf("  %-14s %9s %9s %9s\n", "class", "precision", "recall", "accuracy");
     for (int c = 0; c < FM_NUM_CLASSES; c++)
@@ -82,7 +112,7 @@ int fm_cmd_eval(int argc, char **argv) {
     const char *weights = NULL, *dir = NULL, *split = "test";
     double val_split = 0.2;
     long seed = 42, limit = 0;
-    int json = 0, c;
+    int json = 0, c, seed_given = 0, val_given = 0, limit_given = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -99,12 +129,15 @@ int fm_cmd_eval(int argc, char **argv) {
             break;
         case 'v':
             if (fm_cli_double("--val-split", optarg, 1e-6, 0.99, &val_split) < 0) return 2;
+            val_given = 1;
             break;
         case 's':
             if (fm_cli_long("--seed", optarg, 0, LONG_MAX, &seed) < 0) return 2;
+            seed_given = 1;
             break;
         case 'n':
             if (fm_cli_long("--limit", optarg, 2, LONG_MAX, &limit) < 0) return 2;
+            limit_given = 1;
             break;
         case 'h': usage(stdout); return 0;
         default: return fm_cli_getopt_error("eval", c, argv, opts);
@@ -128,19 +161,32 @@ int fm_cmd_eval(int argc, char **argv) {
     /* The model first: a bad weights file is reported before the data loads. */
     if (!(model = fm_model_load(weights, &err))) goto fail;
     const fm_images *set = &all;
+    split_info how = {(unsigned long long)seed, val_split, (size_t)limit, 0, 0};
     if (!strcmp(split, "test")) {
         if (fm_data_load(dir, FM_SET_TEST, &all, &err) < 0) goto fail;
     } else {
+        /* the run's own split, unless a flag says otherwise */
+        uint64_t run_seed;
+        double run_val;
+        size_t run_limit;
+        if (fm_model_training_split(model, &run_seed, &run_val, &run_limit) == 0) {
+            if (!seed_given) how.seed = run_seed;
+            if (!val_given) how.val_split = run_val;
+            if (!limit_given) how.limit = run_limit;
+            how.recorded = 1;
+            how.overridden = seed_given || val_given || limit_given;
+        }
         if (fm_data_load(dir, FM_SET_TRAIN, &all, &err) < 0) goto fail;
-        if (limit && (size_t)limit < all.count) all.count = (size_t)limit;
-        if (fm_images_split(&all, val_split, (uint64_t)seed, &train, &val, &err) < 0) goto fail;
+        if (how.limit && how.limit < all.count) all.count = how.limit;
+        if (fm_images_split(&all, how.val_split, how.seed, &train, &val, &err) < 0) goto fail;
         set = !strcmp(split, "val") ? &val : &train;
     }
+    const split_info *shown = strcmp(split, "test") ? &how : NULL;
     if (fm_model_evaluate(model, set, &e, &err) < 0) goto fail;
     if (json)
-        print_json(weights, split, &e);
+        print_json(weights, split, shown, &e);
     else
-        print_table(weights, split, dir, &e);
+        print_table(weights, split, dir, shown, &e);
     rc = 0;
     goto done;
 fail:

@@ -207,6 +207,14 @@ void fm_model_free(fm_model *m) {
 
 const char *fm_model_description(const fm_model *m) { return m->description; }
 
+int fm_model_training_split(const fm_model *m, uint64_t *seed, double *val_split, size_t *limit) {
+    if (!m->has_split) return -1;
+    *seed = m->split_seed;
+    *val_split = m->split_val;
+    *limit = m->split_limit;
+    return 0;
+}
+
 size_t fm_model_param_count(const fm_model *m, size_t *trainable) {
     if (trainable) *trainable = m->n_params;
     return m->n_params + m->n_stats;

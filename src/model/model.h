@@ -88,6 +88,12 @@ struct fm_model {
     fm__shape input;
     int classes;
 
+    /* the training run's train/validation split (fm_model_training_split) */
+    int has_split;
+    uint64_t split_seed;
+    double split_val;
+    size_t split_limit;
+
     /* trainable parameters: one allocation, four views of n_params floats */
     size_t n_params;
     float *params, *grads, *adam_m, *adam_v;

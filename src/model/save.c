@@ -2,7 +2,9 @@
  * statistic under "<layer>.<part>" names in PyTorch layouts, and the model
  * description plus preprocessing facts as metadata, so a file is complete on
  * its own and readable from Python with json + numpy. */
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,11 @@
 #include "model/safetensors.h"
 
 #define FOREIGN_PREFIX FM__MODEL_FOREIGN_PREFIX
+
+/* The training run's train/validation split (fm_model_training_split). */
+#define SPLIT_SEED "fmnist.split.seed"
+#define SPLIT_VAL "fmnist.split.val_split"
+#define SPLIT_LIMIT "fmnist.split.limit"
 
 typedef struct {
     char name[64];
@@ -96,7 +103,7 @@ int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry 
                         fm_err *err) {
     model_tensor *mt = malloc(4 * (size_t)m->n_layers * sizeof *mt + 1);
     fm__st_entry *e = malloc((4 * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
-    fm__st_kv *meta = malloc((4 + n_extra_meta) * sizeof *meta);
+    fm__st_kv *meta = malloc((7 + n_extra_meta) * sizeof *meta);
     char *names = class_names_json(m->classes);
     int rc = -1;
     if (!mt || !e || !meta || !names) {
@@ -114,8 +121,18 @@ int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry 
     meta[1] = (fm__st_kv){"fmnist.description", m->description};
     meta[2] = (fm__st_kv){"fmnist.class_names", names};
     meta[3] = (fm__st_kv){"fmnist.input_normalization", "x/255"};
-    for (size_t i = 0; i < n_extra_meta; i++) meta[4 + i] = extra_meta[i];
-    rc = fm__st_write(path, e, (size_t)n + n_extra, meta, 4 + n_extra_meta, err);
+    size_t n_meta = 4;
+    char seed[32], val[32], limit[32];
+    if (m->has_split) {
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->split_seed);
+        snprintf(val, sizeof val, "%.17g", m->split_val);
+        snprintf(limit, sizeof limit, "%zu", m->split_limit);
+        meta[n_meta++] = (fm__st_kv){SPLIT_SEED, seed};
+        meta[n_meta++] = (fm__st_kv){SPLIT_VAL, val};
+        meta[n_meta++] = (fm__st_kv){SPLIT_LIMIT, limit};
+    }
+    for (size_t i = 0; i < n_extra_meta; i++) meta[n_meta++] = extra_meta[i];
+    rc = fm__st_write(path, e, (size_t)n + n_extra, meta, n_meta, err);
 done:
     free(mt);
     free(e);
@@ -210,6 +227,43 @@ int fm__model_read_weights(fm_model *m, const fm__st_file *f, const char *path, 
     return rc;
 }
 
+/* Digits only, the whole string, at most max. */
+static int parse_count(const char *s, unsigned long long max, unsigned long long *out) {
+    if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 20) return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* The split metadata: all three keys or none. */
+static int read_split(fm_model *m, const fm__st_file *f, const char *path, fm_err *err) {
+    const char *seed = fm__st_meta(f, SPLIT_SEED), *val = fm__st_meta(f, SPLIT_VAL),
+               *limit = fm__st_meta(f, SPLIT_LIMIT);
+    if (!seed && !val && !limit) return 0;
+    if (!seed || !val || !limit)
+        return fm__err(err, "%s: metadata '%s' is missing (the split is recorded in three keys)",
+                       path, !seed ? SPLIT_SEED : !val ? SPLIT_VAL : SPLIT_LIMIT);
+    unsigned long long sv, lv;
+    char *end;
+    double v = strtod(val, &end);
+    if (parse_count(seed, UINT64_MAX, &sv) < 0)
+        return fm__err(err, "%s: metadata '%s' = '%.40s' is not a seed", path, SPLIT_SEED, seed);
+    if (end == val || *end || !(v > 0.0 && v < 1.0))
+        return fm__err(err, "%s: metadata '%s' = '%.40s' is not a fraction in (0, 1)", path,
+                       SPLIT_VAL, val);
+    if (parse_count(limit, SIZE_MAX, &lv) < 0)
+        return fm__err(err, "%s: metadata '%s' = '%.40s' is not an image count", path,
+                       SPLIT_LIMIT, limit);
+    m->has_split = 1;
+    m->split_seed = sv;
+    m->split_val = v;
+    m->split_limit = (size_t)lv;
+    return 0;
+}
+
 fm_model *fm_model_load(const char *path, fm_err *err) {
     fm__st_file f;
     if (fm__st_read(&f, path, err)) return NULL;
@@ -243,7 +297,7 @@ fm_model *fm_model_load(const char *path, fm_err *err) {
     m->source = src;
     memcpy(src, path, plen + 1);
     src = NULL;
-    if (check_class_names(m, names, path, err)) goto fail;
+    if (check_class_names(m, names, path, err) || read_split(m, &f, path, err)) goto fail;
     if (!(mt = malloc(4 * (size_t)m->n_layers * sizeof *mt))) {
         fm__err(err, "%s: out of memory", path);
         goto fail;

@@ -203,6 +203,11 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     r->val_count = val->count;
     r->final_lr = p->lr;
     if (fm__train_check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
+    /* the split the caller made, saved with the model so eval can rebuild it */
+    m->has_split = p->val_split > 0.0 && p->val_split < 1.0;
+    m->split_seed = p->seed;
+    m->split_val = p->val_split;
+    m->split_limit = p->limit;
     if (p->checkpoint_steps < 0)
         return fm__err(err, "checkpoint steps must be >= 0 (got %d)", p->checkpoint_steps);
     if (train->count == 0) return fm__err(err, "the training set is empty");
