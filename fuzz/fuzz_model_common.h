@@ -2,8 +2,8 @@
  * its summary, and when it is small, run it (one forward and backward pass
  * on a batch of two; a planner that got a shape wrong shows up there as an
  * out-of-bounds access) and round-trip it through fm_model_save and
- * fm_model_load, which must give back the same description, parameters and
- * statistics. */
+ * fm_model_load, which must give back the same description, parameters,
+ * statistics and training split. */
 #ifndef FM_FUZZ_MODEL_COMMON_H
 #define FM_FUZZ_MODEL_COMMON_H
 
@@ -79,6 +79,11 @@ static inline void fuzz_exercise_model(fm_model *m, int training) {
     FUZZ_ASSERT(back->n_params == m->n_params && back->n_stats == m->n_stats, "sizes differ");
     FUZZ_ASSERT(!memcmp(back->params, m->params, m->n_params * sizeof(float)), "params differ");
     FUZZ_ASSERT(!memcmp(back->stats, m->stats, m->n_stats * sizeof(float)), "stats differ");
+    FUZZ_ASSERT(back->has_split == m->has_split &&
+                    (!m->has_split ||
+                     (back->split_seed == m->split_seed && back->split_val == m->split_val &&
+                      back->split_limit == m->split_limit)),
+                "training split differs");
     fm_model_free(back);
 }
 

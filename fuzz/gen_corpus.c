@@ -165,7 +165,8 @@ static void gen_models(const char *configs) {
         free(t);
     }
 
-    /* Models: the two tiny valid descriptions, saved after a seeded init. */
+    /* Models: the two tiny valid descriptions, saved after a seeded init (the
+     * second with a training split recorded). */
     fm_err err;
     for (int i = 0; i < 2; i++) {
         fm_model *m = fm_model_parse(tiny_cfgs[i][1], tiny_cfgs[i][0], &err);
@@ -174,6 +175,12 @@ static void gen_models(const char *configs) {
         fm_rng_seed(&rng, 7);
         fm_model_init(m, &rng);
         char name[64];
+        if (i == 1) { /* a trained model's file also records its split */
+            m->has_split = 1;
+            m->split_seed = 7;
+            m->split_val = 0.2;
+            m->split_limit = 1000;
+        }
         snprintf(name, sizeof name, "%.20s.safetensors", tiny_cfgs[i][0]);
         if (fm_model_save(m, path_of("model", name), &err)) die(name, err.msg);
         fm_model_free(m);
