@@ -252,7 +252,7 @@ static void gen_checkpoints(void) {
     }
     char dir[] = "/tmp/fmnist-gen-corpus-XXXXXX";
     if (!mkdtemp(dir)) die("mkdtemp", strerror(errno));
-    static const char *const names[] = {"first-step.safetensors", "second-epoch.safetensors"};
+    static const char *const names[] = {"first-step.safetensors", "epoch-end.safetensors"};
     for (size_t r = 0; r < 2; r++) {
         stop_training = r == 0;
         FILE *progress = NULL;
