@@ -53,20 +53,6 @@ static int same_floats(const float *a, const float *b, size_t n) {
     return n == 0 || !memcmp(a, b, n * sizeof *a);
 }
 
-/* fm_train's setup of a state for n training images, before the read. */
-static int state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p, size_t n) {
-    memset(s, 0, sizeof *s);
-    s->count = n;
-    s->state_len = fm__model_state_len(m);
-    s->order = malloc((n ? n : 1) * sizeof *s->order);
-    s->best_state = calloc(s->state_len ? s->state_len : 1, sizeof *s->best_state);
-    fm__adam_init(&s->adam, p->lr);
-    fm__early_stop_init(&s->es, p->es_patience);
-    fm__reduce_lr_init(&s->rlr, p->lr_patience, p->lr_factor, p->min_lr);
-    fm__checkpoint_init(&s->ck);
-    return s->order && s->best_state ? 0 : -1;
-}
-
 static void round_trip(const fm_model *m, const fm_train_params *p, const fm__train_state *s,
                        uint64_t fingerprint, size_t val_count) {
     const char *path = fuzz_tmp_path("round-trip.safetensors");
@@ -76,7 +62,7 @@ static void round_trip(const fm_model *m, const fm_train_params *p, const fm__tr
     fm_model *m2 = fm_model_parse(fm_model_description(m), "round trip", &err);
     FUZZ_ASSERT(m2, "description no longer parses: %s", err.msg);
     fm__train_state s2;
-    FUZZ_ASSERT(state_init(&s2, m2, p, s->count) == 0, "out of memory");
+    FUZZ_ASSERT(fm__train_state_init(&s2, m2, p, s->count) == 0, "out of memory");
     rc = fm__checkpoint_read(path, m2, p, &s2, fingerprint, val_count, &err);
     FUZZ_ASSERT(rc == 0, "cannot read back its own checkpoint: %s", err.msg);
     FUZZ_ASSERT(same_floats(m->params, m2->params, m->n_params) &&
@@ -114,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* The order tensor holds 8 bytes per training image: a larger count is
      * refused by the reader, so it need not be allocated here. */
     if (recorded_data(input.path, &train_count, &val_count, &fingerprint) == 0 &&
-        train_count <= size / 8 && state_init(&s, m, &p, train_count) == 0) {
+        train_count <= size / 8 && fm__train_state_init(&s, m, &p, train_count) == 0) {
         err.msg[0] = 0;
         if (fm__checkpoint_read(input.path, m, &p, &s, fingerprint, val_count, &err) == 0) {
             uint8_t *seen = calloc(train_count ? train_count : 1, 1);

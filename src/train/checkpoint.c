@@ -351,6 +351,20 @@ done:
     return rc;
 }
 
+int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p,
+                         size_t count) {
+    memset(s, 0, sizeof *s);
+    s->count = count;
+    s->state_len = fm__model_state_len(m);
+    s->order = malloc((count ? count : 1) * sizeof *s->order);
+    s->best_state = calloc(s->state_len ? s->state_len : 1, sizeof *s->best_state);
+    fm__adam_init(&s->adam, p->lr);
+    fm__early_stop_init(&s->es, p->es_patience);
+    fm__reduce_lr_init(&s->rlr, p->lr_patience, p->lr_factor, p->min_lr);
+    fm__checkpoint_init(&s->ck);
+    return s->order && s->best_state ? 0 : -1;
+}
+
 void fm__train_state_free(fm__train_state *s) {
     free(s->order);
     free(s->best_state);

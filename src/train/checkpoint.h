@@ -59,6 +59,12 @@ int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_par
 int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
                         fm__train_state *s, uint64_t fingerprint, size_t val_count, fm_err *err);
 
+/* A state for `count` training images as a run starts (or before a
+ * checkpoint read fills it): order and best_state allocated, Adam and the
+ * callbacks at their initial values for p. -1 when out of memory;
+ * fm__train_state_free releases what was allocated either way. */
+int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p,
+                         size_t count);
 void fm__train_state_free(fm__train_state *s);
 
 #endif

@@ -203,11 +203,6 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     r->val_count = val->count;
     r->final_lr = p->lr;
     if (fm__train_check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
-    /* the split the caller made, saved with the model so eval can rebuild it */
-    m->has_split = p->val_split > 0.0 && p->val_split < 1.0;
-    m->split_seed = p->seed;
-    m->split_val = p->val_split;
-    m->split_limit = p->limit;
     if (p->checkpoint_steps < 0)
         return fm__err(err, "checkpoint steps must be >= 0 (got %d)", p->checkpoint_steps);
     if (train->count == 0) return fm__err(err, "the training set is empty");
@@ -233,6 +228,11 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
                             "checkpoint or choose another output folder to start afresh",
                        ckpt_path);
 
+    /* the split the caller made, saved with the model so eval can rebuild it */
+    m->has_split = p->val_split > 0.0 && p->val_split < 1.0;
+    m->split_seed = p->seed;
+    m->split_val = p->val_split;
+    m->split_limit = p->limit;
     r->threads = fm_set_threads(p->threads);
     int batch = p->batch;
     /* Validation runs in batches of the training batch's plan too. */
@@ -241,21 +241,14 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     /* The checkpoint records the threads really used: other counts round differently. */
     fm_train_params recorded = *p;
     recorded.threads = r->threads;
-    fm__train_state s = {0};
-    s.count = train->count;
-    s.state_len = fm__model_state_len(m);
-    s.order = malloc(train->count * sizeof *s.order);
-    s.best_state = calloc(s.state_len, sizeof *s.best_state);
+    fm__train_state s;
+    int state_ok = fm__train_state_init(&s, m, p, train->count) == 0;
     uint8_t *labels = malloc((size_t)batch);
     int rc = -1;
-    if (!s.order || !s.best_state || !labels) {
+    if (!state_ok || !labels) {
         fm__err(err, "out of memory for training buffers");
         goto done;
     }
-    fm__adam_init(&s.adam, p->lr);
-    fm__early_stop_init(&s.es, p->es_patience);
-    fm__reduce_lr_init(&s.rlr, p->lr_patience, p->lr_factor, p->min_lr);
-    fm__checkpoint_init(&s.ck);
     uint64_t fingerprint = fm__data_fingerprint(train, val);
     if (p->resume) {
         if (fm__checkpoint_read(ckpt_path, m, &recorded, &s, fingerprint, val->count, err) < 0)
