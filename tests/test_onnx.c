@@ -75,22 +75,6 @@ static const char desc[] = "input 8 8 1\n"
                            "batchnorm\n"
                            "dense units=3 activation=softmax\n";
 
-static unsigned char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return p;
-}
-
 static int contains(const unsigned char *hay, size_t n, const void *needle, size_t m) {
     for (size_t i = 0; m <= n && i <= n - m; i++)
         if (!memcmp(hay + i, needle, m)) return 1;
@@ -118,7 +102,7 @@ static void test_export(const char *dir) {
     CHECK_MSG(fm_model_export_onnx(m, a, &err) == 0, "%s", err.msg);
     CHECK_MSG(fm_model_export_onnx(m, b, &err) == 0, "%s", err.msg);
     size_t na = 0, nb = 0;
-    unsigned char *pa = read_all(a, &na), *pb = read_all(b, &nb);
+    unsigned char *pa = tu_read(a, &na), *pb = tu_read(b, &nb);
     CHECK(pa && pb);
     if (pa && pb) {
         CHECK(na == nb && !memcmp(pa, pb, na)); /* deterministic */

@@ -24,8 +24,8 @@
 #define OPSET 13
 
 /* Field numbers from onnx.proto (ONNX 1.12), grouped by message. */
-enum { MODEL_IR = 1, MODEL_PRODUCER = 2, MODEL_PRODUCER_VERSION = 3, MODEL_DOC = 6, MODEL_GRAPH = 7, MODEL_OPSET = 8,
-       MODEL_META = 14 };
+enum { MODEL_IR = 1, MODEL_PRODUCER = 2, MODEL_PRODUCER_VERSION = 3, MODEL_DOC = 6,
+       MODEL_GRAPH = 7, MODEL_OPSET = 8, MODEL_META = 14 };
 enum { OPSET_VERSION = 2 };
 enum { ENTRY_KEY = 1, ENTRY_VALUE = 2 };
 enum { GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INIT = 5, GRAPH_INPUT = 11, GRAPH_OUTPUT = 12 };
