@@ -82,8 +82,8 @@ static void report_bw(const char *what, double sec, double bytes, int train_only
     total_train += sec, total_train_min += fastest, total_train_cpu += fastest_cpu;
 }
 
-static void bench_conv(const fm_kernels *k, int n, int c, int hw, int oc, int first, fm_rng *rng) {
-    fm_conv_shape s = {.n = n, .c = c, .h = hw, .w = hw, .oc = oc, .oh = hw, .ow = hw, .k = 3,
+static void bench_conv(const fm__kernels *k, int n, int c, int hw, int oc, int first, fm_rng *rng) {
+    fm__conv_shape s = {.n = n, .c = c, .h = hw, .w = hw, .oc = oc, .oh = hw, .ow = hw, .k = 3,
                        .stride = 1, .pad_t = 1, .pad_l = 1};
     size_t nin = (size_t)n * c * hw * hw, nout = (size_t)n * oc * hw * hw, nw = (size_t)oc * c * 9;
     float *in = filled(nin, rng), *w = filled(nw, rng), *b = filled(oc, rng),
@@ -105,7 +105,7 @@ static void bench_conv(const fm_kernels *k, int n, int c, int hw, int oc, int fi
     free(in), free(w), free(b), free(out), free(din), free(dw), free(ws);
 }
 
-static void bench_dense(const fm_kernels *k, int n, int in_dim, int out_dim, fm_rng *rng) {
+static void bench_dense(const fm__kernels *k, int n, int in_dim, int out_dim, fm_rng *rng) {
     float *in = filled((size_t)n * in_dim, rng), *w = filled((size_t)in_dim * out_dim, rng),
           *b = filled(out_dim, rng), *out = filled((size_t)n * out_dim, rng),
           *din = filled((size_t)n * in_dim, rng), *dw = filled((size_t)in_dim * out_dim, rng);
@@ -124,7 +124,7 @@ static void bench_dense(const fm_kernels *k, int n, int in_dim, int out_dim, fm_
 }
 
 /* Batch norm (after conv1 and conv3, so on (n, c, hw)), in training and inference. */
-static void bench_batchnorm(const fm_kernels *k, int n, int c, int hw, fm_rng *rng) {
+static void bench_batchnorm(const fm__kernels *k, int n, int c, int hw, fm_rng *rng) {
     size_t len = (size_t)n * c * hw;
     float *x = filled(len, rng), *y = filled(len, rng), *d = filled(len, rng), *p = filled(8 * c, rng);
     for (int i = 0; i < c; i++) p[5 * c + i] = 0.5f + p[5 * c + i]; /* a positive variance */
@@ -145,7 +145,7 @@ static void bench_batchnorm(const fm_kernels *k, int n, int c, int hw, fm_rng *r
 
 /* The ReLU gradients of the two convs of a stage, the 2x2 max pooling and
  * the dropout after it. */
-static void bench_pool(const fm_kernels *k, int n, int c, int hw, fm_rng *rng) {
+static void bench_pool(const fm__kernels *k, int n, int c, int hw, fm_rng *rng) {
     size_t len = (size_t)n * c * hw * hw, olen = len / 4;
     float *x = filled(len, rng), *d = filled(len, rng), *o = filled(olen, rng);
     uint8_t *am = malloc(olen), *mask = malloc(olen);
@@ -178,10 +178,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s [ref|avx2|avx512 [batch [reps 1..64 [threads]]]]\n", argv[0]);
         return 2;
     }
-    const fm_kernels *k = fm_kernels_select();
-    if (name && strcmp(name, "ref") == 0) k = fm_kernels_ref();
-    else if (name && strcmp(name, "avx2") == 0) k = fm_kernels_avx2();
-    else if (name && strcmp(name, "avx512") == 0) k = fm_kernels_avx512();
+    const fm__kernels *k = fm__kernels_select();
+    if (name && strcmp(name, "ref") == 0) k = fm__kernels_ref();
+    else if (name && strcmp(name, "avx2") == 0) k = fm__kernels_avx2();
+    else if (name && strcmp(name, "avx512") == 0) k = fm__kernels_avx512();
     if (!k) {
         fprintf(stderr, "kernel table %s is not available on this CPU\n", name);
         return 1;

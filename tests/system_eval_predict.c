@@ -6,7 +6,7 @@
 #include "check.h"
 #include "clitest.h"
 #include "data/image.h"
-#include "model/json.h"
+#include "core/json.h"
 
 #include <png.h>
 

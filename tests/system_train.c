@@ -5,7 +5,7 @@
  * and inputs fail cleanly. */
 #include "check.h"
 #include "clitest.h"
-#include "model/json.h"
+#include "core/json.h"
 
 
 static const char *bin;

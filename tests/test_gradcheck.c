@@ -28,7 +28,7 @@ static fm_model *build(const char *text, int batch) {
     fm_model *m = fm_model_parse(text, "gradcheck", &err);
     CHECK_MSG(m != NULL, "%s", err.msg);
     if (!m) return NULL;
-    m->k = fm_kernels_ref();
+    m->k = fm__kernels_ref();
     CHECK_MSG(fm__model_reserve(m, batch, &err) == 0, "%s", err.msg);
     fm_model_init(m, &rng);
     return m;
@@ -272,7 +272,7 @@ static void test_softmax_xent(void) {
     for (int i = 0; i < N * K; i++) ld[i] = logits[i] = (float)(3 * urand());
     logits[K + 1] = 80.0f; /* stable for large logits */
     ld[K + 1] = 80.0;
-    float lossf = fm_kernels_ref()->softmax_xent(probs, dl, logits, labels, N, K);
+    float lossf = fm__kernels_ref()->softmax_xent(probs, dl, logits, labels, N, K);
     double total = 0;
     for (int i = 0; i < N; i++) {
         double mx = ld[i * K], s = 0, psum = 0;

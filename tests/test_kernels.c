@@ -72,8 +72,8 @@ static double worst(const float *fast, const float *ref, const float *mag, size_
     return w;
 }
 
-static fm_conv_shape conv_shape(int n, int c, int h, int w, int oc, int k, int stride, int same) {
-    fm_conv_shape s = {.n = n, .c = c, .h = h, .w = w, .oc = oc, .k = k, .stride = stride};
+static fm__conv_shape conv_shape(int n, int c, int h, int w, int oc, int k, int stride, int same) {
+    fm__conv_shape s = {.n = n, .c = c, .h = h, .w = w, .oc = oc, .k = k, .stride = stride};
     if (same) {
         s.oh = (h + stride - 1) / stride;
         s.ow = (w + stride - 1) / stride;
@@ -91,17 +91,17 @@ static double seen_conv_fwd, seen_conv_bwd, seen_conv_dw, seen_dense;
 
 /* The fast tables under test and the thread counts they run with: every
  * reference result is computed once and compared with each of them. */
-static const fm_kernels *fast[2];
+static const fm__kernels *fast[2];
 static int n_fast;
 #define N_CFG (2 * n_fast)
 
 /* Configuration i: table i/2 with 1 + i%2 threads. */
-static const fm_kernels *cfg(int i) {
+static const fm__kernels *cfg(int i) {
     fm_set_threads(1 + i % 2);
     return fast[i / 2];
 }
 
-static void test_conv(const fm_kernels *rk, fm_conv_shape s) {
+static void test_conv(const fm__kernels *rk, fm__conv_shape s) {
     size_t nin = (size_t)s.n * s.c * s.h * s.w, nout = (size_t)s.n * s.oc * s.oh * s.ow;
     size_t nw = (size_t)s.oc * s.c * s.k * s.k;
     /* Winograd is only ever applied to 3x3 stride-1 convs; others are plain sums. */
@@ -133,7 +133,7 @@ static void test_conv(const fm_kernels *rk, fm_conv_shape s) {
 
     float *o_f = rnd(nout), *di_f = rnd(nin), *dw_f = rnd(nw), *db_f = rnd(s.oc);
     for (int ci = 0; ci < N_CFG; ci++) {
-        const fm_kernels *fk = cfg(ci);
+        const fm__kernels *fk = cfg(ci);
         size_t nws = fk->conv2d_workspace(&s);
         float *ws = rnd(nws);
         char what[160];
@@ -170,7 +170,7 @@ static void test_conv(const fm_kernels *rk, fm_conv_shape s) {
     free(dw_r), free(db_r), free(dw_m), free(db_m), free(o_f), free(di_f), free(dw_f), free(db_f);
 }
 
-static void test_dense(const fm_kernels *rk, int n, int in_dim, int out_dim) {
+static void test_dense(const fm__kernels *rk, int n, int in_dim, int out_dim) {
     size_t nin = (size_t)n * in_dim, nout = (size_t)n * out_dim, nw = (size_t)in_dim * out_dim;
     float *in = rnd(nin), *w = rnd(nw), *b = rnd(out_dim), *dout = rnd(nout);
     float *ain = absdup(in, nin), *aw = absdup(w, nw), *ab = absdup(b, out_dim),
@@ -195,7 +195,7 @@ static void test_dense(const fm_kernels *rk, int n, int in_dim, int out_dim) {
 
     float *o_f = rnd(nout), *di_f = rnd(nin), *dw_f = rnd(nw), *db_f = rnd(out_dim);
     for (int ci = 0; ci < N_CFG; ci++) {
-        const fm_kernels *fk = cfg(ci);
+        const fm__kernels *fk = cfg(ci);
         char what[96];
         snprintf(what, sizeof what, "%s/%dt dense n%d in%d out%d", fk->name, 1 + ci % 2, n, in_dim,
                  out_dim);
@@ -234,7 +234,7 @@ static double maxdiff(const float *a, const float *b, size_t len) {
     return m;
 }
 
-static void test_batchnorm(const fm_kernels *fk, const fm_kernels *rk, int n, int c, int hw) {
+static void test_batchnorm(const fm__kernels *fk, const fm__kernels *rk, int n, int c, int hw) {
     size_t len = (size_t)n * c * hw;
     float *in = rnd(len), *gamma = rnd(c), *beta = rnd(c), *dout = rnd(len);
     /* an offset mean and a spread well away from 1 exercise the centring */
@@ -276,7 +276,7 @@ static void test_batchnorm(const fm_kernels *fk, const fm_kernels *rk, int n, in
     free(di_f), free(di_r), free(dg_f), free(db_f), free(dg_r), free(db_r);
 }
 
-static void test_elementwise(const fm_kernels *fk, const fm_kernels *rk, size_t len) {
+static void test_elementwise(const fm__kernels *fk, const fm__kernels *rk, size_t len) {
     float *in = rnd(len), *dout = rnd(len), *a = rnd(len), *b = rnd(len);
     uint8_t *mask = malloc(len ? len : 1);
     for (size_t i = 0; i < len; i++) mask[i] = fm_rng_uniform(&rng) < 0.7f;
@@ -302,7 +302,7 @@ static void test_elementwise(const fm_kernels *fk, const fm_kernels *rk, size_t 
     free(in), free(dout), free(a), free(b), free(mask);
 }
 
-static void test_maxpool(const fm_kernels *fk, const fm_kernels *rk, int n, int c, int h, int w,
+static void test_maxpool(const fm__kernels *fk, const fm__kernels *rk, int n, int c, int h, int w,
                          int pool) {
     size_t nin = (size_t)n * c * h * w, nout = (size_t)n * c * (h / pool) * (w / pool);
     float *in = rnd(nin), *o_f = rnd(nout), *o_r = rnd(nout), *dout = rnd(nout);
@@ -322,7 +322,7 @@ static void test_maxpool(const fm_kernels *fk, const fm_kernels *rk, int n, int 
     free(in), free(o_f), free(o_r), free(dout), free(am_f), free(am_r), free(di_f), free(di_r);
 }
 
-static void test_softmax(const fm_kernels *fk, const fm_kernels *rk, int n, int classes) {
+static void test_softmax(const fm__kernels *fk, const fm__kernels *rk, int n, int classes) {
     size_t len = (size_t)n * classes;
     float *logits = rnd(len), *p_f = rnd(len), *p_r = rnd(len), *d_f = rnd(len), *d_r = rnd(len);
     for (size_t i = 0; i < len; i++) logits[i] *= 40.0f; /* exp would overflow unshifted */
@@ -340,8 +340,8 @@ static void test_softmax(const fm_kernels *fk, const fm_kernels *rk, int n, int 
 }
 
 /* With a fixed thread count the parallel ops must be bit-identical run to run. */
-static void test_deterministic(const fm_kernels *fk) {
-    fm_conv_shape s = conv_shape(5, 64, 14, 14, 64, 3, 1, 1);
+static void test_deterministic(const fm__kernels *fk) {
+    fm__conv_shape s = conv_shape(5, 64, 14, 14, 64, 3, 1, 1);
     size_t nin = (size_t)s.n * s.c * s.h * s.w, nout = (size_t)s.n * s.oc * s.oh * s.ow;
     size_t nw = (size_t)s.oc * s.c * 9;
     float *in = rnd(nin), *w = rnd(nw), *b = rnd(s.oc), *dout = rnd(nout);
@@ -378,13 +378,13 @@ static void test_deterministic(const fm_kernels *fk) {
 int main(void) {
     /* The override picks the reference table even on a CPU with faster ones. */
     setenv("FMNIST_KERNELS", "ref", 1);
-    CHECK(fm_kernels_select() == fm_kernels_ref());
+    CHECK(fm__kernels_select() == fm__kernels_ref());
     CHECK(strcmp(fm_kernels_name(), "ref") == 0);
 
     fm_rng_seed(&rng, 7);
-    const fm_kernels *rk = fm_kernels_ref();
-    if (fm_kernels_avx2()) fast[n_fast++] = fm_kernels_avx2();
-    if (fm_kernels_avx512()) fast[n_fast++] = fm_kernels_avx512();
+    const fm__kernels *rk = fm__kernels_ref();
+    if (fm__kernels_avx2()) fast[n_fast++] = fm__kernels_avx2();
+    if (fm__kernels_avx512()) fast[n_fast++] = fm__kernels_avx512();
 
     /* n, c, h, w, oc, k, stride, same */
     static const int convs[][8] = {
@@ -430,7 +430,7 @@ int main(void) {
                                    {2, 17, 9, 9, 3},   {1, 1, 5, 7, 3},   {3, 2, 1, 1, 2},
                                    {2, 128, 14, 14, 2}};
     for (int ci = 0; ci < N_CFG; ci++) {
-        const fm_kernels *fk = cfg(ci);
+        const fm__kernels *fk = cfg(ci);
         for (size_t i = 0; i < sizeof bn / sizeof bn[0]; i++)
             test_batchnorm(fk, rk, bn[i][0], bn[i][1], bn[i][2]);
         for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) test_elementwise(fk, rk, lens[i]);

@@ -305,10 +305,10 @@ static void test_reserve(void) {
 /* The selected kernel table through the model, workspace and all, agrees
  * with the reference table: probabilities, loss and gradients. */
 static void test_kernels_agree(void) {
-    const fm_kernels *fast = fm_kernels_select();
+    const fm__kernels *fast = fm__kernels_select();
     fm_model *a = parse(SMALL_NET), *b = parse(SMALL_NET);
     if (!a || !b) return;
-    a->k = fm_kernels_ref();
+    a->k = fm__kernels_ref();
     b->k = fast;
     fm_rng ra, rb;
     fm_rng_seed(&ra, 8);

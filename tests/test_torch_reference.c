@@ -173,12 +173,12 @@ static float *slot_ptr(fm_model *m, const slot *s) {
 }
 
 /* The kernel tables to run: the reference and every fast one this CPU has. */
-static int kernel_tables(const fm_kernels **k) {
+static int kernel_tables(const fm__kernels **k) {
     int n = 0;
-    k[n++] = fm_kernels_ref();
-    if (fm_kernels_avx2()) k[n++] = fm_kernels_avx2();
-    if (fm_kernels_avx512()) k[n++] = fm_kernels_avx512();
-    const fm_kernels *sel = fm_kernels_select();
+    k[n++] = fm__kernels_ref();
+    if (fm__kernels_avx2()) k[n++] = fm__kernels_avx2();
+    if (fm__kernels_avx512()) k[n++] = fm__kernels_avx512();
+    const fm__kernels *sel = fm__kernels_select();
     int listed = 0;
     for (int i = 0; i < n; i++) listed |= k[i] == sel;
     if (!listed) k[n++] = sel;
@@ -314,7 +314,7 @@ static void test_reduced(const char *name, int adam) {
     fm_model *m = load_model(file, BATCH_MAX);
     slot s[64];
     uint8_t labels[BATCH_MAX];
-    const fm_kernels *k[4];
+    const fm__kernels *k[4];
     int nk = kernel_tables(k);
     if (m) {
         int ns = model_slots(m, s);
@@ -377,7 +377,7 @@ static void test_full(void) {
     CHECK(m && fm_model_param_count(m, &trainable) == 1868234);
     slot s[64];
     uint8_t labels[N];
-    const fm_kernels *k[4];
+    const fm__kernels *k[4];
     int nk = kernel_tables(k);
     for (int t = 0; m && t < nk; t++) {
         const char *kern = k[t]->name;

@@ -9,7 +9,7 @@
 
 #include "check.h"
 #include "clitest.h"
-#include "model/json.h"
+#include "core/json.h"
 #include "train/train.h"
 
 /* rc < 0 and the message holds the fragment. */

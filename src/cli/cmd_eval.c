@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "model/json.h"
+#include "core/json.h"
 
 static void usage(FILE *out) {
     fprintf(out,

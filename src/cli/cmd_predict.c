@@ -5,7 +5,7 @@
 
 #include "cli/cli.h"
 #include "data/image.h"
-#include "model/json.h"
+#include "core/json.h"
 
 static void usage(FILE *out) {
     fprintf(out,

@@ -11,6 +11,6 @@
 
 #else
 
-const fm_kernels *fm__kernels_avx2_table(void) { return NULL; }
+const fm__kernels *fm__kernels_avx2_table(void) { return NULL; }
 
 #endif

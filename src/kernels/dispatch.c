@@ -14,7 +14,7 @@
 #define FM__X86_DISPATCH 1
 #endif
 
-const fm_kernels *fm_kernels_avx2(void) {
+const fm__kernels *fm__kernels_avx2(void) {
 #ifdef FM__X86_DISPATCH
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return fm__kernels_avx2_table();
@@ -22,7 +22,7 @@ const fm_kernels *fm_kernels_avx2(void) {
     return NULL;
 }
 
-const fm_kernels *fm_kernels_avx512(void) {
+const fm__kernels *fm__kernels_avx512(void) {
 #ifdef FM__X86_DISPATCH
     /* avx512.c is compiled with F, BW, DQ and VL (and FMA), so all must be present. */
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -33,23 +33,23 @@ const fm_kernels *fm_kernels_avx512(void) {
     return NULL;
 }
 
-static const fm_kernels *choose(void) {
+static const fm__kernels *choose(void) {
     const char *env = getenv("FMNIST_KERNELS");
-    const fm_kernels *k = NULL;
+    const fm__kernels *k = NULL;
     /* An override this CPU cannot run falls through to the automatic choice. */
-    if (env && strcmp(env, "ref") == 0) k = fm_kernels_ref();
-    else if (env && strcmp(env, "avx2") == 0) k = fm_kernels_avx2();
-    else if (env && strcmp(env, "avx512") == 0) k = fm_kernels_avx512();
-    if (!k) k = fm_kernels_avx512();
-    if (!k) k = fm_kernels_avx2();
-    if (!k) k = fm_kernels_ref();
+    if (env && strcmp(env, "ref") == 0) k = fm__kernels_ref();
+    else if (env && strcmp(env, "avx2") == 0) k = fm__kernels_avx2();
+    else if (env && strcmp(env, "avx512") == 0) k = fm__kernels_avx512();
+    if (!k) k = fm__kernels_avx512();
+    if (!k) k = fm__kernels_avx2();
+    if (!k) k = fm__kernels_ref();
     return k;
 }
 
-const fm_kernels *fm_kernels_select(void) {
+const fm__kernels *fm__kernels_select(void) {
     /* Racing first calls compute the same answer, so a plain atomic cache is enough. */
-    static _Atomic(const fm_kernels *) cached;
-    const fm_kernels *k = atomic_load_explicit(&cached, memory_order_acquire);
+    static _Atomic(const fm__kernels *) cached;
+    const fm__kernels *k = atomic_load_explicit(&cached, memory_order_acquire);
     if (!k) {
         k = choose();
         atomic_store_explicit(&cached, k, memory_order_release);
@@ -71,7 +71,7 @@ int fm__kernel_threads(void) {
 #endif
 }
 
-const char *fm_kernels_name(void) { return fm_kernels_select()->name; }
+const char *fm_kernels_name(void) { return fm__kernels_select()->name; }
 
 int fm_set_threads(int threads) {
 #ifdef _OPENMP

@@ -249,7 +249,7 @@ typedef struct wino {
     size_t stg, v, m;     /* per-thread floats: staging, transformed input, products */
 } wino;
 
-static int wino_ok(const fm_conv_shape *s) {
+static int wino_ok(const fm__conv_shape *s) {
     /* the rotated conv of backward data pads by 2 - pad, so both must be in [0, 2];
      * few channels would waste most of each vector */
     return s->k == 3 && s->stride == 1 && s->pad_t >= 0 && s->pad_t <= 2 && s->pad_l >= 0 &&
@@ -483,7 +483,7 @@ typedef struct wgrad {
                                  output-gradient staging, dM, bias-gradient sums */
 } wgrad;
 
-static wgrad wgrad_plan(const fm_conv_shape *s) {
+static wgrad wgrad_plan(const fm__conv_shape *s) {
     wgrad g;
     g.f = wino_plan(s->n, s->c, s->h, s->w, s->oc, s->oh, s->ow, s->pad_t, s->pad_l);
     /* Long blocks amortise loading and storing the dU tiles (which do not
@@ -502,7 +502,7 @@ static size_t wgrad_thread_len(const wgrad *g) {
 }
 
 static void wino_bww(float *dw, float *db, const float *dout, const float *in,
-                     const fm_conv_shape *s, float *ws) {
+                     const fm__conv_shape *s, float *ws) {
     const wgrad g = wgrad_plan(s);
     const wino *f = &g.f;
     const int C = s->c, OC = s->oc, total = s->n * f->tpi;
@@ -642,7 +642,7 @@ typedef struct direct {
     size_t stg, ostg; /* per-thread floats */
 } direct;
 
-static direct direct_plan(const fm_conv_shape *s) {
+static direct direct_plan(const fm__conv_shape *s) {
     direct d;
     d.hs = (s->oh - 1) * s->stride + s->k;
     d.ws = (s->ow - 1) * s->stride + s->k;
@@ -654,7 +654,7 @@ static direct direct_plan(const fm_conv_shape *s) {
 }
 
 /* out = bias + conv(in, Wt packed), ReLU when relu != 0; parallel over images. */
-static void direct_run(const fm_conv_shape *s, float *out, const float *in, const float *Wt,
+static void direct_run(const fm__conv_shape *s, float *out, const float *in, const float *Wt,
                        const float *bias, int relu, float *scratch) {
     const direct d = direct_plan(s);
     const int npix = s->oh * s->ow;
@@ -689,14 +689,14 @@ static void direct_run(const fm_conv_shape *s, float *out, const float *in, cons
 
 /* The conv that backward data is, for stride 1: dout convolved with the
  * rotated, transposed kernel, padded by K-1-pad. */
-static fm_conv_shape rotated(const fm_conv_shape *s) {
-    fm_conv_shape r = {.n = s->n, .c = s->oc, .h = s->oh, .w = s->ow, .oc = s->c, .oh = s->h,
+static fm__conv_shape rotated(const fm__conv_shape *s) {
+    fm__conv_shape r = {.n = s->n, .c = s->oc, .h = s->oh, .w = s->ow, .oc = s->c, .oh = s->h,
                        .ow = s->w, .k = s->k, .stride = 1, .pad_t = s->k - 1 - s->pad_t,
                        .pad_l = s->k - 1 - s->pad_l};
     return r;
 }
 
-static int rotated_ok(const fm_conv_shape *s) {
+static int rotated_ok(const fm__conv_shape *s) {
     return s->stride == 1 && s->pad_t >= 0 && s->pad_t <= s->k - 1 && s->pad_l >= 0 &&
            s->pad_l <= s->k - 1;
 }
@@ -707,12 +707,12 @@ static int rotated_ok(const fm_conv_shape *s) {
  * with mostly empty vectors or tiny depths (the first layer: 1 input
  * channel) run directly on zero-padded copies of each input channel, VL
  * output pixels of a row at a time. */
-static int plane_ok(const fm_conv_shape *s) {
+static int plane_ok(const fm__conv_shape *s) {
     return s->stride == 1 && (s->c * s->k * s->k <= 27 || s->oc < 8);
 }
 
 /* weight gradients this way need a 3x3 kernel (its 9 taps live in registers) */
-static int plane_bww_ok(const fm_conv_shape *s) {
+static int plane_bww_ok(const fm__conv_shape *s) {
     return s->stride == 1 && s->k == 3 && s->c < 8;
 }
 
@@ -721,7 +721,7 @@ typedef struct plane {
     size_t len; /* floats for the copies of one image */
 } plane;
 
-static plane plane_plan(const fm_conv_shape *s) {
+static plane plane_plan(const fm__conv_shape *s) {
     plane p;
     p.hp = s->oh + s->k - 1;
     p.wp = (int)rup(s->ow, VL) + s->k - 1;
@@ -767,7 +767,7 @@ FM__INLINE void plane_fwd_tile(const int nb, const float *pl, const plane *p, in
 }
 
 /* out = bias + conv(in, w) (w in its own layout), ReLU when relu != 0. */
-static void plane_run(const fm_conv_shape *s, float *out, const float *in, const float *w,
+static void plane_run(const fm__conv_shape *s, float *out, const float *in, const float *w,
                       const float *bias, int relu, float *scratch) {
     const plane p = plane_plan(s);
     const int C = s->c, OC = s->oc, K = s->k, npix = s->oh * s->ow;
@@ -859,7 +859,7 @@ FM__INLINE void plane_bww_tile(const int nb, const int withb, float *acc, ptrdif
  * threads own output channels and visit every image, so each sum has one
  * fixed order. Vector partial sums live in scratch until the end. */
 static void plane_bww(float *dw, float *db, const float *dout, const float *in,
-                      const fm_conv_shape *s, float *ws) {
+                      const fm__conv_shape *s, float *ws) {
     const plane p = plane_plan(s);
     const int C = s->c, OC = s->oc, npix = s->oh * s->ow;
     float *acc = ws, *accb = acc + rup((size_t)OC * C * 9 * VL, 16);
@@ -906,8 +906,8 @@ static void plane_bww(float *dw, float *db, const float *dout, const float *in,
 
 /* ---- conv ops ------------------------------------------------------------- */
 
-static size_t conv_fwd_len(const fm_conv_shape *s, int flip) {
-    const fm_conv_shape e = flip ? rotated(s) : *s;
+static size_t conv_fwd_len(const fm__conv_shape *s, int flip) {
+    const fm__conv_shape e = flip ? rotated(s) : *s;
     const size_t T = (size_t)fm__kernel_threads();
     if (wino_ok(s)) {
         wino p = wino_plan(e.n, e.c, e.h, e.w, e.oc, e.oh, e.ow, e.pad_t, e.pad_l);
@@ -924,7 +924,7 @@ typedef struct bww {
     size_t acc, stg, dstg; /* shared floats */
 } bww;
 
-static bww bww_plan(const fm_conv_shape *s) {
+static bww bww_plan(const fm__conv_shape *s) {
     bww b;
     b.hs = (s->oh - 1) * s->stride + s->k;
     b.ws = (s->ow - 1) * s->stride + s->k;
@@ -937,7 +937,7 @@ static bww bww_plan(const fm_conv_shape *s) {
     return b;
 }
 
-static size_t fast_conv2d_workspace(const fm_conv_shape *s) {
+static size_t fast_conv2d_workspace(const fm__conv_shape *s) {
     size_t f = conv_fwd_len(s, 0), d = rotated_ok(s) ? conv_fwd_len(s, 1) : 0, w;
     if (wino_ok(s)) {
         wgrad g = wgrad_plan(s);
@@ -954,7 +954,7 @@ static size_t fast_conv2d_workspace(const fm_conv_shape *s) {
 }
 
 static void fast_conv2d_forward(float *out, const float *in, const float *w, const float *b,
-                                const fm_conv_shape *s, int relu, float *work) {
+                                const fm__conv_shape *s, int relu, float *work) {
     float *ws = align64(work);
     if (wino_ok(s)) {
         wino p = wino_plan(s->n, s->c, s->h, s->w, s->oc, s->oh, s->ow, s->pad_t, s->pad_l);
@@ -971,14 +971,14 @@ static void fast_conv2d_forward(float *out, const float *in, const float *w, con
 }
 
 static void fast_conv2d_backward_data(float *din, const float *dout, const float *w,
-                                      const fm_conv_shape *s, float *work) {
+                                      const fm__conv_shape *s, float *work) {
     if (!rotated_ok(s)) {
         /* strided or over-padded convs are not in any network here: reference */
         fm__ref_conv2d_backward_data(din, dout, w, s, work);
         return;
     }
     float *ws = align64(work);
-    const fm_conv_shape e = rotated(s);
+    const fm__conv_shape e = rotated(s);
     if (wino_ok(s)) {
         wino p = wino_plan(e.n, e.c, e.h, e.w, e.oc, e.oh, e.ow, e.pad_t, e.pad_l);
         wino_weights(ws, w, s->c, s->oc, 1);
@@ -1027,7 +1027,7 @@ static void bias_grad(float *db, const float *dout, int n, int oc, int npix) {
 }
 
 /* Weight gradients by the staged direct method, for convs Winograd does not take. */
-static void direct_bww(float *dw, const float *dout, const float *in, const fm_conv_shape *s,
+static void direct_bww(float *dw, const float *dout, const float *in, const fm__conv_shape *s,
                        float *work) {
     const bww b = bww_plan(s);
     float *acc = work, *stg = acc + b.acc, *dstg = stg + b.stg;
@@ -1077,7 +1077,7 @@ static void direct_bww(float *dw, const float *dout, const float *in, const fm_c
 }
 
 static void fast_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                         const fm_conv_shape *s, float *work) {
+                                         const fm__conv_shape *s, float *work) {
     if (wino_ok(s)) {
         wino_bww(dw, db, dout, in, s, align64(work));
     } else if (plane_bww_ok(s)) {
@@ -1500,7 +1500,7 @@ static void fast_maxpool_backward(float *din, const float *dout, const uint8_t *
 
 /* ---- the table ------------------------------------------------------------ */
 
-static const fm_kernels table = {
+static const fm__kernels table = {
     .name = FM__TABLE_NAME,
     .conv2d_workspace = fast_conv2d_workspace,
     .conv2d_forward = fast_conv2d_forward,
@@ -1520,4 +1520,4 @@ static const fm_kernels table = {
     .softmax_xent = fm__ref_softmax_xent,
 };
 
-const fm_kernels *FM__TABLE_FN(void) { return &table; }
+const fm__kernels *FM__TABLE_FN(void) { return &table; }

@@ -14,13 +14,13 @@
 
 /* The reference ops, so the fast tables can reuse the ones they do not
  * specialise (see kernels.h for the semantics). */
-size_t fm__ref_conv2d_workspace(const fm_conv_shape *s);
+size_t fm__ref_conv2d_workspace(const fm__conv_shape *s);
 void fm__ref_conv2d_forward(float *out, const float *in, const float *w, const float *b,
-                            const fm_conv_shape *s, int relu, float *work);
+                            const fm__conv_shape *s, int relu, float *work);
 void fm__ref_conv2d_backward_data(float *din, const float *dout, const float *w,
-                                  const fm_conv_shape *s, float *work);
+                                  const fm__conv_shape *s, float *work);
 void fm__ref_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                     const fm_conv_shape *s, float *work);
+                                     const fm__conv_shape *s, float *work);
 void fm__ref_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
                            int in_dim, int out_dim, int relu);
 void fm__ref_dense_backward_data(float *din, const float *dout, const float *w, int n, int in_dim,
@@ -54,7 +54,7 @@ int fm__kernel_threads(void);
 
 /* Tables compiled for wider instruction sets (NULL when not built); the
  * dispatcher checks the CPU before handing them out. */
-const fm_kernels *fm__kernels_avx2_table(void);
-const fm_kernels *fm__kernels_avx512_table(void);
+const fm__kernels *fm__kernels_avx2_table(void);
+const fm__kernels *fm__kernels_avx512_table(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* The one kernel interface. Every numeric op of the network goes through a
- * table of function pointers; fm_kernels_ref() is the plain, obviously-correct
- * C reference, fm_kernels_select() the fastest table this CPU supports
+ * table of function pointers; fm__kernels_ref() is the plain, obviously-correct
+ * C reference, fm__kernels_select() the fastest table this CPU supports
  * (chosen once at run time by CPU features; FMNIST_KERNELS=ref|avx2|avx512
  * overrides it). Fast tables must match the reference within the tolerances
  * written in tests/test_kernels.c.
@@ -21,29 +21,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct fm_conv_shape {
+typedef struct fm__conv_shape {
     int n;            /* batch */
     int c, h, w;      /* input channels, height, width */
     int oc, oh, ow;   /* output channels, height, width */
     int k;            /* square kernel size */
     int stride;
     int pad_t, pad_l; /* zero padding at top/left; bottom/right follow from oh/ow */
-} fm_conv_shape;
+} fm__conv_shape;
 
-typedef struct fm_kernels {
+typedef struct fm__kernels {
     const char *name; /* "ref", "avx2", "avx512" */
 
     /* Scratch, in floats, that the conv ops below need for shape s. */
-    size_t (*conv2d_workspace)(const fm_conv_shape *s);
+    size_t (*conv2d_workspace)(const fm__conv_shape *s);
     /* out (N,OC,OH,OW) = b + conv(in (N,C,H,W), w (OC,C,K,K)); then ReLU when relu != 0. */
     void (*conv2d_forward)(float *out, const float *in, const float *w, const float *b,
-                           const fm_conv_shape *s, int relu, float *work);
+                           const fm__conv_shape *s, int relu, float *work);
     /* din (N,C,H,W) = conv^T(dout (N,OC,OH,OW), w). */
     void (*conv2d_backward_data)(float *din, const float *dout, const float *w,
-                                 const fm_conv_shape *s, float *work);
+                                 const fm__conv_shape *s, float *work);
     /* dw (OC,C,K,K) += corr(in, dout); db (OC) += sum dout. */
     void (*conv2d_backward_weights)(float *dw, float *db, const float *dout, const float *in,
-                                    const fm_conv_shape *s, float *work);
+                                    const fm__conv_shape *s, float *work);
 
     /* out (N,OUT) = in (N,IN) . w^T + b; then ReLU when relu != 0. */
     void (*dense_forward)(float *out, const float *in, const float *w, const float *b, int n,
@@ -94,13 +94,13 @@ typedef struct fm_kernels {
      * returns the mean loss over the batch. Numerically stable (max-shifted). */
     float (*softmax_xent)(float *probs, float *dlogits, const float *logits,
                           const uint8_t *labels, int n, int classes);
-} fm_kernels;
+} fm__kernels;
 
-const fm_kernels *fm_kernels_ref(void);
+const fm__kernels *fm__kernels_ref(void);
 /* NULL when this CPU (or this build) lacks the instructions. */
-const fm_kernels *fm_kernels_avx2(void);
-const fm_kernels *fm_kernels_avx512(void);
+const fm__kernels *fm__kernels_avx2(void);
+const fm__kernels *fm__kernels_avx512(void);
 /* The dispatch point: best table for this CPU, or the one FMNIST_KERNELS names. */
-const fm_kernels *fm_kernels_select(void);
+const fm__kernels *fm__kernels_select(void);
 
 #endif

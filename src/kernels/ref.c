@@ -8,13 +8,13 @@
 
 #include "kernels/internal.h"
 
-size_t fm__ref_conv2d_workspace(const fm_conv_shape *s) {
+size_t fm__ref_conv2d_workspace(const fm__conv_shape *s) {
     (void)s;
     return 0;
 }
 
 void fm__ref_conv2d_forward(float *out, const float *in, const float *w, const float *b,
-                            const fm_conv_shape *s, int relu, float *work) {
+                            const fm__conv_shape *s, int relu, float *work) {
     (void)work;
     const int C = s->c, H = s->h, W = s->w, OC = s->oc, OH = s->oh, OW = s->ow, K = s->k;
     FM__OMP(omp parallel for collapse(2) schedule(static))
@@ -46,7 +46,7 @@ void fm__ref_conv2d_forward(float *out, const float *in, const float *w, const f
 }
 
 void fm__ref_conv2d_backward_data(float *din, const float *dout, const float *w,
-                                  const fm_conv_shape *s, float *work) {
+                                  const fm__conv_shape *s, float *work) {
     (void)work;
     const int C = s->c, H = s->h, W = s->w, OC = s->oc, OH = s->oh, OW = s->ow, K = s->k;
     /* Gather form: each input pixel sums the outputs whose window covers it,
@@ -83,7 +83,7 @@ void fm__ref_conv2d_backward_data(float *din, const float *dout, const float *w,
 }
 
 void fm__ref_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                     const fm_conv_shape *s, float *work) {
+                                     const fm__conv_shape *s, float *work) {
     (void)work;
     const int C = s->c, H = s->h, W = s->w, OC = s->oc, OH = s->oh, OW = s->ow, K = s->k;
     FM__OMP(omp parallel for schedule(static))
@@ -323,7 +323,7 @@ float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
     return n > 0 ? (float)(loss / n) : 0.0f;
 }
 
-static const fm_kernels ref_table = {
+static const fm__kernels ref_table = {
     .name = "ref",
     .conv2d_workspace = fm__ref_conv2d_workspace,
     .conv2d_forward = fm__ref_conv2d_forward,
@@ -343,4 +343,4 @@ static const fm_kernels ref_table = {
     .softmax_xent = fm__ref_softmax_xent,
 };
 
-const fm_kernels *fm_kernels_ref(void) { return &ref_table; }
+const fm__kernels *fm__kernels_ref(void) { return &ref_table; }

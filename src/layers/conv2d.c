@@ -10,8 +10,8 @@ static int same_pad(int in, int out, int k, int stride) {
     return total > 0 ? total / 2 : 0;
 }
 
-static fm_conv_shape conv_shape(const fm__layer *l, int n) {
-    fm_conv_shape s = {
+static fm__conv_shape conv_shape(const fm__layer *l, int n) {
+    fm__conv_shape s = {
         .n = n, .c = l->in.c, .h = l->in.h, .w = l->in.w,
         .oc = l->out.c, .oh = l->out.h, .ow = l->out.w,
         .k = l->kernel, .stride = l->stride,
@@ -45,15 +45,15 @@ static int conv2d_plan(fm__layer *l, const char *source, fm_err *err) {
     return 0;
 }
 
-size_t fm__conv2d_workspace(const fm_kernels *k, const fm__layer *l, int n) {
-    fm_conv_shape s = conv_shape(l, n);
+size_t fm__conv2d_workspace(const fm__kernels *k, const fm__layer *l, int n) {
+    fm__conv_shape s = conv_shape(l, n);
     return k->conv2d_workspace(&s);
 }
 
 /* x (B,C,H,W) -> y (B,OC,OH,OW) */
 static void conv2d_forward(fm_model *m, fm__layer *l, const float *x, int n, int training,
                            fm_rng *rng) {
-    fm_conv_shape s = conv_shape(l, n);
+    fm__conv_shape s = conv_shape(l, n);
     m->k->conv2d_forward(l->y, x, m->params + l->w, m->params + l->b, &s,
                          l->act == FM__ACT_RELU, m->work);
 }
@@ -61,7 +61,7 @@ static void conv2d_forward(fm_model *m, fm__layer *l, const float *x, int n, int
 /* dy (B,OC,OH,OW) -> dx (B,C,H,W); dW, db += */
 static void conv2d_backward(fm_model *m, fm__layer *l, float *dx, float *dy, const float *x,
                             int n, int need_dx) {
-    fm_conv_shape s = conv_shape(l, n);
+    fm__conv_shape s = conv_shape(l, n);
     /* fused ReLU: y > 0 exactly where the pre-activation was positive */
     if (l->act == FM__ACT_RELU) m->k->relu_backward(dy, dy, l->y, (size_t)n * fm__shape_len(l->out));
     m->k->conv2d_backward_weights(m->grads + l->w, m->grads + l->b, dy, x, &s, m->work);

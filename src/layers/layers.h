@@ -31,6 +31,6 @@ extern const fm__layer_ops fm__conv2d_ops, fm__batchnorm_ops, fm__relu_ops, fm__
 const fm__layer_ops *fm__layer_ops_of(fm__layer_type type);
 
 /* Kernel scratch (floats) a conv layer needs for a batch of n. */
-size_t fm__conv2d_workspace(const fm_kernels *k, const fm__layer *l, int n);
+size_t fm__conv2d_workspace(const fm__kernels *k, const fm__layer *l, int n);
 
 #endif

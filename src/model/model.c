@@ -101,7 +101,7 @@ fm_model *fm__model_new(const char *text, const char *source, fm_err *err) {
         fm__err(err, "%s: out of memory", source);
         return NULL;
     }
-    m->k = fm_kernels_select();
+    m->k = fm__kernels_select();
     m->description = dup_str(text);
     m->source = dup_str(source);
     if (!m->description || !m->source) {

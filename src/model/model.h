@@ -113,7 +113,7 @@ struct fm_model {
     uint8_t *zero_labels; /* (batch_cap) zeros: softmax_xent wants labels even for probs only */
     void *arena;      /* owns everything above from input_buf on (aligned inside it) */
 
-    const fm_kernels *k;
+    const fm__kernels *k;
 
     /* Per-layer timing for fm_bench_run, off (NULL) otherwise: when set, the
      * forward pass adds each layer's wall seconds to layer_seconds[2*i] and

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
-#include "model/json.h"
+#include "core/json.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 

@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "model/json.h"
+#include "core/json.h"
 #include "report/report.h"
 
 #define PATH_CAP 4096

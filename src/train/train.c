@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "model/json.h"
+#include "core/json.h"
 #include "train/adam.h"
 #include "train/augment.h"
 #include "train/callbacks.h"

@@ -2,8 +2,8 @@
  * values, plus the string escaping their writers need. It parses into a tree,
  * never crashes on arbitrary bytes (depth-limited, length-bounded) and reports
  * the byte offset of the first problem. */
-#ifndef FM_MODEL_JSON_H
-#define FM_MODEL_JSON_H
+#ifndef FM_CORE_JSON_H
+#define FM_CORE_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* Recursive-descent JSON parser into a tree. Every read is bounds-checked
  * against len, nesting is limited so hostile input cannot exhaust the stack,
  * and the first problem is reported with its byte offset. */
-#include "model/json.h"
+#include "core/json.h"
 
 #include <math.h>
 #include <stdlib.h>
