@@ -3,6 +3,7 @@
  * matrix summing to the count, splits), predict on PNGs written from test
  * images (28x28 grey as is; a 56x56 colour one converted, with a note), and
  * clean failures for missing or corrupt weights, bad images and bad flags. */
+#include "core/png.h"
 #include "check.h"
 #include "clitest.h"
 #include "data/image.h"

@@ -1,6 +1,7 @@
 /* The image module: grey PNG write/read round trip, PNGs of every colour
  * type written straight through libpng, binary and ASCII PGM, broken files,
  * and the resize to 28x28. */
+#include "core/png.h"
 #include "check.h"
 #include "data/image.h"
 #include "data/testutil.h"

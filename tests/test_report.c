@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/png.h"
 #include "check.h"
 #include "fmnist/fmnist.h"
 #include "report/report.h"
@@ -114,7 +115,7 @@ static void test_png(void) {
     uint8_t *png;
     size_t len;
     fm_err err;
-    CHECK(fm__png_grey(pix, 28, 28, &png, &len, &err) == 0);
+    CHECK(fm__png_encode_grey(pix, 28, 28, &png, &len, &err) == 0);
     CHECK(len > 8 && !memcmp(png, "\x89PNG\r\n\x1a\n", 8));
 
     /* decode it back and compare every pixel */
@@ -129,7 +130,7 @@ static void test_png(void) {
     CHECK(!memcmp(back, pix, sizeof pix));
     free(png);
 
-    CHECK(fm__png_grey(pix, 0, 28, &png, &len, &err) == -1);
+    CHECK(fm__png_encode_grey(pix, 0, 28, &png, &len, &err) == -1);
     CHECK(strstr(err.msg, "bad size") != NULL);
 }
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "data/image.h"
+#include "core/png.h"
 
 #define GRID_N 10   /* examples per class */
 #define GRID_GAP 2  /* grey pixels between cells, before scaling */

@@ -1,8 +1,9 @@
-/* Atomic file replacement (see file.h). */
+/* Atomic file replacement, whole-file reads and path joining (see file.h). */
 #include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,4 +76,50 @@ int fm__write_file_atomic(const char *path, const void *data, size_t len, fm_err
         return fm__err(err, "%s: write failed: %s", path, strerror(saved));
     }
     return fm__atomic_commit(&a, err);
+}
+
+int fm__read_file(const char *path, size_t max, char **data, size_t *len, fm_err *err) {
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return fm__err(err, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            /* grow by doubling, but read at most max + 1 bytes: one past the
+             * limit is enough to tell the file is too large */
+            size_t want = cap ? cap * 2 : 4096;
+            if (want > max + 1) want = max + 1;
+            char *p = want > cap ? realloc(buf, want + 1) : NULL;
+            if (!p) {
+                free(buf);
+                fclose(f);
+                if (want <= cap) return fm__err(err, "%s: larger than %zu bytes", path, max);
+                return fm__err(err, "%s: out of memory", path);
+            }
+            buf = p;
+            cap = want;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > max) {
+        free(buf);
+        return bad ? fm__err(err, "%s: read error", path)
+                   : fm__err(err, "%s: larger than %zu bytes", path, max);
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int fm__path_join(char *out, size_t cap, const char *dir, const char *name, fm_err *err) {
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap) return fm__err(err, "%s: path too long", dir);
+    return 0;
 }

@@ -1,10 +1,13 @@
-/* Replacing files atomically: everything is written to PATH.tmp, which
- * fm__atomic_commit flushes, syncs, renames over PATH, and then syncs the
- * folder, so a crash at any instant leaves the old file or the new one,
- * whole, never a mix or a stump. */
+/* Files: replacing them atomically, reading them whole, and joining paths.
+ *
+ * An atomic write puts everything in PATH.tmp, which fm__atomic_commit
+ * flushes, syncs, renames over PATH, and then syncs the folder, so a crash at
+ * any instant leaves the old file or the new one, whole, never a mix or a
+ * stump. */
 #ifndef FM_CORE_FILE_H
 #define FM_CORE_FILE_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "fmnist/fmnist.h"
@@ -27,5 +30,14 @@ int fm__write_file_atomic(const char *path, const void *data, size_t len, fm_err
 
 /* fsync of the folder holding path, so a rename into it survives a crash. */
 int fm__sync_parent(const char *path);
+
+/* Reads all of path into *data (malloc'd, with a NUL after the last byte so
+ * text can be used as a string) and *len. Files larger than max bytes are
+ * refused: the message says "larger than MAX bytes". */
+int fm__read_file(const char *path, size_t max, char **data, size_t *len, fm_err *err);
+
+/* out = "dir/name" (cap bytes at most, NUL included); -1 and "dir: path too
+ * long" when it does not fit. */
+int fm__path_join(char *out, size_t cap, const char *dir, const char *name, fm_err *err);
 
 #endif

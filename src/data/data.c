@@ -2,6 +2,7 @@
  * default folder, and loading/writing whole sets through csv.c and idx.c. */
 #include "data/data.h"
 #include "core/error.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,10 +21,11 @@ static int is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* dir/name + ext: the file names are the data set's own, so they fit. */
 static int join(char *out, const char *dir, const char *name, const char *ext, fm_err *err) {
-    if (snprintf(out, FM__PATH_MAX, "%s/%s%s", dir, name, ext) >= FM__PATH_MAX)
-        return fm__err(err, "%s: path too long", dir);
-    return 0;
+    char file[64];
+    snprintf(file, sizeof file, "%s%s", name, ext);
+    return fm__path_join(out, FM__PATH_MAX, dir, file, err);
 }
 
 /* dir/name.gz when it exists, else dir/name when that exists; -1 if neither. */

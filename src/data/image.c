@@ -110,41 +110,6 @@ static int read_png(png_ctx *c, fm__image *img) {
     return 0;
 }
 
-int fm__png_write_grey(const char *path, const uint8_t *pixels, int w, int h, fm_err *err) {
-    if (w <= 0 || h <= 0) return fm__err(err, "%s: cannot write a %dx%d image", path, w, h);
-    png_ctx c = {.path = path, .err = err};
-    c.f = fopen(path, "wb");
-    if (!c.f) return fm__err(err, "%s: %s", path, strerror(errno));
-    png_structp png =
-        png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, png_on_error, png_on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_write_struct(&png, NULL);
-        fclose(c.f);
-        remove(path);
-        return fm__err(err, "%s: out of memory", path);
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(c.f);
-        remove(path);
-        return -1;
-    }
-    png_init_io(png, c.f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, pixels + (size_t)y * (size_t)w);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    if (fclose(c.f) != 0) {
-        int saved = errno;
-        remove(path);
-        return fm__err(err, "%s: write error: %s", path, strerror(saved));
-    }
-    return 0;
-}
-
 /* ---- PGM ------------------------------------------------------------- */
 
 /* Reads the next decimal number of a PGM header or ASCII body, skipping

@@ -46,7 +46,4 @@ void fm__image_free(fm__image *img);
  * where it grows; a 28x28 image is copied unchanged. */
 int fm__image_to_28x28(const fm__image *img, uint8_t out[FM_IMAGE_PIXELS], fm_err *err);
 
-/* Writes w x h grey pixels (row-major) as an 8-bit greyscale PNG. */
-int fm__png_write_grey(const char *path, const uint8_t *pixels, int w, int h, fm_err *err);
-
 #endif

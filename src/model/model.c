@@ -3,7 +3,6 @@
  * one for BatchNorm statistics, one arena for all activations), the forward
  * and backward passes over the layer table, initialisation, state copies and
  * batched prediction. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -12,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "layers/layers.h"
 #include "model/model.h"
 
@@ -167,29 +167,12 @@ fm_model *fm_model_parse(const char *text, const char *source, fm_err *err) {
 }
 
 fm_model *fm_model_load_cfg(const char *path, fm_err *err) {
-    enum { MAX_CFG = 1 << 20 };
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fm__err(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *text = malloc(MAX_CFG + 1);
-    if (!text) {
-        fclose(f);
-        fm__err(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t n = fread(text, 1, MAX_CFG + 1, f);
-    int bad = ferror(f);
-    fclose(f);
+    char *text;
+    size_t n;
+    if (fm__read_file(path, 1u << 20, &text, &n, err) < 0) return NULL;
     fm_model *m = NULL;
-    if (bad) fm__err(err, "%s: read error", path);
-    else if (n > MAX_CFG) fm__err(err, "%s: larger than %d bytes: not a model description", path, MAX_CFG);
-    else if (memchr(text, 0, n)) fm__err(err, "%s: not a text file (contains NUL bytes)", path);
-    else {
-        text[n] = 0;
-        m = fm_model_parse(text, path, err);
-    }
+    if (memchr(text, 0, n)) fm__err(err, "%s: not a text file (contains NUL bytes)", path);
+    else m = fm_model_parse(text, path, err);
     free(text);
     return m;
 }

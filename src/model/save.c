@@ -2,7 +2,6 @@
  * statistic under "<layer>.<part>" names in PyTorch layouts, and the model
  * description plus preprocessing facts as metadata, so a file is complete on
  * its own and readable from Python with json + numpy. */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/parse.h"
 #include "core/json.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -227,17 +227,6 @@ int fm__model_read_weights(fm_model *m, const fm__st_file *f, const char *path, 
     return rc;
 }
 
-/* Digits only, the whole string, at most max. */
-static int parse_count(const char *s, unsigned long long max, unsigned long long *out) {
-    if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 20) return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
 /* The split metadata: all three keys or none. */
 static int read_split(fm_model *m, const fm__st_file *f, const char *path, fm_err *err) {
     const char *seed = fm__st_meta(f, SPLIT_SEED), *val = fm__st_meta(f, SPLIT_VAL),
@@ -246,15 +235,15 @@ static int read_split(fm_model *m, const fm__st_file *f, const char *path, fm_er
     if (!seed || !val || !limit)
         return fm__err(err, "%s: metadata '%s' is missing (the split is recorded in three keys)",
                        path, !seed ? SPLIT_SEED : !val ? SPLIT_VAL : SPLIT_LIMIT);
-    unsigned long long sv, lv;
+    uint64_t sv, lv;
     char *end;
     double v = strtod(val, &end);
-    if (parse_count(seed, UINT64_MAX, &sv) < 0)
+    if (fm__parse_u64(seed, UINT64_MAX, &sv) < 0)
         return fm__err(err, "%s: metadata '%s' = '%.40s' is not a seed", path, SPLIT_SEED, seed);
     if (end == val || *end || !(v > 0.0 && v < 1.0))
         return fm__err(err, "%s: metadata '%s' = '%.40s' is not a fraction in (0, 1)", path,
                        SPLIT_VAL, val);
-    if (parse_count(limit, SIZE_MAX, &lv) < 0)
+    if (fm__parse_u64(limit, SIZE_MAX, &lv) < 0)
         return fm__err(err, "%s: metadata '%s' = '%.40s' is not an image count", path,
                        SPLIT_LIMIT, limit);
     m->has_split = 1;

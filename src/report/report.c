@@ -4,6 +4,7 @@
  * streams the page: inline CSS and SVG, images as PNG data URIs, no scripts,
  * no network, system fonts only. What is absent (no model yet, no data) is
  * said in the page; what is broken (unreadable log, corrupt model) fails. */
+#include "core/png.h"
 #include "fmnist/fmnist.h"
 
 #include <errno.h>
@@ -53,12 +54,6 @@ typedef struct {
     int n_notes;
     int best_epoch, restored_epoch; /* 0 = unknown */
 } report;
-
-static int join(char *out, const char *dir, const char *name, fm_err *err) {
-    int n = snprintf(out, PATH_CAP, "%s/%s", dir, name);
-    if (n < 0 || n >= PATH_CAP) return fm__err(err, "%s: path too long", dir);
-    return 0;
-}
 
 static int exists(const char *path) {
     struct stat st;
@@ -186,7 +181,7 @@ static void write_img(FILE *out, const uint8_t *pixels, const char *cls, const c
                       int *failed, fm_err *err) {
     uint8_t *png;
     size_t len;
-    if (*failed || fm__png_grey(pixels, FM_IMAGE_COLS, FM_IMAGE_ROWS, &png, &len, err)) {
+    if (*failed || fm__png_encode_grey(pixels, FM_IMAGE_COLS, FM_IMAGE_ROWS, &png, &len, err)) {
         *failed = 1;
         return;
     }
@@ -798,37 +793,6 @@ static int write_page(FILE *out, report *r, fm_err *err) {
 
 /* ---- gathering ----------------------------------------------------------- */
 
-static int read_file(const char *path, char **text, size_t *len, fm_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fm__err(err, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            char *p = cap > (64u << 20) ? NULL : realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return fm__err(err, "%s: too large or out of memory", path);
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return fm__err(err, "%s: read error", path);
-    }
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 /* Best epoch (highest val_accuracy, first wins, as ModelCheckpoint saves on a
  * strict improvement) and restored epoch (lowest val_loss, first wins, as
  * EarlyStopping) from run.json when recorded, else from the log. */
@@ -854,14 +818,14 @@ static int gather(report *r, fm_err *err) {
         return fm__err(err, "%s: no such run folder: %s", r->run_dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return fm__err(err, "%s: not a folder", r->run_dir);
 
-    if (join(path, r->run_dir, "log.csv", err) || fm__run_log_read(path, &r->log, err)) return -1;
+    if (fm__path_join(path, PATH_CAP, r->run_dir, "log.csv", err) || fm__run_log_read(path, &r->log, err)) return -1;
 
-    if (join(path, r->run_dir, "run.json", err)) return -1;
+    if (fm__path_join(path, PATH_CAP, r->run_dir, "run.json", err)) return -1;
     if (exists(path)) {
         char *text = NULL;
         size_t len = 0;
         fm_err jerr;
-        if (read_file(path, &text, &len, err)) return -1;
+        if (fm__read_file(path, 64u << 20, &text, &len, err)) return -1;
         r->run = fm__json_parse(text, len, 0, &jerr);
         free(text);
         if (!r->run) return fm__err(err, "%s: %s", path, jerr.msg);
@@ -873,7 +837,7 @@ static int gather(report *r, fm_err *err) {
     /* the restored model, else the checkpoint (a run still in progress) */
     static const char *const files[] = {"model.safetensors", "best.safetensors"};
     for (int i = 0; i < 2 && !r->model; i++) {
-        if (join(path, r->run_dir, files[i], err)) return -1;
+        if (fm__path_join(path, PATH_CAP, r->run_dir, files[i], err)) return -1;
         if (!exists(path)) continue;
         if (!(r->model = fm_model_load(path, err))) return -1;
         r->model_file = files[i];
@@ -908,7 +872,7 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
     char def_out[PATH_CAP];
     int rc = -1;
     if (!out_path) {
-        if (join(def_out, run_dir, "report.html", err)) goto done;
+        if (fm__path_join(def_out, PATH_CAP, run_dir, "report.html", err)) goto done;
         out_path = def_out;
     }
     if (gather(r, err)) goto done;

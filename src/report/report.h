@@ -35,9 +35,6 @@ void fm__run_log_free(fm__run_log *log);
 /* Standard base64 (RFC 4648, padded) of data[0..n). */
 void fm__base64_write(FILE *out, const uint8_t *data, size_t n);
 
-/* An 8-bit grey PNG of pixels (w*h, row-major) in a malloc'ed buffer. */
-int fm__png_grey(const uint8_t *pixels, int w, int h, uint8_t **png, size_t *len, fm_err *err);
-
 /* Writes s with &, <, >, " and ' escaped, for HTML text and attributes. */
 void fm__html_escape(FILE *out, const char *s);
 

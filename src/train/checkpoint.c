@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/file.h"
+#include "core/parse.h"
 #include "model/safetensors.h"
 
 /* ---- data fingerprint -------------------------------------------------- */
@@ -376,23 +378,10 @@ void fm__train_state_free(fm__train_state *s) {
 
 /* ---- resume: what the CLI needs before it has data ---------------------- */
 
-static int parse_long(const char *s, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
 fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
                                fm_train_resume_info *info, fm_err *err) {
     char path[4096];
-    int len = snprintf(path, sizeof path, "%s/%s", run_dir, FM__CHECKPOINT_FILE);
-    if (len < 0 || (size_t)len >= sizeof path) {
-        fm__err(err, "%s: path too long", run_dir);
-        return NULL;
-    }
+    if (fm__path_join(path, sizeof path, run_dir, FM__CHECKPOINT_FILE, err) < 0) return NULL;
     FILE *probe = fopen(path, "rb");
     if (!probe) {
         fm__err(err, "%s: no training checkpoint to resume from (%s)", path, strerror(errno));
@@ -413,9 +402,9 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
     for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++) {
         snprintf(key, sizeof key, "fmnist.train.%s", int_keys[i]);
         const char *v = meta(&f, path, key, err);
-        long x;
+        uint64_t x;
         if (!v) goto fail;
-        if (parse_long(v, 0, 1000000, &x) < 0) {
+        if (fm__parse_u64(v, 1000000, &x) < 0) {
             fm__err(err, "%s: metadata '%s' = '%.40s' is not a valid number", path, key, v);
             goto fail;
         }
@@ -439,11 +428,8 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
     const char *seed = meta(&f, path, "fmnist.train.seed", err);
     const char *limit = seed ? meta(&f, path, "fmnist.train.limit", err) : NULL;
     if (!limit) goto fail;
-    char *end;
-    errno = 0;
-    unsigned long long sv = strtoull(seed, &end, 10);
-    unsigned long long lv = errno || *end ? 0 : strtoull(limit, &end, 10);
-    if (errno || *end || !*seed || !*limit || seed[0] == '-' || limit[0] == '-') {
+    uint64_t sv, lv;
+    if (fm__parse_u64(seed, UINT64_MAX, &sv) < 0 || fm__parse_u64(limit, SIZE_MAX, &lv) < 0) {
         fm__err(err, "%s: metadata seed '%.40s' / limit '%.40s' are not valid numbers", path, seed,
                 limit);
         goto fail;

@@ -58,12 +58,6 @@ static int make_dirs(const char *path, fm_err *err) {
     return 0;
 }
 
-static int join(char *out, size_t len, const char *dir, const char *name, fm_err *err) {
-    int n = snprintf(out, len, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= len) return fm__err(err, "%s: path too long", dir);
-    return 0;
-}
-
 /* ---- run.json ---------------------------------------------------------- */
 
 static void json_str(FILE *f, const char *s) {
@@ -92,7 +86,7 @@ static void json_float(FILE *f, float v) {
 int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
                        const fm_eval_result *test, fm_err *err) {
     char path[4096];
-    if (join(path, sizeof path, p->out_dir, "run.json", err) < 0) return -1;
+    if (fm__path_join(path, sizeof path, p->out_dir, "run.json", err) < 0) return -1;
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -217,10 +211,10 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
 
     char log_path[4096], best_path[4096], model_path[4096], ckpt_path[4096];
     if (make_dirs(p->out_dir, err) < 0 ||
-        join(log_path, sizeof log_path, p->out_dir, "log.csv", err) < 0 ||
-        join(best_path, sizeof best_path, p->out_dir, "best.safetensors", err) < 0 ||
-        join(model_path, sizeof model_path, p->out_dir, "model.safetensors", err) < 0 ||
-        join(ckpt_path, sizeof ckpt_path, p->out_dir, FM__CHECKPOINT_FILE, err) < 0)
+        fm__path_join(log_path, sizeof log_path, p->out_dir, "log.csv", err) < 0 ||
+        fm__path_join(best_path, sizeof best_path, p->out_dir, "best.safetensors", err) < 0 ||
+        fm__path_join(model_path, sizeof model_path, p->out_dir, "model.safetensors", err) < 0 ||
+        fm__path_join(ckpt_path, sizeof ckpt_path, p->out_dir, FM__CHECKPOINT_FILE, err) < 0)
         return -1;
     struct stat st;
     if (!p->resume && stat(ckpt_path, &st) == 0)
