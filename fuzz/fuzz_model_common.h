@@ -25,8 +25,10 @@ static inline double fuzz_model_flops(const fm_model *m) {
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
         double out = (double)fm__shape_len(l->out), in = (double)fm__shape_len(l->in);
-        if (l->type == FM__CONV2D) f += out * l->in.c * (double)l->kernel * l->kernel;
-        else if (l->type == FM__DENSE) f += (double)l->nw;
+        /* a weighted layer (conv, dense) does a multiply-add per output and
+         * weight of its output channel; the rest about one op per value */
+        if (l->type->n_tensors && l->type->tensors[0].init == FM__INIT_GLOROT)
+            f += out * (double)l->t[0].len / l->out.c;
         else f += in > out ? in : out;
     }
     return f;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "layertest.h"
 #include "model/model.h"
 
 #define PYTHON "/usr/bin/python3"
@@ -36,20 +37,17 @@ static int same_file(const char *a, const char *b) {
     return run("cmp -s '%s' '%s'", a, b) == 0;
 }
 
-/* Biases and BatchNorm values away from 0/1, so each one matters. */
+/* Biases and BatchNorm values away from 0/1 (every tensor not drawn at
+ * random), so each one matters. */
 static void perturb(fm_model *m, fm_rng *rng) {
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        if (l->type == FM__BATCHNORM) {
-            for (int c = 0; c < l->in.c; c++) {
-                m->params[l->w + c] = 0.5f + fm_rng_uniform(rng);            /* gamma */
-                m->params[l->b + c] = 0.2f * (fm_rng_uniform(rng) - 0.5f);   /* beta */
-                m->stats[l->mmean + c] = 0.2f * (fm_rng_uniform(rng) - 0.5f);
-                m->stats[l->mvar + c] = 0.5f + fm_rng_uniform(rng);
-            }
-        } else if (l->b != FM__NONE) {
-            for (size_t j = 0; j < l->nb; j++)
-                m->params[l->b + j] = 0.1f * (fm_rng_uniform(rng) - 0.5f);
+        for (int j = 0; j < l->type->n_tensors; j++) {
+            fm__init init = l->type->tensors[j].init;
+            if (init == FM__INIT_GLOROT) continue;
+            for (size_t e = 0; e < l->t[j].len; e++)
+                l->t[j].data[e] = init == FM__INIT_ONE ? 0.5f + (float)fm_rng_uniform(rng)
+                                                       : 0.2f * ((float)fm_rng_uniform(rng) - 0.5f);
         }
     }
 }
@@ -68,20 +66,20 @@ static int spread_classes(fm_model *m, const fm_images *test) {
     double *mean = calloc((size_t)k, sizeof *mean);
     fm_err err = {"out of memory"};
     int rc = p && mean ? fm_model_predict(m, test, test->count - N, N, p, &err) : -1;
-    CHECK_MSG(rc == 0 && l->type == FM__DENSE, "calibration: %s", err.msg);
-    if (rc == 0 && l->type == FM__DENSE) {
+    CHECK_MSG(rc == 0 && lt_is(l, "dense"), "calibration: %s", err.msg);
+    if (rc == 0 && lt_is(l, "dense")) {
         for (int i = 0; i < N * k; i++) mean[i % k] += log(fmax(p[i], 1e-30)) / N;
         double var = 0;
         for (int i = 0; i < N * k; i++)
             var += pow(log(fmax(p[i], 1e-30)) - mean[i % k], 2) / (N * k);
         float scale = (float)(1.0 / sqrt(var + 1e-12));
         for (int c = 0; c < k; c++)
-            m->params[l->b + c] = scale * (m->params[l->b + c] - (float)mean[c]);
-        for (size_t j = 0; j < l->nw; j++) m->params[l->w + j] *= scale;
+            l->t[1].data[c] = scale * (l->t[1].data[c] - (float)mean[c]);
+        for (size_t j = 0; j < l->t[0].len; j++) l->t[0].data[j] *= scale;
     }
     free(p);
     free(mean);
-    return rc || l->type != FM__DENSE;
+    return rc || !lt_is(l, "dense");
 }
 
 /* configs/NAME.cfg -> DIR/NAME.safetensors with perturbed weights (classes

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "layertest.h"
 #include "model/model.h"
 
 static const char *source_dir(void) {
@@ -23,10 +24,6 @@ static fm_model *load_config(const char *name) {
     fm_model *m = fm_model_load_cfg(path, &err);
     CHECK_MSG(m != NULL, "%s", err.msg);
     return m;
-}
-
-static size_t layer_params(const fm__layer *l) {
-    return l->nw + l->nb + (l->type == FM__BATCHNORM ? 2 * (size_t)l->in.c : 0);
 }
 
 static void test_default_config(void) {
@@ -65,21 +62,24 @@ static void test_default_config(void) {
         CHECK_MSG(l->out.c == want[i].c && l->out.h == want[i].h && l->out.w == want[i].w &&
                       l->out.flat == want[i].flat,
                   "%s: %dx%dx%d", l->name, l->out.c, l->out.h, l->out.w);
-        CHECK_MSG(layer_params(l) == want[i].params, "%s: %zu params", l->name, layer_params(l));
+        CHECK_MSG(fm__layer_param_count(l) == want[i].params, "%s: %zu params", l->name, fm__layer_param_count(l));
     }
     CHECK(m->classes == 10);
-    CHECK(m->layers[1].momentum == 0.99f && m->layers[1].eps == 1e-3f);
-    CHECK(m->layers[4].rate == 0.25f && m->layers[12].rate == 0.5f);
-    CHECK(m->layers[0].act == FM__ACT_RELU && m->layers[0].pad_same && m->layers[0].stride == 1);
-    CHECK(m->layers[13].act == FM__ACT_SOFTMAX);
+    CHECK(lt_float(&m->layers[1], "momentum") == 0.99f && lt_float(&m->layers[1], "eps") == 1e-3f);
+    CHECK(lt_float(&m->layers[4], "rate") == 0.25f && lt_float(&m->layers[12], "rate") == 0.5f);
+    CHECK(lt_int(&m->layers[0], "activation") == FM__ACT_RELU &&
+          lt_int(&m->layers[0], "padding") == 1 /* same */ && lt_int(&m->layers[0], "stride") == 1);
+    CHECK(lt_int(&m->layers[13], "activation") == FM__ACT_SOFTMAX);
     /* parameters are laid out contiguously in layer order */
-    CHECK(m->layers[0].w == 0 && m->layers[0].b == 576 && m->layers[1].w == 640);
-    CHECK(m->n_stats == 384 && m->layers[1].mmean == 0 && m->layers[1].mvar == 64);
-    CHECK(m->layers[6].mmean == 128 && m->layers[6].mvar == 256);
-    CHECK(m->layers[3].w == FM__NONE && m->layers[3].b == FM__NONE);
+    CHECK(m->layers[0].t[0].offset == 0 && m->layers[0].t[1].offset == 576 &&
+          m->layers[1].t[0].offset == 640);
+    CHECK(m->n_stats == 384 && m->layers[1].t[2].offset == 0 && m->layers[1].t[3].offset == 64);
+    CHECK(m->layers[6].t[2].offset == 128 && m->layers[6].t[3].offset == 256);
+    CHECK(m->layers[3].type->n_tensors == 0);
     /* a fresh model has BatchNorm at identity */
-    CHECK(m->params[m->layers[1].w] == 1.0f && m->params[m->layers[1].b] == 0.0f);
-    CHECK(m->stats[m->layers[1].mvar] == 1.0f && m->stats[m->layers[1].mmean] == 0.0f);
+    CHECK(m->layers[1].t[0].data == m->params + 640 && m->layers[1].t[2].data == m->stats);
+    CHECK(m->layers[1].t[0].data[0] == 1.0f && m->layers[1].t[1].data[0] == 0.0f);
+    CHECK(m->layers[1].t[3].data[63] == 1.0f && m->layers[1].t[2].data[63] == 0.0f);
     fm_model_free(m);
 }
 
@@ -91,11 +91,11 @@ static void test_readme_config(void) {
     CHECK(total - trainable == 384 + 512);
     CHECK(m->n_layers == 15);
     if (m->n_layers == 15) {
-        CHECK(m->layers[9].type == FM__DROPOUT && m->layers[9].rate == 0.35f);
-        CHECK(m->layers[11].type == FM__DENSE && m->layers[11].act == FM__ACT_RELU);
-        CHECK(m->layers[12].type == FM__BATCHNORM && m->layers[12].out.flat &&
+        CHECK(lt_is(&m->layers[9], "dropout") && lt_float(&m->layers[9], "rate") == 0.35f);
+        CHECK(lt_is(&m->layers[11], "dense") && lt_int(&m->layers[11], "activation") == FM__ACT_RELU);
+        CHECK(lt_is(&m->layers[12], "batchnorm") && m->layers[12].out.flat &&
               !strcmp(m->layers[12].name, "batch_normalization_2"));
-        CHECK(m->layers[13].type == FM__DROPOUT && m->layers[13].rate == 0.5f);
+        CHECK(lt_is(&m->layers[13], "dropout") && lt_float(&m->layers[13], "rate") == 0.5f);
     }
     fm_model_free(m);
 }
@@ -127,23 +127,24 @@ static void test_shapes(void) {
         const fm__layer *l = m->layers;
         CHECK(m->input.h == 9 && m->input.w == 7 && m->input.c == 3);
         CHECK(l[0].out.h == 7 && l[0].out.w == 5 && l[0].out.c == 4);
-        CHECK(l[0].stride == 1 && !l[0].pad_same && l[0].act == FM__ACT_NONE);
+        CHECK(lt_int(&l[0], "stride") == 1 && lt_int(&l[0], "padding") == 0 /* valid */ &&
+              lt_int(&l[0], "activation") == FM__ACT_LINEAR);
         CHECK(l[1].out.h == 4 && l[1].out.w == 3 && l[1].out.c == 5);
         CHECK(l[2].out.h == 2 && l[2].out.w == 1 && l[2].out.c == 2);
-        CHECK(l[3].momentum == 0.9f && l[3].eps == 0.01f);
+        CHECK(lt_float(&l[3], "momentum") == 0.9f && lt_float(&l[3], "eps") == 0.01f);
         CHECK(!strcmp(l[4].name, "re_lu") && !strcmp(l[8].name, "re_lu_1"));
         CHECK(l[6].out.c == 4 && l[6].out.flat);
-        CHECK(l[7].nw == 24 && l[7].nb == 6);
-        CHECK(m->classes == 3 && l[10].type == FM__SOFTMAX && !strcmp(l[10].name, "softmax"));
-        CHECK(l[0].nw == 4 * 3 * 9 && l[1].nw == 5 * 4 * 9 && l[2].nw == 2 * 5 * 4);
+        CHECK(l[7].t[0].len == 24 && l[7].t[1].len == 6);
+        CHECK(m->classes == 3 && lt_is(&l[10], "softmax") && !strcmp(l[10].name, "softmax"));
+        CHECK(l[0].t[0].len == 4 * 3 * 9 && l[1].t[0].len == 5 * 4 * 9 && l[2].t[0].len == 2 * 5 * 4);
         fm_model_free(m);
     }
     m = parse_ok("input 7 7 1\nmaxpool 2\nmaxpool size=3\nflatten\ndense units=2 "
                  "activation=softmax\n");
     if (m) {
-        CHECK(m->layers[0].out.h == 3 && m->layers[0].out.w == 3 && m->layers[0].pool == 2);
-        CHECK(m->layers[1].out.h == 1 && m->layers[1].pool == 3);
-        CHECK(m->layers[3].nw == 2 && m->layers[3].act == FM__ACT_SOFTMAX);
+        CHECK(m->layers[0].out.h == 3 && m->layers[0].out.w == 3 && lt_int(&m->layers[0], "size") == 2);
+        CHECK(m->layers[1].out.h == 1 && lt_int(&m->layers[1], "size") == 3);
+        CHECK(m->layers[3].t[0].len == 2 && lt_int(&m->layers[3], "activation") == FM__ACT_SOFTMAX);
         CHECK(!strcmp(fm_model_description(m),
                       "input 7 7 1\nmaxpool 2\nmaxpool size=3\nflatten\ndense units=2 "
                       "activation=softmax\n"));

@@ -1,6 +1,6 @@
 /* Gradient checks with the reference kernels.
  *
- * Per layer: the layer's forward (through the model's layer table) must match
+ * Per layer: the layer's forward (through its type's declaration) must match
  * an independent double-precision implementation of the Keras semantics
  * written here, and its backward must match central finite differences of
  * that double implementation: with L = sum(r * layer(x)) for a random r, the
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "layers/layers.h"
+#include "layertest.h"
 #include "model/model.h"
 
 #define H_FD 1e-5
@@ -22,6 +22,14 @@
 static fm_rng rng;
 
 static double urand(void) { return 2.0 * fm_rng_uniform(&rng) - 1.0; }
+
+/* Trainable floats of l: its parameter tensors, contiguous from t[0]. */
+static size_t n_trainable(const fm__layer *l) {
+    size_t n = 0;
+    for (int j = 0; j < l->type->n_tensors; j++)
+        if (l->type->tensors[j].trainable) n += l->t[j].len;
+    return n;
+}
 
 static fm_model *build(const char *text, int batch) {
     fm_err err;
@@ -47,9 +55,10 @@ typedef struct {
 
 static void ref_conv(const lctx *c) {
     const fm__layer *l = c->l;
-    int C = l->in.c, H = l->in.h, W = l->in.w, OC = l->out.c, K = l->kernel, S = l->stride;
+    int C = l->in.c, H = l->in.h, W = l->in.w, OC = l->out.c, K = lt_int(l, "kernel"),
+        S = lt_int(l, "stride");
     int OH, OW, pt = 0, pl = 0;
-    if (l->pad_same) { /* TF: out = ceil(in/s), pad_total = max((out-1)s+k-in, 0), top = total/2 */
+    if (lt_int(l, "padding") == 1) { /* same; TF: out = ceil(in/s), pad_total = max((out-1)s+k-in, 0), top = total/2 */
         OH = (H + S - 1) / S;
         OW = (W + S - 1) / S;
         int th = (OH - 1) * S + K - H, tw = (OW - 1) * S + K - W;
@@ -60,7 +69,7 @@ static void ref_conv(const lctx *c) {
         OW = (W - K) / S + 1;
     }
     CHECK(OH == l->out.h && OW == l->out.w);
-    const double *w = c->p, *b = c->p + l->nw;
+    const double *w = c->p, *b = c->p + l->t[0].len;
     for (int n = 0; n < c->n; n++)
         for (int o = 0; o < OC; o++)
             for (int i = 0; i < OH; i++)
@@ -74,7 +83,7 @@ static void ref_conv(const lctx *c) {
                                 acc += c->x[((n * C + ch) * H + ih) * W + iw] *
                                        w[((o * C + ch) * K + u) * K + v];
                             }
-                    if (l->act == FM__ACT_RELU && acc < 0) acc = 0;
+                    if (lt_int(l, "activation") == FM__ACT_RELU && acc < 0) acc = 0;
                     c->y[((n * OC + o) * OH + i) * OW + j] = acc;
                 }
 }
@@ -84,9 +93,9 @@ static void ref_dense(const lctx *c) {
     int I = l->in.c, O = l->out.c;
     for (int n = 0; n < c->n; n++)
         for (int o = 0; o < O; o++) {
-            double acc = c->p[l->nw + o];
+            double acc = c->p[l->t[0].len + o];
             for (int i = 0; i < I; i++) acc += c->x[n * I + i] * c->p[o * I + i];
-            if (l->act == FM__ACT_RELU && acc < 0) acc = 0;
+            if (lt_int(l, "activation") == FM__ACT_RELU && acc < 0) acc = 0;
             c->y[n * O + o] = acc;
         }
 }
@@ -108,14 +117,14 @@ static void ref_batchnorm(const lctx *c) {
         for (int n = 0; n < c->n; n++)
             for (int k = 0; k < HW; k++) {
                 size_t i = (size_t)(n * C + ch) * HW + k;
-                c->y[i] = c->p[ch] * (c->x[i] - mean) / sqrt(var + l->eps) + c->p[C + ch];
+                c->y[i] = c->p[ch] * (c->x[i] - mean) / sqrt(var + lt_float(l, "eps")) + c->p[C + ch];
             }
     }
 }
 
 static void ref_maxpool(const lctx *c) {
     const fm__layer *l = c->l;
-    int C = l->in.c, H = l->in.h, W = l->in.w, P = l->pool, OH = H / P, OW = W / P;
+    int C = l->in.c, H = l->in.h, W = l->in.w, P = lt_int(l, "size"), OH = H / P, OW = W / P;
     for (int n = 0; n < c->n; n++)
         for (int ch = 0; ch < C; ch++)
             for (int i = 0; i < OH; i++)
@@ -131,20 +140,18 @@ static void ref_maxpool(const lctx *c) {
 }
 
 static void ref_forward(const lctx *c) {
-    size_t len = (size_t)c->n * fm__shape_len(c->l->out);
-    switch (c->l->type) {
-    case FM__CONV2D: ref_conv(c); break;
-    case FM__DENSE: ref_dense(c); break;
-    case FM__BATCHNORM: ref_batchnorm(c); break;
-    case FM__MAXPOOL: ref_maxpool(c); break;
-    case FM__RELU:
+    const fm__layer *l = c->l;
+    size_t len = (size_t)c->n * fm__shape_len(l->out);
+    if (lt_is(l, "conv")) ref_conv(c);
+    else if (lt_is(l, "dense")) ref_dense(c);
+    else if (lt_is(l, "batchnorm")) ref_batchnorm(c);
+    else if (lt_is(l, "maxpool")) ref_maxpool(c);
+    else if (lt_is(l, "relu"))
         for (size_t i = 0; i < len; i++) c->y[i] = c->x[i] > 0 ? c->x[i] : 0;
-        break;
-    case FM__DROPOUT:
-        for (size_t i = 0; i < len; i++) c->y[i] = c->mask[i] ? c->x[i] / (1.0 - c->l->rate) : 0;
-        break;
-    default: CHECK(!"layer without a reference");
-    }
+    else if (lt_is(l, "dropout"))
+        for (size_t i = 0; i < len; i++)
+            c->y[i] = c->mask[i] ? c->x[i] / (1.0 - lt_float(l, "rate")) : 0;
+    else CHECK(!"layer without a reference");
 }
 
 static double loss(const lctx *c) {
@@ -169,9 +176,8 @@ static void check_layer(const char *what, const char *text, int index, int n, in
     fm_model *m = build(text, n);
     if (!m) return;
     fm__layer *l = &m->layers[index];
-    const fm__layer_ops *ops = fm__layer_ops_of(l->type);
     size_t in_len = (size_t)n * fm__shape_len(l->in), out_len = (size_t)n * fm__shape_len(l->out);
-    size_t np = l->nw + l->nb;
+    size_t np = n_trainable(l), p0 = np ? l->t[0].offset : 0;
     /* inputs of the layer under test: random, away from 0 for a standalone
      * ReLU (its kink) */
     float *x = malloc(in_len * sizeof *x), *dy = malloc(out_len * sizeof *dy),
@@ -186,9 +192,9 @@ static void check_layer(const char *what, const char *text, int index, int n, in
     }
     /* non-trivial BatchNorm gamma/beta and biases */
     for (size_t i = 0; i < np; i++) {
-        if (l->type != FM__CONV2D && l->type != FM__DENSE) m->params[l->w + i] = (float)(1 + 0.5 * urand());
-        else if (i >= l->nw) m->params[l->w + i] = (float)(0.1 * urand());
-        pd[i] = m->params[l->w + i];
+        if (!lt_is(l, "conv") && !lt_is(l, "dense")) m->params[p0 + i] = (float)(1 + 0.5 * urand());
+        else if (i >= l->t[0].len) m->params[p0 + i] = (float)(0.1 * urand());
+        pd[i] = m->params[p0 + i];
     }
     for (size_t i = 0; i < out_len; i++) {
         r[i] = urand();
@@ -196,8 +202,9 @@ static void check_layer(const char *what, const char *text, int index, int n, in
     }
     fm_rng drop;
     fm_rng_seed(&drop, 7);
-    ops->forward(m, l, x, n, 1, &drop);
-    lctx c = {l, n, xd, pd, r, l->mask, y};
+    const fm__layer_ctx ctx = {m->k, m->work, 1, &drop};
+    l->type->forward(l, &ctx, x, n);
+    lctx c = {l, n, xd, pd, r, l->save, y};
     ref_forward(&c);
     double worst = 0;
     for (size_t i = 0; i < out_len; i++) {
@@ -207,7 +214,7 @@ static void check_layer(const char *what, const char *text, int index, int n, in
     CHECK_MSG(worst < 1e-5, "%s: forward differs from the reference by %g", what, worst);
 
     fm__model_zero_grads(m);
-    ops->backward(m, l, dx, dy, x, n, 1);
+    l->type->backward(l, &ctx, dx, dy, x, n, 1);
     worst = 0;
     for (size_t i = 0; i < in_len; i++) {
         double num = fd(&c, &xd[i]), e = fabs(dx[i] - num) / (1 + fabs(num));
@@ -216,7 +223,7 @@ static void check_layer(const char *what, const char *text, int index, int n, in
     CHECK_MSG(worst < 1e-4, "%s: dx differs from finite differences by %g", what, worst);
     worst = 0;
     for (size_t i = 0; i < np; i++) {
-        double num = fd(&c, &pd[i]), e = fabs(m->grads[l->w + i] - num) / (1 + fabs(num));
+        double num = fd(&c, &pd[i]), e = fabs(m->grads[p0 + i] - num) / (1 + fabs(num));
         if (e > worst) worst = e;
     }
     CHECK_MSG(worst < 1e-4, "%s: parameter gradients differ from finite differences by %g", what,
@@ -312,8 +319,8 @@ static double net_loss(const fm_model *m, double *p, double *x, int n, const uin
     double *cur = x;
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        if (!fm__layer_ops_of(l->type)->forward) continue; /* flatten, softmax */
-        lctx c = {l, n, cur, l->nw ? p + l->w : NULL, NULL, l->mask, act[i]};
+        if (!l->type->forward) continue; /* flatten, softmax */
+        lctx c = {l, n, cur, n_trainable(l) ? p + l->t[0].offset : NULL, NULL, l->save, act[i]};
         ref_forward(&c);
         cur = act[i];
     }

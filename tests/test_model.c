@@ -44,27 +44,27 @@ static void test_init(void) {
     const fm__layer *c0 = &m->layers[0], *d0 = &m->layers[11];
     double lim_c = sqrt(6.0 / (9 * 1 + 9 * 64)), lim_d = sqrt(6.0 / (6272 + 256));
     double s2 = 0, mx = 0;
-    for (size_t i = 0; i < c0->nw; i++) {
-        mx = fmax(mx, fabs(m->params[c0->w + i]));
-        s2 += m->params[c0->w + i] * (double)m->params[c0->w + i];
+    for (size_t i = 0; i < c0->t[0].len; i++) {
+        mx = fmax(mx, fabs(c0->t[0].data[i]));
+        s2 += c0->t[0].data[i] * (double)c0->t[0].data[i];
     }
     CHECK(mx <= lim_c && mx > 0.9 * lim_c);
     /* uniform(-L, L) has variance L^2/3 */
-    CHECK_NEAR(s2 / c0->nw, lim_c * lim_c / 3, 0.15 * lim_c * lim_c / 3);
+    CHECK_NEAR(s2 / c0->t[0].len, lim_c * lim_c / 3, 0.15 * lim_c * lim_c / 3);
     s2 = 0;
     mx = 0;
-    for (size_t i = 0; i < d0->nw; i++) {
-        mx = fmax(mx, fabs(m->params[d0->w + i]));
-        s2 += m->params[d0->w + i] * (double)m->params[d0->w + i];
+    for (size_t i = 0; i < d0->t[0].len; i++) {
+        mx = fmax(mx, fabs(d0->t[0].data[i]));
+        s2 += d0->t[0].data[i] * (double)d0->t[0].data[i];
     }
     CHECK(mx <= lim_d && mx > 0.99 * lim_d);
-    CHECK(fabs(s2 / d0->nw - lim_d * lim_d / 3) < 0.01 * lim_d * lim_d);
+    CHECK(fabs(s2 / d0->t[0].len - lim_d * lim_d / 3) < 0.01 * lim_d * lim_d);
     int zero_bias = 1;
-    for (size_t i = 0; i < c0->nb; i++) zero_bias &= m->params[c0->b + i] == 0.0f;
+    for (size_t i = 0; i < c0->t[1].len; i++) zero_bias &= c0->t[1].data[i] == 0.0f;
     CHECK(zero_bias);
     const fm__layer *bn = &m->layers[1];
-    CHECK(m->params[bn->w] == 1.0f && m->params[bn->b] == 0.0f);
-    CHECK(m->stats[bn->mmean] == 0.0f && m->stats[bn->mvar] == 1.0f);
+    CHECK(bn->t[0].data[0] == 1.0f && bn->t[1].data[0] == 0.0f);
+    CHECK(bn->t[2].data[0] == 0.0f && bn->t[3].data[0] == 1.0f);
     /* same seed, same weights; another seed, others */
     float *first = malloc(m->n_params * sizeof *first);
     memcpy(first, m->params, m->n_params * sizeof *first);
@@ -101,8 +101,8 @@ static void test_batchnorm_dropout(void) {
         for (int i = 0; i < n; i++)
             for (int k = 0; k < 4; k++) var += pow(m->input_buf[(i * 2 + c) * 4 + k] - mean, 2);
         var /= 4 * n;
-        CHECK_NEAR(m->stats[bn->mmean + c], 0.1 * mean, 1e-6);
-        CHECK_NEAR(m->stats[bn->mvar + c], 0.9 + 0.1 * var, 1e-6);
+        CHECK_NEAR(bn->t[2].data[c], 0.1 * mean, 1e-6);
+        CHECK_NEAR(bn->t[3].data[c], 0.9 + 0.1 * var, 1e-6);
         means[c] = mean;
         vars[c] = var;
     }
@@ -113,8 +113,8 @@ static void test_batchnorm_dropout(void) {
     for (int i = 0; i < n * 8; i++) {
         int c = i / 4 % 2;
         double normal = (m->input_buf[i] - means[c]) / sqrt(vars[c] + 1e-3);
-        kept += dr->mask[i];
-        ok &= dr->mask[i] ? fabs(dr->y[i] - 2.0 * normal) < 1e-5 : dr->y[i] == 0.0f;
+        kept += ((const uint8_t *)dr->save)[i];
+        ok &= ((const uint8_t *)dr->save)[i] ? fabs(dr->y[i] - 2.0 * normal) < 1e-5 : dr->y[i] == 0.0f;
     }
     CHECK(ok && kept > 0 && kept < n * 8);
     /* inference: moving statistics, no dropout */
@@ -124,8 +124,8 @@ static void test_batchnorm_dropout(void) {
         for (int i = 0; i < n; i++)
             for (int k = 0; k < 4; k++) {
                 size_t j = (size_t)(i * 2 + c) * 4 + k;
-                double want = (m->input_buf[j] - m->stats[bn->mmean + c]) /
-                              sqrt(m->stats[bn->mvar + c] + 1e-3);
+                double want = (m->input_buf[j] - bn->t[2].data[c]) /
+                              sqrt(bn->t[3].data[c] + 1e-3);
                 ok &= fabs(bn->y[j] - want) < 1e-5 && dr->y[j] == bn->y[j];
             }
     CHECK(ok);
@@ -137,7 +137,7 @@ static void test_batchnorm_dropout(void) {
     for (int i = 0; i < 20000; i++) m->input_buf[i] = 1.0f;
     fm__model_forward(m, 2, 1, &r);
     kept = 0;
-    for (int i = 0; i < 20000; i++) kept += m->layers[0].mask[i];
+    for (int i = 0; i < 20000; i++) kept += ((const uint8_t *)m->layers[0].save)[i];
     CHECK(kept > 14700 && kept < 15300);
     fm_model_free(m);
 }
@@ -239,7 +239,7 @@ static void test_save_load_state(void) {
     fm_model_init(m, &rng);
     fm_images im = images(9);
     train_steps(m, &im, 3);
-    CHECK(m->stats[m->layers[1].mmean] != 0.0f);
+    CHECK(m->layers[1].t[2].data[0] != 0.0f);
     float before[90], after[90];
     fm_err err;
     CHECK(fm_model_predict(m, &im, 0, 9, before, &err) == 0);

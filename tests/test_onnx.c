@@ -125,10 +125,10 @@ static void test_export(const char *dir) {
         unsigned char raw[12 * 4];
         for (int i = 0; i < 12; i++) {
             uint32_t u;
-            memcpy(&u, m->params + l->w + i, 4);
+            memcpy(&u, l->t[0].data + i, 4);
             for (int k = 0; k < 4; k++) raw[4 * i + k] = (unsigned char)(u >> (8 * k));
         }
-        CHECK(l->nw == 12 && contains(pa, na, raw, sizeof raw));
+        CHECK(l->t[0].len == 12 && contains(pa, na, raw, sizeof raw));
     }
     free(pa);
     free(pb);

@@ -317,7 +317,7 @@ static void test_model_files(void) {
     CHECK(fm__st_write(path, extra, 9, meta, 3, &err) == 0);
     fm_model *m = fm_model_load(path, &err);
     CHECK_MSG(m != NULL, "%s", err.msg);
-    if (m) CHECK(!strcmp(fm_model_description(m), SMALL) && m->stats[m->layers[1].mvar] == 1.0f);
+    if (m) CHECK(!strcmp(fm_model_description(m), SMALL) && m->layers[1].t[3].data[0] == 1.0f);
     fm_model_free(m);
 
     model_bad(t, 8, meta + 1, 2, "missing metadata 'fmnist.description'");
@@ -395,7 +395,7 @@ static int test_python(void) {
     fm_rng rng;
     fm_rng_seed(&rng, 11);
     fm_model_init(m, &rng);
-    m->stats[m->layers[1].mmean + 1] = 0.25f;
+    m->layers[1].t[2].data[1] = 0.25f; /* a moving mean */
     const char *path = tmp_path("py.safetensors");
     CHECK(fm_model_save(m, path, &err) == 0);
     const char *script = tmp_path("read.py");
@@ -428,19 +428,17 @@ static int test_python(void) {
         if (sscanf(line, "%127s %63s %lf", name, shape, &sum) == 3 && strchr(name, '.')) {
             /* compare with the model's own numbers */
             double want = 0;
-            size_t off = 0, len = 0;
-            const float *base = m->params;
+            size_t len = 0;
+            const float *data = NULL;
             for (int i = 0; i < m->n_layers; i++) {
                 const fm__layer *l = &m->layers[i];
                 size_t nl = strlen(l->name);
                 if (strncmp(name, l->name, nl) || name[nl] != '.') continue;
-                const char *part = name + nl + 1;
-                if (!strcmp(part, "weight") || !strcmp(part, "gamma")) off = l->w, len = l->nw;
-                else if (!strcmp(part, "bias") || !strcmp(part, "beta")) off = l->b, len = l->nb;
-                else if (!strcmp(part, "moving_mean")) off = l->mmean, len = (size_t)l->in.c, base = m->stats;
-                else if (!strcmp(part, "moving_variance")) off = l->mvar, len = (size_t)l->in.c, base = m->stats;
+                for (int j = 0; j < l->type->n_tensors; j++)
+                    if (!strcmp(name + nl + 1, l->type->tensors[j].suffix))
+                        data = l->t[j].data, len = l->t[j].len;
             }
-            for (size_t j = 0; j < len; j++) want += base[off + j];
+            for (size_t j = 0; j < len; j++) want += data[j];
             CHECK_MSG(len > 0 && fabs(sum - want) < 1e-9, "%s: python sum %g, model %g", name, sum,
                       want);
             if (!strcmp(name, "conv2d.weight")) CHECK(!strcmp(shape, "2x1x3x3"));

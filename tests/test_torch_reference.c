@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "layertest.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -154,16 +155,9 @@ static int model_slots(const fm_model *m, slot *s) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        if (l->type == FM__CONV2D || l->type == FM__DENSE) {
-            n = add_slot(s, n, l, "weight", l->w, l->nw, 0);
-            n = add_slot(s, n, l, "bias", l->b, l->nb, 0);
-        } else if (l->type == FM__BATCHNORM) {
-            size_t c = (size_t)l->in.c;
-            n = add_slot(s, n, l, "gamma", l->w, c, 0);
-            n = add_slot(s, n, l, "beta", l->b, c, 0);
-            n = add_slot(s, n, l, "moving_mean", l->mmean, c, 1);
-            n = add_slot(s, n, l, "moving_variance", l->mvar, c, 1);
-        }
+        for (int j = 0; j < l->type->n_tensors; j++)
+            n = add_slot(s, n, l, l->type->tensors[j].suffix, l->t[j].offset, l->t[j].len,
+                         !l->type->tensors[j].trainable);
     }
     return n;
 }
@@ -349,22 +343,19 @@ static void full_weights(fm_model *m) {
     uint32_t k = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        if (l->type == FM__CONV2D || l->type == FM__DENSE) {
-            size_t out = l->nb, in = l->nw / l->nb; /* in = C*K*K or IN */
-            size_t rf = l->type == FM__CONV2D ? (size_t)l->kernel * l->kernel : 1;
-            float limit = (float)sqrt(6.0 / (double)(out * rf + in));
-            for (size_t j = 0; j < l->nw; j++) m->params[l->w + j] = hash_uniform(k, j) * limit;
-            for (size_t j = 0; j < l->nb; j++) m->params[l->b + j] = hash_uniform(k + 1, j) * 0.125f;
-            k += 2;
-        } else if (l->type == FM__BATCHNORM) {
-            for (uint32_t j = 0; j < (uint32_t)l->in.c; j++) {
-                m->params[l->w + j] = 1.0f + hash_uniform(k, j) * 0.25f;
-                m->params[l->b + j] = hash_uniform(k + 1, j) * 0.125f;
-                m->stats[l->mmean + j] = hash_uniform(k + 2, j) * 0.125f;
-                m->stats[l->mvar + j] = 1.0f + hash_uniform(k + 3, j) * 0.25f;
+        /* kernels Glorot-scaled, biases and betas small, gammas and
+         * variances near 1: one hash stream per tensor, in model order */
+        float limit = (float)sqrt(6.0 / (l->fan_in + l->fan_out));
+        for (int t = 0; t < l->type->n_tensors; t++) {
+            fm__init init = l->type->tensors[t].init;
+            for (size_t j = 0; j < l->t[t].len; j++) {
+                float h = hash_uniform(k + (uint32_t)t, (uint32_t)j);
+                l->t[t].data[j] = init == FM__INIT_GLOROT ? h * limit
+                                  : init == FM__INIT_ONE  ? 1.0f + h * 0.25f
+                                                          : h * 0.125f;
             }
-            k += 4;
         }
+        k += (uint32_t)l->type->n_tensors;
     }
 }
 
@@ -397,8 +388,9 @@ static void test_full(void) {
         /* training with dropout as the identity (the reference cannot draw our masks) */
         float rates[FM__MAX_LAYERS];
         for (int i = 0; i < m->n_layers; i++) {
-            rates[i] = m->layers[i].rate;
-            m->layers[i].rate = 0;
+            fm__arg *rate = lt_arg_mut(&m->layers[i], "rate");
+            rates[i] = rate ? rate->f : 0;
+            if (rate) rate->f = 0;
         }
         fm__model_zero_grads(m);
         logits = fm__model_forward(m, N, 1, &rng);
@@ -406,7 +398,10 @@ static void test_full(void) {
             near_scaled("train.logits", kern, logits, e, N * 10, TOL_FWD);
         loss = fm__model_loss_backward(m, labels, N, 1);
         if ((e = get(&fx, "train.loss", 1))) near_scaled("train.loss", kern, &loss, e, 1, TOL_FWD);
-        for (int i = 0; i < m->n_layers; i++) m->layers[i].rate = rates[i];
+        for (int i = 0; i < m->n_layers; i++) {
+            fm__arg *rate = lt_arg_mut(&m->layers[i], "rate");
+            if (rate) rate->f = rates[i];
+        }
 
         int ns = model_slots(m, s);
         char key[96];

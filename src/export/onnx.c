@@ -1,10 +1,10 @@
 /* ONNX export: the network as a standard ONNX model (opset 13) that other
  * runtimes (onnxruntime, OpenCV DNN, ...) can run without fmnist.
  *
- * The graph mirrors the layer list in inference form: Conv (+ Relu),
- * BatchNormalization with the moving statistics, Relu, MaxPool, Flatten,
- * Gemm (transB = 1: weights stay (OUT, IN)), and one closing Softmax; dropout
- * is the identity at inference and emits nothing. Flatten is ONNX's NCHW
+ * The graph mirrors the layer list in inference form: each layer type
+ * declares its nodes (layers/: Conv (+ Relu), BatchNormalization with the
+ * moving statistics, Relu, MaxPool, Flatten, Gemm, ...; dropout emits
+ * nothing), and one Softmax closes the graph. Flatten is ONNX's NCHW
  * flatten, the same (C, H, W) order as fmnist's, so dense weights are written
  * as they are. Every tensor is named after its Keras-style layer ("conv2d",
  * "conv2d/relu", "dense_1/kernel"). The bytes come from the small protobuf
@@ -118,68 +118,26 @@ static void simple(builder *g, const char *op, const char *name, int axis) {
     node_end(g, &node, name);
 }
 
-/* A fused ReLU as its own node. (activation=softmax, allowed on the last
- * dense only, is the closing softmax that build_graph adds.) */
-static void fused_relu(builder *g, const fm__layer *l) {
+/* One node a layer declared: its initializers from the layer's tensors
+ * (their shapes as planned), then its attributes. */
+static void layer_node(builder *g, const fm__layer *l, const fm__onnx_node *d) {
     char name[NAME_MAX_LEN];
-    snprintf(name, sizeof name, "%s/relu", l->name);
-    if (l->act == FM__ACT_RELU) simple(g, "Relu", name, -1);
-}
-
-static void conv(builder *g, const fm_model *m, const fm__layer *l) {
-    /* Keras 'same': total padding so that out = ceil(in / stride), the odd
-     * pixel going to the bottom/right; 'valid': none. */
-    int64_t ph = 0, pw = 0;
-    if (l->pad_same) {
-        ph = (int64_t)(l->out.h - 1) * l->stride + l->kernel - l->in.h;
-        pw = (int64_t)(l->out.w - 1) * l->stride + l->kernel - l->in.w;
-        if (ph < 0) ph = 0;
-        if (pw < 0) pw = 0;
+    snprintf(name, sizeof name, "%s%s", l->name, d->suffix);
+    fm__pb node;
+    node_begin(g, &node, d->op, name);
+    for (int p = 0; p < d->n_params; p++) {
+        const fm__tensor *t = &l->t[d->params[p]];
+        int64_t dims[4];
+        for (int k = 0; k < t->ndim; k++) dims[k] = t->shape[k];
+        node_param(g, &node, l->name, d->param_names[p], t->data, dims, t->ndim);
     }
-    const int64_t k[2] = {l->kernel, l->kernel}, s[2] = {l->stride, l->stride};
-    const int64_t pads[4] = {ph / 2, pw / 2, ph - ph / 2, pw - pw / 2}; /* t, l, b, r */
-    const int64_t wdims[4] = {l->filters, l->in.c, l->kernel, l->kernel}, bdims[1] = {l->filters};
-    fm__pb node;
-    node_begin(g, &node, "Conv", l->name);
-    node_param(g, &node, l->name, "kernel", m->params + l->w, wdims, 4);
-    node_param(g, &node, l->name, "bias", m->params + l->b, bdims, 1);
-    attr_ints(&node, "kernel_shape", k, 2);
-    attr_ints(&node, "strides", s, 2);
-    attr_ints(&node, "pads", pads, 4);
-    node_end(g, &node, l->name);
-    fused_relu(g, l);
-}
-
-static void dense(builder *g, const fm_model *m, const fm__layer *l) {
-    const int64_t wdims[2] = {l->units, (int64_t)fm__shape_len(l->in)}, bdims[1] = {l->units};
-    fm__pb node;
-    node_begin(g, &node, "Gemm", l->name);
-    node_param(g, &node, l->name, "kernel", m->params + l->w, wdims, 2);
-    node_param(g, &node, l->name, "bias", m->params + l->b, bdims, 1);
-    attr_int(&node, "transB", 1);
-    node_end(g, &node, l->name);
-    fused_relu(g, l);
-}
-
-static void batchnorm(builder *g, const fm_model *m, const fm__layer *l) {
-    const int64_t dims[1] = {l->in.c}; /* channels, or units after a dense */
-    fm__pb node;
-    node_begin(g, &node, "BatchNormalization", l->name);
-    node_param(g, &node, l->name, "gamma", m->params + l->w, dims, 1);
-    node_param(g, &node, l->name, "beta", m->params + l->b, dims, 1);
-    node_param(g, &node, l->name, "moving_mean", m->stats + l->mmean, dims, 1);
-    node_param(g, &node, l->name, "moving_variance", m->stats + l->mvar, dims, 1);
-    attr_float(&node, "epsilon", l->eps);
-    node_end(g, &node, l->name);
-}
-
-static void maxpool(builder *g, const fm__layer *l) {
-    const int64_t k[2] = {l->pool, l->pool}; /* window = stride, valid (floor) */
-    fm__pb node;
-    node_begin(g, &node, "MaxPool", l->name);
-    attr_ints(&node, "kernel_shape", k, 2);
-    attr_ints(&node, "strides", k, 2);
-    node_end(g, &node, l->name);
+    for (int a = 0; a < d->n_attrs; a++) {
+        const fm__onnx_attr *at = &d->attrs[a];
+        if (at->kind == FM__ONNX_INT) attr_int(&node, at->name, at->ints[0]);
+        else if (at->kind == FM__ONNX_INTS) attr_ints(&node, at->name, at->ints, at->n);
+        else attr_float(&node, at->name, at->f);
+    }
+    node_end(g, &node, name);
 }
 
 /* A float tensor value: dims[0] < 0 stands for the symbolic batch "N". */
@@ -219,18 +177,9 @@ static void build_graph(const fm_model *m, builder *g) {
     snprintf(g->cur, sizeof g->cur, "input");
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        switch (l->type) {
-        case FM__CONV2D: conv(g, m, l); break;
-        case FM__DENSE: dense(g, m, l); break;
-        case FM__BATCHNORM: batchnorm(g, m, l); break;
-        case FM__RELU: simple(g, "Relu", l->name, -1); break;
-        case FM__MAXPOOL: maxpool(g, l); break;
-        case FM__FLATTEN: simple(g, "Flatten", l->name, 1); break;
-        /* identity at inference; fmnist's softmax layer passes logits through
-         * to the model's own closing softmax */
-        case FM__DROPOUT:
-        case FM__SOFTMAX: break;
-        }
+        fm__onnx_node nodes[FM__ONNX_MAX_NODES];
+        int n = l->type->onnx(l, nodes);
+        for (int k = 0; k < n; k++) layer_node(g, l, &nodes[k]);
     }
     /* the network ends flat (the parser makes sure), with the logits */
     simple(g, "Softmax", "probabilities", 1);

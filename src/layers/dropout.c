@@ -1,35 +1,54 @@
 /* Dropout, inverted as in Keras: at training each unit is kept when a uniform
  * draw from the rng is >= rate and kept units are scaled by 1/(1-rate); at
- * inference it is the identity. The keep mask is saved for backward. */
-#include <string.h>
+ * inference it is the identity. It works in place (no backward reads what it
+ * overwrites: maxpool's uses its argmax, a fused ReLU's y > 0 test differs
+ * only where dropout zeroed the gradient anyway). The keep mask is saved for
+ * backward.
+ *
+ *   dropout [rate=]0.25 */
+#include <stdint.h>
 
-#include "layers/layers.h"
+#include "layers/layer.h"
 
-static int dropout_plan(fm__layer *l, const char *source, fm_err *err) {
+enum { RATE };
+static const fm__key keys[] = {
+    [RATE] = {"rate", FM__KEY_FLOAT, .required = 1, .lo = 0.0, .hi = 1.0, .hi_open = 1,
+              .example = "0.25"},
+    {NULL},
+};
+
+static int dropout_plan(fm__layer *l, int last, const char *source, fm_err *err) {
     l->out = l->in;
     return 0;
 }
 
-/* x (B, D) -> y (B, D), in place (the model plans y = x); mask (B, D)
- * drawn in element order */
-static void dropout_forward(fm_model *m, fm__layer *l, const float *x, int n, int training,
-                            fm_rng *rng) {
+/* keep mask (B, D), one byte each */
+static size_t dropout_save(const fm__layer *l, int n) { return (size_t)n * fm__shape_len(l->out); }
+
+/* x (B, D) -> y (B, D) = x (in place); mask (B, D) drawn in element order */
+static void dropout_forward(fm__layer *l, const fm__layer_ctx *c, const float *x, int n) {
+    if (!c->training) return;
     size_t len = (size_t)n * fm__shape_len(l->out);
-    if (!training) {
-        if (l->y != x) memcpy(l->y, x, len * sizeof *x);
-        return;
-    }
-    for (size_t i = 0; i < len; i++) l->mask[i] = fm_rng_uniform(rng) >= l->rate;
-    m->k->dropout_apply(l->y, x, l->mask, 1.0f / (1.0f - l->rate), len);
+    uint8_t *mask = l->save;
+    float rate = l->arg[RATE].f;
+    for (size_t i = 0; i < len; i++) mask[i] = fm_rng_uniform(c->rng) >= rate;
+    c->k->dropout_apply(l->y, x, mask, 1.0f / (1.0f - rate), len);
 }
 
 /* dy (B, D) -> dx (B, D) = dy * mask / (1-rate) */
-static void dropout_backward(fm_model *m, fm__layer *l, float *dx, float *dy, const float *x,
-                             int n, int need_dx) {
+static void dropout_backward(fm__layer *l, const fm__layer_ctx *c, float *dx, float *dy,
+                             const float *x, int n, int need_dx) {
     if (need_dx)
-        m->k->dropout_apply(dx, dy, l->mask, 1.0f / (1.0f - l->rate),
+        c->k->dropout_apply(dx, dy, l->save, 1.0f / (1.0f - l->arg[RATE].f),
                             (size_t)n * fm__shape_len(l->out));
 }
 
-const fm__layer_ops fm__dropout_ops = {"dropout", "Dropout", dropout_plan, dropout_forward,
-                                       dropout_backward};
+/* the identity at inference: no node */
+static int dropout_onnx(const fm__layer *l, fm__onnx_node *nodes) { return 0; }
+
+const fm__layer_type fm__dropout_layer = {
+    .word = "dropout", .stem = "dropout", .keras_type = "Dropout",
+    .keys = keys, .positional = "rate", .output = FM__OUT_IN_PLACE,
+    .plan = dropout_plan, .save_bytes = dropout_save,
+    .forward = dropout_forward, .backward = dropout_backward, .onnx = dropout_onnx,
+};

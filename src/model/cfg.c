@@ -7,10 +7,10 @@
  *   ...
  *
  * A line is a layer word followed by key=value fields; maxpool and dropout
- * also take their one value bare. '#' starts a comment. Defaults follow Keras
- * (stride 1, padding valid, activation linear, BatchNorm momentum 0.99 and
- * eps 1e-3, pool size 2). This file only reads the text; shapes are checked
- * when the model is planned (model.c). */
+ * also take their one value bare. '#' starts a comment. The words, their keys,
+ * defaults and ranges are the layer types' own (layers/); this file only
+ * reads the text against them; shapes are checked when the model is planned
+ * (model.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,25 +20,6 @@
 #include "model/model.h"
 
 #define MAX_FIELDS 16
-
-typedef struct {
-    const char *word;
-    fm__layer_type type;
-    const char *keys[6];    /* allowed keys, NULL-terminated */
-    const char *positional; /* key a bare value stands for, or NULL */
-} layer_spec;
-
-static const layer_spec specs[] = {
-    {"conv", FM__CONV2D, {"filters", "kernel", "stride", "padding", "activation", NULL}, NULL},
-    {"batchnorm", FM__BATCHNORM, {"momentum", "eps", NULL}, NULL},
-    {"relu", FM__RELU, {NULL}, NULL},
-    {"maxpool", FM__MAXPOOL, {"size", NULL}, "size"},
-    {"dropout", FM__DROPOUT, {"rate", NULL}, "rate"},
-    {"flatten", FM__FLATTEN, {NULL}, NULL},
-    {"dense", FM__DENSE, {"units", "activation", NULL}, NULL},
-    {"softmax", FM__SOFTMAX, {NULL}, NULL},
-};
-#define N_SPECS (sizeof specs / sizeof specs[0])
 
 typedef struct {
     const char *source;
@@ -77,34 +58,36 @@ static int parse_float(const ctx *c, const char *key, const char *v, double lo, 
     return 0;
 }
 
-static int parse_activation(const ctx *c, const char *v, int allow_softmax, fm__activation *out) {
-    if (!strcmp(v, "relu")) *out = FM__ACT_RELU;
-    else if (!strcmp(v, "linear")) *out = FM__ACT_NONE;
-    else if (allow_softmax && !strcmp(v, "softmax")) *out = FM__ACT_SOFTMAX;
-    else
-        return fm__err(c->err, "%s:%d: %s: unknown activation '%.40s' (expected relu, linear%s)",
-                       c->source, c->line, c->word, v, allow_softmax ? " or softmax" : "");
-    return 0;
+/* "a, b or c" into buf */
+static void list_words(char *buf, size_t size, const char *const *words, const char *last_sep) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; words[i] && n < size; i++) {
+        const char *sep = !i ? "" : words[i + 1] ? ", " : last_sep;
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", sep, words[i]);
+    }
 }
 
-static int set_key(const ctx *c, fm__layer *l, const char *key, const char *v) {
-    if (!strcmp(key, "filters")) return parse_int(c, key, v, 1, 65536, &l->filters);
-    if (!strcmp(key, "kernel")) return parse_int(c, key, v, 1, 64, &l->kernel);
-    if (!strcmp(key, "stride")) return parse_int(c, key, v, 1, 64, &l->stride);
-    if (!strcmp(key, "units")) return parse_int(c, key, v, 1, 1 << 20, &l->units);
-    /* the argmax of a window is stored in a byte */
-    if (!strcmp(key, "size")) return parse_int(c, key, v, 1, 15, &l->pool);
-    if (!strcmp(key, "rate")) return parse_float(c, key, v, 0.0, 0, 1.0, 1, &l->rate);
-    if (!strcmp(key, "momentum")) return parse_float(c, key, v, 0.0, 0, 1.0, 0, &l->momentum);
-    if (!strcmp(key, "eps")) return parse_float(c, key, v, 0.0, 1, 1.0, 0, &l->eps);
-    if (!strcmp(key, "activation")) return parse_activation(c, v, l->type == FM__DENSE, &l->act);
-    /* padding */
-    if (!strcmp(v, "same")) l->pad_same = 1;
-    else if (!strcmp(v, "valid")) l->pad_same = 0;
-    else
-        return fm__err(c->err, "%s:%d: %s: padding must be 'same' or 'valid', not '%.40s'",
-                       c->source, c->line, c->word, v);
-    return 0;
+static int parse_choice(const ctx *c, const fm__key *k, const char *v, int *out) {
+    for (int i = 0; k->choices[i]; i++)
+        if (!strcmp(k->choices[i], v)) {
+            *out = i;
+            return 0;
+        }
+    char expected[128];
+    list_words(expected, sizeof expected, k->choices, " or ");
+    return fm__err(c->err, "%s:%d: %s: unknown %s '%.40s' (expected %s)", c->source, c->line,
+                   c->word, k->name, v, expected);
+}
+
+static int set_key(const ctx *c, const fm__key *k, const char *v, fm__arg *out) {
+    switch (k->kind) {
+    case FM__KEY_INT: return parse_int(c, k->name, v, (long)k->lo, (long)k->hi, &out->i);
+    case FM__KEY_FLOAT:
+        return parse_float(c, k->name, v, k->lo, k->lo_open, k->hi, k->hi_open, &out->f);
+    case FM__KEY_CHOICE: return parse_choice(c, k, v, &out->i);
+    }
+    return -1;
 }
 
 /* "input HEIGHT WIDTH CHANNELS", Keras's input_shape order. */
@@ -121,14 +104,28 @@ static int parse_input(const ctx *c, char **tok, int n, fm__shape *in) {
     return 0;
 }
 
-static int parse_layer(const ctx *c, const layer_spec *sp, char **tok, int n, fm__layer *l) {
+/* The key names of type into buf, "a, b, c"; with required_only just those
+ * without a default. */
+static void key_names(char *buf, size_t size, const fm__layer_type *type, int required_only) {
+    const char *names[FM__MAX_KEYS + 1];
+    int n = 0;
+    for (int k = 0; type->keys[k].name; k++)
+        if (!required_only || type->keys[k].required) names[n++] = type->keys[k].name;
+    names[n] = NULL;
+    list_words(buf, size, names, ", ");
+}
+
+static int parse_layer(const ctx *c, const fm__layer_type *type, char **tok, int n,
+                       fm__layer *l) {
+    static const fm__key no_keys[] = {{NULL}};
+    const fm__key *keys = type->keys ? type->keys : no_keys;
     memset(l, 0, sizeof *l);
-    l->type = sp->type;
+    l->type = type;
     l->line = c->line;
-    l->stride = 1;
-    l->pool = 2;
-    l->momentum = 0.99f;
-    l->eps = 1e-3f;
+    for (int k = 0; keys[k].name; k++) {
+        if (keys[k].kind == FM__KEY_FLOAT) l->arg[k].f = (float)keys[k].def;
+        else l->arg[k].i = (int)keys[k].def;
+    }
     unsigned seen = 0;
     for (int i = 1; i < n; i++) {
         char *eq = strchr(tok[i], '=');
@@ -137,45 +134,45 @@ static int parse_layer(const ctx *c, const layer_spec *sp, char **tok, int n, fm
             *eq = 0;
             key = tok[i];
             val = eq + 1;
-        } else if (sp->positional) {
-            key = sp->positional;
+        } else if (type->positional) {
+            key = type->positional;
             val = tok[i];
-        } else if (!sp->keys[0]) {
+        } else if (!keys[0].name) {
             return fm__err(c->err, "%s:%d: %s takes no arguments, got '%.40s'", c->source, c->line,
-                           sp->word, tok[i]);
+                           type->word, tok[i]);
         } else {
             return fm__err(c->err, "%s:%d: %s: expected key=value, got '%.40s'", c->source,
-                           c->line, sp->word, tok[i]);
+                           c->line, type->word, tok[i]);
         }
         int k = 0;
-        while (sp->keys[k] && strcmp(sp->keys[k], key)) k++;
-        if (!sp->keys[k]) {
-            char allowed[128] = "";
-            for (int j = 0; sp->keys[j]; j++) {
-                if (j) strcat(allowed, ", ");
-                strcat(allowed, sp->keys[j]);
-            }
-            if (!sp->keys[0])
+        while (keys[k].name && strcmp(keys[k].name, key)) k++;
+        if (!keys[k].name) {
+            if (!keys[0].name)
                 return fm__err(c->err, "%s:%d: %s takes no arguments, got '%.40s'", c->source,
-                               c->line, sp->word, key);
+                               c->line, type->word, key);
+            char allowed[128];
+            key_names(allowed, sizeof allowed, type, 0);
             return fm__err(c->err, "%s:%d: %s: unknown key '%.40s' (expected %s)", c->source,
-                           c->line, sp->word, key, allowed);
+                           c->line, type->word, key, allowed);
         }
         if (seen & (1u << k))
-            return fm__err(c->err, "%s:%d: %s: %s given twice", c->source, c->line, sp->word, key);
+            return fm__err(c->err, "%s:%d: %s: %s given twice", c->source, c->line, type->word, key);
         seen |= 1u << k;
         if (!*val)
-            return fm__err(c->err, "%s:%d: %s: %s has no value", c->source, c->line, sp->word, key);
-        if (set_key(c, l, key, val)) return -1;
+            return fm__err(c->err, "%s:%d: %s: %s has no value", c->source, c->line, type->word,
+                           key);
+        if (set_key(c, &keys[k], val, &l->arg[k])) return -1;
     }
-    if (sp->type == FM__CONV2D && (!(seen & 1) || !(seen & 2)))
-        return fm__err(c->err, "%s:%d: conv: missing %s= (required: filters, kernel)", c->source,
-                       c->line, !(seen & 1) ? "filters" : "kernel");
-    if (sp->type == FM__DENSE && !(seen & 1))
-        return fm__err(c->err, "%s:%d: dense: missing units=", c->source, c->line);
-    if (sp->type == FM__DROPOUT && !(seen & 1))
-        return fm__err(c->err, "%s:%d: dropout: missing the rate, e.g. 'dropout 0.25'", c->source,
-                       c->line);
+    for (int k = 0; keys[k].name; k++) {
+        if (!keys[k].required || (seen & (1u << k))) continue;
+        if (keys[k].example)
+            return fm__err(c->err, "%s:%d: %s: missing the %s, e.g. '%s %s'", c->source, c->line,
+                           type->word, keys[k].name, type->word, keys[k].example);
+        char required[128];
+        key_names(required, sizeof required, type, 1);
+        return fm__err(c->err, "%s:%d: %s: missing %s= (required: %s)", c->source, c->line,
+                       type->word, keys[k].name, required);
+    }
     return 0;
 }
 
@@ -229,20 +226,25 @@ int fm__cfg_parse(fm_model *m, const char *text, fm_err *err) {
             have_input = 1;
             continue;
         }
-        size_t s = 0;
-        while (s < N_SPECS && strcmp(specs[s].word, tok[0])) s++;
-        if (s == N_SPECS) {
-            rc = fm__err(err,
-                         "%s:%d: unknown layer '%.40s' (expected input, conv, batchnorm, relu, "
-                         "maxpool, dropout, flatten, dense or softmax)",
-                         c.source, c.line, tok[0]);
+        const fm__layer_type *type = fm__layer_type_find(tok[0]);
+        if (!type) {
+            const char *words[64];
+            int n_words = 0;
+            words[n_words++] = "input";
+            for (int t = 0; fm__layer_types[t] && n_words < 63; t++)
+                words[n_words++] = fm__layer_types[t]->word;
+            words[n_words] = NULL;
+            char expected[512];
+            list_words(expected, sizeof expected, words, " or ");
+            rc = fm__err(err, "%s:%d: unknown layer '%.40s' (expected %s)", c.source, c.line,
+                         tok[0], expected);
         } else if (!have_input) {
             rc = fm__err(err, "%s:%d: missing 'input HEIGHT WIDTH CHANNELS' before the first layer",
                          c.source, c.line);
         } else if (n_layers == FM__MAX_LAYERS) {
             rc = fm__err(err, "%s:%d: more than %d layers", c.source, c.line, FM__MAX_LAYERS);
         } else {
-            rc = parse_layer(&c, &specs[s], tok, n, &layers[n_layers]);
+            rc = parse_layer(&c, type, tok, n, &layers[n_layers]);
             n_layers++;
         }
     }

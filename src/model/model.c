@@ -1,8 +1,8 @@
 /* The model: planning from the parsed layers (shapes, Keras-style names,
- * parameter offsets), allocation (one block for params|grads|adam_m|adam_v,
- * one for BatchNorm statistics, one arena for all activations), the forward
- * and backward passes over the layer table, initialisation, state copies and
- * batched prediction. */
+ * tensor offsets), allocation (one block for params|grads|adam_m|adam_v, one
+ * for the statistics, one arena for all activations), initialisation, the
+ * forward and backward passes and state copies, all by iterating over what
+ * each layer type declares (layers/layer.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -12,17 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/file.h"
-#include "layers/layers.h"
 #include "model/model.h"
-
-static const fm__layer_ops *const ops_table[] = {
-    [FM__CONV2D] = &fm__conv2d_ops,   [FM__BATCHNORM] = &fm__batchnorm_ops,
-    [FM__RELU] = &fm__relu_ops,       [FM__MAXPOOL] = &fm__maxpool_ops,
-    [FM__DROPOUT] = &fm__dropout_ops, [FM__FLATTEN] = &fm__flatten_ops,
-    [FM__DENSE] = &fm__dense_ops,     [FM__SOFTMAX] = &fm__softmax_ops,
-};
-
-const fm__layer_ops *fm__layer_ops_of(fm__layer_type type) { return ops_table[type]; }
 
 #define ALIGN 64 /* bytes: whole cache lines, and aligned vector loads */
 
@@ -35,10 +25,10 @@ static char *dup_str(const char *s) {
     return d;
 }
 
-/* Shapes, names and offsets for every layer; checks the network ends in softmax. */
+/* Shapes, names and tensor offsets for every layer; checks the network ends
+ * in softmax. */
 static int plan(fm_model *m, fm_err *err) {
     const char *src = m->source;
-    int count[FM__SOFTMAX + 1] = {0};
     size_t np = 0, ns = 0;
     fm__shape cur = m->input;
     if (fm__shape_len(cur) > FM__MAX_SAMPLE_LEN)
@@ -46,42 +36,33 @@ static int plan(fm_model *m, fm_err *err) {
                        fm__shape_len(cur), FM__MAX_SAMPLE_LEN);
     for (int i = 0; i < m->n_layers; i++) {
         fm__layer *l = &m->layers[i];
-        const fm__layer_ops *ops = fm__layer_ops_of(l->type);
-        int last = i == m->n_layers - 1;
-        if (l->type == FM__SOFTMAX && !last)
-            return fm__err(err, "%s:%d: softmax must be the last layer", src, l->line);
-        if (l->act == FM__ACT_SOFTMAX && !last)
-            return fm__err(err, "%s:%d: activation=softmax is only allowed on the last layer", src,
-                           l->line);
+        const fm__layer_type *type = l->type;
         l->in = cur;
-        if (ops->plan(l, src, err)) return -1;
+        if (type->plan(l, i == m->n_layers - 1, src, err)) return -1;
         if (fm__shape_len(l->out) > FM__MAX_SAMPLE_LEN)
             return fm__err(err, "%s:%d: output of %zu values per image is too large (max %zu)", src,
                            l->line, fm__shape_len(l->out), FM__MAX_SAMPLE_LEN);
-        int k = count[l->type]++;
-        if (k) snprintf(l->name, sizeof l->name, "%s_%d", ops->stem, k);
-        else snprintf(l->name, sizeof l->name, "%s", ops->stem);
-        /* Sizes are capped before they are summed, so nothing here overflows. */
-        if (l->nw > FM__MAX_PARAMS || l->nb > FM__MAX_PARAMS)
-            return fm__err(err, "%s:%d: %s has too many parameters (max %zu)", src, l->line,
-                           l->name, FM__MAX_PARAMS);
-        l->w = l->nw ? np : FM__NONE;
-        np += l->nw;
-        l->b = l->nb ? np : FM__NONE;
-        np += l->nb;
-        l->mmean = l->mvar = FM__NONE;
-        if (l->type == FM__BATCHNORM) {
-            l->mmean = ns;
-            l->mvar = ns + (size_t)l->in.c;
-            ns += 2 * (size_t)l->in.c;
+        int k = 0; /* earlier layers of this type */
+        for (int j = 0; j < i; j++) k += m->layers[j].type == type;
+        if (k) snprintf(l->name, sizeof l->name, "%s_%d", type->stem, k);
+        else snprintf(l->name, sizeof l->name, "%s", type->stem);
+        for (int j = 0; j < type->n_tensors; j++) {
+            fm__tensor *t = &l->t[j];
+            /* Sizes are capped before they are summed, so nothing here overflows. */
+            if (t->len > FM__MAX_PARAMS)
+                return fm__err(err, "%s:%d: %s has too many parameters (max %zu)", src, l->line,
+                               l->name, FM__MAX_PARAMS);
+            size_t *next = type->tensors[j].trainable ? &np : &ns;
+            t->offset = *next;
+            *next += t->len;
+            if (np + ns > FM__MAX_PARAMS)
+                return fm__err(err, "%s:%d: the model has more than %zu parameters", src,
+                               l->line, FM__MAX_PARAMS);
         }
-        if (np + ns > FM__MAX_PARAMS)
-            return fm__err(err, "%s:%d: the model has more than %zu parameters", src, l->line,
-                           FM__MAX_PARAMS);
         cur = l->out;
     }
     const fm__layer *last = &m->layers[m->n_layers - 1];
-    if (last->type != FM__SOFTMAX && !(last->type == FM__DENSE && last->act == FM__ACT_SOFTMAX))
+    if (!last->type->gives_probs || !last->type->gives_probs(last))
         return fm__err(err,
                        "%s:%d: the network must end in softmax ('dense units=N "
                        "activation=softmax' or a 'softmax' line)",
@@ -92,6 +73,13 @@ static int plan(fm_model *m, fm_err *err) {
     m->classes = cur.c;
     m->n_params = np;
     m->n_stats = ns;
+    return 0;
+}
+
+/* Whether l has trainable tensors. */
+static int has_params(const fm__layer *l) {
+    for (int j = 0; j < l->type->n_tensors; j++)
+        if (l->type->tensors[j].trainable && l->t[j].len) return 1;
     return 0;
 }
 
@@ -116,16 +104,22 @@ fm_model *fm__model_new(const char *text, const char *source, fm_err *err) {
     return m;
 }
 
-/* BatchNorm to its identity state: gamma 1, beta 0, moving mean 0, var 1. */
-static void reset_batchnorm(fm_model *m) {
+/* Every tensor to its declared initial value, drawing the Glorot ones from
+ * rng layer by layer in stored (PyTorch) order; with rng NULL those stay 0. */
+static void init_tensors(fm_model *m, fm_rng *rng) {
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        if (l->type != FM__BATCHNORM) continue;
-        for (int c = 0; c < l->in.c; c++) {
-            m->params[l->w + c] = 1.0f;
-            m->params[l->b + c] = 0.0f;
-            m->stats[l->mmean + c] = 0.0f;
-            m->stats[l->mvar + c] = 1.0f;
+        for (int j = 0; j < l->type->n_tensors; j++) {
+            const fm__tensor *t = &l->t[j];
+            fm__init init = l->type->tensors[j].init;
+            if (init == FM__INIT_GLOROT && rng) {
+                double limit = sqrt(6.0 / (l->fan_in + l->fan_out));
+                for (size_t e = 0; e < t->len; e++)
+                    t->data[e] = (float)((2.0 * fm_rng_uniform(rng) - 1.0) * limit);
+            } else {
+                float v = init == FM__INIT_ONE ? 1.0f : 0.0f;
+                for (size_t e = 0; e < t->len; e++) t->data[e] = v;
+            }
         }
     }
 }
@@ -153,7 +147,16 @@ int fm__model_alloc_params(fm_model *m, fm_err *err) {
     m->grads = m->params + stride;
     m->adam_m = m->params + 2 * stride;
     m->adam_v = m->params + 3 * stride;
-    reset_batchnorm(m);
+    for (int i = 0; i < m->n_layers; i++) {
+        fm__layer *l = &m->layers[i];
+        for (int j = 0; j < l->type->n_tensors; j++) {
+            fm__tensor *t = &l->t[j];
+            int trainable = l->type->tensors[j].trainable;
+            t->data = (trainable ? m->params : m->stats) + t->offset;
+            t->grad = trainable ? m->grads + t->offset : NULL;
+        }
+    }
+    init_tensors(m, NULL);
     return 0;
 }
 
@@ -203,32 +206,14 @@ size_t fm_model_param_count(const fm_model *m, size_t *trainable) {
     return m->n_params + m->n_stats;
 }
 
-/* Glorot-uniform kernels, drawn layer by layer in stored (PyTorch) order,
- * w = (2u - 1) * sqrt(6 / (fan_in + fan_out)), u uniform in [0, 1) from rng;
- * everything else at its Keras initial value; Adam moments and gradients zero. */
+/* Every tensor at its declared initial value (Glorot-uniform kernels drawn
+ * from rng, w = (2u - 1) * sqrt(6 / (fan_in + fan_out)), u uniform in
+ * [0, 1)); Adam moments and gradients zero. */
 void fm_model_init(fm_model *m, fm_rng *rng) {
-    memset(m->params, 0, m->n_params * sizeof(float));
     fm__model_zero_grads(m);
     memset(m->adam_m, 0, m->n_params * sizeof(float));
     memset(m->adam_v, 0, m->n_params * sizeof(float));
-    reset_batchnorm(m);
-    for (int i = 0; i < m->n_layers; i++) {
-        const fm__layer *l = &m->layers[i];
-        double fan_in, fan_out;
-        if (l->type == FM__CONV2D) {
-            fan_in = (double)l->kernel * l->kernel * l->in.c;
-            fan_out = (double)l->kernel * l->kernel * l->out.c;
-        } else if (l->type == FM__DENSE) {
-            fan_in = l->in.c;
-            fan_out = l->out.c;
-        } else {
-            continue;
-        }
-        double limit = sqrt(6.0 / (fan_in + fan_out));
-        float *w = m->params + l->w;
-        for (size_t j = 0; j < l->nw; j++)
-            w[j] = (float)((2.0 * fm_rng_uniform(rng) - 1.0) * limit);
-    }
+    init_tensors(m, rng);
 }
 
 /* Lays out every activation buffer for batches of B from base; with base
@@ -246,23 +231,13 @@ static size_t layout(fm_model *m, int B, char *base) {
     CARVE(m->input_buf, nb * fm__shape_len(m->input) * sizeof(float));
     for (int i = 0; i < m->n_layers; i++) {
         fm__layer *l = &m->layers[i];
-        size_t len = nb * fm__shape_len(l->out);
+        const fm__layer_type *type = l->type;
         if (fm__shape_len(l->out) > max_len) max_len = fm__shape_len(l->out);
-        /* flatten and softmax pass their input on; dropout works in place
-         * (no backward reads what it overwrites: maxpool's uses its argmax
-         * mask, a fused ReLU's y > 0 test differs only where dropout zeroed
-         * the gradient anyway) */
-        if (fm__layer_ops_of(l->type)->forward && l->type != FM__DROPOUT) {
-            CARVE(l->y, len * sizeof(float));
-        } else if (base) {
-            l->y = i ? m->layers[i - 1].y : m->input_buf;
-        }
-        if (l->type == FM__BATCHNORM) CARVE(l->bn_save, 3 * (size_t)l->in.c * sizeof(float));
-        if (l->type == FM__DROPOUT || l->type == FM__MAXPOOL) CARVE(l->mask, len);
-        if (l->type == FM__CONV2D) {
-            size_t w = fm__conv2d_workspace(m->k, l, B);
-            if (w > work) work = w;
-        }
+        if (type->output == FM__OUT_OWN) CARVE(l->y, nb * fm__shape_len(l->out) * sizeof(float));
+        else if (base) l->y = i ? m->layers[i - 1].y : m->input_buf;
+        if (type->save_bytes) CARVE(l->save, type->save_bytes(l, B));
+        size_t w = type->work_floats ? type->work_floats(l, m->k, B) : 0;
+        if (w > work) work = w;
     }
     CARVE(m->probs, nb * m->classes * sizeof(float));
     CARVE(m->dlogits, nb * m->classes * sizeof(float));
@@ -299,13 +274,13 @@ int fm__model_reserve(fm_model *m, int batch, fm_err *err) {
 
 const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
     if (n <= 0 || n > m->batch_cap) return NULL;
+    const fm__layer_ctx c = {m->k, m->work, training, rng};
     const float *x = m->input_buf;
     for (int i = 0; i < m->n_layers; i++) {
         fm__layer *l = &m->layers[i];
-        const fm__layer_ops *ops = fm__layer_ops_of(l->type);
-        if (ops->forward) {
+        if (l->type->forward) {
             double t0 = m->layer_seconds ? fm__now() : 0.0;
-            ops->forward(m, l, x, n, training, rng);
+            l->type->forward(l, &c, x, n);
             if (m->layer_seconds) m->layer_seconds[2 * i] += fm__now() - t0;
         }
         x = l->y;
@@ -321,16 +296,16 @@ float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int bac
     if (!backward) return loss;
     /* Input gradients are needed only down to the first layer with parameters. */
     int first = 0;
-    while (first < m->n_layers && !m->layers[first].nw && !m->layers[first].nb) first++;
+    while (first < m->n_layers && !has_params(&m->layers[first])) first++;
+    const fm__layer_ctx c = {m->k, m->work, 1, NULL};
     float *dy = m->dlogits;
     for (int i = m->n_layers - 1; i >= first; i--) {
         fm__layer *l = &m->layers[i];
-        const fm__layer_ops *ops = fm__layer_ops_of(l->type);
-        if (!ops->backward) continue; /* output aliases input: same gradient */
+        if (!l->type->backward) continue; /* output aliases input: same gradient */
         const float *x = i ? m->layers[i - 1].y : m->input_buf;
         float *dx = dy == m->grad_a ? m->grad_b : m->grad_a;
         double t0 = m->layer_seconds ? fm__now() : 0.0;
-        ops->backward(m, l, dx, dy, x, n, i > first);
+        l->type->backward(l, &c, dx, dy, x, n, i > first);
         if (m->layer_seconds) m->layer_seconds[2 * i + 1] += fm__now() - t0;
         dy = dx;
     }

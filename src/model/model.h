@@ -1,37 +1,15 @@
-/* The model as the library sees it inside: a list of layers planned from the
- * description text, one allocation for all trainable parameters with their
- * gradients and Adam moments (so the optimizer is one flat loop), one for the
- * BatchNorm moving statistics, and one arena for every activation, planned for
- * the largest batch the caller reserved (no allocation per step). */
+/* The model as the library sees it inside: a list of layers (layers/layer.h)
+ * planned from the description text, one allocation for all trainable
+ * parameters with their gradients and Adam moments (so the optimizer is one
+ * flat loop), one for the statistics (BatchNorm's moving mean and variance),
+ * and one arena for every activation, planned for the largest batch the
+ * caller reserved (no allocation per step). */
 #ifndef FM_MODEL_H
 #define FM_MODEL_H
 
 #include "fmnist/fmnist.h"
 #include "kernels/kernels.h"
-
-#define FM__NONE ((size_t)-1)
-
-typedef enum fm__layer_type {
-    FM__CONV2D,
-    FM__BATCHNORM,
-    FM__RELU,
-    FM__MAXPOOL,
-    FM__DROPOUT,
-    FM__FLATTEN,
-    FM__DENSE,
-    FM__SOFTMAX
-} fm__layer_type;
-
-typedef enum fm__activation { FM__ACT_NONE, FM__ACT_RELU, FM__ACT_SOFTMAX } fm__activation;
-
-/* Per-sample shape; dense/flatten outputs are (c = units, h = w = 1) with
- * flat = 1, so a summary can tell (units) from (1, 1, C). */
-typedef struct fm__shape {
-    int c, h, w;
-    int flat;
-} fm__shape;
-
-static inline size_t fm__shape_len(fm__shape s) { return (size_t)s.c * s.h * s.w; }
+#include "layers/layer.h"
 
 /* Caps that keep every size well inside int/size_t arithmetic and bound what a
  * hostile description can make the library allocate. */
@@ -39,42 +17,15 @@ static inline size_t fm__shape_len(fm__shape s) { return (size_t)s.c * s.h * s.w
 #define FM__MAX_SAMPLE_LEN ((size_t)1 << 26) /* floats per sample, any layer */
 #define FM__MAX_PARAMS ((size_t)1 << 28)     /* trainable + non-trainable */
 
-typedef struct fm__layer {
-    fm__layer_type type;
-    int line;      /* line of the description it came from */
-    char name[32]; /* Keras-style: conv2d, conv2d_1, batch_normalization, ... */
-
-    /* hyperparameters (only those of its type are meaningful) */
-    int filters, kernel, stride, pad_same; /* conv2d */
-    int units;                             /* dense */
-    fm__activation act;                    /* conv2d, dense */
-    int pool;                              /* maxpool: window = stride */
-    float rate;                            /* dropout */
-    float momentum, eps;                   /* batchnorm */
-
-    fm__shape in, out;
-
-    /* offsets (floats) into model->params / grads / adam_m / adam_v; FM__NONE if absent.
-     * conv2d: w (OC,C,K,K), b (OC); dense: w (OUT,IN), b (OUT); batchnorm: w = gamma, b = beta. */
-    size_t w, b, nw, nb;
-    /* batchnorm: offsets into model->stats of moving mean and moving variance (C each) */
-    size_t mmean, mvar;
-
-    /* activation plan, sized for model->batch_cap */
-    float *y;        /* output (B, out) */
-    float *bn_save;  /* batchnorm: batch mean, var, invstd (3*C) */
-    uint8_t *mask;   /* dropout keep mask / maxpool argmax (B * out elements) */
-} fm__layer;
-
-/* Parses description text into m->layers (type, line, hyperparameters) and
- * m->input; shapes, names and offsets are planned afterwards. Messages read
+/* Parses description text into m->layers (type, line, the values of its
+ * keys) and m->input; shapes, names and offsets are planned afterwards. Messages read
  * "SOURCE:LINE: problem" with SOURCE = m->source. */
 int fm__cfg_parse(fm_model *m, const char *text, fm_err *err);
 
 /* Parses and plans a model without allocating its parameters, so a loader
  * can check a file really holds them before committing memory; then
- * fm__model_alloc_params allocates them (all zero, BatchNorm at identity:
- * gamma 1, beta 0, moving mean 0, moving variance 1). fm_model_parse is the
+ * fm__model_alloc_params allocates them, every tensor at its declared
+ * initial value (Glorot-initialised ones at zero). fm_model_parse is the
  * two together. */
 fm_model *fm__model_new(const char *text, const char *source, fm_err *err);
 int fm__model_alloc_params(fm_model *m, fm_err *err);
@@ -98,7 +49,7 @@ struct fm_model {
     size_t n_params;
     float *params, *grads, *adam_m, *adam_v;
     void *param_block; /* owns the four views */
-    /* non-trainable state (BatchNorm moving mean/var) */
+    /* statistics: non-trainable tensors (BatchNorm moving mean/var) */
     size_t n_stats;
     float *stats;
 

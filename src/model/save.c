@@ -26,44 +26,27 @@ typedef struct {
     int ndim;
     uint64_t shape[4];
     int in_stats;  /* offset is into m->stats rather than m->params */
-    int variance;  /* must not be negative */
+    int nonneg;    /* must not be negative (variances) */
     size_t offset; /* floats */
     size_t count;
 } model_tensor;
 
-static model_tensor *add(model_tensor *t, int *n, const fm__layer *l, const char *part,
-                         int in_stats, size_t offset, int ndim, const uint64_t *shape) {
-    model_tensor *x = &t[(*n)++];
-    x->variance = 0;
-    snprintf(x->name, sizeof x->name, "%s.%s", l->name, part);
-    x->ndim = ndim;
-    x->count = 1;
-    for (int d = 0; d < ndim; d++) {
-        x->shape[d] = shape[d];
-        x->count *= (size_t)shape[d];
-    }
-    x->in_stats = in_stats;
-    x->offset = offset;
-    return x;
-}
-
-/* Every stored tensor of the model, in layer order (at most 4 per layer). */
+/* Every stored tensor of the model, in layer order, as each layer type
+ * declares them (at most FM__MAX_TENSORS per layer). */
 static int model_tensors(const fm_model *m, model_tensor *t) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        uint64_t c = (uint64_t)l->in.c, oc = (uint64_t)l->out.c, k = (uint64_t)l->kernel;
-        if (l->type == FM__CONV2D) {
-            add(t, &n, l, "weight", 0, l->w, 4, (uint64_t[]){oc, c, k, k});
-            add(t, &n, l, "bias", 0, l->b, 1, &oc);
-        } else if (l->type == FM__DENSE) {
-            add(t, &n, l, "weight", 0, l->w, 2, (uint64_t[]){oc, c});
-            add(t, &n, l, "bias", 0, l->b, 1, &oc);
-        } else if (l->type == FM__BATCHNORM) {
-            add(t, &n, l, "gamma", 0, l->w, 1, &c);
-            add(t, &n, l, "beta", 0, l->b, 1, &c);
-            add(t, &n, l, "moving_mean", 1, l->mmean, 1, &c);
-            add(t, &n, l, "moving_variance", 1, l->mvar, 1, &c)->variance = 1;
+        for (int j = 0; j < l->type->n_tensors; j++) {
+            const fm__tensor_decl *d = &l->type->tensors[j];
+            model_tensor *x = &t[n++];
+            snprintf(x->name, sizeof x->name, "%s.%s", l->name, d->suffix);
+            x->ndim = l->t[j].ndim;
+            for (int k = 0; k < x->ndim; k++) x->shape[k] = (uint64_t)l->t[j].shape[k];
+            x->count = l->t[j].len;
+            x->in_stats = !d->trainable;
+            x->nonneg = d->nonneg;
+            x->offset = l->t[j].offset;
         }
     }
     return n;
@@ -101,8 +84,8 @@ int fm_model_save(const fm_model *m, const char *path, fm_err *err) {
 int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry *extra,
                         size_t n_extra, const fm__st_kv *extra_meta, size_t n_extra_meta,
                         fm_err *err) {
-    model_tensor *mt = malloc(4 * (size_t)m->n_layers * sizeof *mt + 1);
-    fm__st_entry *e = malloc((4 * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
+    model_tensor *mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt + 1);
+    fm__st_entry *e = malloc((FM__MAX_TENSORS * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
     fm__st_kv *meta = malloc((7 + n_extra_meta) * sizeof *meta);
     char *names = class_names_json(m->classes);
     int rc = -1;
@@ -205,7 +188,7 @@ static int copy_tensors(fm_model *m, const fm__st_file *f, const model_tensor *m
             if (!isfinite(dst[j]))
                 return fm__err(err, "%s: tensor '%s' holds a non-finite value at index %zu", path,
                                mt[i].name, j);
-            if (mt[i].variance && dst[j] < 0.0f)
+            if (mt[i].nonneg && dst[j] < 0.0f)
                 return fm__err(err, "%s: tensor '%s' holds a negative variance at index %zu",
                                path, mt[i].name, j);
         }
@@ -219,7 +202,7 @@ int fm__model_read_weights(fm_model *m, const fm__st_file *f, const char *path, 
         return fm__err(err, "%s: %s", path,
                        desc ? "its model description differs from this model's"
                             : "missing metadata 'fmnist.description'");
-    model_tensor *mt = malloc(4 * (size_t)m->n_layers * sizeof *mt + 1);
+    model_tensor *mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt + 1);
     if (!mt) return fm__err(err, "%s: out of memory", path);
     int n = model_tensors(m, mt);
     int rc = check_tensors(f, mt, n, path, err) || copy_tensors(m, f, mt, n, path, err) ? -1 : 0;
@@ -287,7 +270,7 @@ fm_model *fm_model_load(const char *path, fm_err *err) {
     memcpy(src, path, plen + 1);
     src = NULL;
     if (check_class_names(m, names, path, err) || read_split(m, &f, path, err)) goto fail;
-    if (!(mt = malloc(4 * (size_t)m->n_layers * sizeof *mt))) {
+    if (!(mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt))) {
         fm__err(err, "%s: out of memory", path);
         goto fail;
     }

@@ -1,10 +1,10 @@
 /* fm_model_summary: a Keras-style table. Shapes are shown as Keras shows
  * them, (None, H, W, C) and (None, units), although the library computes in
- * NCHW; BatchNorm's moving statistics count as non-trainable parameters. */
+ * NCHW; a row counts every tensor its layer declares, and statistics
+ * (BatchNorm's moving mean and variance) are the non-trainable parameters. */
 #include <stdio.h>
 #include <string.h>
 
-#include "layers/layers.h"
 #include "model/model.h"
 
 /* 1868234 -> "1,868,234" */
@@ -57,8 +57,7 @@ void fm_model_summary(const fm_model *m, FILE *out) {
     int wname = (int)strlen("Layer (type)"), wshape = (int)strlen("Output Shape"), wcount = 8;
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        int n = snprintf(name, sizeof name, "%s (%s)", l->name,
-                         fm__layer_ops_of(l->type)->keras_type);
+        int n = snprintf(name, sizeof name, "%s (%s)", l->name, l->type->keras_type);
         if (n > wname) wname = n;
         shape_text(shape, sizeof shape, l->out);
         if ((int)strlen(shape) > wshape) wshape = (int)strlen(shape);
@@ -75,10 +74,9 @@ void fm_model_summary(const fm_model *m, FILE *out) {
     rule(out, '=', width);
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
-        size_t params = l->nw + l->nb + (l->type == FM__BATCHNORM ? 2 * (size_t)l->in.c : 0);
-        snprintf(name, sizeof name, "%s (%s)", l->name, fm__layer_ops_of(l->type)->keras_type);
+        snprintf(name, sizeof name, "%s (%s)", l->name, l->type->keras_type);
         shape_text(shape, sizeof shape, l->out);
-        with_commas(count, params);
+        with_commas(count, fm__layer_param_count(l));
         fprintf(out, " %-*s    %-*s    %*s\n", wname, name, wshape, shape, wcount, count);
     }
     rule(out, '=', width);
