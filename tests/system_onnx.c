@@ -183,8 +183,8 @@ int main(void) {
     mkdir(tmp, 0777);
     mkdir(dir, 0777);
     /* The notebook variant runs on the whole test set; the README variant,
-     * which adds only a BatchNorm after a dense, on its first 2000 images to
-     * keep the test short. FMNIST_ONNX_IMAGES=N sets both counts. */
+     * which adds only a BatchNorm after a dense, and the pooling variant on
+     * its first 2000 images to keep the test short. FMNIST_ONNX_IMAGES=N sets both counts. */
     long count = 10000, readme_count = 2000;
     const char *env = getenv("FMNIST_ONNX_IMAGES");
     if (env) count = readme_count = strtol(env, NULL, 10);
@@ -214,6 +214,8 @@ int main(void) {
     }
     /* README variant: BatchNormalization on the (N, 256) dense output too */
     ok = make_model("fashion-cnn-readme", 2, missing ? NULL : &test) == 0 && ok;
+    /* average pooling and a global average pool (AveragePool, GlobalAveragePool + Flatten) */
+    ok = make_model("fashion-cnn-gap", 3, missing ? NULL : &test) == 0 && ok;
 
     if (missing) {
         if (check__failed) return check_finish(); /* what did run failed: report that */
@@ -222,6 +224,7 @@ int main(void) {
     if (ok) {
         check_with_opencv("fashion-cnn", &test, (size_t)count);
         check_with_opencv("fashion-cnn-readme", &test, (size_t)readme_count);
+        check_with_opencv("fashion-cnn-gap", &test, (size_t)readme_count);
     }
     fm_images_free(&test);
     return check_finish();

@@ -179,6 +179,9 @@ static void test_errors(void) {
     bad("input 28 28 0\n" TAIL, 1, "out of range");
     bad("input 28 28 1\ninput 28 28 1\n" TAIL, 2, "second 'input'");
     bad("input 28 28 1\n\nconvolution filters=8\n" TAIL, 3, "unknown layer 'convolution'");
+    bad("input 28 28 1\npool\n" TAIL, 2,
+        "(expected input, conv, batchnorm, relu, maxpool, avgpool, globalavgpool, dropout, "
+        "flatten, dense or softmax)");
     bad("input 28 28 1\nconv filter=8 kernel=3\n" TAIL, 2, "unknown key 'filter'");
     bad("input 28 28 1\nconv filters=8 kernel=3 filters=4\n" TAIL, 2, "filters given twice");
     bad("input 28 28 1\nconv filters=8\n" TAIL, 2, "missing kernel");
@@ -199,6 +202,10 @@ static void test_errors(void) {
     bad("input 28 28 1\ndropout 0.5 0.2\n" TAIL, 2, "given twice");
     bad("input 28 28 1\ndropout abc\n" TAIL, 2, "not a number");
     bad("input 28 28 1\nmaxpool 0\n" TAIL, 2, "out of range");
+    bad("input 28 28 1\navgpool 0\n" TAIL, 2, "out of range");
+    bad("input 28 28 1\navgpool size=2 2\n" TAIL, 2, "given twice");
+    bad("input 28 28 1\navgpool stride=2\n" TAIL, 2, "unknown key 'stride' (expected size)");
+    bad("input 28 28 1\nglobalavgpool 7\n" TAIL, 2, "takes no arguments");
     bad("input 28 28 1\nrelu 3\n" TAIL, 2, "takes no arguments");
     bad("input 28 28 1\nflatten x=1\n" TAIL, 2, "takes no arguments");
     /* shape problems are found when planning, still with their line */
@@ -208,6 +215,11 @@ static void test_errors(void) {
         "dense needs a flat input");
     bad("input 28 28 1\nflatten\nconv filters=8 kernel=3\n" TAIL, 3, "conv needs an image");
     bad("input 28 28 1\nflatten\nmaxpool 2\n" TAIL, 3, "maxpool needs an image");
+    bad("input 28 28 1\nflatten\navgpool 2\n" TAIL, 3, "avgpool needs an image");
+    bad("input 5 5 1\navgpool 3\navgpool 3\n" TAIL, 3, "avgpool 3 does not fit the 1x1 input");
+    bad("input 28 28 1\nflatten\nglobalavgpool\n" TAIL, 3, "globalavgpool needs an image");
+    bad("input 28 28 1\nglobalavgpool\nconv filters=2 kernel=1\n" TAIL, 3, "conv needs an image");
+    bad("input 28 28 1\nglobalavgpool\n", 2, "must end in softmax");
     bad("input 28 28 1\nflatten\ndense units=10\n", 3, "must end in softmax");
     bad("input 28 28 1\nflatten\ndense units=10 activation=softmax\ndropout 0.5\n", 3,
         "only allowed on the last layer");
@@ -219,6 +231,37 @@ static void test_errors(void) {
     bad("input 1024 1024 1\nflatten\ndense units=1048576\n" TAIL, 3, "too many parameters");
     /* 17 fields on one line */
     bad("input 28 28 1\nrelu a b c d e f g h i j k l m n o p\n" TAIL, 2, "more than 16 fields");
+}
+
+/* avgpool: window = stride = size, floor; globalavgpool: (None, C), flat,
+ * so a dense may follow without flatten. */
+static void test_pooling(void) {
+    fm_model *m = parse_ok("input 9 7 3\navgpool 2\navgpool size=3\nconv filters=4 kernel=1\n"
+                           "globalavgpool\ndense units=2 activation=softmax\n");
+    if (m) {
+        const fm__layer *l = m->layers;
+        CHECK(l[0].out.h == 4 && l[0].out.w == 3 && l[0].out.c == 3 && lt_int(&l[0], "size") == 2);
+        CHECK(l[1].out.h == 1 && l[1].out.w == 1 && lt_int(&l[1], "size") == 3);
+        CHECK(!strcmp(l[0].name, "average_pooling2d") && !strcmp(l[1].name, "average_pooling2d_1"));
+        CHECK(lt_is(&l[3], "globalavgpool") && l[3].out.c == 4 && l[3].out.flat);
+        CHECK(!strcmp(l[3].name, "global_average_pooling2d"));
+        CHECK(fm__layer_param_count(&l[0]) == 0 && fm__layer_param_count(&l[3]) == 0);
+        CHECK(fm_model_param_count(m, NULL) == 4 * 3 + 4 + 4 * 2 + 2);
+        fm_model_free(m);
+    }
+    m = load_config("fashion-cnn-gap.cfg");
+    if (!m) return;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fm_model_summary(m, f);
+    fclose(f);
+    CHECK(strstr(text, " average_pooling2d (AveragePooling2D) ") != NULL);
+    CHECK(strstr(text, "(None, 14, 14, 32)") != NULL && strstr(text, "(None, 7, 7, 64)") != NULL);
+    CHECK(strstr(text, " global_average_pooling2d (GlobalAveragePooling2D)    (None, 96)  ") != NULL);
+    CHECK(strstr(text, "Total params: 75,562 ") != NULL);
+    free(text);
+    fm_model_free(m);
 }
 
 static void test_summary(void) {
@@ -306,6 +349,7 @@ int main(void) {
     test_readme_config();
     test_shapes();
     test_errors();
+    test_pooling();
     test_summary();
     test_cli();
     return check_finish();

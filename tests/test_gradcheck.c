@@ -139,6 +139,22 @@ static void ref_maxpool(const lctx *c) {
                 }
 }
 
+/* window ph x pw = stride, floor; globalavgpool: the whole plane */
+static void ref_avgpool(const lctx *c, int ph, int pw) {
+    const fm__layer *l = c->l;
+    int C = l->in.c, H = l->in.h, W = l->in.w, OH = H / ph, OW = W / pw;
+    for (int n = 0; n < c->n; n++)
+        for (int ch = 0; ch < C; ch++)
+            for (int i = 0; i < OH; i++)
+                for (int j = 0; j < OW; j++) {
+                    double s = 0;
+                    for (int u = 0; u < ph; u++)
+                        for (int v = 0; v < pw; v++)
+                            s += c->x[((n * C + ch) * H + i * ph + u) * W + j * pw + v];
+                    c->y[((n * C + ch) * OH + i) * OW + j] = s / (ph * pw);
+                }
+}
+
 static void ref_forward(const lctx *c) {
     const fm__layer *l = c->l;
     size_t len = (size_t)c->n * fm__shape_len(l->out);
@@ -146,6 +162,8 @@ static void ref_forward(const lctx *c) {
     else if (lt_is(l, "dense")) ref_dense(c);
     else if (lt_is(l, "batchnorm")) ref_batchnorm(c);
     else if (lt_is(l, "maxpool")) ref_maxpool(c);
+    else if (lt_is(l, "avgpool")) ref_avgpool(c, lt_int(l, "size"), lt_int(l, "size"));
+    else if (lt_is(l, "globalavgpool")) ref_avgpool(c, l->in.h, l->in.w);
     else if (lt_is(l, "relu"))
         for (size_t i = 0; i < len; i++) c->y[i] = c->x[i] > 0 ? c->x[i] : 0;
     else if (lt_is(l, "dropout"))
@@ -265,6 +283,14 @@ static void test_layers(void) {
     check_layer("maxpool 2", "input 4 6 2\nmaxpool 2\n" HEAD, 0, 2, 0);
     check_layer("maxpool 2 on odd sizes", "input 5 7 1\nmaxpool 2\n" HEAD, 0, 2, 0);
     check_layer("maxpool 3", "input 6 6 2\nmaxpool size=3\n" HEAD, 0, 2, 0);
+    check_layer("avgpool 2", "input 4 6 2\navgpool 2\n" HEAD, 0, 2, 0);
+    check_layer("avgpool 2 on odd sizes, not first", "input 5 7 1\nrelu\navgpool 2\n" HEAD, 1, 2,
+                1);
+    check_layer("avgpool 3", "input 7 6 2\navgpool size=3\n" HEAD, 0, 2, 0);
+    check_layer("globalavgpool", "input 5 3 4\nglobalavgpool\ndense units=2 activation=softmax\n",
+                0, 3, 0);
+    check_layer("globalavgpool 1x1", "input 1 1 3\nglobalavgpool\ndense units=2 "
+                                     "activation=softmax\n", 0, 2, 0);
     check_layer("dropout 0.4 (fixed mask)", "input 3 3 2\ndropout 0.4\n" HEAD, 0, 3, 0);
     check_layer("relu", "input 3 3 2\nrelu\n" HEAD, 0, 3, 1);
 }
@@ -336,28 +362,16 @@ static double net_loss(const fm_model *m, double *p, double *x, int n, const uin
 }
 
 /* The whole network through fm__model_forward/loss_backward in training
- * mode, every layer type, against finite differences of net_loss. */
-static void test_network(void) {
+ * mode against finite differences of net_loss. */
+static void check_network(const char *text) {
     const int n = 4;
-    fm_model *m = build("input 9 9 2\n"
-                        "conv filters=4 kernel=3 stride=2 padding=same activation=relu\n"
-                        "batchnorm\n"
-                        "conv filters=4 kernel=2 padding=valid\n"
-                        "relu\n"
-                        "maxpool 2\n"
-                        "dropout 0.3\n"
-                        "flatten\n"
-                        "dense units=6 activation=relu\n"
-                        "batchnorm\n"
-                        "dropout 0.2\n"
-                        "dense units=3\n"
-                        "softmax\n",
-                        n);
+    fm_model *m = build(text, n);
     if (!m) return;
     uint8_t labels[4] = {0, 2, 1, 2};
-    size_t in_len = (size_t)n * 9 * 9 * 2;
+    size_t in_len = (size_t)n * fm__shape_len(m->input);
     double *x = malloc(in_len * sizeof *x), *p = malloc(m->n_params * sizeof *p), *act[16];
     for (size_t i = 0; i < in_len; i++) x[i] = m->input_buf[i] = (float)urand();
+    CHECK(m->classes == 3);
     for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i] += (float)(0.05 * urand());
     for (int i = 0; i < m->n_layers; i++)
         act[i] = malloc((size_t)n * fm__shape_len(m->layers[i].out) * sizeof **act);
@@ -398,6 +412,31 @@ static void test_network(void) {
     free(p);
     for (int i = 0; i < m->n_layers; i++) free(act[i]);
     fm_model_free(m);
+}
+
+/* Every layer type in two networks: the notebook's kinds, then the pools. */
+static void test_network(void) {
+    check_network("input 9 9 2\n"
+                  "conv filters=4 kernel=3 stride=2 padding=same activation=relu\n"
+                  "batchnorm\n"
+                  "conv filters=4 kernel=2 padding=valid\n"
+                  "relu\n"
+                  "maxpool 2\n"
+                  "dropout 0.3\n"
+                  "flatten\n"
+                  "dense units=6 activation=relu\n"
+                  "batchnorm\n"
+                  "dropout 0.2\n"
+                  "dense units=3\n"
+                  "softmax\n");
+    check_network("input 9 8 2\n"
+                  "conv filters=3 kernel=3 padding=same activation=relu\n"
+                  "avgpool 2\n"
+                  "batchnorm\n"
+                  "conv filters=5 kernel=2 activation=relu\n"
+                  "globalavgpool\n"
+                  "dropout 0.2\n"
+                  "dense units=3 activation=softmax\n");
 }
 
 int main(void) {

@@ -233,24 +233,19 @@ static void train_steps(fm_model *m, const fm_images *im, int steps) {
     }
 }
 
-static void test_save_load_state(void) {
-    fm_model *m = parse(SMALL_NET);
-    if (!m) return;
-    fm_model_init(m, &rng);
-    fm_images im = images(9);
-    train_steps(m, &im, 3);
-    CHECK(m->layers[1].t[2].data[0] != 0.0f);
+/* save -> load: same description, parameters, statistics and predictions
+ * (on the first 9 images of im) */
+static void check_round_trip(fm_model *m, const fm_images *im, const char *file) {
     float before[90], after[90];
     fm_err err;
-    CHECK(fm_model_predict(m, &im, 0, 9, before, &err) == 0);
-
-    /* save -> load: same description, parameters, statistics and predictions */
+    CHECK(fm_model_predict(m, im, 0, 9, before, &err) == 0);
     const char *tmp = getenv("FMNIST_TEST_TMP");
     char path[1024], cmd[1100];
     snprintf(path, sizeof path, "%s/model-test", tmp ? tmp : "/tmp/fmnist-test");
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
     CHECK(system(cmd) == 0);
-    strcat(path, "/small.safetensors");
+    strcat(path, "/");
+    strcat(path, file);
     CHECK_MSG(fm_model_save(m, path, &err) == 0, "%s", err.msg);
     fm_model *l = fm_model_load(path, &err);
     CHECK_MSG(l != NULL, "%s", err.msg);
@@ -260,10 +255,23 @@ static void test_save_load_state(void) {
         CHECK(!memcmp(l->params, m->params, m->n_params * sizeof(float)));
         CHECK(!memcmp(l->stats, m->stats, m->n_stats * sizeof(float)));
         CHECK(fm__model_reserve(l, m->batch_cap, &err) == 0);
-        CHECK(fm_model_predict(l, &im, 0, 9, after, &err) == 0);
+        CHECK(fm_model_predict(l, im, 0, 9, after, &err) == 0);
         CHECK(!memcmp(before, after, sizeof before));
         fm_model_free(l);
     }
+}
+
+static void test_save_load_state(void) {
+    fm_model *m = parse(SMALL_NET);
+    if (!m) return;
+    fm_model_init(m, &rng);
+    fm_images im = images(9);
+    train_steps(m, &im, 3);
+    CHECK(m->layers[1].t[2].data[0] != 0.0f);
+    check_round_trip(m, &im, "small.safetensors");
+    float before[90], after[90];
+    fm_err err;
+    CHECK(fm_model_predict(m, &im, 0, 9, before, &err) == 0);
 
     /* state: trainable parameters then BatchNorm statistics */
     size_t len = fm__model_state_len(m);
@@ -279,6 +287,27 @@ static void test_save_load_state(void) {
     CHECK(fm_model_predict(m, &im, 0, 9, after, &err) == 0);
     CHECK(!memcmp(before, after, sizeof before));
     free(state);
+    fm_model_free(m);
+    free(im.pixels);
+    free(im.labels);
+}
+
+/* The pooling layers in a model file: no tensors of their own, but the
+ * layers around them keep theirs and the predictions survive. */
+static void test_pool_round_trip(void) {
+    fm_model *m = parse("input 28 28 1\n"
+                        "conv filters=4 kernel=3 padding=same activation=relu\n"
+                        "avgpool 2\n"
+                        "batchnorm\n"
+                        "conv filters=6 kernel=3 activation=relu\n"
+                        "avgpool size=3\n"
+                        "globalavgpool\n"
+                        "dense units=10 activation=softmax\n");
+    if (!m) return;
+    fm_model_init(m, &rng);
+    fm_images im = images(9);
+    train_steps(m, &im, 3);
+    check_round_trip(m, &im, "pool.safetensors");
     fm_model_free(m);
     free(im.pixels);
     free(im.labels);
@@ -349,6 +378,7 @@ int main(void) {
     test_batchnorm_dropout();
     test_predict();
     test_save_load_state();
+    test_pool_round_trip();
     test_reserve();
     test_kernels_agree();
     return check_finish();

@@ -1516,6 +1516,8 @@ static const fm__kernels table = {
     .relu_backward = fast_relu_backward,
     .maxpool_forward = fast_maxpool_forward,
     .maxpool_backward = fast_maxpool_backward,
+    .avgpool_forward = fm__ref_avgpool_forward,
+    .avgpool_backward = fm__ref_avgpool_backward,
     .dropout_apply = fast_dropout_apply,
     .softmax_xent = fm__ref_softmax_xent,
 };

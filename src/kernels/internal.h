@@ -42,6 +42,10 @@ void fm__ref_maxpool_forward(float *out, uint8_t *argmax, const float *in, int n
                              int w, int pool);
 void fm__ref_maxpool_backward(float *din, const float *dout, const uint8_t *argmax, int n, int c,
                               int h, int w, int pool);
+void fm__ref_avgpool_forward(float *out, const float *in, int n, int c, int h, int w, int ph,
+                             int pw);
+void fm__ref_avgpool_backward(float *din, const float *dout, int n, int c, int h, int w, int ph,
+                              int pw);
 void fm__ref_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
                            size_t len);
 float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,

@@ -84,6 +84,15 @@ typedef struct fm__kernels {
     void (*maxpool_backward)(float *din, const float *dout, const uint8_t *argmax, int n, int c,
                              int h, int w, int pool);
 
+    /* Average pooling, window = stride = ph x pw, valid: out (N,C,H/ph,W/pw)
+     * holds each window's mean (its sum in row-major order, divided by
+     * ph*pw). ph = h, pw = w is global average pooling: out (N,C). */
+    void (*avgpool_forward)(float *out, const float *in, int n, int c, int h, int w, int ph,
+                            int pw);
+    /* din (N,C,H,W) = each dout / (ph*pw) over its window, 0 outside every window. */
+    void (*avgpool_backward)(float *din, const float *dout, int n, int c, int h, int w, int ph,
+                             int pw);
+
     /* Inverted dropout given a keep mask (1 keep, 0 drop): out = in*mask*scale.
      * Backward is the same op on gradients. out may alias in. */
     void (*dropout_apply)(float *out, const float *in, const uint8_t *mask, float scale,

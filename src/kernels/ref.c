@@ -296,6 +296,47 @@ void fm__ref_maxpool_backward(float *din, const float *dout, const uint8_t *argm
     }
 }
 
+void fm__ref_avgpool_forward(float *out, const float *in, int n, int c, int h, int w, int ph,
+                             int pw) {
+    const int oh = h / ph, ow = w / pw;
+    const float count = (float)(ph * pw);
+    FM__OMP(omp parallel for collapse(2) schedule(static))
+    for (int i = 0; i < n; i++) {
+        for (int ch = 0; ch < c; ch++) {
+            const float *x = in + ((size_t)i * c + ch) * h * w;
+            float *o = out + ((size_t)i * c + ch) * oh * ow;
+            for (int y = 0; y < oh; y++)
+                for (int xx = 0; xx < ow; xx++) {
+                    float s = 0.0f;
+                    for (int u = 0; u < ph; u++)
+                        for (int v = 0; v < pw; v++) s += x[(y * ph + u) * w + xx * pw + v];
+                    o[(size_t)y * ow + xx] = s / count;
+                }
+        }
+    }
+}
+
+void fm__ref_avgpool_backward(float *din, const float *dout, int n, int c, int h, int w, int ph,
+                              int pw) {
+    const int oh = h / ph, ow = w / pw;
+    const float count = (float)(ph * pw);
+    FM__OMP(omp parallel for collapse(2) schedule(static))
+    for (int i = 0; i < n; i++) {
+        for (int ch = 0; ch < c; ch++) {
+            float *d = din + ((size_t)i * c + ch) * h * w;
+            const float *g = dout + ((size_t)i * c + ch) * oh * ow;
+            /* rows/columns beyond the last full window get no gradient */
+            memset(d, 0, sizeof(float) * h * w);
+            for (int y = 0; y < oh; y++)
+                for (int xx = 0; xx < ow; xx++) {
+                    float share = g[(size_t)y * ow + xx] / count;
+                    for (int u = 0; u < ph; u++)
+                        for (int v = 0; v < pw; v++) d[(y * ph + u) * w + xx * pw + v] = share;
+                }
+        }
+    }
+}
+
 void fm__ref_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
                            size_t len) {
     for (size_t i = 0; i < len; i++) out[i] = mask[i] ? in[i] * scale : 0.0f;
@@ -339,6 +380,8 @@ static const fm__kernels ref_table = {
     .relu_backward = fm__ref_relu_backward,
     .maxpool_forward = fm__ref_maxpool_forward,
     .maxpool_backward = fm__ref_maxpool_backward,
+    .avgpool_forward = fm__ref_avgpool_forward,
+    .avgpool_backward = fm__ref_avgpool_backward,
     .dropout_apply = fm__ref_dropout_apply,
     .softmax_xent = fm__ref_softmax_xent,
 };

@@ -9,6 +9,8 @@
     X(batchnorm)           \
     X(relu)                \
     X(maxpool)             \
+    X(avgpool)             \
+    X(globalavgpool)       \
     X(dropout)             \
     X(flatten)             \
     X(dense)               \
