@@ -8,10 +8,12 @@
 #include "kernels/fast/conv.h"
 #include "kernels/fast/tile.h"
 
+/* ---- direct convs on staged pixels ---------------------------------------- */
+
 /* Packed kernel: row (kh*K + kw)*kdim + k, column j (padded to js with
  * zeros) holds the weight from input channel k to output channel j; with
  * flip, k = oc and j = c of the 180-degree rotated kernel (backward data). */
-void fm__pack_weights(float *Wt, const float *w, int C, int OC, int K, int flip) {
+static void pack_weights(float *Wt, const float *w, int C, int OC, int K, int flip) {
     const int kdim = flip ? OC : C, jdim = flip ? C : OC, js = (int)rup(jdim, VL);
     FM__OMP(omp parallel for schedule(static) num_threads(team()))
     for (int k = 0; k < kdim; k++) {
@@ -46,14 +48,18 @@ FM__INLINE void direct_tile(const int mr, const int nv, const float *const *a, i
     tile_store(acc, mr, nv, 0, vm_first(VL), c, ldc, 0);
 }
 
-fm__direct fm__direct_plan(const fm__conv_shape *s) {
-    fm__direct d;
+fm__direct_plan fm__plan_direct(const fm__conv_shape *s) {
+    fm__direct_plan d;
     d.hs = (s->oh - 1) * s->stride + s->k;
     d.ws = (s->ow - 1) * s->stride + s->k;
     d.cs = (int)rup(s->c, VL);
     d.ocs = (int)rup(s->oc, VL);
-    d.stg = rup((size_t)d.hs * d.ws * d.cs, 16);
-    d.ostg = rup((size_t)s->oh * s->ow * d.ocs, 16);
+    d.wt_at = 0;
+    d.thread_at = d.wt_at + rup((size_t)s->k * s->k * s->c * d.ocs, 16);
+    d.stg_at = 0;
+    d.ostg_at = d.stg_at + rup((size_t)d.hs * d.ws * d.cs, 16);
+    d.per_thread = d.ostg_at + rup((size_t)s->oh * s->ow * d.ocs, 16);
+    d.total = d.thread_at + (size_t)fm__kernel_threads() * d.per_thread;
     return d;
 }
 
@@ -78,50 +84,172 @@ static void unstage(float *dst, const float *src, int c, int npix, int cs, const
     }
 }
 
-/* out = bias + conv(in, Wt packed), ReLU when relu != 0; parallel over images. */
-void fm__direct_run(const fm__conv_shape *s, float *out, const float *in, const float *Wt,
-                    const float *bias, int relu, float *scratch) {
-    const fm__direct d = fm__direct_plan(s);
+/* out = bias + conv(in, Wt packed at ws + wt_at), ReLU when relu != 0;
+ * parallel over images. */
+static void direct_run(const fm__direct_plan *d, const fm__conv_shape *s, float *out,
+                       const float *in, const float *bias, int relu, float *ws) {
+    const float *Wt = ws + d->wt_at;
     const int npix = s->oh * s->ow;
     FM__OMP(omp parallel num_threads(team()))
     {
         int lo, hi;
         split(s->n, thread_count(), thread_id(), &lo, &hi);
-        float *stg = scratch + (size_t)thread_id() * (d.stg + d.ostg), *ostg = stg + d.stg;
+        float *area = ws + d->thread_at + (size_t)thread_id() * d->per_thread;
+        float *stg = area + d->stg_at, *ostg = area + d->ostg_at;
         for (int n = lo; n < hi; n++) {
-            fm__stage_rows(stg, in + (size_t)n * s->c * s->h * s->w, s->c, s->h, s->w, d.ws, d.cs,
-                           s->pad_t, s->pad_l, 0, d.hs);
+            fm__stage_rows(stg, in + (size_t)n * s->c * s->h * s->w, s->c, s->h, s->w, d->ws,
+                           d->cs, s->pad_t, s->pad_l, 0, d->hs);
             for (int p0 = 0; p0 < npix; p0 += MR) {
                 const int mr = imin(MR, npix - p0);
                 const float *a[MR];
                 for (int r = 0; r < MR; r++) {
                     int p = imin(p0 + r, npix - 1), oy = p / s->ow, ox = p % s->ow;
-                    a[r] = stg + ((size_t)oy * s->stride * d.ws + (size_t)ox * s->stride) * d.cs;
+                    a[r] = stg + ((size_t)oy * s->stride * d->ws + (size_t)ox * s->stride) * d->cs;
                 }
-                for (int ob = 0; ob < d.ocs / VL; ob += NV) {
-                    const int nv = imin(NV, d.ocs / VL - ob);
+                for (int ob = 0; ob < d->ocs / VL; ob += NV) {
+                    const int nv = imin(NV, d->ocs / VL - ob);
 #define DIRECT_CALL(M_, N_)                                                                        \
-    direct_tile(M_, N_, a, s->k, s->c, (ptrdiff_t)d.ws * d.cs, d.cs, Wt + ob * VL, d.ocs,          \
-                ostg + (size_t)p0 * d.ocs + ob * VL, d.ocs)
+    direct_tile(M_, N_, a, s->k, s->c, (ptrdiff_t)d->ws * d->cs, d->cs, Wt + ob * VL, d->ocs,      \
+                ostg + (size_t)p0 * d->ocs + ob * VL, d->ocs)
                     TILE_SWITCH(mr, nv, DIRECT_CALL)
 #undef DIRECT_CALL
                 }
             }
-            unstage(out + (size_t)n * s->oc * npix, ostg, s->oc, npix, d.ocs, bias, relu);
+            unstage(out + (size_t)n * s->oc * npix, ostg, s->oc, npix, d->ocs, bias, relu);
         }
     }
 }
 
-fm__plane fm__plane_plan(const fm__conv_shape *s) {
-    fm__plane p;
-    p.hp = s->oh + s->k - 1;
-    p.wp = (int)rup(s->ow, VL) + s->k - 1;
-    p.len = rup((size_t)s->c * p.hp * p.wp, 16);
+void fm__direct_conv(const fm__direct_plan *p, const fm__conv_shape *s, float *out,
+                     const float *in, const float *w, int flip, const float *bias, int relu,
+                     float *ws) {
+    /* with flip, w is (c, oc, K, K): the kernel of the conv whose backward data this is */
+    pack_weights(ws + p->wt_at, w, flip ? s->oc : s->c, flip ? s->c : s->oc, s->k, flip);
+    direct_run(p, s, out, in, bias, relu, ws);
+}
+
+/* One register tile of weight gradients: rows a[r] (a kernel tap and input
+ * channel each) against output-gradient columns, summed over output pixels. */
+FM__INLINE void bww_tile(const int mr, const int nv, const float *const *a, int oh, int ow,
+                         ptrdiff_t arow, ptrdiff_t as, const float *b, ptrdiff_t ldb, float *c,
+                         ptrdiff_t ldc) {
+    vf acc[MR][NV];
+    tile_zero(acc, mr, nv);
+    for (int oy = 0; oy < oh; oy++) {
+        const float *ak[MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) ak[r] = a[r] + oy * arow;
+        madd(acc, mr, nv, 0, vm_first(VL), ak, as, ow, b + (size_t)oy * ow * ldb, ldb);
+    }
+    tile_store(acc, mr, nv, 0, vm_first(VL), c, ldc, 1);
+}
+
+/* db (oc) += sum of dout (n, oc, npix) over images and pixels; parallel over oc. */
+static void bias_grad(float *db, const float *dout, int n, int oc, int npix) {
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (int o = 0; o < oc; o++) {
+        float sum = 0.0f;
+        for (int i = 0; i < n; i++) {
+            const float *d = dout + ((size_t)i * oc + o) * npix;
+            vf v = vzero();
+            int p = 0;
+            for (; p + VL <= npix; p += VL) v = vadd(v, vload(d + p));
+            v = vadd(v, vloadm(d + p, vm_first(npix - p)));
+            sum += vhsum(v);
+        }
+        db[o] += sum;
+    }
+}
+
+fm__direct_bww_plan fm__plan_direct_bww(const fm__conv_shape *s) {
+    fm__direct_bww_plan b;
+    b.hs = (s->oh - 1) * s->stride + s->k;
+    b.ws = (s->ow - 1) * s->stride + s->k;
+    b.cs = (int)rup(s->c, VL);
+    b.ocs = (int)rup(s->oc, VL);
+    b.rows = s->k * s->k * s->c;
+    b.acc_at = 0;
+    b.stg_at = b.acc_at + rup((size_t)b.rows * b.ocs, 16);
+    b.dstg_at = b.stg_at + rup((size_t)b.hs * b.ws * b.cs, 16);
+    b.total = b.dstg_at + rup((size_t)s->oh * s->ow * b.ocs, 16);
+    return b;
+}
+
+/* Weight gradients by the staged direct method, for convs Winograd does not
+ * take; then the bias gradient. */
+void fm__direct_bww(const fm__direct_bww_plan *b, float *dw, float *db, const float *dout,
+                    const float *in, const fm__conv_shape *s, float *ws) {
+    float *acc = ws + b->acc_at, *stg = ws + b->stg_at, *dstg = ws + b->dstg_at;
+    const int K = s->k, C = s->c, OC = s->oc, npix = s->oh * s->ow;
+    const int row_blocks = (b->rows + MR - 1) / MR, col_blocks = (b->ocs / VL + NV - 1) / NV;
+    memset(acc, 0, sizeof(float) * b->rows * b->ocs);
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        const int tid = thread_id(), nth = thread_count();
+        int ilo, ihi, ylo, yhi, plo, phi;
+        /* every image: all threads stage it, then each updates its own tiles */
+        split(row_blocks * col_blocks, nth, tid, &ilo, &ihi);
+        split(b->hs, nth, tid, &ylo, &yhi);
+        split(s->oh, nth, tid, &plo, &phi);
+        for (int n = 0; n < s->n; n++) {
+            fm__stage_rows(stg, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, b->ws, b->cs,
+                           s->pad_t, s->pad_l, ylo, yhi);
+            fm__stage_rows(dstg, dout + (size_t)n * OC * npix, OC, s->oh, s->ow, s->ow, b->ocs, 0,
+                           0, plo, phi);
+            FM__OMP(omp barrier)
+            for (int it = ilo; it < ihi; it++) {
+                const int rb = it / col_blocks, ob = it % col_blocks * NV;
+                const int mr = imin(MR, b->rows - rb * MR), nv = imin(NV, b->ocs / VL - ob);
+                const float *a[MR];
+                for (int r = 0; r < MR; r++) {
+                    int row = imin(rb * MR + r, b->rows - 1), tap = row / C, c = row % C;
+                    a[r] = stg + ((size_t)(tap / K) * b->ws + tap % K) * b->cs + c;
+                }
+#define BWW_CALL(M_, N_)                                                                           \
+    bww_tile(M_, N_, a, s->oh, s->ow, (ptrdiff_t)s->stride * b->ws * b->cs,                        \
+             (ptrdiff_t)s->stride * b->cs, dstg + ob * VL, b->ocs,                                 \
+             acc + (size_t)rb * MR * b->ocs + ob * VL, b->ocs)
+                TILE_SWITCH(mr, nv, BWW_CALL)
+#undef BWW_CALL
+            }
+            FM__OMP(omp barrier)
+        }
+        /* dw (OC, C, K, K) += acc (K*K*C, ocs) transposed */
+        int olo, ohi;
+        split(OC, nth, tid, &olo, &ohi);
+        for (int oc = olo; oc < ohi; oc++) {
+            for (int c = 0; c < C; c++)
+                for (int tap = 0; tap < K * K; tap++)
+                    dw[((size_t)oc * C + c) * K * K + tap] += acc[((size_t)tap * C + c) * b->ocs + oc];
+        }
+    }
+    if (db) bias_grad(db, dout, s->n, s->oc, s->oh * s->ow);
+}
+
+/* ---- convs with few channels: vectors along output pixels -------------- */
+
+/* Stride-1 convs whose channel counts would leave the products above with
+ * mostly empty vectors or tiny depths (the first layer: 1 input channel)
+ * run directly on zero-padded copies of each input channel, VL output
+ * pixels of a row at a time. */
+static fm__planes planes(const fm__conv_shape *s) {
+    fm__planes g;
+    g.hp = s->oh + s->k - 1;
+    g.wp = (int)rup(s->ow, VL) + s->k - 1;
+    g.len = rup((size_t)s->c * g.hp * g.wp, 16);
+    return g;
+}
+
+fm__plane_plan fm__plan_plane(const fm__conv_shape *s, int flip) {
+    fm__plane_plan p = {.g = planes(s)};
+    p.wt_at = 0;
+    p.thread_at = p.wt_at + (flip ? rup((size_t)s->k * s->k * s->c * s->oc, 16) : 0);
+    p.total = p.thread_at + (size_t)fm__kernel_threads() * p.g.len;
     return p;
 }
 
 /* dst (c, hp, wp) = src (c, h, w) shifted by (oy, ox), zero elsewhere. */
-static void stage_planes(float *dst, const float *src, int c, int h, int w, const fm__plane *p,
+static void stage_planes(float *dst, const float *src, int c, int h, int w, const fm__planes *p,
                          int oy, int ox) {
     memset(dst, 0, sizeof(float) * c * p->hp * p->wp);
     const int x0 = ox < 0 ? -ox : 0, x1 = imin(w, p->wp - ox);
@@ -135,7 +263,7 @@ static void stage_planes(float *dst, const float *src, int c, int h, int w, cons
 #define PB (VL == 16 ? 8 : 4) /* output channels per pass */
 
 /* out[j][xb..] for nb output channels j of row oy: bias + taps, then ReLU. */
-FM__INLINE void plane_fwd_tile(const int nb, const float *pl, const fm__plane *p, int C, int K,
+FM__INLINE void plane_fwd_tile(const int nb, const float *pl, const fm__planes *p, int C, int K,
                                const float *w, const float *bias, int relu, float *o, ptrdiff_t os,
                                vmask m, int oy, int xb) {
     vf acc[PB];
@@ -158,17 +286,17 @@ FM__INLINE void plane_fwd_tile(const int nb, const float *pl, const fm__plane *p
 }
 
 /* out = bias + conv(in, w) (w in its own layout), ReLU when relu != 0. */
-void fm__plane_run(const fm__conv_shape *s, float *out, const float *in, const float *w,
-                   const float *bias, int relu, float *scratch) {
-    const fm__plane p = fm__plane_plan(s);
+static void plane_run(const fm__plane_plan *plan, const fm__conv_shape *s, float *out,
+                      const float *in, const float *w, const float *bias, int relu, float *ws) {
+    const fm__planes *p = &plan->g;
     const int C = s->c, OC = s->oc, K = s->k, npix = s->oh * s->ow;
     FM__OMP(omp parallel num_threads(team()))
     {
         int lo, hi;
         split(s->n, thread_count(), thread_id(), &lo, &hi);
-        float *pl = scratch + (size_t)thread_id() * p.len;
+        float *pl = ws + plan->thread_at + (size_t)thread_id() * p->len;
         for (int n = lo; n < hi; n++) {
-            stage_planes(pl, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, &p, s->pad_t, s->pad_l);
+            stage_planes(pl, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, p, s->pad_t, s->pad_l);
             for (int oc = 0; oc < OC; oc += PB) {
                 const int nb = imin(PB, OC - oc);
                 const float *wo = w + (size_t)oc * C * K * K, *bo = bias ? bias + oc : NULL;
@@ -178,7 +306,7 @@ void fm__plane_run(const fm__conv_shape *s, float *out, const float *in, const f
                         vmask m = vm_first(s->ow - xb);
                         switch (nb) {
 #define PLANE_CASE(B_)                                                                             \
-    case B_: plane_fwd_tile(B_, pl, &p, C, K, wo, bo, relu, o, npix, m, oy, xb); break;
+    case B_: plane_fwd_tile(B_, pl, p, C, K, wo, bo, relu, o, npix, m, oy, xb); break;
                             PLANE_CASE(1) PLANE_CASE(2) PLANE_CASE(3) PLANE_CASE(4)
 #if PB == 8
                             PLANE_CASE(5) PLANE_CASE(6) PLANE_CASE(7) PLANE_CASE(8)
@@ -195,11 +323,21 @@ void fm__plane_run(const fm__conv_shape *s, float *out, const float *in, const f
 
 /* Backward data of such a conv is itself one (rotated, transposed kernel),
  * which needs the kernel in forward layout: wt (C, OC, K, K). */
-void fm__rotate_weights(float *wt, const float *w, int C, int OC, int K) {
+static void rotate_weights(float *wt, const float *w, int C, int OC, int K) {
     for (int oc = 0; oc < OC; oc++)
         for (int c = 0; c < C; c++)
             for (int t = 0; t < K * K; t++)
                 wt[((size_t)c * OC + oc) * K * K + t] = w[((size_t)oc * C + c) * K * K + K * K - 1 - t];
+}
+
+void fm__plane_conv(const fm__plane_plan *p, const fm__conv_shape *s, float *out, const float *in,
+                    const float *w, int flip, const float *bias, int relu, float *ws) {
+    if (flip) {
+        /* w is (c, oc, K, K): the kernel of the conv whose backward data this is */
+        rotate_weights(ws + p->wt_at, w, s->oc, s->c, s->k);
+        w = ws + p->wt_at;
+    }
+    plane_run(p, s, out, in, w, bias, relu, ws);
 }
 
 #define PO (VL == 16 ? 2 : 1) /* output channels per weight-gradient pass */
@@ -208,7 +346,7 @@ void fm__rotate_weights(float *wt, const float *w, int C, int OC, int K) {
  * rows of nb output channels times the 9 shifted rows of one input channel,
  * over the image; with withb, accb (nb, VL) += the dout rows too. */
 FM__INLINE void plane_bww_tile(const int nb, const int withb, float *acc, ptrdiff_t js,
-                               float *accb, const float *pl, const fm__plane *p, const float *g,
+                               float *accb, const float *pl, const fm__planes *p, const float *g,
                                ptrdiff_t gs, int oh, int ow) {
     vf a[PO][9], ab[PO];
 #pragma GCC unroll 2
@@ -246,15 +384,23 @@ FM__INLINE void plane_bww_tile(const int nb, const int withb, float *acc, ptrdif
     }
 }
 
+fm__plane_bww_plan fm__plan_plane_bww(const fm__conv_shape *s) {
+    fm__plane_bww_plan p = {.g = planes(s)};
+    p.acc_at = 0;
+    p.accb_at = p.acc_at + rup((size_t)s->oc * s->c * 9 * VL, 16);
+    p.thread_at = p.accb_at + rup((size_t)s->oc * VL, 16);
+    p.total = p.thread_at + (size_t)fm__kernel_threads() * p.g.len;
+    return p;
+}
+
 /* Weight and bias gradients of a 3x3 stride-1 conv with few input channels:
  * threads own output channels and visit every image, so each sum has one
  * fixed order. Vector partial sums live in scratch until the end. */
-void fm__plane_bww(float *dw, float *db, const float *dout, const float *in,
-                   const fm__conv_shape *s, float *ws) {
-    const fm__plane p = fm__plane_plan(s);
+void fm__plane_bww(const fm__plane_bww_plan *plan, float *dw, float *db, const float *dout,
+                   const float *in, const fm__conv_shape *s, float *ws) {
+    const fm__planes *p = &plan->g;
     const int C = s->c, OC = s->oc, npix = s->oh * s->ow;
-    float *acc = ws, *accb = acc + rup((size_t)OC * C * 9 * VL, 16);
-    float *planes = accb + rup((size_t)OC * VL, 16);
+    float *acc = ws + plan->acc_at, *accb = ws + plan->accb_at;
     memset(acc, 0, sizeof(float) * ((size_t)OC * C * 9 * VL));
     memset(accb, 0, sizeof(float) * ((size_t)OC * VL));
     const int groups = (OC + PO - 1) / PO;
@@ -262,24 +408,24 @@ void fm__plane_bww(float *dw, float *db, const float *dout, const float *in,
     {
         int lo, hi;
         split(groups, thread_count(), thread_id(), &lo, &hi);
-        float *pl = planes + (size_t)thread_id() * p.len;
+        float *pl = ws + plan->thread_at + (size_t)thread_id() * p->len;
         for (int n = 0; n < s->n && lo < hi; n++) {
-            stage_planes(pl, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, &p, s->pad_t, s->pad_l);
+            stage_planes(pl, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, p, s->pad_t, s->pad_l);
             for (int gi = lo; gi < hi; gi++) {
                 const int oc = gi * PO, nb = imin(PO, OC - oc);
                 const float *g = dout + ((size_t)n * OC + oc) * npix;
                 for (int c = 0; c < C; c++) {
                     float *a = acc + ((size_t)oc * C + c) * 9 * VL, *ab = accb + (size_t)oc * VL;
-                    const float *plc = pl + (size_t)c * p.hp * p.wp;
+                    const float *plc = pl + (size_t)c * p->hp * p->wp;
                     const ptrdiff_t js = (ptrdiff_t)C * 9 * VL;
                     /* the bias sums ride along with input channel 0 */
                     if (nb == PO && c == 0)
-                        plane_bww_tile(PO, 1, a, js, ab, plc, &p, g, npix, s->oh, s->ow);
+                        plane_bww_tile(PO, 1, a, js, ab, plc, p, g, npix, s->oh, s->ow);
                     else if (nb == PO)
-                        plane_bww_tile(PO, 0, a, js, ab, plc, &p, g, npix, s->oh, s->ow);
+                        plane_bww_tile(PO, 0, a, js, ab, plc, p, g, npix, s->oh, s->ow);
                     else
                         for (int j = 0; j < nb; j++)
-                            plane_bww_tile(1, c == 0, a + j * js, js, ab + j * VL, plc, &p,
+                            plane_bww_tile(1, c == 0, a + j * js, js, ab + j * VL, plc, p,
                                            g + (size_t)j * npix, npix, s->oh, s->ow);
                 }
             }
@@ -291,102 +437,6 @@ void fm__plane_bww(float *dw, float *db, const float *dout, const float *in,
                         dw[((size_t)oc * C + c) * 9 + t] += vhsum(vload(acc + (((size_t)oc * C + c) * 9 + t) * VL));
                 if (db) db[oc] += vhsum(vload(accb + (size_t)oc * VL));
             }
-        }
-    }
-}
-
-/* One register tile of weight gradients: rows a[r] (a kernel tap and input
- * channel each) against output-gradient columns, summed over output pixels. */
-FM__INLINE void bww_tile(const int mr, const int nv, const float *const *a, int oh, int ow,
-                         ptrdiff_t arow, ptrdiff_t as, const float *b, ptrdiff_t ldb, float *c,
-                         ptrdiff_t ldc) {
-    vf acc[MR][NV];
-    tile_zero(acc, mr, nv);
-    for (int oy = 0; oy < oh; oy++) {
-        const float *ak[MR];
-#pragma GCC unroll 8
-        for (int r = 0; r < mr; r++) ak[r] = a[r] + oy * arow;
-        madd(acc, mr, nv, 0, vm_first(VL), ak, as, ow, b + (size_t)oy * ow * ldb, ldb);
-    }
-    tile_store(acc, mr, nv, 0, vm_first(VL), c, ldc, 1);
-}
-
-/* db (oc) += sum of dout (n, oc, npix) over images and pixels; parallel over oc. */
-void fm__bias_grad(float *db, const float *dout, int n, int oc, int npix) {
-    FM__OMP(omp parallel for schedule(static) num_threads(team()))
-    for (int o = 0; o < oc; o++) {
-        float sum = 0.0f;
-        for (int i = 0; i < n; i++) {
-            const float *d = dout + ((size_t)i * oc + o) * npix;
-            vf v = vzero();
-            int p = 0;
-            for (; p + VL <= npix; p += VL) v = vadd(v, vload(d + p));
-            v = vadd(v, vloadm(d + p, vm_first(npix - p)));
-            sum += vhsum(v);
-        }
-        db[o] += sum;
-    }
-}
-
-fm__bww fm__bww_plan(const fm__conv_shape *s) {
-    fm__bww b;
-    b.hs = (s->oh - 1) * s->stride + s->k;
-    b.ws = (s->ow - 1) * s->stride + s->k;
-    b.cs = (int)rup(s->c, VL);
-    b.ocs = (int)rup(s->oc, VL);
-    b.rows = s->k * s->k * s->c;
-    b.acc = rup((size_t)b.rows * b.ocs, 16);
-    b.stg = rup((size_t)b.hs * b.ws * b.cs, 16);
-    b.dstg = rup((size_t)s->oh * s->ow * b.ocs, 16);
-    return b;
-}
-
-/* Weight gradients by the staged direct method, for convs Winograd does not take. */
-void fm__direct_bww(float *dw, const float *dout, const float *in, const fm__conv_shape *s,
-                    float *work) {
-    const fm__bww b = fm__bww_plan(s);
-    float *acc = work, *stg = acc + b.acc, *dstg = stg + b.stg;
-    const int K = s->k, C = s->c, OC = s->oc, npix = s->oh * s->ow;
-    const int row_blocks = (b.rows + MR - 1) / MR, col_blocks = (b.ocs / VL + NV - 1) / NV;
-    memset(acc, 0, sizeof(float) * b.rows * b.ocs);
-    FM__OMP(omp parallel num_threads(team()))
-    {
-        const int tid = thread_id(), nth = thread_count();
-        int ilo, ihi, ylo, yhi, plo, phi;
-        /* every image: all threads stage it, then each updates its own tiles */
-        split(row_blocks * col_blocks, nth, tid, &ilo, &ihi);
-        split(b.hs, nth, tid, &ylo, &yhi);
-        split(s->oh, nth, tid, &plo, &phi);
-        for (int n = 0; n < s->n; n++) {
-            fm__stage_rows(stg, in + (size_t)n * C * s->h * s->w, C, s->h, s->w, b.ws, b.cs,
-                           s->pad_t, s->pad_l, ylo, yhi);
-            fm__stage_rows(dstg, dout + (size_t)n * OC * npix, OC, s->oh, s->ow, s->ow, b.ocs, 0, 0,
-                           plo, phi);
-            FM__OMP(omp barrier)
-            for (int it = ilo; it < ihi; it++) {
-                const int rb = it / col_blocks, ob = it % col_blocks * NV;
-                const int mr = imin(MR, b.rows - rb * MR), nv = imin(NV, b.ocs / VL - ob);
-                const float *a[MR];
-                for (int r = 0; r < MR; r++) {
-                    int row = imin(rb * MR + r, b.rows - 1), tap = row / C, c = row % C;
-                    a[r] = stg + ((size_t)(tap / K) * b.ws + tap % K) * b.cs + c;
-                }
-#define BWW_CALL(M_, N_)                                                                           \
-    bww_tile(M_, N_, a, s->oh, s->ow, (ptrdiff_t)s->stride * b.ws * b.cs,                          \
-             (ptrdiff_t)s->stride * b.cs, dstg + ob * VL, b.ocs,                                   \
-             acc + (size_t)rb * MR * b.ocs + ob * VL, b.ocs)
-                TILE_SWITCH(mr, nv, BWW_CALL)
-#undef BWW_CALL
-            }
-            FM__OMP(omp barrier)
-        }
-        /* dw (OC, C, K, K) += acc (K*K*C, ocs) transposed */
-        int olo, ohi;
-        split(OC, nth, tid, &olo, &ohi);
-        for (int oc = olo; oc < ohi; oc++) {
-            for (int c = 0; c < C; c++)
-                for (int tap = 0; tap < K * K; tap++)
-                    dw[((size_t)oc * C + c) * K * K + tap] += acc[((size_t)tap * C + c) * b.ocs + oc];
         }
     }
 }

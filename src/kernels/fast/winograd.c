@@ -7,24 +7,34 @@
 #include "kernels/fast/conv.h"
 #include "kernels/fast/tile.h"
 
-fm__wino fm__wino_plan(int n, int c, int h, int w, int oc, int oh, int ow, int pad_t,
-                       int pad_l) {
-    fm__wino p = {.n = n, .c = c, .h = h, .w = w, .oc = oc, .oh = oh, .ow = ow, .pad_t = pad_t,
-              .pad_l = pad_l};
-    p.ty = (oh + 3) / 4;
-    p.tx = (ow + 3) / 4;
-    p.tpi = p.ty * p.tx;
-    p.hs = 4 * p.ty + 2;
-    p.ws = 4 * p.tx + 2;
-    p.cs = (int)rup(c, VL);
-    p.ocs = (int)rup(oc, VL);
+/* The tiling and staging of conv s, for both plans. */
+static fm__wino_tiles wino_tiles(const fm__conv_shape *s) {
+    fm__wino_tiles t = {.n = s->n, .c = s->c, .h = s->h, .w = s->w, .oc = s->oc, .oh = s->oh,
+                        .ow = s->ow, .pad_t = s->pad_t, .pad_l = s->pad_l};
+    t.ty = (t.oh + 3) / 4;
+    t.tx = (t.ow + 3) / 4;
+    t.tpi = t.ty * t.tx;
+    t.hs = 4 * t.ty + 2;
+    t.ws = 4 * t.tx + 2;
+    t.cs = (int)rup(t.c, VL);
+    t.ocs = (int)rup(t.oc, VL);
+    return t;
+}
+
+fm__wino_plan fm__plan_wino(const fm__conv_shape *s) {
+    fm__wino_plan p = {.t = wino_tiles(s)};
+    const fm__wino_tiles *t = &p.t;
     /* The 36 transformed blocks of input and products should stay in L2
      * (about 512 KB) alongside a streaming slice of the weights. */
-    int tb = (int)((128 * 1024) / (36 * (size_t)(p.cs + p.ocs))) / MR * MR;
+    int tb = (int)((128 * 1024) / (36 * (size_t)(t->cs + t->ocs))) / MR * MR;
     p.tb = tb < MR ? MR : tb;
-    p.stg = rup((size_t)p.hs * p.ws * p.cs, 16);
-    p.v = rup((size_t)36 * p.tb * p.cs, 16);
-    p.m = rup((size_t)36 * p.tb * p.ocs, 16);
+    p.u_at = 0;
+    p.thread_at = p.u_at + rup((size_t)36 * t->c * t->ocs, 16);
+    p.stg_at = 0;
+    p.v_at = p.stg_at + rup((size_t)t->hs * t->ws * t->cs, 16);
+    p.m_at = p.v_at + rup((size_t)36 * p.tb * t->cs, 16);
+    p.per_thread = p.m_at + rup((size_t)36 * p.tb * t->ocs, 16);
+    p.total = p.thread_at + (size_t)fm__kernel_threads() * p.per_thread;
     return p;
 }
 
@@ -45,7 +55,7 @@ FM__INLINE void wino_g(vf t[6], vf g0, vf g1, vf g2) {
  * channel k to output channel j (j >= jdim zero). Forward: k = c, j = oc,
  * g = w[oc][c]; backward data (flip): k = oc, j = c, g = w[oc][c] rotated 180
  * degrees. Vectors run along j; parallel over k. */
-void fm__wino_weights(float *U, const float *w, int C, int OC, int flip) {
+static void wino_weights(float *U, const float *w, int C, int OC, int flip) {
     const int kdim = flip ? OC : C, jdim = flip ? C : OC, js = (int)rup(jdim, VL);
     FM__OMP(omp parallel for schedule(static) num_threads(team()))
     for (int k = 0; k < kdim; k++) {
@@ -123,22 +133,25 @@ FM__INLINE void wino_out(vf y[16], const float *M, ptrdiff_t ms) {
     }
 }
 
-/* out (n, oc, oh, ow) = bias + conv(in, U), ReLU when relu != 0. Blocks of
- * tiles go to whichever thread is free (every tile's result is the same
- * whoever computes it), each staging just the input rows its tiles need. */
-void fm__wino_run(const fm__wino *p, float *out, const float *in, const float *U,
-                  const float *bias, int relu, float *scratch) {
-    const int total = p->n * p->tpi, blocks = (total + p->tb - 1) / p->tb;
+/* out (n, oc, oh, ow) = bias + conv(in, U), ReLU when relu != 0, with U at
+ * ws + u_at. Blocks of tiles go to whichever thread is free (every tile's
+ * result is the same whoever computes it), each staging just the input rows
+ * its tiles need. */
+static void wino_run(const fm__wino_plan *plan, float *out, const float *in, const float *bias,
+                     int relu, float *ws) {
+    const fm__wino_tiles *p = &plan->t;
+    const float *U = ws + plan->u_at;
+    const int total = p->n * p->tpi, blocks = (total + plan->tb - 1) / plan->tb;
     FM__OMP(omp parallel num_threads(team()))
     {
-        float *stg = scratch + (size_t)thread_id() * (p->stg + p->v + p->m);
-        float *V = stg + p->stg, *M = V + p->v;
+        float *area = ws + plan->thread_at + (size_t)thread_id() * plan->per_thread;
+        float *stg = area + plan->stg_at, *V = area + plan->v_at, *M = area + plan->m_at;
         /* V (tb, 36, cs) and M (tb, 36, ocs): each tile's transform is contiguous */
         const ptrdiff_t vt = (ptrdiff_t)36 * p->cs, mt = (ptrdiff_t)36 * p->ocs;
         int sn = -1, sy0 = 0, sy1 = 0; /* staged: rows [sy0, sy1) of image sn */
         FM__OMP(omp for schedule(dynamic, 1))
         for (int bk = 0; bk < blocks; bk++) {
-            const int t0 = bk * p->tb, nb = imin(p->tb, total - t0);
+            const int t0 = bk * plan->tb, nb = imin(plan->tb, total - t0);
             /* transform the block's input tiles, staging rows as they are reached */
             for (int i = 0; i < nb; i++) {
                 int t = t0 + i, n = t / p->tpi, ty = t % p->tpi / p->tx, tx = t % p->tx;
@@ -186,6 +199,13 @@ void fm__wino_run(const fm__wino *p, float *out, const float *in, const float *U
     }
 }
 
+void fm__wino_conv(const fm__wino_plan *p, float *out, const float *in, const float *w, int flip,
+                   const float *bias, int relu, float *ws) {
+    /* with flip, w is (c, oc, 3, 3): the kernel of the conv whose backward data this is */
+    wino_weights(ws + p->u_at, w, flip ? p->t.oc : p->t.c, flip ? p->t.c : p->t.oc, flip);
+    wino_run(p, out, in, bias, relu, ws);
+}
+
 /* m = A y for one column of four (A is A^T transposed). */
 FM__INLINE void wino_a(vf m[6], vf y0, vf y1, vf y2, vf y3) {
     vf e = vadd(y0, y2), o = vadd(y1, y3);
@@ -226,43 +246,43 @@ FM__INLINE void wino_gt(vf g[3], vf u0, vf u1, vf u2, vf u3, vf u4, vf u5) {
  * Threads take fixed contiguous ranges of tiles and sum into their own dU,
  * then the dU are added in thread order: a given thread count always gives
  * the same sums, and no transform is done twice. */
-fm__wgrad fm__wgrad_plan(const fm__conv_shape *s) {
-    fm__wgrad g;
-    g.f = fm__wino_plan(s->n, s->c, s->h, s->w, s->oc, s->oh, s->ow, s->pad_t, s->pad_l);
+#define WGRAD_THREADS 8 /* at most this many private dU (up to 2.4 MB each) */
+
+fm__wino_bww_plan fm__plan_wino_bww(const fm__conv_shape *s) {
+    fm__wino_bww_plan g = {.t = wino_tiles(s)};
+    const fm__wino_tiles *t = &g.t;
     /* Long blocks amortise loading and storing the dU tiles (which do not
      * stay in L2) over more tiles; 128 measured best for the network's convs. */
-    g.tb = imin(128, s->n * g.f.tpi);
-    g.f.v = rup((size_t)36 * g.tb * g.f.cs, 16);
-    g.du = rup((size_t)36 * s->c * g.f.ocs, 16);
-    g.dstg = rup((size_t)16 * g.f.ty * g.f.tx * g.f.ocs, 16);
-    g.dm = rup((size_t)36 * g.tb * g.f.ocs, 16);
-    g.dbs = rup((size_t)g.f.ocs, 16);
+    g.tb = imin(128, s->n * t->tpi);
+    g.du_at = 0;
+    g.stg_at = g.du_at + rup((size_t)36 * s->c * t->ocs, 16);
+    g.v_at = g.stg_at + rup((size_t)t->hs * t->ws * t->cs, 16);
+    g.dstg_at = g.v_at + rup((size_t)36 * g.tb * t->cs, 16);
+    g.dm_at = g.dstg_at + rup((size_t)16 * t->ty * t->tx * t->ocs, 16);
+    g.dbs_at = g.dm_at + rup((size_t)36 * g.tb * t->ocs, 16);
+    g.per_thread = g.dbs_at + rup((size_t)t->ocs, 16);
+    g.total = (size_t)imin(fm__kernel_threads(), WGRAD_THREADS) * g.per_thread;
     return g;
 }
 
-size_t fm__wgrad_thread_len(const fm__wgrad *g) {
-    return g->du + g->f.stg + g->f.v + g->dstg + g->dm + g->dbs;
-}
-
-void fm__wino_bww(float *dw, float *db, const float *dout, const float *in,
-                  const fm__conv_shape *s, float *ws) {
-    const fm__wgrad g = fm__wgrad_plan(s);
-    const fm__wino *f = &g.f;
+void fm__wino_bww(const fm__wino_bww_plan *g, float *dw, float *db, const float *dout,
+                  const float *in, const fm__conv_shape *s, float *ws) {
+    const fm__wino_tiles *f = &g->t;
     const int C = s->c, OC = s->oc, total = s->n * f->tpi;
-    const size_t per = fm__wgrad_thread_len(&g), du_len = (size_t)36 * C * f->ocs;
+    const size_t per = g->per_thread, du_len = (size_t)36 * C * f->ocs;
     FM__OMP(omp parallel num_threads(imin(team(), WGRAD_THREADS)))
     {
         const int tid = thread_id(), nth = thread_count();
-        float *dU = ws + tid * per, *stg = dU + g.du, *V = stg + f->stg, *dstg = V + f->v;
-        float *dM = dstg + g.dstg, *dbs = dM + g.dm;
-        const size_t dbs_at = (size_t)(dbs - dU); /* where every thread's bias sums are */
+        float *area = ws + tid * per, *dU = area + g->du_at, *stg = area + g->stg_at;
+        float *V = area + g->v_at, *dstg = area + g->dstg_at, *dM = area + g->dm_at;
+        float *dbs = area + g->dbs_at;
         const ptrdiff_t vt = (ptrdiff_t)36 * f->cs, mt = (ptrdiff_t)36 * f->ocs;
         memset(dU, 0, sizeof(float) * du_len);
         memset(dbs, 0, sizeof(float) * f->ocs);
         int lo, hi, staged = -1;
         split(total, nth, tid, &lo, &hi);
-        for (int t0 = lo; t0 < hi; t0 += g.tb) {
-            const int nb = imin(g.tb, hi - t0);
+        for (int t0 = lo; t0 < hi; t0 += g->tb) {
+            const int nb = imin(g->tb, hi - t0);
             for (int i = 0; i < nb; i++) {
                 int t = t0 + i, n = t / f->tpi, ty = t % f->tpi / f->tx, tx = t % f->tx;
                 if (n != staged) {
@@ -301,17 +321,18 @@ void fm__wino_bww(float *dw, float *db, const float *dout, const float *in,
         }
         FM__OMP(omp barrier)
         /* thread 0's sums += the others', in thread order, each thread a slice */
+        float *dU0 = ws + g->du_at;
         int elo, ehi;
         split((int)(du_len / VL), nth, tid, &elo, &ehi);
         for (int t = 1; t < nth; t++) {
-            const float *o = ws + t * per;
+            const float *o = dU0 + t * per;
             for (size_t e = (size_t)elo * VL; e < (size_t)ehi * VL; e += VL)
-                vstore(ws + e, vadd(vload(ws + e), vload(o + e)));
+                vstore(dU0 + e, vadd(vload(dU0 + e), vload(o + e)));
         }
         if (tid == 0 && db)
             for (int o = 0; o < OC; o++) {
                 float sum = dbs[o];
-                for (int t = 1; t < nth; t++) sum += ws[t * per + dbs_at + o];
+                for (int t = 1; t < nth; t++) sum += ws[t * per + g->dbs_at + o];
                 db[o] += sum;
             }
         FM__OMP(omp barrier)
@@ -322,7 +343,7 @@ void fm__wino_bww(float *dw, float *db, const float *dout, const float *in,
             for (int ob = 0; ob < OC; ob += VL) {
                 vf t[3][6], gg[3];
                 float tmp[9][VL];
-                const float *u = ws + (size_t)c * f->ocs + ob;
+                const float *u = dU0 + (size_t)c * f->ocs + ob;
                 const ptrdiff_t us = (ptrdiff_t)C * f->ocs;
                 for (int j = 0; j < 6; j++) {
                     wino_gt(gg, vload(u + j * us), vload(u + (6 + j) * us), vload(u + (12 + j) * us),
