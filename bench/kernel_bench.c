@@ -5,10 +5,10 @@
  * ops. The totals add up what one training step (forward, backward) and
  * one inference pass of the network call. Not a test: a tool for tuning.
  *
- * build: cmake --build build --target fmnistlib &&
- *        gcc -O2 -fopenmp -Iinclude -Isrc bench/kernel_bench.c build/libfmnist.a -lz -lpng -lm \
- *            -o build/kernel_bench
- * usage: build/kernel_bench [ref|avx2|avx512 [batch [reps [threads]]]] */
+ * build: make build (the CMake target fmnist_kernel_bench, build/kernel_bench)
+ * run:   build/kernel_bench [ref|avx2|avx512 [batch [reps [threads]]]]
+ *        e.g. build/kernel_bench avx512 64 9 1 (defaults: the table dispatch
+ *        picks, batch 64, 7 runs, threads 0 = all cores) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,13 +169,23 @@ static void bench_pool(const fm__kernels *k, int n, int c, int hw, fm_rng *rng) 
     free(x), free(d), free(o), free(am), free(mask);
 }
 
+static void usage(FILE *f, const char *argv0) {
+    fprintf(f, "usage: %s [ref|avx2|avx512 [batch [reps 1..64 [threads]]]]\n", argv0);
+}
+
 int main(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : NULL;
+    if (name && (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)) {
+        usage(stdout, argv[0]);
+        return 0;
+    }
     int n = argc > 2 ? atoi(argv[2]) : 64;
     reps = argc > 3 ? atoi(argv[3]) : 7;
     int threads = argc > 4 ? atoi(argv[4]) : 0;
-    if (reps < 1 || reps > 64 || n < 1) {
-        fprintf(stderr, "usage: %s [ref|avx2|avx512 [batch [reps 1..64 [threads]]]]\n", argv[0]);
+    const int known = !name || strcmp(name, "ref") == 0 || strcmp(name, "avx2") == 0 ||
+                      strcmp(name, "avx512") == 0;
+    if (!known || reps < 1 || reps > 64 || n < 1) {
+        usage(stderr, argv[0]);
         return 2;
     }
     const fm__kernels *k = fm__kernels_select();

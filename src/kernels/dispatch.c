@@ -17,18 +17,18 @@
 const fm__kernels *fm__kernels_avx2(void) {
 #ifdef FM__X86_DISPATCH
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return fm__kernels_avx2_table();
+        return fm__kernels_table_avx2();
 #endif
     return NULL;
 }
 
 const fm__kernels *fm__kernels_avx512(void) {
 #ifdef FM__X86_DISPATCH
-    /* avx512.c is compiled with F, BW, DQ and VL (and FMA), so all must be present. */
+    /* the avx512 table is compiled with F, BW, DQ and VL (and FMA), so all must be present */
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("fma"))
-        return fm__kernels_avx512_table();
+        return fm__kernels_table_avx512();
 #endif
     return NULL;
 }

@@ -56,9 +56,10 @@ float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
  * so that workspace sizes cannot change between a query and a call. */
 int fm__kernel_threads(void);
 
-/* Tables compiled for wider instruction sets (NULL when not built); the
- * dispatcher checks the CPU before handing them out. */
-const fm__kernels *fm__kernels_avx2_table(void);
-const fm__kernels *fm__kernels_avx512_table(void);
+/* The tables of src/kernels/fast/, compiled for wider instruction sets
+ * where the build has FM_HAVE_X86_KERNELS; the dispatcher checks the CPU
+ * before handing them out. */
+const fm__kernels *fm__kernels_table_avx2(void);
+const fm__kernels *fm__kernels_table_avx512(void);
 
 #endif

@@ -1,6 +1,6 @@
-/* The few vector operations the fast kernels are written in, for one
- * instruction set chosen by the including file: FM__VL 16 (AVX-512) or 8
- * (AVX2+FMA). Everything is static inline; masks select the first n lanes. */
+/* The few vector operations the fast kernels are written in, for the
+ * instruction set the build chose: FM__VL 16 (AVX-512) or 8 (AVX2+FMA).
+ * Everything is static inline; masks select the first n lanes. */
 #ifndef FM_KERNELS_SIMD_H
 #define FM_KERNELS_SIMD_H
 

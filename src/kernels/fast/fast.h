@@ -1,0 +1,157 @@
+/* What every fast kernel source shares. The sources in this folder are
+ * compiled twice (see CMakeLists.txt), with -DFM__VL=16 and the AVX-512
+ * flags and with -DFM__VL=8 and AVX2+FMA, into the "avx512" and "avx2"
+ * tables; every external name goes through FM__ISA so that both builds link
+ * into one library, and only static inline helpers live in headers.
+ *
+ * Convolutions run on channel-innermost copies of one image at a time
+ * ("staging", (H, W, C) with the zero padding built in), which turns every
+ * conv into register-blocked matrix products whose vectors run along the
+ * channels (tile.h):
+ * - 3x3 stride-1 convs use Winograd F(4x4,3x3) (winograd.c);
+ * - other convs multiply staged pixels by the (K*K*C x OC) weights directly,
+ *   and convs with very few channels run along output pixels (conv_direct.c);
+ * conv.c picks among them and plans their workspace. Dense layers use the
+ * same register tile, or dot products for the forward (dense.c).
+ * Parallel sums have a fixed order for a given thread count. */
+#ifndef FM_KERNELS_FAST_H
+#define FM_KERNELS_FAST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/internal.h"
+
+/* FM__ISA(fm__x) is fm__x_avx512 or fm__x_avx2; FM__ISA_NAME the table's name. */
+#if FM__VL == 16
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) ||                  \
+    !defined(__AVX512VL__) || !defined(__FMA__)
+#error "FM__VL 16 needs -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma"
+#endif
+#define FM__ISA(name) name##_avx512
+#define FM__ISA_NAME "avx512"
+#elif FM__VL == 8
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "FM__VL 8 needs -mavx2 -mfma"
+#endif
+#define FM__ISA(name) name##_avx2
+#define FM__ISA_NAME "avx2"
+#else
+#error "FM__VL must be 16 or 8"
+#endif
+
+#include "kernels/fast/simd.h"
+
+#define VL FM__VL
+/* The register tile: MR rows (broadcast scalars) by NV vectors, 24 of the 32
+ * zmm or 12 of the 16 ymm registers as accumulators. */
+#define MR 6
+#define NV (VL == 16 ? 4 : 2)
+
+/* ---- threads and scratch ------------------------------------------------ */
+
+static inline int team(void) {
+#ifdef _OPENMP
+    int nt = omp_get_max_threads(), cap = fm__kernel_threads();
+    return nt < cap ? nt : cap;
+#else
+    return 1;
+#endif
+}
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int thread_count(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Part tid of nth of [0, total). */
+static inline void split(int total, int nth, int tid, int *lo, int *hi) {
+    *lo = (int)((long long)total * tid / nth);
+    *hi = (int)((long long)total * (tid + 1) / nth);
+}
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline size_t rup(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+/* Scratch areas start on 64-byte lines: the caller's pointer is rounded up,
+ * which the workspace sizes allow for with ALIGN_SLACK floats. */
+#define ALIGN_SLACK 16
+static inline float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+/* Fetches len floats from p towards L1, one line at a time: for rows the
+ * hardware prefetcher does not see coming (each new far-away row restarts
+ * it, and masked loads do not start it). */
+FM__INLINE void prefetch_row(const float *p, int len) {
+    for (int j = 0; j < len; j += 16) _mm_prefetch((const char *)(p + j), _MM_HINT_T0);
+}
+
+/* ---- the table's ops (semantics in kernels.h) ----------------------------- */
+
+#define fm__fast_conv2d_workspace FM__ISA(fm__fast_conv2d_workspace)
+#define fm__fast_conv2d_forward FM__ISA(fm__fast_conv2d_forward)
+#define fm__fast_conv2d_backward_data FM__ISA(fm__fast_conv2d_backward_data)
+#define fm__fast_conv2d_backward_weights FM__ISA(fm__fast_conv2d_backward_weights)
+#define fm__fast_dense_forward FM__ISA(fm__fast_dense_forward)
+#define fm__fast_dense_backward_data FM__ISA(fm__fast_dense_backward_data)
+#define fm__fast_dense_backward_weights FM__ISA(fm__fast_dense_backward_weights)
+#define fm__fast_batchnorm_forward_train FM__ISA(fm__fast_batchnorm_forward_train)
+#define fm__fast_batchnorm_forward_infer FM__ISA(fm__fast_batchnorm_forward_infer)
+#define fm__fast_batchnorm_backward FM__ISA(fm__fast_batchnorm_backward)
+#define fm__fast_relu_forward FM__ISA(fm__fast_relu_forward)
+#define fm__fast_relu_backward FM__ISA(fm__fast_relu_backward)
+#define fm__fast_maxpool_forward FM__ISA(fm__fast_maxpool_forward)
+#define fm__fast_maxpool_backward FM__ISA(fm__fast_maxpool_backward)
+#define fm__fast_dropout_apply FM__ISA(fm__fast_dropout_apply)
+#define fm__kernels_table FM__ISA(fm__kernels_table)
+
+/* conv.c */
+size_t fm__fast_conv2d_workspace(const fm__conv_shape *s);
+void fm__fast_conv2d_forward(float *out, const float *in, const float *w, const float *b,
+                             const fm__conv_shape *s, int relu, float *work);
+void fm__fast_conv2d_backward_data(float *din, const float *dout, const float *w,
+                                   const fm__conv_shape *s, float *work);
+void fm__fast_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
+                                      const fm__conv_shape *s, float *work);
+/* dense.c */
+void fm__fast_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
+                            int in_dim, int out_dim, int relu);
+void fm__fast_dense_backward_data(float *din, const float *dout, const float *w, int n,
+                                  int in_dim, int out_dim);
+void fm__fast_dense_backward_weights(float *dw, float *db, const float *dout, const float *in,
+                                     int n, int in_dim, int out_dim);
+/* elementwise.c */
+void fm__fast_batchnorm_forward_train(float *out, float *mean, float *var, float *invstd,
+                                      const float *in, const float *gamma, const float *beta,
+                                      int n, int c, int hw, float eps);
+void fm__fast_batchnorm_forward_infer(float *out, const float *in, const float *gamma,
+                                      const float *beta, const float *mmean, const float *mvar,
+                                      int n, int c, int hw, float eps);
+void fm__fast_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                                 const float *in, const float *mean, const float *invstd,
+                                 const float *gamma, int n, int c, int hw);
+void fm__fast_relu_forward(float *out, const float *in, size_t len);
+void fm__fast_relu_backward(float *din, const float *dout, const float *out, size_t len);
+void fm__fast_maxpool_forward(float *out, uint8_t *argmax, const float *in, int n, int c, int h,
+                              int w, int pool);
+void fm__fast_maxpool_backward(float *din, const float *dout, const uint8_t *argmax, int n,
+                               int c, int h, int w, int pool);
+void fm__fast_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
+                            size_t len);
+/* table.c */
+const fm__kernels *fm__kernels_table(void);
+
+#endif
