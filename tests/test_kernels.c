@@ -324,6 +324,23 @@ static void test_maxpool(const fm__kernels *fk, const fm__kernels *rk, int n, in
     free(in), free(o_f), free(o_r), free(dout), free(am_f), free(am_r), free(di_f), free(di_r);
 }
 
+/* Average pooling agrees bit for bit: same sums in the same order. */
+static void test_avgpool(const fm__kernels *fk, const fm__kernels *rk, int n, int c, int h, int w,
+                         int ph, int pw) {
+    size_t nin = (size_t)n * c * h * w, nout = (size_t)n * c * (h / ph) * (w / pw);
+    float *in = rnd(nin), *o_f = rnd(nout), *o_r = rnd(nout), *dout = rnd(nout);
+    fk->avgpool_forward(o_f, in, n, c, h, w, ph, pw);
+    rk->avgpool_forward(o_r, in, n, c, h, w, ph, pw);
+    CHECK_MSG(memcmp(o_f, o_r, sizeof(float) * nout) == 0 && guard_ok(o_f, nout),
+              "%s avgpool n%d c%d %dx%d window %dx%d", fk->name, n, c, h, w, ph, pw);
+    float *di_f = rnd(nin), *di_r = rnd(nin);
+    fk->avgpool_backward(di_f, dout, n, c, h, w, ph, pw);
+    rk->avgpool_backward(di_r, dout, n, c, h, w, ph, pw);
+    CHECK_MSG(memcmp(di_f, di_r, sizeof(float) * nin) == 0 && guard_ok(di_f, nin),
+              "%s avgpool backward n%d c%d %dx%d window %dx%d", fk->name, n, c, h, w, ph, pw);
+    free(in), free(o_f), free(o_r), free(dout), free(di_f), free(di_r);
+}
+
 static void test_softmax(const fm__kernels *fk, const fm__kernels *rk, int n, int classes) {
     size_t len = (size_t)n * classes;
     float *logits = rnd(len), *p_f = rnd(len), *p_r = rnd(len), *d_f = rnd(len), *d_r = rnd(len);
@@ -445,6 +462,11 @@ int main(void) {
         for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) test_elementwise(fk, rk, lens[i]);
         for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
             test_maxpool(fk, rk, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4]);
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+            const int *p = pools[i];
+            test_avgpool(fk, rk, p[0], p[1], p[2], p[3], p[4], p[4]);
+            test_avgpool(fk, rk, p[0], p[1], p[2], p[3], p[2], p[3]); /* global */
+        }
         test_softmax(fk, rk, 1, 10);
         test_softmax(fk, rk, 64, 10);
         test_softmax(fk, rk, 7, 3);

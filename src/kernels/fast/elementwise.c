@@ -1,5 +1,5 @@
-/* The memory-bound ops: ReLU, dropout, batch norm and 2x2 max pooling, in
- * vectors along rows (softmax cross-entropy, on 10 classes, is the
+/* The memory-bound ops: ReLU, dropout, batch norm and 2x2 max and average
+ * pooling, in vectors along rows (softmax cross-entropy, on 10 classes, is the
  * reference's). */
 #include <math.h>
 #include <string.h>
@@ -42,6 +42,68 @@ FM__INLINE vf keep(const uint8_t *mask, vf x) {
     __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mask));
     return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(b, _mm256_setzero_si256())), x);
 #endif
+}
+
+/* 2x2 average pooling, VL outputs at a time, summed in the reference's
+ * order from +0 (so -0 sums agree too) and scaled by 0.25, which equals the
+ * reference's division by 4 exactly. Other windows take the reference. */
+void fm__fast_avgpool_forward(float *out, const float *in, int n, int c, int h, int w, int ph,
+                              int pw) {
+    if (ph != 2 || pw != 2) {
+        fm__ref_avgpool_forward(out, in, n, c, h, w, ph, pw);
+        return;
+    }
+    const int oh = h / 2, ow = w / 2;
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (long pl = 0; pl < (long)n * c; pl++) {
+        const float *x = in + (size_t)pl * h * w;
+        float *o = out + (size_t)pl * oh * ow;
+        for (int y = 0; y < oh; y++) {
+            const float *r0 = x + (size_t)2 * y * w, *r1 = r0 + w;
+            for (int xb = 0; xb < ow; xb += VL) {
+                const int nx = imin(VL, ow - xb);
+                const vmask m0 = vm_first(2 * nx), m1 = vm_first(2 * nx - VL);
+                const float *p0 = r0 + 2 * xb, *p1 = r1 + 2 * xb;
+                vf a0 = vloadm(p0, m0), a1 = vloadm(p0 + VL, m1);
+                vf b0 = vloadm(p1, m0), b1 = vloadm(p1 + VL, m1);
+                vf s = vadd(vzero(), veven(a0, a1));
+                s = vadd(s, vodd(a0, a1));
+                s = vadd(s, veven(b0, b1));
+                s = vadd(s, vodd(b0, b1));
+                vstorem(o + (size_t)y * ow + xb, vmul(s, vset1(0.25f)), vm_first(nx));
+            }
+        }
+    }
+}
+
+void fm__fast_avgpool_backward(float *din, const float *dout, int n, int c, int h, int w, int ph,
+                               int pw) {
+    if (ph != 2 || pw != 2) {
+        fm__ref_avgpool_backward(din, dout, n, c, h, w, ph, pw);
+        return;
+    }
+    const int oh = h / 2, ow = w / 2;
+    FM__OMP(omp parallel for schedule(static) num_threads(team()))
+    for (long pl = 0; pl < (long)n * c; pl++) {
+        float *d = din + (size_t)pl * h * w;
+        const float *g = dout + (size_t)pl * oh * ow;
+        for (int y = 0; y < oh; y++) {
+            float *r0 = d + (size_t)2 * y * w, *r1 = r0 + w;
+            for (int xb = 0; xb < ow; xb += VL) {
+                const int nx = imin(VL, ow - xb);
+                const vmask m0 = vm_first(2 * nx), m1 = vm_first(2 * nx - VL);
+                vf share = vmul(vloadm(g + (size_t)y * ow + xb, vm_first(nx)), vset1(0.25f));
+                vf lo = vzip_lo(share, share), hi = vzip_hi(share, share);
+                vstorem(r0 + 2 * xb, lo, m0);
+                vstorem(r0 + 2 * xb + VL, hi, m1);
+                vstorem(r1 + 2 * xb, lo, m0);
+                vstorem(r1 + 2 * xb + VL, hi, m1);
+            }
+            /* an odd last column is outside every window */
+            if (w % 2) r0[w - 1] = r1[w - 1] = 0.0f;
+        }
+        if (h % 2) memset(d + (size_t)(h - 1) * w, 0, sizeof(float) * w);
+    }
 }
 
 void fm__fast_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,

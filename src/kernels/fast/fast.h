@@ -115,6 +115,8 @@ FM__INLINE void prefetch_row(const float *p, int len) {
 #define fm__fast_relu_backward FM__ISA(fm__fast_relu_backward)
 #define fm__fast_maxpool_forward FM__ISA(fm__fast_maxpool_forward)
 #define fm__fast_maxpool_backward FM__ISA(fm__fast_maxpool_backward)
+#define fm__fast_avgpool_forward FM__ISA(fm__fast_avgpool_forward)
+#define fm__fast_avgpool_backward FM__ISA(fm__fast_avgpool_backward)
 #define fm__fast_dropout_apply FM__ISA(fm__fast_dropout_apply)
 #define fm__kernels_table FM__ISA(fm__kernels_table)
 
@@ -149,6 +151,10 @@ void fm__fast_maxpool_forward(float *out, uint8_t *argmax, const float *in, int 
                               int w, int pool);
 void fm__fast_maxpool_backward(float *din, const float *dout, const uint8_t *argmax, int n,
                                int c, int h, int w, int pool);
+void fm__fast_avgpool_forward(float *out, const float *in, int n, int c, int h, int w, int ph,
+                              int pw);
+void fm__fast_avgpool_backward(float *din, const float *dout, int n, int c, int h, int w, int ph,
+                               int pw);
 void fm__fast_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
                             size_t len);
 /* table.c */

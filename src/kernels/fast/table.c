@@ -18,8 +18,8 @@ static const fm__kernels table = {
     .relu_backward = fm__fast_relu_backward,
     .maxpool_forward = fm__fast_maxpool_forward,
     .maxpool_backward = fm__fast_maxpool_backward,
-    .avgpool_forward = fm__ref_avgpool_forward,
-    .avgpool_backward = fm__ref_avgpool_backward,
+    .avgpool_forward = fm__fast_avgpool_forward,
+    .avgpool_backward = fm__fast_avgpool_backward,
     .dropout_apply = fm__fast_dropout_apply,
     .softmax_xent = fm__ref_softmax_xent,
 };
