@@ -74,8 +74,9 @@ static size_t scalar_fields(fm__train_state *s, field *f) {
     S("reduce_lr.best", K_F64, &s->rlr.best);
     F("reduce_lr.wait", K_INT, &s->rlr.wait);
     F("reduce_lr.reductions", K_INT, &s->rlr.reductions);
-    S("model_checkpoint.best", K_F64, &s->ck.best);
-    F("model_checkpoint.best_epoch", K_INT, &s->ck.best_epoch);
+    /* Keras's name for the best saver, kept: files already written use it */
+    S("model_checkpoint.best", K_F64, &s->saver.best);
+    F("model_checkpoint.best_epoch", K_INT, &s->saver.best_epoch);
     S("result.loss", K_F64, &s->r.loss);
     S("result.accuracy", K_F64, &s->r.accuracy);
     S("result.val_loss", K_F64, &s->r.val_loss);
@@ -363,7 +364,7 @@ int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_p
     fm__adam_init(&s->adam, p->lr);
     fm__early_stop_init(&s->es, p->es_patience);
     fm__reduce_lr_init(&s->rlr, p->lr_patience, p->lr_factor, p->min_lr);
-    fm__checkpoint_init(&s->ck);
+    fm__save_best_init(&s->saver);
     return s->order && s->best_state ? 0 : -1;
 }
 

@@ -33,7 +33,7 @@ typedef struct fm__train_state {
     fm__adam adam;
     fm__early_stop es;
     fm__reduce_lr rlr;
-    fm__checkpoint ck;
+    fm__best_saver saver; /* ModelCheckpoint */
     fm_train_result r; /* the results so far */
 
     size_t count;      /* training images */

@@ -335,8 +335,8 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
             s.r.restored_val_accuracy = v.accuracy;
         }
         int lowered = fm__reduce_lr_update(&s.rlr, v.loss, &s.adam.lr);
-        double prev_best = s.ck.best;
-        int saved = fm__checkpoint_update(&s.ck, epoch, v.accuracy);
+        double prev_best = s.saver.best;
+        int saved = fm__save_best_update(&s.saver, epoch, v.accuracy);
         if (saved) {
             if (fm_model_save(m, best_path, err) < 0) goto done;
             s.r.best_val_accuracy = v.accuracy;
@@ -395,7 +395,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     r->resumed_epoch = keep.resumed_epoch;
     r->resumed_step = keep.resumed_step;
     r->epochs_run = s.epoch;
-    r->best_epoch = s.ck.best_epoch;
+    r->best_epoch = s.saver.best_epoch;
     r->restored_epoch = s.es.best_epoch;
     r->stopped_early = s.stop;
     r->train_seconds = fm__now() - t_run;
