@@ -1,6 +1,5 @@
 /* Training checkpoints (see checkpoint.h for the file's contents). */
 #include "train/checkpoint.h"
-#include "train/train.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,34 +11,6 @@
 #include "core/file.h"
 #include "core/parse.h"
 #include "model/safetensors.h"
-
-/* ---- data fingerprint -------------------------------------------------- */
-
-/* FNV-1a over 64-bit little-endian words: a fast, stable hash (not a
- * cryptographic one: it tells data apart, it does not defend against forgery). */
-static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
-    const uint64_t prime = 0x100000001b3ull;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * prime;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * prime;
-    return h;
-}
-
-uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    const fm_images *sets[2] = {train, val};
-    for (int i = 0; i < 2; i++) {
-        uint64_t count = sets[i]->count;
-        h = hash_bytes(h, (const uint8_t *)&count, sizeof count);
-        h = hash_bytes(h, sets[i]->pixels, sets[i]->count * FM_IMAGE_PIXELS);
-        h = hash_bytes(h, sets[i]->labels, sets[i]->count);
-    }
-    return h;
-}
 
 /* ---- scalar state ------------------------------------------------------- */
 
@@ -352,29 +323,6 @@ done:
     free(seen);
     fm__st_close(&f);
     return rc;
-}
-
-int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p,
-                         size_t count) {
-    memset(s, 0, sizeof *s);
-    s->count = count;
-    s->state_len = fm__model_state_len(m);
-    s->order = malloc((count ? count : 1) * sizeof *s->order);
-    s->best_state = calloc(s->state_len ? s->state_len : 1, sizeof *s->best_state);
-    fm__adam_init(&s->adam, p->lr);
-    fm__early_stop_init(&s->es, p->es_patience);
-    fm__reduce_lr_init(&s->rlr, p->lr_patience, p->lr_factor, p->min_lr);
-    fm__save_best_init(&s->saver);
-    return s->order && s->best_state ? 0 : -1;
-}
-
-void fm__train_state_free(fm__train_state *s) {
-    free(s->order);
-    free(s->best_state);
-    free(s->log);
-    s->order = NULL;
-    s->best_state = NULL;
-    s->log = NULL;
 }
 
 /* ---- resume: what the CLI needs before it has data ---------------------- */

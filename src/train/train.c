@@ -17,6 +17,7 @@
 #include "train/augment.h"
 #include "train/callbacks.h"
 #include "train/checkpoint.h"
+#include "train/state.h"
 #include "train/progress.h"
 
 fm_train_params fm_train_default_params(void) {
@@ -149,45 +150,6 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
 
 /* ---- the loop ---------------------------------------------------------- */
 
-int fm__train_check_params(const fm_train_params *p, fm_err *err) {
-    if (p->epochs < 1) return fm__err(err, "epochs must be at least 1 (got %d)", p->epochs);
-    if (p->batch < 1) return fm__err(err, "batch must be at least 1 (got %d)", p->batch);
-    if (!(p->lr > 0.0f) || !isfinite(p->lr))
-        return fm__err(err, "learning rate must be positive (got %g)", (double)p->lr);
-    if (p->es_patience < 1 || p->lr_patience < 1)
-        return fm__err(err, "patience must be at least 1");
-    if (!(p->lr_factor > 0.0f && p->lr_factor < 1.0f))
-        return fm__err(err, "lr factor must be in (0, 1) (got %g)", (double)p->lr_factor);
-    if (!(p->min_lr >= 0.0f)) return fm__err(err, "min lr must be >= 0");
-    if (!p->out_dir || !*p->out_dir) return fm__err(err, "no output folder given");
-    return 0;
-}
-
-static int log_append(fm__train_state *s, const char *line, fm_err *err) {
-    size_t len = strlen(line);
-    if (s->log_len + len + 1 > s->log_cap) {
-        size_t cap = (s->log_len + len + 1) * 2;
-        char *grown = realloc(s->log, cap);
-        if (!grown) return fm__err(err, "out of memory for the epoch log");
-        s->log = grown;
-        s->log_cap = cap;
-    }
-    memcpy(s->log + s->log_len, line, len + 1);
-    s->log_len += len;
-    return 0;
-}
-
-/* A fresh run: seeded generator, initial weights, zero moments, new callbacks. */
-static int start_run(fm_model *m, const fm_train_params *p, fm__train_state *s, fm_err *err) {
-    fm_rng_seed(&s->rng, p->seed);
-    if (p->init) fm_model_init(m, &s->rng);
-    memset(m->adam_m, 0, m->n_params * sizeof *m->adam_m);
-    memset(m->adam_v, 0, m->n_params * sizeof *m->adam_v);
-    s->r.loss = s->r.accuracy = s->r.val_loss = s->r.val_accuracy = NAN;
-    s->r.best_val_accuracy = s->r.restored_val_loss = s->r.restored_val_accuracy = NAN;
-    return log_append(s, "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n", err);
-}
-
 int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
              const fm_train_params *p, fm_train_result *r, fm_err *err) {
     memset(r, 0, sizeof *r);
@@ -196,18 +158,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     r->train_count = train->count;
     r->val_count = val->count;
     r->final_lr = p->lr;
-    if (fm__train_check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
-    if (p->checkpoint_steps < 0)
-        return fm__err(err, "checkpoint steps must be >= 0 (got %d)", p->checkpoint_steps);
-    if (train->count == 0) return fm__err(err, "the training set is empty");
-    if (train->count > UINT32_MAX) return fm__err(err, "too many training images");
-    if (val->count == 0)
-        return fm__err(err, "the validation set is empty; the callbacks need val_loss "
-                            "(use a validation split > 0)");
-    for (size_t i = 0; i < train->count; i++)
-        if (train->labels[i] >= FM_NUM_CLASSES)
-            return fm__err(err, "training image %zu: label %d is not a class 0-9", i,
-                           train->labels[i]);
+    if (fm__train_check_run(m, train, val, p, err) < 0) return -1;
 
     char log_path[4096], best_path[4096], model_path[4096], ckpt_path[4096];
     if (make_dirs(p->out_dir, err) < 0 ||
@@ -249,7 +200,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
             goto done;
         r->resumed_epoch = s.epoch;
         r->resumed_step = s.step;
-    } else if (start_run(m, p, &s, err) < 0) {
+    } else if (fm__train_start_run(&s, m, p, err) < 0) {
         goto done;
     }
     if (fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0) goto done;
@@ -358,7 +309,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
         char row[256];
         snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
                  v.accuracy, (double)lr_used, secs);
-        if (log_append(&s, row, err) < 0 ||
+        if (fm__train_log_append(&s, row, err) < 0 ||
             fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0)
             goto done;
         s.epoch = epoch;
