@@ -14,6 +14,7 @@
 #define FM_TRAIN_CHECKPOINT_H
 
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "train/state.h"
 
 #define FM__CHECKPOINT_FILE "checkpoint.safetensors"
@@ -28,5 +29,15 @@ int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_par
  * for m's description, this recipe and this data. */
 int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
                         fm__train_state *s, uint64_t fingerprint, size_t val_count, fm_err *err);
+
+/* For resume.c, which reads a checkpoint's recipe and position before the
+ * run has data (f is the file read from path): */
+/* The metadata value `key`, or NULL and an error naming it. */
+const char *fm__checkpoint_meta(const fm__st_file *f, const char *path, const char *key,
+                                fm_err *err);
+/* Every scalar of s (position, running metrics, optimizer and callback
+ * state), each checked for its range. */
+int fm__checkpoint_read_scalars(const fm__st_file *f, const char *path, fm__train_state *s,
+                                fm_err *err);
 
 #endif
