@@ -1,4 +1,5 @@
-/* libFuzzer target: the training checkpoint reader (src/train/checkpoint.c).
+/* libFuzzer target: the training checkpoint readers (src/train/resume.c,
+ * src/train/checkpoint.c).
  *
  * The input is the whole checkpoint.safetensors of a run folder. First
  * fm_train_resume_load, which reads the recorded recipe and the model as

@@ -81,26 +81,26 @@ int main(void) {
     {
         const double acc[] = {0.5, 0.6, 0.6, 0.55, 0.61, NAN, 0.7};
         const int save[] = {1, 1, 0, 0, 1, 0, 1};
-        fm__checkpoint ck;
-        fm__checkpoint_init(&ck);
+        fm__best_saver saver;
+        fm__save_best_init(&saver);
         for (int e = 1; e <= 7; e++)
-            CHECK(fm__checkpoint_update(&ck, e, acc[e - 1]) == save[e - 1]);
-        CHECK(ck.best_epoch == 7 && ck.best == 0.7);
+            CHECK(fm__save_best_update(&saver, e, acc[e - 1]) == save[e - 1]);
+        CHECK(saver.best_epoch == 7 && saver.best == 0.7);
     }
 
     /* The recipe together (patience 15 / 8, factor 0.5): val_loss falls
      * 0.95, 0.90, ... 0.50 over epochs 1-10 then sits at 0.6; val_accuracy
      * rises until epoch 12 then sits. EarlyStopping: best 10, stops at 25,
      * restores 10. ReduceLROnPlateau: 8 epochs without improvement after 10
-     * -> lowered at the end of 18, so epochs 19-25 run at 5e-4. Checkpoints
+     * -> lowered at the end of 18, so epochs 19-25 run at 5e-4. Best saves
      * at 1..12. */
     {
         fm__early_stop es;
         fm__reduce_lr rl;
-        fm__checkpoint ck;
+        fm__best_saver saver;
         fm__early_stop_init(&es, 15);
         fm__reduce_lr_init(&rl, 8, 0.5, 0.0);
-        fm__checkpoint_init(&ck);
+        fm__save_best_init(&saver);
         float lr = 1e-3f, lr_used[100];
         int saves = 0, last_save = 0, epoch = 0, stop = 0;
         while (!stop && epoch < 100) {
@@ -110,13 +110,13 @@ int main(void) {
             lr_used[epoch - 1] = lr;
             fm__early_stop_update(&es, epoch, vl, &stop);
             fm__reduce_lr_update(&rl, vl, &lr);
-            if (fm__checkpoint_update(&ck, epoch, va)) saves++, last_save = epoch;
+            if (fm__save_best_update(&saver, epoch, va)) saves++, last_save = epoch;
         }
         CHECK(epoch == 25 && es.stopped_epoch == 25);
         CHECK(es.best_epoch == 10);
         CHECK(lr_used[17] == 1e-3f && lr_used[18] == 5e-4f && lr_used[24] == 5e-4f);
         CHECK(rl.reductions == 1);
-        CHECK(saves == 12 && last_save == 12 && ck.best_epoch == 12);
+        CHECK(saves == 12 && last_save == 12 && saver.best_epoch == 12);
     }
     return check_finish();
 }

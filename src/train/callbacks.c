@@ -62,12 +62,12 @@ int fm__reduce_lr_update(fm__reduce_lr *s, double val_loss, float *lr) {
     return 0;
 }
 
-void fm__checkpoint_init(fm__checkpoint *s) {
+void fm__save_best_init(fm__best_saver *s) {
     s->best = -INFINITY;
     s->best_epoch = 0;
 }
 
-int fm__checkpoint_update(fm__checkpoint *s, int epoch, double val_accuracy) {
+int fm__save_best_update(fm__best_saver *s, int epoch, double val_accuracy) {
     if (!(val_accuracy > s->best)) return 0;
     s->best = val_accuracy;
     s->best_epoch = epoch;

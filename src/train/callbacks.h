@@ -37,15 +37,16 @@ void fm__reduce_lr_init(fm__reduce_lr *s, int patience, double factor, double mi
  * lowered it. */
 int fm__reduce_lr_update(fm__reduce_lr *s, double val_loss, float *lr);
 
-/* ModelCheckpoint(monitor='val_accuracy', save_best_only=True): saves when
+/* Keras's ModelCheckpoint(monitor='val_accuracy', save_best_only=True),
+ * named for what it does here ("checkpoint" is the resume file): saves when
  * val_accuracy strictly improves on the best so far (the first epoch does). */
-typedef struct fm__checkpoint {
+typedef struct fm__best_saver {
     double best;
     int best_epoch; /* 0 before the first save */
-} fm__checkpoint;
+} fm__best_saver;
 
-void fm__checkpoint_init(fm__checkpoint *s);
+void fm__save_best_init(fm__best_saver *s);
 /* Returns 1 when the caller should save the weights now. */
-int fm__checkpoint_update(fm__checkpoint *s, int epoch, double val_accuracy);
+int fm__save_best_update(fm__best_saver *s, int epoch, double val_accuracy);
 
 #endif

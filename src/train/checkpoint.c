@@ -1,45 +1,13 @@
-/* Training checkpoints (see checkpoint.h for the file's contents). */
+/* Writing and reading the training checkpoint, checkpoint.safetensors (its
+ * contents are listed in checkpoint.h). */
 #include "train/checkpoint.h"
-#include "train/train.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "core/file.h"
-#include "core/parse.h"
-#include "model/safetensors.h"
-
-/* ---- data fingerprint -------------------------------------------------- */
-
-/* FNV-1a over 64-bit little-endian words: a fast, stable hash (not a
- * cryptographic one: it tells data apart, it does not defend against forgery). */
-static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
-    const uint64_t prime = 0x100000001b3ull;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * prime;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * prime;
-    return h;
-}
-
-uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    const fm_images *sets[2] = {train, val};
-    for (int i = 0; i < 2; i++) {
-        uint64_t count = sets[i]->count;
-        h = hash_bytes(h, (const uint8_t *)&count, sizeof count);
-        h = hash_bytes(h, sets[i]->pixels, sets[i]->count * FM_IMAGE_PIXELS);
-        h = hash_bytes(h, sets[i]->labels, sets[i]->count);
-    }
-    return h;
-}
 
 /* ---- scalar state ------------------------------------------------------- */
 
@@ -74,8 +42,9 @@ static size_t scalar_fields(fm__train_state *s, field *f) {
     S("reduce_lr.best", K_F64, &s->rlr.best);
     F("reduce_lr.wait", K_INT, &s->rlr.wait);
     F("reduce_lr.reductions", K_INT, &s->rlr.reductions);
-    S("model_checkpoint.best", K_F64, &s->ck.best);
-    F("model_checkpoint.best_epoch", K_INT, &s->ck.best_epoch);
+    /* Keras's name for the best saver, kept: files already written use it */
+    S("model_checkpoint.best", K_F64, &s->saver.best);
+    F("model_checkpoint.best_epoch", K_INT, &s->saver.best_epoch);
     S("result.loss", K_F64, &s->r.loss);
     S("result.accuracy", K_F64, &s->r.accuracy);
     S("result.val_loss", K_F64, &s->r.val_loss);
@@ -92,7 +61,6 @@ static size_t scalar_fields(fm__train_state *s, field *f) {
 /* ---- the recipe ------------------------------------------------------------ */
 
 #define META_LOG "fmnist.train.log"
-#define META_FINGERPRINT "fmnist.train.data_fingerprint"
 
 typedef struct {
     char key[48];
@@ -200,7 +168,8 @@ static int read_floats(const fm__st_file *f, const char *path, const char *name,
     return 0;
 }
 
-static int read_scalars(const fm__st_file *f, const char *path, fm__train_state *s, fm_err *err) {
+int fm__checkpoint_read_scalars(const fm__st_file *f, const char *path, fm__train_state *s,
+                                fm_err *err) {
     field fl[MAX_FIELDS];
     size_t nf = scalar_fields(s, fl);
     for (size_t i = 0; i < nf; i++) {
@@ -239,8 +208,8 @@ static int read_scalars(const fm__st_file *f, const char *path, fm__train_state 
     return 0;
 }
 
-/* The recipe value `key` of the file, or an error naming it. */
-static const char *meta(const fm__st_file *f, const char *path, const char *key, fm_err *err) {
+const char *fm__checkpoint_meta(const fm__st_file *f, const char *path, const char *key,
+                                fm_err *err) {
     const char *v = fm__st_meta(f, key);
     if (!v) fm__err(err, "%s: missing metadata '%s' (not a training checkpoint?)", path, key);
     return v;
@@ -260,7 +229,7 @@ static int check_run(const fm__st_file *f, const char *path, const fm_train_para
         for (size_t j = 0; j < sizeof free_keys / sizeof free_keys[0]; j++)
             is_free |= !strcmp(name, free_keys[j]);
         if (is_free) continue;
-        const char *run = meta(f, path, now[i].key, err);
+        const char *run = fm__checkpoint_meta(f, path, now[i].key, err);
         if (!run) return -1;
         if (strcmp(run, now[i].value) == 0) continue;
         if (!strcmp(name, "data_fingerprint") || !strcmp(name, "train_count") ||
@@ -294,7 +263,8 @@ int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
         read_floats(&f, path, "train.adam_m", m->adam_m, m->n_params, 0, err) < 0 ||
         read_floats(&f, path, "train.adam_v", m->adam_v, m->n_params, 1, err) < 0 ||
         read_floats(&f, path, "train.best_state", s->best_state, s->state_len, 0, err) < 0 ||
-        read_scalars(&f, path, s, err) < 0 || !(log = meta(&f, path, META_LOG, err)))
+        fm__checkpoint_read_scalars(&f, path, s, err) < 0 ||
+        !(log = fm__checkpoint_meta(&f, path, META_LOG, err)))
         goto done;
 
     const fm__st_tensor *t = want(&f, path, "train.rng", FM__ST_I64, 1, 4, err);
@@ -351,114 +321,4 @@ done:
     free(seen);
     fm__st_close(&f);
     return rc;
-}
-
-int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p,
-                         size_t count) {
-    memset(s, 0, sizeof *s);
-    s->count = count;
-    s->state_len = fm__model_state_len(m);
-    s->order = malloc((count ? count : 1) * sizeof *s->order);
-    s->best_state = calloc(s->state_len ? s->state_len : 1, sizeof *s->best_state);
-    fm__adam_init(&s->adam, p->lr);
-    fm__early_stop_init(&s->es, p->es_patience);
-    fm__reduce_lr_init(&s->rlr, p->lr_patience, p->lr_factor, p->min_lr);
-    fm__checkpoint_init(&s->ck);
-    return s->order && s->best_state ? 0 : -1;
-}
-
-void fm__train_state_free(fm__train_state *s) {
-    free(s->order);
-    free(s->best_state);
-    free(s->log);
-    s->order = NULL;
-    s->best_state = NULL;
-    s->log = NULL;
-}
-
-/* ---- resume: what the CLI needs before it has data ---------------------- */
-
-fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
-                               fm_train_resume_info *info, fm_err *err) {
-    char path[4096];
-    if (fm__path_join(path, sizeof path, run_dir, FM__CHECKPOINT_FILE, err) < 0) return NULL;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        fm__err(err, "%s: no training checkpoint to resume from (%s)", path, strerror(errno));
-        return NULL;
-    }
-    fclose(probe);
-    fm__st_file f;
-    if (fm__st_read(&f, path, err) < 0) return NULL;
-    fm_model *m = NULL;
-    memset(info, 0, sizeof *info);
-
-    static const char *const int_keys[] = {"epochs", "batch", "augment", "es_patience",
-                                           "lr_patience", "threads"};
-    int *const int_dst[] = {&p->epochs, &p->batch, &p->augment, &p->es_patience,
-                            &p->lr_patience, &info->threads};
-    static const char *const float_keys[] = {"lr", "lr_factor", "min_lr", "val_split"};
-    char key[64];
-    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++) {
-        snprintf(key, sizeof key, "fmnist.train.%s", int_keys[i]);
-        const char *v = meta(&f, path, key, err);
-        uint64_t x;
-        if (!v) goto fail;
-        if (fm__parse_u64(v, 1000000, &x) < 0) {
-            fm__err(err, "%s: metadata '%s' = '%.40s' is not a valid number", path, key, v);
-            goto fail;
-        }
-        *int_dst[i] = (int)x;
-    }
-    for (size_t i = 0; i < sizeof float_keys / sizeof float_keys[0]; i++) {
-        snprintf(key, sizeof key, "fmnist.train.%s", float_keys[i]);
-        const char *v = meta(&f, path, key, err);
-        if (!v) goto fail;
-        char *end;
-        double x = strtod(v, &end);
-        if (end == v || *end || !isfinite(x) || x < 0) {
-            fm__err(err, "%s: metadata '%s' = '%.40s' is not a valid number", path, key, v);
-            goto fail;
-        }
-        if (i == 0) p->lr = (float)x;
-        if (i == 1) p->lr_factor = (float)x;
-        if (i == 2) p->min_lr = (float)x;
-        if (i == 3) p->val_split = x;
-    }
-    const char *seed = meta(&f, path, "fmnist.train.seed", err);
-    const char *limit = seed ? meta(&f, path, "fmnist.train.limit", err) : NULL;
-    if (!limit) goto fail;
-    uint64_t sv, lv;
-    if (fm__parse_u64(seed, UINT64_MAX, &sv) < 0 || fm__parse_u64(limit, SIZE_MAX, &lv) < 0) {
-        fm__err(err, "%s: metadata seed '%.40s' / limit '%.40s' are not valid numbers", path, seed,
-                limit);
-        goto fail;
-    }
-    p->seed = sv;
-    p->limit = (size_t)lv;
-    const char *src = meta(&f, path, "fmnist.train.model_source", err);
-    const char *dir = src ? meta(&f, path, "fmnist.train.data_dir", err) : NULL;
-    if (!dir) goto fail;
-    snprintf(info->model_source, sizeof info->model_source, "%s", src);
-    snprintf(info->data_dir, sizeof info->data_dir, "%s", dir);
-    p->out_dir = run_dir;
-    fm_err why;
-    if (fm__train_check_params(p, &why) < 0) { /* caught here, before any data is loaded */
-        fm__err(err, "%s: the recorded recipe is not valid: %s", path, why.msg);
-        goto fail;
-    }
-
-    fm__train_state s = {0};
-    if (read_scalars(&f, path, &s, err) < 0) goto fail;
-    info->epoch = s.epoch;
-    info->step = s.step;
-    fm__st_close(&f);
-
-    if (!(m = fm_model_load(path, err))) return NULL;
-    p->resume = 1;
-    p->init = 0;
-    return m;
-fail:
-    fm__st_close(&f);
-    return NULL;
 }

@@ -14,39 +14,10 @@
 #define FM_TRAIN_CHECKPOINT_H
 
 #include "model/model.h"
-#include "train/adam.h"
-#include "train/callbacks.h"
+#include "model/safetensors.h"
+#include "train/state.h"
 
 #define FM__CHECKPOINT_FILE "checkpoint.safetensors"
-
-typedef struct fm__train_state {
-    int epoch; /* epochs finished */
-    int step;  /* steps of epoch + 1 done; 0 at an epoch boundary */
-    int stop;  /* EarlyStopping asked to end after `epoch` */
-    /* the epoch in progress */
-    double loss_sum;
-    int64_t correct, seen;
-    double epoch_seconds; /* spent on it so far */
-    double seconds;       /* training time of the whole run so far */
-
-    fm_rng rng;
-    fm__adam adam;
-    fm__early_stop es;
-    fm__reduce_lr rlr;
-    fm__checkpoint ck;
-    fm_train_result r; /* the results so far */
-
-    size_t count;      /* training images */
-    uint32_t *order;   /* (count) the data order of epoch + 1 */
-    size_t state_len;  /* n_params + n_stats */
-    float *best_state; /* (state_len) EarlyStopping's snapshot */
-    char *log;         /* log.csv so far, header included */
-    size_t log_len, log_cap;
-} fm__train_state;
-
-/* A hash of the images and labels (train then val), stored in the checkpoint
- * so a resume can tell it has the run's data. */
-uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val);
 
 /* Writes the state of model m and s to path. */
 int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_params *p,
@@ -59,12 +30,14 @@ int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_par
 int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
                         fm__train_state *s, uint64_t fingerprint, size_t val_count, fm_err *err);
 
-/* A state for `count` training images as a run starts (or before a
- * checkpoint read fills it): order and best_state allocated, Adam and the
- * callbacks at their initial values for p. -1 when out of memory;
- * fm__train_state_free releases what was allocated either way. */
-int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p,
-                         size_t count);
-void fm__train_state_free(fm__train_state *s);
+/* For resume.c, which reads a checkpoint's recipe and position before the
+ * run has data (f is the file read from path): */
+/* The metadata value `key`, or NULL and an error naming it. */
+const char *fm__checkpoint_meta(const fm__st_file *f, const char *path, const char *key,
+                                fm_err *err);
+/* Every scalar of s (position, running metrics, optimizer and callback
+ * state), each checked for its range. */
+int fm__checkpoint_read_scalars(const fm__st_file *f, const char *path, fm__train_state *s,
+                                fm_err *err);
 
 #endif

@@ -1,7 +1,8 @@
-/* The training loop: shuffle, augment, forward, backward, Adam, then a
- * validation pass and the three callbacks per epoch, with the run folder
- * (log.csv, best.safetensors, model.safetensors, run.json and the
- * checkpoint the run resumes from) kept up to date. */
+/* The training loop: per epoch a shuffle, then steps of augment, forward,
+ * backward and Adam, then a validation pass and the three callbacks, with
+ * the run folder (log.csv, best.safetensors, model.safetensors, run.json and
+ * the checkpoint the run resumes from) kept up to date. The state it changes
+ * is in state.h; fm_train at the bottom reads as the outline. */
 #include "train/train.h"
 
 #include <errno.h>
@@ -12,12 +13,12 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "core/json.h"
 #include "train/adam.h"
 #include "train/augment.h"
 #include "train/callbacks.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
+#include "train/state.h"
 
 fm_train_params fm_train_default_params(void) {
     fm_train_params p = {0};
@@ -58,365 +59,307 @@ static int make_dirs(const char *path, fm_err *err) {
     return 0;
 }
 
-/* ---- run.json ---------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s) {
-    if (s)
-        fm__json_write_string(f, s);
-    else
-        fputs("null", f);
-}
+/* ---- the run folder ----------------------------------------------------- */
 
-/* JSON has no NaN: a number that is not finite is written as null. */
-static void json_num(FILE *f, double v) {
-    if (isfinite(v))
-        fprintf(f, "%.9g", v);
-    else
-        fputs("null", f);
-}
+typedef struct run_paths {
+    char log[4096];   /* log.csv, one row per epoch */
+    char best[4096];  /* best.safetensors, ModelCheckpoint's */
+    char model[4096]; /* model.safetensors, the restored best val_loss weights */
+    char ckpt[4096];  /* checkpoint.safetensors, the state to resume from */
+} run_paths;
 
-/* A float parameter with the digits it has, not its double expansion. */
-static void json_float(FILE *f, float v) {
-    if (isfinite(v))
-        fprintf(f, "%.7g", (double)v);
-    else
-        fputs("null", f);
-}
-
-int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
-                       const fm_eval_result *test, fm_err *err) {
-    char path[4096];
-    if (fm__path_join(path, sizeof path, p->out_dir, "run.json", err) < 0) return -1;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return fm__err(err, "%s: out of memory", path);
-
-    fputs("{\n  \"config\": {\n    \"model\": ", f);
-    json_str(f, p->model_source);
-    fputs(",\n    \"data_dir\": ", f);
-    json_str(f, p->data_dir);
-    fputs(",\n    \"format\": ", f);
-    json_str(f, p->data_format);
-    fprintf(f, ",\n    \"seed\": %llu,\n    \"batch\": %d,\n    \"lr\": ",
-            (unsigned long long)p->seed, p->batch);
-    json_float(f, p->lr);
-    fprintf(f, ",\n    \"epochs_max\": %d,\n    \"augment\": %s,\n    \"val_split\": ", p->epochs,
-            p->augment ? "true" : "false");
-    json_num(f, p->val_split);
-    fprintf(f,
-            ",\n    \"limit\": %zu,\n    \"threads\": %d,\n    \"kernels\": ",
-            p->limit, r->threads);
-    json_str(f, fm_kernels_name());
-    fprintf(f,
-            ",\n    \"es_patience\": %d,\n    \"lr_patience\": %d,\n    \"lr_factor\": %g,"
-            "\n    \"min_lr\": %g,\n    \"train_count\": %zu,\n    \"val_count\": %zu\n  },\n",
-            p->es_patience, p->lr_patience, (double)p->lr_factor, (double)p->min_lr,
-            r->train_count, r->val_count);
-
-    fprintf(f,
-            "  \"results\": {\n    \"epochs_run\": %d,\n    \"best_epoch\": %d,"
-            "\n    \"restored_epoch\": %d,\n    \"stopped_early\": %s,\n    \"diverged\": %s,"
-            "\n    \"lr_reductions\": %d,\n    \"final_learning_rate\": ",
-            r->epochs_run, r->best_epoch, r->restored_epoch, r->stopped_early ? "true" : "false",
-            r->diverged ? "true" : "false", r->lr_reductions);
-    json_float(f, r->final_lr);
-    const char *names[] = {"train_seconds",     "train_loss",       "train_accuracy",
-                           "val_loss",          "val_accuracy",     "best_val_accuracy",
-                           "restored_val_loss", "restored_val_accuracy"};
-    const double values[] = {r->train_seconds,     r->loss,         r->accuracy,
-                             r->val_loss,          r->val_accuracy, r->best_val_accuracy,
-                             r->restored_val_loss, r->restored_val_accuracy};
-    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-        fprintf(f, ",\n    \"%s\": ", names[i]);
-        json_num(f, values[i]);
-    }
-    if (test) {
-        fputs(",\n    \"test_loss\": ", f);
-        json_num(f, test->loss);
-        fputs(",\n    \"test_accuracy\": ", f);
-        json_num(f, test->accuracy);
-        fprintf(f, ",\n    \"test_count\": %zu", test->count);
-    }
-    fputs("\n  }\n}\n", f);
-
-    int bad = ferror(f);
-    int rc = fclose(f) != 0 || bad ? fm__err(err, "%s: out of memory", path)
-                                   : fm__write_file_atomic(path, text, len, err);
-    free(text);
-    return rc;
-}
-
-/* ---- the loop ---------------------------------------------------------- */
-
-int fm__train_check_params(const fm_train_params *p, fm_err *err) {
-    if (p->epochs < 1) return fm__err(err, "epochs must be at least 1 (got %d)", p->epochs);
-    if (p->batch < 1) return fm__err(err, "batch must be at least 1 (got %d)", p->batch);
-    if (!(p->lr > 0.0f) || !isfinite(p->lr))
-        return fm__err(err, "learning rate must be positive (got %g)", (double)p->lr);
-    if (p->es_patience < 1 || p->lr_patience < 1)
-        return fm__err(err, "patience must be at least 1");
-    if (!(p->lr_factor > 0.0f && p->lr_factor < 1.0f))
-        return fm__err(err, "lr factor must be in (0, 1) (got %g)", (double)p->lr_factor);
-    if (!(p->min_lr >= 0.0f)) return fm__err(err, "min lr must be >= 0");
-    if (!p->out_dir || !*p->out_dir) return fm__err(err, "no output folder given");
+/* Creates the run folder and names its files; refuses a folder that holds an
+ * unfinished run unless this call resumes it. */
+static int open_folder(run_paths *path, const fm_train_params *p, fm_err *err) {
+    if (make_dirs(p->out_dir, err) < 0 ||
+        fm__path_join(path->log, sizeof path->log, p->out_dir, "log.csv", err) < 0 ||
+        fm__path_join(path->best, sizeof path->best, p->out_dir, "best.safetensors", err) < 0 ||
+        fm__path_join(path->model, sizeof path->model, p->out_dir, "model.safetensors", err) < 0 ||
+        fm__path_join(path->ckpt, sizeof path->ckpt, p->out_dir, FM__CHECKPOINT_FILE, err) < 0)
+        return -1;
+    struct stat st;
+    if (!p->resume && stat(path->ckpt, &st) == 0)
+        return fm__err(err, "%s: the folder holds an unfinished run; resume it, or remove the "
+                            "checkpoint or choose another output folder to start afresh",
+                       path->ckpt);
     return 0;
 }
 
-static int log_append(fm__train_state *s, const char *line, fm_err *err) {
-    size_t len = strlen(line);
-    if (s->log_len + len + 1 > s->log_cap) {
-        size_t cap = (s->log_len + len + 1) * 2;
-        char *grown = realloc(s->log, cap);
-        if (!grown) return fm__err(err, "out of memory for the epoch log");
-        s->log = grown;
-        s->log_cap = cap;
-    }
-    memcpy(s->log + s->log_len, line, len + 1);
-    s->log_len += len;
-    return 0;
-}
+/* ---- the run ------------------------------------------------------------ */
 
-/* A fresh run: seeded generator, initial weights, zero moments, new callbacks. */
-static int start_run(fm_model *m, const fm_train_params *p, fm__train_state *s, fm_err *err) {
-    fm_rng_seed(&s->rng, p->seed);
-    if (p->init) fm_model_init(m, &s->rng);
-    memset(m->adam_m, 0, m->n_params * sizeof *m->adam_m);
-    memset(m->adam_v, 0, m->n_params * sizeof *m->adam_v);
-    s->r.loss = s->r.accuracy = s->r.val_loss = s->r.val_accuracy = NAN;
-    s->r.best_val_accuracy = s->r.restored_val_loss = s->r.restored_val_accuracy = NAN;
-    return log_append(s, "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n", err);
-}
+/* Everything one fm_train call works with. */
+typedef struct run {
+    fm_model *m;
+    const fm_images *train, *val;
+    const fm_train_params *p;
+    fm_train_params recorded; /* p with the threads really used: the checkpoint's recipe */
+    uint64_t fingerprint;     /* of train and val, for the checkpoint */
+    run_paths path;
+    fm__train_state s;
+    uint8_t *labels; /* (batch) the step's labels */
+    int steps;       /* per epoch */
+    FILE *out;       /* progress lines; NULL: silent */
+    /* fm__now() at the start of the run and of the epoch in progress, less
+     * the time they had taken before a resume */
+    double run_start, epoch_start;
+    fm__progress prog; /* of the epoch in progress */
+    fm_train_result *r;
+    fm_err *err;
+} run;
 
-int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
-             const fm_train_params *p, fm_train_result *r, fm_err *err) {
+/* What each piece tells the loop: go on; finish the run now (it diverged:
+ * save what it has); or stop at once, returning -1 (an error, or an
+ * interruption with the state in the checkpoint; err says which). */
+enum { GO_ON, FINISH, STOP };
+
+/* r before anything has run: no metrics yet, the data counts, the rate. */
+static void clear_result(fm_train_result *r, const fm_images *train, const fm_images *val,
+                         const fm_train_params *p) {
     memset(r, 0, sizeof *r);
     r->loss = r->accuracy = r->val_loss = r->val_accuracy = NAN;
     r->best_val_accuracy = r->restored_val_loss = r->restored_val_accuracy = NAN;
     r->train_count = train->count;
     r->val_count = val->count;
     r->final_lr = p->lr;
-    if (fm__train_check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
-    if (p->checkpoint_steps < 0)
-        return fm__err(err, "checkpoint steps must be >= 0 (got %d)", p->checkpoint_steps);
-    if (train->count == 0) return fm__err(err, "the training set is empty");
-    if (train->count > UINT32_MAX) return fm__err(err, "too many training images");
-    if (val->count == 0)
-        return fm__err(err, "the validation set is empty; the callbacks need val_loss "
-                            "(use a validation split > 0)");
-    for (size_t i = 0; i < train->count; i++)
-        if (train->labels[i] >= FM_NUM_CLASSES)
-            return fm__err(err, "training image %zu: label %d is not a class 0-9", i,
-                           train->labels[i]);
+}
 
-    char log_path[4096], best_path[4096], model_path[4096], ckpt_path[4096];
-    if (make_dirs(p->out_dir, err) < 0 ||
-        fm__path_join(log_path, sizeof log_path, p->out_dir, "log.csv", err) < 0 ||
-        fm__path_join(best_path, sizeof best_path, p->out_dir, "best.safetensors", err) < 0 ||
-        fm__path_join(model_path, sizeof model_path, p->out_dir, "model.safetensors", err) < 0 ||
-        fm__path_join(ckpt_path, sizeof ckpt_path, p->out_dir, FM__CHECKPOINT_FILE, err) < 0)
-        return -1;
-    struct stat st;
-    if (!p->resume && stat(ckpt_path, &st) == 0)
-        return fm__err(err, "%s: the folder holds an unfinished run; resume it, or remove the "
-                            "checkpoint or choose another output folder to start afresh",
-                       ckpt_path);
-
-    /* the split the caller made, saved with the model so eval can rebuild it */
+/* The split the caller made, saved with the model so eval can rebuild it. */
+static void record_split(fm_model *m, const fm_train_params *p) {
     m->has_split = p->val_split > 0.0 && p->val_split < 1.0;
     m->split_seed = p->seed;
     m->split_val = p->val_split;
     m->split_limit = p->limit;
-    r->threads = fm_set_threads(p->threads);
-    int batch = p->batch;
-    /* Validation runs in batches of the training batch's plan too. */
-    if (fm__model_reserve(m, batch, err) < 0) return -1;
+}
 
+static int write_checkpoint(run *t) {
+    return fm__checkpoint_write(t->path.ckpt, t->m, &t->recorded, &t->s, t->fingerprint,
+                                t->val->count, t->err);
+}
+
+/* The state and buffers, then the state read from the checkpoint or a fresh
+ * run started; log.csv as it stands. */
+static int begin_run(run *t) {
+    const fm_train_params *p = t->p;
     /* The checkpoint records the threads really used: other counts round differently. */
-    fm_train_params recorded = *p;
-    recorded.threads = r->threads;
-    fm__train_state s;
-    int state_ok = fm__train_state_init(&s, m, p, train->count) == 0;
-    uint8_t *labels = malloc((size_t)batch);
-    int rc = -1;
-    if (!state_ok || !labels) {
-        fm__err(err, "out of memory for training buffers");
-        goto done;
+    t->recorded = *p;
+    t->recorded.threads = t->r->threads;
+    int state_ok = fm__train_state_init(&t->s, t->m, p, t->train->count) == 0;
+    t->labels = malloc((size_t)p->batch);
+    if (!state_ok || !t->labels) {
+        fm__err(t->err, "out of memory for training buffers");
+        return STOP;
     }
-    uint64_t fingerprint = fm__data_fingerprint(train, val);
+    t->fingerprint = fm__data_fingerprint(t->train, t->val);
     if (p->resume) {
-        if (fm__checkpoint_read(ckpt_path, m, &recorded, &s, fingerprint, val->count, err) < 0)
-            goto done;
-        r->resumed_epoch = s.epoch;
-        r->resumed_step = s.step;
-    } else if (start_run(m, p, &s, err) < 0) {
-        goto done;
+        if (fm__checkpoint_read(t->path.ckpt, t->m, &t->recorded, &t->s, t->fingerprint,
+                                t->val->count, t->err) < 0)
+            return STOP;
+        t->r->resumed_epoch = t->s.epoch;
+        t->r->resumed_step = t->s.step;
+    } else if (fm__train_start_run(&t->s, t->m, p, t->err) < 0) {
+        return STOP;
     }
-    if (fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0) goto done;
+    if (fm__write_file_atomic(t->path.log, t->s.log, t->s.log_len, t->err) < 0) return STOP;
 
-    FILE *out = p->progress;
-    int steps = (int)((train->count + (size_t)batch - 1) / (size_t)batch);
-    if (out && p->resume)
-        fprintf(out, "Resuming from %s: %d epoch%s done, %d/%d steps of the next\n", ckpt_path,
-                s.epoch, s.epoch == 1 ? "" : "s", s.step, steps);
-    /* Clocks that include the time spent before a resume. */
-    double t_run = fm__now() - s.seconds;
-    while (s.epoch < p->epochs && !s.stop) {
-        int epoch = s.epoch + 1;
-        double t_epoch = fm__now() - s.epoch_seconds;
-        fm__progress prog;
-        fm__progress_begin(&prog, out, epoch, p->epochs, steps);
-        prog.start = t_epoch;
-        if (s.step == 0) {
-            for (size_t i = 0; i < train->count; i++) s.order[i] = (uint32_t)i;
-            fm_rng_shuffle_u32(&s.rng, s.order, train->count);
-        }
-        while (s.step < steps) {
-            size_t start = (size_t)s.step * (size_t)batch;
-            int n = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
-            for (int i = 0; i < n; i++) labels[i] = train->labels[s.order[start + i]];
-            fm__aug_batch(m->input_buf, train, s.order + start, n, p->augment, &s.rng);
-            fm__model_zero_grads(m);
-            fm__model_forward(m, n, 1, &s.rng);
-            float loss = fm__model_loss_backward(m, labels, n, 1);
-            if (!isfinite(loss)) {
-                r->diverged = 1;
-                fm__err(err, "the training loss became %s at epoch %d, step %d/%d; stopped",
-                        isnan(loss) ? "NaN" : "infinite", epoch, s.step + 1, steps);
-                break;
-            }
-            for (int i = 0; i < n; i++)
-                s.correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
-                             labels[i];
-            fm__adam_step(&s.adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
-            s.loss_sum += (double)loss * n;
-            s.seen += n;
-            s.step++;
-            fm__metric running[2] = {{"accuracy", (double)s.correct / (double)s.seen},
-                                     {"loss", s.loss_sum / (double)s.seen}};
-            fm__progress_step(&prog, s.step, running, 2);
+    t->steps = (int)((t->train->count + (size_t)p->batch - 1) / (size_t)p->batch);
+    if (t->out && p->resume)
+        fprintf(t->out, "Resuming from %s: %d epoch%s done, %d/%d steps of the next\n",
+                t->path.ckpt, t->s.epoch, t->s.epoch == 1 ? "" : "s", t->s.step, t->steps);
+    t->run_start = fm__now() - t->s.seconds;
+    return GO_ON;
+}
 
-            int interrupted = p->interrupt && *p->interrupt;
-            if (interrupted || (p->checkpoint_steps && s.step < steps &&
-                                s.adam.t % p->checkpoint_steps == 0)) {
-                double now = fm__now();
-                s.epoch_seconds = now - t_epoch;
-                s.seconds = now - t_run;
-                if (fm__checkpoint_write(ckpt_path, m, &recorded, &s, fingerprint, val->count,
-                                         err) < 0)
-                    goto done;
-            }
-            if (interrupted) {
-                if (out && prog.tty) fprintf(out, "\n");
-                r->interrupted = 1;
-                fm__err(err, "interrupted at epoch %d, step %d/%d; the training state is in %s",
-                        epoch, s.step, steps, ckpt_path);
-                goto done;
-            }
-        }
-        if (r->diverged) {
-            if (out) fprintf(out, "\n");
-            break;
-        }
+/* Epoch s.epoch + 1 starts, or goes on after a resume: its clock and
+ * progress line, and at its first step a new data order. */
+static void begin_epoch(run *t) {
+    fm__train_state *s = &t->s;
+    t->epoch_start = fm__now() - s->epoch_seconds;
+    fm__progress_begin(&t->prog, t->out, s->epoch + 1, t->p->epochs, t->steps);
+    t->prog.start = t->epoch_start;
+    if (s->step == 0) {
+        for (size_t i = 0; i < t->train->count; i++) s->order[i] = (uint32_t)i;
+        fm_rng_shuffle_u32(&s->rng, s->order, t->train->count);
+    }
+}
 
-        fm_eval_result v;
-        if (fm_model_evaluate(m, val, &v, err) < 0) goto done;
-        double loss = s.loss_sum / (double)s.seen, acc = (double)s.correct / (double)s.seen;
-        float lr_used = s.adam.lr;
-        s.r.loss = loss;
-        s.r.accuracy = acc;
-        s.r.val_loss = v.loss;
-        s.r.val_accuracy = v.accuracy;
+/* After a step: the checkpoint when the cadence (never at the epoch's last
+ * step: end_epoch writes that one) or an interruption asks for it. */
+static int checkpoint_in_epoch(run *t) {
+    fm__train_state *s = &t->s;
+    const fm_train_params *p = t->p;
+    int interrupted = p->interrupt && *p->interrupt;
+    if (interrupted ||
+        (p->checkpoint_steps && s->step < t->steps && s->adam.t % p->checkpoint_steps == 0)) {
+        double now = fm__now();
+        s->epoch_seconds = now - t->epoch_start;
+        s->seconds = now - t->run_start;
+        if (write_checkpoint(t) < 0) return STOP;
+    }
+    if (interrupted) {
+        if (t->out && t->prog.tty) fprintf(t->out, "\n");
+        t->r->interrupted = 1;
+        fm__err(t->err, "interrupted at epoch %d, step %d/%d; the training state is in %s",
+                s->epoch + 1, s->step, t->steps, t->path.ckpt);
+        return STOP;
+    }
+    return GO_ON;
+}
 
-        int stop = 0;
-        if (fm__early_stop_update(&s.es, epoch, v.loss, &stop)) {
-            fm__model_get_state(m, s.best_state);
-            s.r.restored_val_loss = v.loss;
-            s.r.restored_val_accuracy = v.accuracy;
-        }
-        int lowered = fm__reduce_lr_update(&s.rlr, v.loss, &s.adam.lr);
-        double prev_best = s.ck.best;
-        int saved = fm__checkpoint_update(&s.ck, epoch, v.accuracy);
-        if (saved) {
-            if (fm_model_save(m, best_path, err) < 0) goto done;
-            s.r.best_val_accuracy = v.accuracy;
-        }
+/* One training step: the order's next batch (n images, the last one of an
+ * epoch may be short), augmented, forward, backward, an Adam update, the
+ * running metrics on the progress line, then checkpoint_in_epoch. */
+static int run_step(run *t) {
+    fm__train_state *s = &t->s;
+    fm_model *m = t->m;
+    const fm_images *train = t->train;
+    int batch = t->p->batch;
+    size_t start = (size_t)s->step * (size_t)batch;
+    int n = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
+    for (int i = 0; i < n; i++) t->labels[i] = train->labels[s->order[start + i]];
+    fm__aug_batch(m->input_buf, train, s->order + start, n, t->p->augment, &s->rng);
+    fm__model_zero_grads(m);
+    fm__model_forward(m, n, 1, &s->rng);
+    float loss = fm__model_loss_backward(m, t->labels, n, 1);
+    if (!isfinite(loss)) {
+        t->r->diverged = 1;
+        fm__err(t->err, "the training loss became %s at epoch %d, step %d/%d; stopped",
+                isnan(loss) ? "NaN" : "infinite", s->epoch + 1, s->step + 1, t->steps);
+        if (t->out) fprintf(t->out, "\n");
+        return FINISH;
+    }
+    for (int i = 0; i < n; i++)
+        s->correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
+                      t->labels[i];
+    fm__adam_step(&s->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
+    s->loss_sum += (double)loss * n;
+    s->seen += n;
+    s->step++;
+    fm__metric running[2] = {{"accuracy", (double)s->correct / (double)s->seen},
+                             {"loss", s->loss_sum / (double)s->seen}};
+    fm__progress_step(&t->prog, s->step, running, 2);
+    return checkpoint_in_epoch(t);
+}
 
-        double now = fm__now(), secs = now - t_epoch;
-        fm__metric line[5] = {{"accuracy", acc},
-                              {"loss", loss},
-                              {"val_accuracy", v.accuracy},
-                              {"val_loss", v.loss},
-                              {"learning_rate", lr_used}};
-        fm__progress_end(&prog, line, 5);
-        if (out && saved)
-            fprintf(out, "Epoch %d: val_accuracy improved from %.4f to %.4f, saving model to %s\n",
-                    epoch, prev_best, v.accuracy, best_path);
-        if (out && lowered)
-            fprintf(out, "Epoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", epoch,
-                    (double)s.adam.lr);
-        char row[256];
-        snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
-                 v.accuracy, (double)lr_used, secs);
-        if (log_append(&s, row, err) < 0 ||
-            fm__write_file_atomic(log_path, s.log, s.log_len, err) < 0)
-            goto done;
-        s.epoch = epoch;
-        s.step = 0;
-        s.loss_sum = 0.0;
-        s.correct = s.seen = 0;
-        s.epoch_seconds = 0.0;
-        s.seconds = now - t_run;
-        s.stop = stop;
-        if (!isfinite(v.loss)) {
-            r->diverged = 1;
-            fm__err(err, "the validation loss became %s at epoch %d; stopped",
-                    isnan(v.loss) ? "NaN" : "infinite", epoch);
-            break;
-        }
-        if (stop && out) fprintf(out, "Epoch %d: early stopping\n", epoch);
-        if (fm__checkpoint_write(ckpt_path, m, &recorded, &s, fingerprint, val->count, err) < 0)
-            goto done;
-        if (p->interrupt && *p->interrupt && !stop && s.epoch < p->epochs) {
-            r->interrupted = 1;
-            fm__err(err, "interrupted after epoch %d; the training state is in %s", epoch,
-                    ckpt_path);
-            goto done;
-        }
+/* The epoch's end: validation, the three callbacks and what they ask for
+ * (EarlyStopping's snapshot, best.safetensors, a lower rate, a stop), the
+ * progress line and log.csv row, the position moved to the next epoch, then
+ * the checkpoint at the boundary. */
+static int end_epoch(run *t) {
+    fm__train_state *s = &t->s;
+    fm_model *m = t->m;
+    FILE *out = t->out;
+    int epoch = s->epoch + 1;
+    fm_eval_result v;
+    if (fm_model_evaluate(m, t->val, &v, t->err) < 0) return STOP;
+    double loss = s->loss_sum / (double)s->seen, acc = (double)s->correct / (double)s->seen;
+    float lr_used = s->adam.lr;
+    s->r.loss = loss;
+    s->r.accuracy = acc;
+    s->r.val_loss = v.loss;
+    s->r.val_accuracy = v.accuracy;
+
+    int stop = 0;
+    if (fm__early_stop_update(&s->es, epoch, v.loss, &stop)) {
+        fm__model_get_state(m, s->best_state);
+        s->r.restored_val_loss = v.loss;
+        s->r.restored_val_accuracy = v.accuracy;
+    }
+    int lowered = fm__reduce_lr_update(&s->rlr, v.loss, &s->adam.lr);
+    double prev_best = s->saver.best;
+    int saved = fm__save_best_update(&s->saver, epoch, v.accuracy);
+    if (saved) {
+        if (fm_model_save(m, t->path.best, t->err) < 0) return STOP;
+        s->r.best_val_accuracy = v.accuracy;
     }
 
-    /* The run has ended: report it, restore the best val_loss weights, save. */
+    double now = fm__now(), secs = now - t->epoch_start;
+    fm__metric line[5] = {{"accuracy", acc},
+                          {"loss", loss},
+                          {"val_accuracy", v.accuracy},
+                          {"val_loss", v.loss},
+                          {"learning_rate", lr_used}};
+    fm__progress_end(&t->prog, line, 5);
+    if (out && saved)
+        fprintf(out, "Epoch %d: val_accuracy improved from %.4f to %.4f, saving model to %s\n",
+                epoch, prev_best, v.accuracy, t->path.best);
+    if (out && lowered)
+        fprintf(out, "Epoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", epoch,
+                (double)s->adam.lr);
+    char row[256];
+    snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
+             v.accuracy, (double)lr_used, secs);
+    if (fm__train_log_append(s, row, t->err) < 0 ||
+        fm__write_file_atomic(t->path.log, s->log, s->log_len, t->err) < 0)
+        return STOP;
+
+    s->epoch = epoch;
+    s->step = 0;
+    s->loss_sum = 0.0;
+    s->correct = s->seen = 0;
+    s->epoch_seconds = 0.0;
+    s->seconds = now - t->run_start;
+    s->stop = stop;
+    if (!isfinite(v.loss)) {
+        t->r->diverged = 1;
+        fm__err(t->err, "the validation loss became %s at epoch %d; stopped",
+                isnan(v.loss) ? "NaN" : "infinite", epoch);
+        return FINISH;
+    }
+    if (stop && out) fprintf(out, "Epoch %d: early stopping\n", epoch);
+    if (write_checkpoint(t) < 0) return STOP;
+    if (t->p->interrupt && *t->p->interrupt && !stop && s->epoch < t->p->epochs) {
+        t->r->interrupted = 1;
+        fm__err(t->err, "interrupted after epoch %d; the training state is in %s", epoch,
+                t->path.ckpt);
+        return STOP;
+    }
+    return GO_ON;
+}
+
+/* The run's results into r: the state's, with what only this call knows. */
+static void final_results(run *t) {
+    fm_train_result *r = t->r;
+    const fm__train_state *s = &t->s;
     fm_train_result keep = *r;
-    *r = s.r;
+    *r = s->r;
     r->train_count = keep.train_count;
     r->val_count = keep.val_count;
     r->threads = keep.threads;
     r->diverged = keep.diverged;
     r->resumed_epoch = keep.resumed_epoch;
     r->resumed_step = keep.resumed_step;
-    r->epochs_run = s.epoch;
-    r->best_epoch = s.ck.best_epoch;
-    r->restored_epoch = s.es.best_epoch;
-    r->stopped_early = s.stop;
-    r->train_seconds = fm__now() - t_run;
-    r->final_lr = s.adam.lr;
-    r->lr_reductions = s.rlr.reductions;
+    r->epochs_run = s->epoch;
+    r->best_epoch = s->saver.best_epoch;
+    r->restored_epoch = s->es.best_epoch;
+    r->stopped_early = s->stop;
+    r->train_seconds = fm__now() - t->run_start;
+    r->final_lr = s->adam.lr;
+    r->lr_reductions = s->rlr.reductions;
+}
 
+/* The run has ended (every epoch, early stopping or a divergence): report
+ * it, restore the best val_loss weights, save model.safetensors and
+ * run.json, remove the checkpoint. */
+static int finish_run(run *t) {
+    final_results(t);
+    fm_train_result *r = t->r;
+    fm_err *err = t->err;
     /* Save what the run has even when it diverged, but report the divergence
      * (err holds it) ahead of any trouble saving. */
     fm_err save_err;
     int save_rc = 0;
     if (r->restored_epoch > 0) {
-        if (out)
-            fprintf(out, "Restoring model weights from the end of the best epoch: %d.\n",
+        if (t->out)
+            fprintf(t->out, "Restoring model weights from the end of the best epoch: %d.\n",
                     r->restored_epoch);
-        fm__model_set_state(m, s.best_state);
-        save_rc = fm_model_save(m, model_path, &save_err);
+        fm__model_set_state(t->m, t->s.best_state);
+        save_rc = fm_model_save(t->m, t->path.model, &save_err);
     }
-    if (save_rc == 0) save_rc = fm_train_write_run(p, r, NULL, &save_err);
+    if (save_rc == 0) save_rc = fm_train_write_run(t->p, r, NULL, &save_err);
     /* Everything the run made is saved: its checkpoint has served. */
-    if (save_rc == 0 && remove(ckpt_path) == 0 && fm__sync_parent(ckpt_path) != 0)
-        save_rc = fm__err(&save_err, "%s: cannot sync the folder: %s", p->out_dir,
+    if (save_rc == 0 && remove(t->path.ckpt) == 0 && fm__sync_parent(t->path.ckpt) != 0)
+        save_rc = fm__err(&save_err, "%s: cannot sync the folder: %s", t->p->out_dir,
                           strerror(errno));
     if (r->diverged) {
         size_t used = err ? strlen(err->msg) : 0;
@@ -425,19 +368,38 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
         else if (err && r->restored_epoch)
             snprintf(err->msg + used, sizeof err->msg - used,
                      "; kept %s (best val_accuracy, epoch %d) and %s (best val_loss, epoch %d)",
-                     best_path, r->best_epoch, model_path, r->restored_epoch);
+                     t->path.best, r->best_epoch, t->path.model, r->restored_epoch);
         else if (err)
             snprintf(err->msg + used, sizeof err->msg - used,
                      " before an epoch finished; no weights saved");
-        goto done;
+        return -1;
     }
     if (save_rc < 0) {
         if (err) *err = save_err;
-        goto done;
+        return -1;
     }
-    rc = 0;
-done:
-    fm__train_state_free(&s);
-    free(labels);
+    return 0;
+}
+
+int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
+             const fm_train_params *p, fm_train_result *r, fm_err *err) {
+    clear_result(r, train, val, p);
+    if (fm__train_check_run(m, train, val, p, err) < 0) return -1;
+    run t = {.m = m, .train = train, .val = val, .p = p, .out = p->progress, .r = r, .err = err};
+    if (open_folder(&t.path, p, err) < 0) return -1;
+    record_split(m, p);
+    r->threads = fm_set_threads(p->threads);
+    /* Validation runs in batches of the training batch's plan too. */
+    if (fm__model_reserve(m, p->batch, err) < 0) return -1;
+
+    int go = begin_run(&t);
+    while (go == GO_ON && t.s.epoch < p->epochs && !t.s.stop) {
+        begin_epoch(&t);
+        while (go == GO_ON && t.s.step < t.steps) go = run_step(&t);
+        if (go == GO_ON) go = end_epoch(&t);
+    }
+    int rc = go == STOP ? -1 : finish_run(&t);
+    fm__train_state_free(&t.s);
+    free(t.labels);
     return rc;
 }

@@ -13,9 +13,6 @@
  * (what the data, the confusion matrix and the class names assume). */
 int fm__check_io(const fm_model *m, fm_err *err);
 
-/* 0 when fm_train can run with these parameters, else -1 and why. */
-int fm__train_check_params(const fm_train_params *p, fm_err *err);
-
 /* Index of the largest of p[0..n) (the first on ties). */
 int fm__argmax(const float *p, int n);
 

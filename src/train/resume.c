@@ -1,0 +1,98 @@
+/* fm_train_resume_load: what `fmnist train --resume` needs from a run
+ * folder's checkpoint before it has any data (the recorded recipe, the
+ * position and the model); fm_train then reads the rest. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/parse.h"
+#include "train/checkpoint.h"
+
+fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
+                               fm_train_resume_info *info, fm_err *err) {
+    char path[4096];
+    if (fm__path_join(path, sizeof path, run_dir, FM__CHECKPOINT_FILE, err) < 0) return NULL;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        fm__err(err, "%s: no training checkpoint to resume from (%s)", path, strerror(errno));
+        return NULL;
+    }
+    fclose(probe);
+    fm__st_file f;
+    if (fm__st_read(&f, path, err) < 0) return NULL;
+    fm_model *m = NULL;
+    memset(info, 0, sizeof *info);
+
+    static const char *const int_keys[] = {"epochs", "batch", "augment", "es_patience",
+                                           "lr_patience", "threads"};
+    int *const int_dst[] = {&p->epochs, &p->batch, &p->augment, &p->es_patience,
+                            &p->lr_patience, &info->threads};
+    static const char *const float_keys[] = {"lr", "lr_factor", "min_lr", "val_split"};
+    char key[64];
+    for (size_t i = 0; i < sizeof int_keys / sizeof int_keys[0]; i++) {
+        snprintf(key, sizeof key, "fmnist.train.%s", int_keys[i]);
+        const char *v = fm__checkpoint_meta(&f, path, key, err);
+        uint64_t x;
+        if (!v) goto fail;
+        if (fm__parse_u64(v, 1000000, &x) < 0) {
+            fm__err(err, "%s: metadata '%s' = '%.40s' is not a valid number", path, key, v);
+            goto fail;
+        }
+        *int_dst[i] = (int)x;
+    }
+    for (size_t i = 0; i < sizeof float_keys / sizeof float_keys[0]; i++) {
+        snprintf(key, sizeof key, "fmnist.train.%s", float_keys[i]);
+        const char *v = fm__checkpoint_meta(&f, path, key, err);
+        if (!v) goto fail;
+        char *end;
+        double x = strtod(v, &end);
+        if (end == v || *end || !isfinite(x) || x < 0) {
+            fm__err(err, "%s: metadata '%s' = '%.40s' is not a valid number", path, key, v);
+            goto fail;
+        }
+        if (i == 0) p->lr = (float)x;
+        if (i == 1) p->lr_factor = (float)x;
+        if (i == 2) p->min_lr = (float)x;
+        if (i == 3) p->val_split = x;
+    }
+    const char *seed = fm__checkpoint_meta(&f, path, "fmnist.train.seed", err);
+    const char *limit = seed ? fm__checkpoint_meta(&f, path, "fmnist.train.limit", err) : NULL;
+    if (!limit) goto fail;
+    uint64_t sv, lv;
+    if (fm__parse_u64(seed, UINT64_MAX, &sv) < 0 || fm__parse_u64(limit, SIZE_MAX, &lv) < 0) {
+        fm__err(err, "%s: metadata seed '%.40s' / limit '%.40s' are not valid numbers", path, seed,
+                limit);
+        goto fail;
+    }
+    p->seed = sv;
+    p->limit = (size_t)lv;
+    const char *src = fm__checkpoint_meta(&f, path, "fmnist.train.model_source", err);
+    const char *dir = src ? fm__checkpoint_meta(&f, path, "fmnist.train.data_dir", err) : NULL;
+    if (!dir) goto fail;
+    snprintf(info->model_source, sizeof info->model_source, "%s", src);
+    snprintf(info->data_dir, sizeof info->data_dir, "%s", dir);
+    p->out_dir = run_dir;
+    fm_err why;
+    if (fm__train_check_params(p, &why) < 0) { /* caught here, before any data is loaded */
+        fm__err(err, "%s: the recorded recipe is not valid: %s", path, why.msg);
+        goto fail;
+    }
+
+    fm__train_state s = {0};
+    if (fm__checkpoint_read_scalars(&f, path, &s, err) < 0) goto fail;
+    info->epoch = s.epoch;
+    info->step = s.step;
+    fm__st_close(&f);
+
+    if (!(m = fm_model_load(path, err))) return NULL;
+    p->resume = 1;
+    p->init = 0;
+    return m;
+fail:
+    fm__st_close(&f);
+    return NULL;
+}

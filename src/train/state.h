@@ -1,0 +1,66 @@
+/* The training state: everything fm_train changes as a run goes on (its
+ * position, running metrics, generator, optimizer and callbacks, the data
+ * order and EarlyStopping's snapshot, the epoch log), the checks a run must
+ * pass before it starts, and the start of a fresh run. checkpoint.h stores
+ * this state; the model's weights and moments live in the model. */
+#ifndef FM_TRAIN_STATE_H
+#define FM_TRAIN_STATE_H
+
+#include "model/model.h"
+#include "train/adam.h"
+#include "train/callbacks.h"
+
+typedef struct fm__train_state {
+    int epoch; /* epochs finished */
+    int step;  /* steps of epoch + 1 done; 0 at an epoch boundary */
+    int stop;  /* EarlyStopping asked to end after `epoch` */
+    /* the epoch in progress */
+    double loss_sum;
+    int64_t correct, seen;
+    double epoch_seconds; /* spent on it so far */
+    double seconds;       /* training time of the whole run so far */
+
+    fm_rng rng;
+    fm__adam adam;
+    fm__early_stop es;
+    fm__reduce_lr rlr;
+    fm__best_saver saver; /* ModelCheckpoint */
+    fm_train_result r;    /* the results so far */
+
+    size_t count;      /* training images */
+    uint32_t *order;   /* (count) the data order of epoch + 1 */
+    size_t state_len;  /* n_params + n_stats */
+    float *best_state; /* (state_len) EarlyStopping's snapshot */
+    char *log;         /* log.csv so far, header included */
+    size_t log_len, log_cap;
+} fm__train_state;
+
+/* 0 when fm_train can run with these parameters, else -1 and why. */
+int fm__train_check_params(const fm_train_params *p, fm_err *err);
+
+/* 0 when fm_train can train m on train and val with p (the parameters, the
+ * model's inputs and outputs, then the data), else -1 and the first problem. */
+int fm__train_check_run(const fm_model *m, const fm_images *train, const fm_images *val,
+                        const fm_train_params *p, fm_err *err);
+
+/* A hash of the images and labels (train then val), stored in the checkpoint
+ * so a resume can tell it has the run's data. */
+uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val);
+
+/* A state for `count` training images as a run starts (or before a
+ * checkpoint read fills it): order and best_state allocated, Adam and the
+ * callbacks at their initial values for p. -1 when out of memory;
+ * fm__train_state_free releases what was allocated either way. */
+int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p,
+                         size_t count);
+void fm__train_state_free(fm__train_state *s);
+
+/* A fresh run: the generator seeded from p->seed, m's initial weights (when
+ * p->init) drawn from it, zero Adam moments, no results yet and the log's
+ * header line. */
+int fm__train_start_run(fm__train_state *s, fm_model *m, const fm_train_params *p, fm_err *err);
+
+/* Appends one line of log.csv (with its '\n') to the state's log. */
+int fm__train_log_append(fm__train_state *s, const char *line, fm_err *err);
+
+#endif
