@@ -1,9 +1,10 @@
 /* The benchmark: fm_bench_run gives positive, finite, consistent timings
- * (medians no faster than the fastest run, images/s = batch / median), a
- * per-layer table only when asked (zero for layers without work of their
- * own), works for any input shape and class count, trains the model it is
- * given, refuses bad parameters; and `fmnist bench` ends with the two
- * machine-readable lines and rejects bad flags with exit status 2. */
+ * (fastest and median runs within the call's wall time, images/s = batch /
+ * median), a per-layer table only when asked (zero for layers without work
+ * of their own), works for any input shape and class count, trains the
+ * model it is given every step it is asked for, refuses bad parameters;
+ * and `fmnist bench` ends with the two machine-readable lines and rejects
+ * bad flags with exit status 2. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "check.h"
 #include "clitest.h"
+#include "core/clock.h"
 #include "model/model.h"
 
 static const char *tiny_cfg = "input 28 28 1\n"
@@ -40,35 +42,84 @@ static void test_defaults(void) {
     CHECK(p.steps >= 5 && p.warmup >= 1 && p.layers == 0);
 }
 
+/* Runs the benchmark with `warmup` untimed and `steps` timed steps and
+ * returns a copy of the weights it leaves (NULL when it fails). */
+static float *weights_after(fm_model *m, int warmup, int steps) {
+    fm_bench_params p = small_params();
+    p.warmup = warmup;
+    p.steps = steps;
+    fm_bench_result r;
+    fm_err err;
+    int rc = fm_bench_run(m, &p, &r, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    fm_bench_result_free(&r);
+    float *w = rc ? NULL : malloc(m->n_params * sizeof *w);
+    if (w) memcpy(w, m->params, m->n_params * sizeof *w);
+    return w;
+}
+
+static int same(const float *a, const float *b, size_t n) {
+    return a && b && !memcmp(a, b, n * sizeof *a);
+}
+
 static void test_run(void) {
     fm_err err;
     fm_model *m = fm_model_parse(tiny_cfg, "tiny.cfg", &err);
     CHECK_MSG(m != NULL, "%s", err.msg);
     if (!m) return;
-    float *before = malloc(m->n_params * sizeof *before);
-    memcpy(before, m->params, m->n_params * sizeof *before);
 
     fm_bench_params p = small_params();
     fm_bench_result r;
+    double t0 = fm__now();
     CHECK_MSG(fm_bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
+    double wall = fm__now() - t0;
     CHECK(r.threads >= 1);
     CHECK(positive(r.train_step_s) && positive(r.train_step_min_s));
     CHECK(positive(r.infer_batch_s) && positive(r.infer_batch_min_s));
+    /* Timed runs are disjoint stretches of the call: all of them took at
+     * least the fastest, at least half of them the median, so both sums fit
+     * in the call's wall time (which seconds counted as milliseconds, or
+     * fewer runs than asked, or medians of unset times, would break). */
+    int half = (p.steps + 1) / 2;
+    CHECK_MSG(p.steps * (r.train_step_min_s + r.infer_batch_min_s) <= wall, "min %g + %g, wall %g",
+              r.train_step_min_s, r.infer_batch_min_s, wall);
+    CHECK_MSG(half * (r.train_step_s + r.infer_batch_s) <= wall, "median %g + %g, wall %g",
+              r.train_step_s, r.infer_batch_s, wall);
+    /* the fastest, not some other run: with 3 real timings the slowest is
+     * almost surely slower than the median */
     CHECK(r.train_step_min_s <= r.train_step_s && r.infer_batch_min_s <= r.infer_batch_s);
     CHECK_NEAR(r.train_img_per_s, p.batch / r.train_step_s, 1e-12);
     CHECK_NEAR(r.infer_img_per_s, p.infer_batch / r.infer_batch_s, 1e-12);
+    /* the Adam update is part of every step */
     CHECK(positive(r.adam_s) && r.adam_s < r.train_step_s);
     CHECK(r.n_layers == 0 && r.layers == NULL);
     CHECK(m->layer_seconds == NULL);
-    /* it trained: weights moved and stayed finite */
-    int moved = 0, finite = 1;
-    for (size_t i = 0; i < m->n_params; i++) {
-        moved |= m->params[i] != before[i];
-        finite &= isfinite(m->params[i]) != 0;
-    }
-    CHECK(moved && finite);
     fm_bench_result_free(&r);
 
+    /* one timed run: the fastest is the median */
+    p.steps = 1;
+    CHECK_MSG(fm_bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
+    CHECK(r.train_step_min_s == r.train_step_s && r.infer_batch_min_s == r.infer_batch_s);
+    fm_bench_result_free(&r);
+
+    /* It trained, every step: from its fixed initialisation the weights
+     * depend on the number of steps alone (warm-up and timed ones are the
+     * same step), and each step moves them. */
+    float *w4 = weights_after(m, 1, 3), *again = weights_after(m, 2, 2);
+    CHECK_MSG(same(w4, again, m->n_params), "4 steps, split 1+3 or 2+2, end apart");
+    free(again);
+    again = weights_after(m, 1, 4);
+    CHECK_MSG(again && !same(w4, again, m->n_params), "a fifth (timed) step changed nothing");
+    free(again);
+    again = weights_after(m, 0, 3);
+    CHECK_MSG(again && !same(w4, again, m->n_params), "the warm-up step changed nothing");
+    free(again);
+    int finite = w4 != NULL;
+    for (size_t i = 0; w4 && i < m->n_params; i++) finite &= isfinite(w4[i]) != 0;
+    CHECK(finite);
+    free(w4);
+
+    p = small_params();
     /* per layer: names as the model's, no time where a layer has no work */
     p.layers = 1;
     CHECK_MSG(fm_bench_run(m, &p, &r, &err) == 0, "%s", err.msg);
@@ -91,7 +142,6 @@ static void test_run(void) {
     CHECK(m->layer_seconds == NULL);
     fm_bench_result_free(&r);
     CHECK(r.layers == NULL && r.n_layers == 0);
-    free(before);
     fm_model_free(m);
 }
 

@@ -1,11 +1,13 @@
 /* The model as a whole: Glorot initialisation, Keras BatchNorm moving
  * averages and dropout, prediction (shapes, probabilities, batching, errors),
- * save/load giving identical predictions, state get/set, reservation, and the
+ * save/load giving identical predictions, state get/set, batched inference
+ * (scaling, loss, batching, predict and evaluate on it), reservation, and the
  * selected (fast) kernel table agreeing with the reference through the model. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "model/infer.h"
 #include "model/model.h"
 
 static fm_rng rng;
@@ -313,6 +315,77 @@ static void test_pool_round_trip(void) {
     free(im.labels);
 }
 
+/* fm__model_infer: the one input scaling, inference mode, the loss from the
+ * logits (batch means weighted by batch size), batching as reserved, and
+ * fm_model_predict and fm_model_evaluate being it. */
+static void test_infer(void) {
+    uint8_t bytes[3] = {0, 51, 255};
+    float scaled[3];
+    fm__input_scale(scaled, bytes, 3);
+    CHECK(scaled[0] == 0.0f && scaled[1] == 0.2f && scaled[2] == 1.0f);
+
+    fm_model *m = parse(SMALL_NET), *by3 = parse(SMALL_NET), *fresh = parse(SMALL_NET);
+    if (!m || !by3 || !fresh) return;
+    fm_model_init(m, &rng);
+    fm_images im = images(7);
+    train_steps(m, &im, 2); /* BatchNorm statistics away from identity; reserves 4 */
+    /* sharper outputs, so per-image losses differ widely and a plain mean of
+     * the batch means (4 and 3 images) would be far from the mean over images */
+    const fm__layer *out = &m->layers[m->n_layers - 2];
+    for (size_t i = 0; i < out->t[0].len; i++) out->t[0].data[i] *= 8.0f;
+    float *state = malloc(fm__model_state_len(m) * sizeof *state);
+    fm__model_get_state(m, state);
+    fm__model_set_state(by3, state);
+    fm_err err;
+    CHECK(fm__model_reserve(by3, 3, &err) == 0);
+
+    float p[70], q[70];
+    double loss = -1, loss3 = -1;
+    CHECK_MSG(fm__model_infer(m, im.pixels, im.labels, 7, 100, p, &loss, &err) == 0, "%s",
+              err.msg);
+    CHECK(m->batch_cap == 4); /* planned already: its own batch, not the one offered */
+    CHECK(fm__model_infer(by3, im.pixels, im.labels, 7, 100, q, &loss3, &err) == 0);
+    double want = 0, worst = 0, lo = INFINITY, hi = 0;
+    for (int i = 0; i < 7; i++) {
+        double l = -log(p[i * 10 + im.labels[i]]);
+        want += l / 7;
+        lo = fmin(lo, l), hi = fmax(hi, l);
+    }
+    CHECK_MSG(hi - lo > 1.0, "losses %g..%g too alike to tell the weighting", lo, hi);
+    CHECK_NEAR(loss, want, 1e-5);
+    CHECK_NEAR(loss3, want, 1e-5);
+    for (int i = 0; i < 70; i++) worst = fmax(worst, fabs(p[i] - q[i]));
+    CHECK_MSG(worst < 1e-5, "batching changes probabilities by %g", worst);
+    /* no dropout, moving statistics: the same bits every time, and predict's */
+    CHECK(fm__model_infer(m, im.pixels, im.labels, 7, 100, q, &loss3, &err) == 0);
+    CHECK(!memcmp(p, q, sizeof p) && loss3 == loss);
+    CHECK(fm_model_predict(m, &im, 0, 7, q, &err) == 0 && !memcmp(p, q, sizeof p));
+    /* the last batch's input is the scaled bytes of image 6 */
+    float last[FM_IMAGE_PIXELS];
+    fm__input_scale(last, im.pixels + 6 * FM_IMAGE_PIXELS, FM_IMAGE_PIXELS);
+    CHECK(!memcmp(m->input_buf + 2 * FM_IMAGE_PIXELS, last, sizeof last));
+    /* no labels: the loss is left alone; no images: NAN */
+    double kept = 42;
+    CHECK(fm__model_infer(m, im.pixels, NULL, 7, 100, q, &kept, &err) == 0 && kept == 42);
+    CHECK(!memcmp(p, q, sizeof p));
+    CHECK(fm__model_infer(m, im.pixels, im.labels, 0, 100, q, &kept, &err) == 0 && isnan(kept));
+    /* an unplanned model is planned for the batch offered */
+    fm__model_set_state(fresh, state);
+    CHECK(fm__model_infer(fresh, im.pixels, im.labels, 7, 5, q, &kept, &err) == 0 &&
+          fresh->batch_cap == 5);
+    /* evaluate's loss is this loss, to the bit */
+    fm_eval_result ev;
+    CHECK_MSG(fm_model_evaluate(by3, &im, &ev, &err) == 0, "%s", err.msg);
+    CHECK(fm__model_infer(by3, im.pixels, im.labels, 7, 100, q, &loss3, &err) == 0);
+    CHECK(ev.loss == loss3);
+    free(state);
+    fm_model_free(m);
+    fm_model_free(by3);
+    fm_model_free(fresh);
+    free(im.pixels);
+    free(im.labels);
+}
+
 static void test_reserve(void) {
     fm_model *m = parse(SMALL_NET);
     if (!m) return;
@@ -379,6 +452,7 @@ int main(void) {
     test_predict();
     test_save_load_state();
     test_pool_round_trip();
+    test_infer();
     test_reserve();
     test_kernels_agree();
     return check_finish();

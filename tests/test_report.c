@@ -1,6 +1,7 @@
 /* The report's pieces: base64, in-memory PNG, HTML escaping, tick choice,
  * SVG charts and heat map, log.csv reading with its errors, and
- * fm_report_write on small run folders built here (tiny model, tiny data). */
+ * fm_report_write on small run folders built here (tiny model, tiny data),
+ * its test loss being fm_model_evaluate's. */
 #include <errno.h>
 #include <png.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "core/png.h"
 #include "check.h"
 #include "fmnist/fmnist.h"
+#include "model/model.h"
 #include "report/report.h"
 
 static char tmp_root[1024];
@@ -541,6 +543,56 @@ static void test_report_full(const char *data) {
     free(html);
 }
 
+/* The report's test loss is fm_model_evaluate's (what fmnist eval prints)
+ * for the same model and images. The model is made overconfident, so that
+ * some true classes get probabilities far below 1e-7: a loss of clipped
+ * probabilities (Keras's metric, the report's before) would show otherwise. */
+static void test_report_loss(const char *data) {
+    char run[1200], path[1300], out[1300];
+    fm_err err;
+    tmp_path(run, "run_loss");
+    fresh_run_dir(run);
+    snprintf(path, sizeof path, "%s/log.csv", run);
+    write_text(path, log_text);
+    fm_model *m = fm_model_parse(tiny_cfg, "tiny.cfg", &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (!m) return;
+    fm_rng rng;
+    fm_rng_seed(&rng, 7);
+    fm_model_init(m, &rng);
+    const fm__layer *dense = &m->layers[m->n_layers - 1];
+    for (size_t i = 0; i < dense->t[0].len; i++) dense->t[0].data[i] *= 30.0f;
+    snprintf(path, sizeof path, "%s/model.safetensors", run);
+    CHECK_MSG(fm_model_save(m, path, &err) == 0, "%s", err.msg);
+
+    fm_images test;
+    fm_eval_result ev;
+    CHECK_MSG(fm_data_load(data, FM_SET_TEST, &test, &err) == 0, "%s", err.msg);
+    CHECK_MSG(fm_model_evaluate(m, &test, &ev, &err) == 0, "%s", err.msg);
+    float *probs = malloc(test.count * FM_NUM_CLASSES * sizeof *probs);
+    CHECK(probs && fm_model_predict(m, &test, 0, test.count, probs, &err) == 0);
+    double clipped = 0;
+    for (size_t i = 0; probs && i < test.count; i++)
+        clipped -= log(fmax(probs[i * FM_NUM_CLASSES + test.labels[i]], 1e-7));
+    clipped /= (double)test.count;
+    char tile[64], section[64], other[64];
+    snprintf(tile, sizeof tile, "loss %.4f on 60 images", ev.loss);
+    snprintf(section, sizeof section, "), loss %.4f.", ev.loss);
+    snprintf(other, sizeof other, "loss %.4f on 60 images", clipped);
+    CHECK_MSG(strcmp(tile, other) != 0, "clipping would not show: %s", tile);
+
+    tmp_path(out, "loss_report.html");
+    CHECK_MSG(fm_report_write(run, data, out, &err) == 0, "%s", err.msg);
+    char *html = read_text(out);
+    CHECK(html != NULL);
+    CHECK_MSG(html && strstr(html, tile) && strstr(html, section), "want \"%s\" and \"%s\"",
+              tile, section);
+    free(html);
+    free(probs);
+    fm_images_free(&test);
+    fm_model_free(m);
+}
+
 int main(void) {
     const char *t = getenv("FMNIST_TEST_TMP");
     snprintf(tmp_root, sizeof tmp_root, "%s/report", t ? t : "test-tmp");
@@ -561,5 +613,6 @@ int main(void) {
     test_report_errors(data);
     test_report_partial(data);
     test_report_full(data);
+    test_report_loss(data);
     return check_finish();
 }

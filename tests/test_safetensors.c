@@ -1,7 +1,8 @@
 /* safetensors: round trip of every dtype with metadata; each rule of the
  * format broken on purpose gives its own message naming the source; random
  * corruptions never crash; model files: every validation of fm_model_load;
- * and Python (json + numpy) reads what fm_model_save writes. */
+ * and Python reads what fm_model_save writes (json the header, numpy the
+ * values; without numpy only the header, with a note saying so). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,12 +387,22 @@ static void test_model_files(void) {
     CHECK(fm_model_load(path, &err) == NULL && strstr(err.msg, "text.safetensors: header length"));
 }
 
-/* fm_model_save's file read with nothing but json and numpy. */
-static int test_python(void) {
-    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) return 0;
+/* fm_model_save's file read with nothing but Python's json and numpy: the
+ * header and metadata with json alone, the tensor values with numpy. What
+ * this machine lacks is left out, and a note says so. */
+static void test_python(void) {
+    if (system("/usr/bin/python3 -c '' >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "note: no /usr/bin/python3: the Python read check did not run\n");
+        return;
+    }
+    int numpy = system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+    if (!numpy)
+        fprintf(stderr, "note: python3 has no numpy: tensor values were not read back in Python, "
+                        "only the header and metadata\n");
     fm_err err;
     fm_model *m = fm_model_parse(SMALL, "py", &err);
-    if (!m) return 1;
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (!m) return;
     fm_rng rng;
     fm_rng_seed(&rng, 11);
     fm_model_init(m, &rng);
@@ -400,9 +411,16 @@ static int test_python(void) {
     CHECK(fm_model_save(m, path, &err) == 0);
     const char *script = tmp_path("read.py");
     FILE *f = fopen(script, "w");
-    if (!f) return 1;
+    CHECK(f != NULL);
+    if (!f) {
+        fm_model_free(m);
+        return;
+    }
     fputs("import json, struct, sys\n"
-          "import numpy as np\n"
+          "try:\n"
+          "    import numpy as np\n"
+          "except ImportError:\n"
+          "    np = None\n"
           "raw = open(sys.argv[1], 'rb').read()\n"
           "n = struct.unpack('<Q', raw[:8])[0]\n"
           "header = json.loads(raw[8:8 + n])\n"
@@ -410,6 +428,9 @@ static int test_python(void) {
           "data = raw[8 + n:]\n"
           "for name, t in sorted(header.items()):\n"
           "    b, e = t['data_offsets']\n"
+          "    if np is None:\n"
+          "        print(name, 'x'.join(map(str, t['shape'])), '-')\n"
+          "        continue\n"
           "    a = np.frombuffer(data[b:e], dtype='<f4').reshape(t['shape'])\n"
           "    print(name, 'x'.join(map(str, a.shape)), repr(float(a.astype(np.float64).sum())))\n"
           "print('classes', len(json.loads(meta['fmnist.class_names'])))\n"
@@ -423,9 +444,8 @@ static int test_python(void) {
     char line[256];
     int rows = 0;
     while (p && fgets(line, sizeof line, p)) {
-        char name[128], shape[64];
-        double sum;
-        if (sscanf(line, "%127s %63s %lf", name, shape, &sum) == 3 && strchr(name, '.')) {
+        char name[128], shape[64], value[64];
+        if (sscanf(line, "%127s %63s %63s", name, shape, value) == 3 && strchr(name, '.')) {
             /* compare with the model's own numbers */
             double want = 0;
             size_t len = 0;
@@ -439,8 +459,11 @@ static int test_python(void) {
                         data = l->t[j].data, len = l->t[j].len;
             }
             for (size_t j = 0; j < len; j++) want += data[j];
-            CHECK_MSG(len > 0 && fabs(sum - want) < 1e-9, "%s: python sum %g, model %g", name, sum,
-                      want);
+            /* "-": no numpy, so no values to compare */
+            int no_values = !strcmp(value, "-");
+            CHECK_MSG(len > 0 && no_values == !numpy &&
+                          (no_values || fabs(strtod(value, NULL) - want) < 1e-9),
+                      "%s: python sum %s, model %g", name, value, want);
             if (!strcmp(name, "conv2d.weight")) CHECK(!strcmp(shape, "2x1x3x3"));
             if (!strcmp(name, "dense.weight")) CHECK(!strcmp(shape, "3x18"));
             rows++;
@@ -458,7 +481,6 @@ static int test_python(void) {
     CHECK(p && pclose(p) == 0);
     CHECK(rows == 11);
     fm_model_free(m);
-    return 1;
 }
 
 int main(void) {
@@ -471,8 +493,6 @@ int main(void) {
     test_corruptions();
     test_fuzz();
     test_model_files();
-    int ran = test_python();
-    int rc = check_finish();
-    if (!ran && rc == 0) SKIP("python3 with numpy not found: the numpy read check did not run");
-    return rc;
+    test_python();
+    return check_finish();
 }

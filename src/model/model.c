@@ -325,27 +325,3 @@ void fm__model_set_state(fm_model *m, const float *src) {
     memcpy(m->params, src, m->n_params * sizeof(float));
     memcpy(m->stats, src + m->n_params, m->n_stats * sizeof(float));
 }
-
-int fm_model_predict(fm_model *m, const fm_images *imgs, size_t start, size_t n, float *probs,
-                     fm_err *err) {
-    if (m->input.h != FM_IMAGE_ROWS || m->input.w != FM_IMAGE_COLS || m->input.c != 1)
-        return fm__err(err, "%s: the model takes %dx%dx%d inputs, not 28x28x1 images", m->source,
-                       m->input.h, m->input.w, m->input.c);
-    if (m->classes != FM_NUM_CLASSES)
-        return fm__err(err, "%s: the model has %d classes, not %d", m->source, m->classes,
-                       FM_NUM_CLASSES);
-    if (start > imgs->count || n > imgs->count - start)
-        return fm__err(err, "predict: images [%zu, %zu) are outside the set of %zu", start,
-                       start + n, imgs->count);
-    if (!m->batch_cap && fm__model_reserve(m, FM__PREDICT_BATCH, err)) return -1;
-    for (size_t done = 0; done < n;) {
-        int b = n - done < (size_t)m->batch_cap ? (int)(n - done) : m->batch_cap;
-        const uint8_t *px = imgs->pixels + (start + done) * FM_IMAGE_PIXELS;
-        /* Keras preprocessing: float32 pixels divided by 255 */
-        for (size_t j = 0; j < (size_t)b * FM_IMAGE_PIXELS; j++) m->input_buf[j] = px[j] / 255.0f;
-        fm__model_forward(m, b, 0, NULL);
-        memcpy(probs + done * FM_NUM_CLASSES, m->probs, (size_t)b * FM_NUM_CLASSES * sizeof(float));
-        done += (size_t)b;
-    }
-    return 0;
-}

@@ -3,6 +3,8 @@
 
 #include <math.h>
 
+#include "model/infer.h"
+
 #define PI 3.14159265358979323846 /* M_PI is not in strict C11 */
 
 fm__aug fm__aug_identity(void) { return (fm__aug){0.0, 1.0, 1.0, 0}; }
@@ -42,13 +44,9 @@ void fm__aug_warp(float *dst, const uint8_t *src, int rows, int cols, const fm__
             double top = src[ya * cols + xa] * (1.0 - fx) + src[ya * cols + xb] * fx;
             double bot = src[yb * cols + xa] * (1.0 - fx) + src[yb * cols + xb] * fx;
             double v = top * (1.0 - fy) + bot * fy;
-            dst[y * cols + x] = (float)v / 255.0f;
+            dst[y * cols + x] = fm__pixel_scale((float)v);
         }
     }
-}
-
-void fm__aug_scale(float *dst, const uint8_t *src, size_t len) {
-    for (size_t i = 0; i < len; i++) dst[i] = src[i] / 255.0f;
 }
 
 void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n, int augment,
@@ -60,7 +58,7 @@ void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n
             fm__aug a = fm__aug_draw(rng);
             fm__aug_warp(out, src, FM_IMAGE_ROWS, FM_IMAGE_COLS, &a);
         } else {
-            fm__aug_scale(out, src, FM_IMAGE_PIXELS);
+            fm__input_scale(out, src, FM_IMAGE_PIXELS);
         }
     }
 }

@@ -23,18 +23,15 @@ fm__aug fm__aug_identity(void);
  * angle, zx, zy, flip (flip when the uniform < 0.5). */
 fm__aug fm__aug_draw(fm_rng *rng);
 
-/* dst (rows, cols) floats = src (rows, cols) bytes warped by a, then / 255.
+/* dst (rows, cols) floats = src (rows, cols) bytes warped by a, then scaled
+ * as every input is (fm__pixel_scale).
  * Output pixel (x, y) samples the source at
  *   c + R(angle) . diag(zx, zy) . (x' - cx, y - cy),  x' = flip ? cols-1-x : x,
  * with c = ((cols-1)/2, (rows-1)/2), coordinates clamped to the image. */
 void fm__aug_warp(float *dst, const uint8_t *src, int rows, int cols, const fm__aug *a);
 
-/* dst[i] = src[i] / 255 for len pixels: the network's input scaling, shared by
- * training, validation and evaluation so all see the same floats. */
-void fm__aug_scale(float *dst, const uint8_t *src, size_t len);
-
 /* Fills dst (n, 1, 28, 28) from images idx[0..n) of imgs: with augment != 0
- * each gets a fresh fm__aug_draw (in index order), else just / 255. */
+ * each gets a fresh fm__aug_draw (in index order), else just the scaling. */
 void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n, int augment,
                    fm_rng *rng);
 

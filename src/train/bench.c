@@ -1,6 +1,6 @@
 /* The benchmark (fm_bench_run): the trainer's step and the evaluator's
- * forward pass on synthetic data, each run timed alone, summarised by
- * medians (robust to the odd run a busy machine slows down). */
+ * inference (fm__model_infer) on synthetic data, each run timed alone,
+ * summarised by medians (robust to the odd run a busy machine slows down). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "model/infer.h"
 #include "model/model.h"
 #include "train/adam.h"
 
@@ -63,11 +64,16 @@ int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_e
     double *adam_t = malloc((size_t)steps * sizeof *adam_t);
     double *infer_t = malloc((size_t)steps * sizeof *infer_t);
     uint8_t *labels = malloc((size_t)cap);
+    /* inference input (infer_batch, input) bytes and output (infer_batch, classes) */
+    size_t px_len = (size_t)p->infer_batch * fm__shape_len(m->input);
+    uint8_t *pixels = malloc(px_len);
+    float *probs = malloc((size_t)p->infer_batch * (size_t)m->classes * sizeof *probs);
     /* With layers: per timed step, 2 * nl seconds (forward, backward per layer). */
     double *per_step = p->layers ? calloc((size_t)steps * 2 * (size_t)nl, sizeof *per_step) : NULL;
     fm_bench_layer *layers = p->layers ? calloc((size_t)nl, sizeof *layers) : NULL;
     int rc = -1;
-    if (!train_t || !adam_t || !infer_t || !labels || (p->layers && (!per_step || !layers))) {
+    if (!train_t || !adam_t || !infer_t || !labels || !pixels || !probs ||
+        (p->layers && (!per_step || !layers))) {
         fm__err(err, "bench: out of memory for %d steps", steps);
         goto done;
     }
@@ -102,10 +108,13 @@ int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_e
             adam_t[s] = t2 - t1;
         }
     }
-    /* Inference batches: the forward pass of fm_model_predict. */
+    /* Inference batches: fm_model_evaluate's path (scaling, forward, loss),
+     * which fm_model_predict runs less the loss, on random bytes. */
+    for (size_t i = 0; i < px_len; i++) pixels[i] = (uint8_t)fm_rng_below(&rng, 256);
     for (int s = -p->warmup; s < steps; s++) {
-        double t0 = fm__now();
-        fm__model_forward(m, p->infer_batch, 0, NULL);
+        double t0 = fm__now(), loss;
+        if (fm__model_infer(m, pixels, labels, (size_t)p->infer_batch, cap, probs, &loss, err) < 0)
+            goto done;
         if (s >= 0) infer_t[s] = fm__now() - t0;
     }
 
@@ -139,6 +148,8 @@ done:
     free(adam_t);
     free(infer_t);
     free(labels);
+    free(pixels);
+    free(probs);
     free(per_step);
     free(layers);
     return rc;

@@ -1,10 +1,11 @@
 /* Loss, accuracy, confusion matrix and per-class scores in inference mode. */
 #include "train/train.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "train/augment.h"
+#include "model/infer.h"
 
 int fm__check_io(const fm_model *m, fm_err *err) {
     if (m->input.c != 1 || m->input.h != FM_IMAGE_ROWS || m->input.w != FM_IMAGE_COLS)
@@ -34,33 +35,23 @@ int fm_model_evaluate(fm_model *m, const fm_images *imgs, fm_eval_result *out, f
     /* A model already planned for some batch (the trainer's) is evaluated in
      * batches of that size: a larger plan would cost far more memory than it
      * saves time. */
-    int cap = m->batch_cap;
-    if (!cap) {
-        cap = imgs->count < FM__EVAL_BATCH ? (int)imgs->count : FM__EVAL_BATCH;
-        if (fm__model_reserve(m, cap, err) < 0) return -1;
-    }
-
-    double loss_sum = 0.0;
-    size_t correct = 0;
-    for (size_t start = 0; start < imgs->count; start += (size_t)cap) {
-        size_t left = imgs->count - start;
-        int n = left < (size_t)cap ? (int)left : cap;
-        const uint8_t *labels = imgs->labels + start;
-        fm__aug_scale(m->input_buf, imgs->pixels + start * FM_IMAGE_PIXELS,
-                      (size_t)n * FM_IMAGE_PIXELS);
-        fm__model_forward(m, n, 0, NULL);
-        /* mean over the batch, weighted back by its size */
-        loss_sum += (double)fm__model_loss_backward(m, labels, n, 0) * n;
-        for (int i = 0; i < n; i++) {
-            int pred = fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES);
-            out->confusion[labels[i]][pred]++;
-            correct += pred == labels[i];
-        }
-    }
-
     size_t count = imgs->count;
+    int batch = count < FM__EVAL_BATCH ? (int)count : FM__EVAL_BATCH;
+    float *probs = malloc(count * FM_NUM_CLASSES * sizeof *probs); /* (count, classes) */
+    if (!probs) return fm__err(err, "evaluation: out of memory for %zu images", count);
+    if (fm__model_infer(m, imgs->pixels, imgs->labels, count, batch, probs, &out->loss, err) < 0) {
+        free(probs);
+        return -1;
+    }
+    size_t correct = 0;
+    for (size_t i = 0; i < count; i++) {
+        int pred = fm__argmax(probs + i * FM_NUM_CLASSES, FM_NUM_CLASSES);
+        out->confusion[imgs->labels[i]][pred]++;
+        correct += pred == imgs->labels[i];
+    }
+    free(probs);
+
     out->count = count;
-    out->loss = loss_sum / (double)count;
     out->accuracy = (double)correct / (double)count;
     for (int c = 0; c < FM_NUM_CLASSES; c++) {
         size_t tp = out->confusion[c][c], pred_c = 0, true_c = 0;

@@ -1,0 +1,34 @@
+/* Inference: the one path from image bytes to class probabilities, and to
+ * the mean loss when labels are given, that evaluation (the trainer's
+ * validation and test passes, fmnist eval), prediction, the report and the
+ * benchmark all run, so none of them can disagree with another. Also the
+ * one definition of the network's input scaling. */
+#ifndef FM_MODEL_INFER_H
+#define FM_MODEL_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* A pixel value (0..255, or in between after resampling) as the network
+ * sees it: x / 255 in float, Keras's preprocessing. Training's augmentation
+ * uses it too, so training and inference see the same floats. */
+static inline float fm__pixel_scale(float x) { return x / 255.0f; }
+
+/* dst[i] = fm__pixel_scale(src[i]) for len pixels. */
+void fm__input_scale(float *dst, const uint8_t *src, size_t len);
+
+/* Runs m in inference mode (BatchNorm moving statistics, no dropout) on n
+ * samples: pixels (n, C, H, W) bytes in m->input's shape, each batch scaled
+ * into m->input_buf and run forward, in batches of m->batch_cap (reserving
+ * `batch` first when m has no reservation yet). probs (n, classes) receives
+ * the softmax. With labels (n, each < classes), *loss is the mean softmax
+ * cross-entropy from the logits: each batch's mean weighted by its size,
+ * summed in double, over n (NAN when n is 0); labels NULL leaves *loss alone.
+ * 0, or -1 with err when the reservation fails. A caller must re-read
+ * m->input_buf, m->probs, ... afterwards (see fm__model_reserve). */
+int fm__model_infer(fm_model *m, const uint8_t *pixels, const uint8_t *labels, size_t n,
+                    int batch, float *probs, double *loss, fm_err *err);
+
+#endif
