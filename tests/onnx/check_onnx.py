@@ -25,7 +25,8 @@ except ImportError as e:
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-ALLOWED_OPS = {"Conv", "Relu", "BatchNormalization", "MaxPool", "Flatten", "Gemm", "Softmax"}
+ALLOWED_OPS = {"Conv", "Relu", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+               "Flatten", "Gemm", "Softmax"}
 TOL = 1e-4
 # Below this gap between fmnist's two best classes, float rounding may
 # legitimately pick either; such images are not counted as disagreements.
