@@ -233,6 +233,19 @@ static void test_errors(void) {
     bad("input 28 28 1\nrelu a b c d e f g h i j k l m n o p\n" TAIL, 2, "more than 16 fields");
 }
 
+/* fm_model_summary of configs/NAME as a malloc'd string (NULL if it does not load). */
+static char *summary_of(const char *name) {
+    fm_model *m = load_config(name);
+    if (!m) return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fm_model_summary(m, f);
+    fclose(f);
+    fm_model_free(m);
+    return text;
+}
+
 /* avgpool: window = stride = size, floor; globalavgpool: (None, C), flat,
  * so a dense may follow without flatten. */
 static void test_pooling(void) {
@@ -249,29 +262,18 @@ static void test_pooling(void) {
         CHECK(fm_model_param_count(m, NULL) == 4 * 3 + 4 + 4 * 2 + 2);
         fm_model_free(m);
     }
-    m = load_config("fashion-cnn-gap.cfg");
-    if (!m) return;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    fm_model_summary(m, f);
-    fclose(f);
+    char *text = summary_of("fashion-cnn-gap.cfg");
+    if (!text) return;
     CHECK(strstr(text, " average_pooling2d (AveragePooling2D) ") != NULL);
     CHECK(strstr(text, "(None, 14, 14, 32)") != NULL && strstr(text, "(None, 7, 7, 64)") != NULL);
     CHECK(strstr(text, " global_average_pooling2d (GlobalAveragePooling2D)    (None, 96)  ") != NULL);
     CHECK(strstr(text, "Total params: 75,562 ") != NULL);
     free(text);
-    fm_model_free(m);
 }
 
 static void test_summary(void) {
-    fm_model *m = load_config("fashion-cnn.cfg");
-    if (!m) return;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    fm_model_summary(m, f);
-    fclose(f);
+    char *text = summary_of("fashion-cnn.cfg");
+    if (!text) return;
     CHECK(strstr(text, "Model: \"fashion-cnn\"") != NULL);
     CHECK(strstr(text, " conv2d (Conv2D) ") != NULL);
     CHECK(strstr(text, "(None, 28, 28, 64)") != NULL);
@@ -281,7 +283,6 @@ static void test_summary(void) {
     CHECK(strstr(text, "Trainable params: 1,867,850 (7.13 MB)\n") != NULL);
     CHECK(strstr(text, "Non-trainable params: 384 (1.50 KB)\n") != NULL);
     free(text);
-    fm_model_free(m);
 }
 
 /* Runs the CLI; returns its exit status and captures stdout+stderr. */
