@@ -11,10 +11,11 @@ committed, so the C test needs no Python.
 Regenerate from the repository root with Debian's python3-torch and
 python3-numpy (the pyenv `python3` on PATH lacks them):
 
-    /usr/bin/python3 tests/torch/gen_fixtures.py
+    /usr/bin/python3 tests/torch/gen_fixtures.py [NAME...]
 
 It is deterministic (fixed seeds; every reference value is computed in
-float64 and stored rounded to float32) and rewrites tests/fixtures/torch_*.
+float64 and stored rounded to float32) and rewrites tests/fixtures/torch_*
+(only the NAMEs given, e.g. torch_augment).
 It also runs the same graphs in float32 -- a second float32 implementation
 standing in for the C one -- and asserts that run passes the C test's
 tolerances (TOL_* below, the same numbers as in the C file; the warp has its
@@ -97,6 +98,7 @@ import json
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -549,15 +551,26 @@ def gen_augment():
 
 
 if __name__ == "__main__":
+    # Names on the command line regenerate only those files (default: all).
+    GENERATORS = {
+        "torch_small": lambda: gen_reduced(
+            SMALL, "torch_small", "the notebook network reduced, for tests/test_torch_reference.c",
+            20240601, 3),
+        "torch_readme": lambda: gen_reduced(
+            README, "torch_readme", "the README variant reduced, for tests/test_torch_reference.c",
+            20240701, 0),
+        "torch_full": gen_full,
+        "torch_augment": gen_augment,
+    }
+    chosen = sys.argv[1:] or list(GENERATORS)
+    unknown = [n for n in chosen if n not in GENERATORS]
+    if unknown:
+        raise SystemExit("unknown fixture %s; choose from %s" % (", ".join(unknown), ", ".join(GENERATORS)))
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    gen_reduced(SMALL, "torch_small", "the notebook network reduced, for tests/test_torch_reference.c",
-                20240601, 3)
-    gen_reduced(README, "torch_readme", "the README variant reduced, for tests/test_torch_reference.c",
-                20240701, 0)
-    gen_full()
-    gen_augment()
+    for name in chosen:
+        GENERATORS[name]()
     for name in sorted(os.listdir(OUT)):
         if name.startswith("torch_"):
             print("%-28s %7d bytes" % (name, os.path.getsize(os.path.join(OUT, name))))
