@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference values for tests/test_torch_reference.c.
+"""Independent PyTorch reference values for tests/test_torch_reference.c and
+tests/test_optim.c.
 
 The C test compares the whole network (forward, loss, every gradient, the
 BatchNorm moving statistics, three Adam steps) and the augmentation warp with
@@ -15,7 +16,7 @@ python3-numpy (the pyenv `python3` on PATH lacks them):
 
 It is deterministic (fixed seeds; every reference value is computed in
 float64 and stored rounded to float32) and rewrites tests/fixtures/torch_*
-(only the NAMEs given, e.g. torch_augment).
+(only the NAMEs given, e.g. torch_optim).
 It also runs the same graphs in float32 -- a second float32 implementation
 standing in for the C one -- and asserts that run passes the C test's
 tolerances (TOL_* below, the same numbers as in the C file; the warp has its
@@ -91,6 +92,24 @@ torch_augment.safetensors: the training warp (src/train/augment.h):
   symmetric random ranges. Computed by hand in numpy and with
   torch.grid_sample (bilinear, align_corners, border padding = edge repeat);
   the two must agree.
+torch_optim.safetensors: the training recipes' building blocks, for
+  tests/test_optim.c (tolerance TOL_OPT below):
+    opt.w0 (48), opt.grads (6,48)  parameters and each step's gradients: scales
+                              1e-3..1, every 8th near AdamW's epsilon (1e-8.5..1e-6,
+                              where Keras's and PyTorch's placements differ), one
+                              zero on fresh moments
+    opt.spans (S,2)           the decayed [begin, end) of the masked cases
+    <case>.hyper (7)          beta1, beta2, eps, momentum, nesterov, weight_decay,
+                              masked (decay on opt.spans only, else everywhere)
+    <case>.lrs (6)            the rate of each step
+    <case>.w (6,48)           weights after each step, from torch.optim itself
+                              (Adam, AdamW, SGD; a masked case runs its pieces as
+                              parameter groups with and without weight decay)
+    <case>.m, <case>.v (48)   exp_avg / momentum_buffer and exp_avg_sq after the
+                              steps, where torch keeps them
+  cases (OPT_CASES): adam (torch.optim.Adam: AdamW's arithmetic without decay),
+  adamw, adamw_mask (other betas and eps), sgd, sgd_momentum, sgd_nesterov,
+  sgd_wd, sgd_nesterov_wd_mask.
 """
 
 import itertools
@@ -550,6 +569,115 @@ def gen_augment():
     print("torch_augment: %d warps; numpy and grid_sample agree" % len(params))
 
 
+# ---- torch_optim.safetensors: the recipe building blocks -------------------
+# (src/train/optim.h)
+
+OPT_N, OPT_STEPS = 48, 6
+OPT_SPANS = [(0, 20), (28, 40)]  # where a masked case decays, as an fm__decay lists it
+# Tolerances of tests/test_optim.c (the same numbers there).
+TOL_OPT = 1e-6     # weights and moments after each step: max|a - b| / max(1, max|b|)
+
+
+def f32(x):
+    """A setting as the C side holds it (a float), so both sides compute
+    with the same value."""
+    return float(np.float32(x))
+
+
+# name, torch class; beta1, beta2, eps, momentum, nesterov, weight_decay,
+# masked (decay only OPT_SPANS; else everything). "adam" is torch.optim.Adam,
+# PyTorch's epsilon placement without decay: what AdamW is with decay 0.
+OPT_CASES = [
+    ("adam", "Adam", 0.9, 0.999, 1e-8, 0, 0, 0.0, 0),
+    ("adamw", "AdamW", 0.9, 0.999, 1e-8, 0, 0, 0.1, 0),
+    ("adamw_mask", "AdamW", 0.85, 0.995, 1e-6, 0, 0, 0.1, 1),
+    ("sgd", "SGD", 0, 0, 0, 0.0, 0, 0.0, 0),
+    ("sgd_momentum", "SGD", 0, 0, 0, 0.9, 0, 0.0, 0),
+    ("sgd_nesterov", "SGD", 0, 0, 0, 0.9, 1, 0.0, 0),
+    ("sgd_wd", "SGD", 0, 0, 0, 0.9, 0, 0.05, 0),
+    ("sgd_nesterov_wd_mask", "SGD", 0, 0, 0, 0.8, 1, 0.05, 1),
+]
+# The rate of each step (changing, as a schedule makes it); SGD's are 10x.
+OPT_LRS = [1e-2, 2e-2, 1.5e-2, 5e-3, 1e-2, 8e-3]
+
+
+def run_optim(case, w0, grads, lrs, dtype):
+    """Weights after each step (OPT_STEPS, OPT_N) and the final per-parameter
+    state (exp_avg or momentum_buffer, exp_avg_sq; None where there is none)
+    from torch.optim itself. The block is cut where decay starts or stops;
+    the pieces are parameter groups with or without weight decay."""
+    name, cls, b1, b2, eps, mom, nes, wd, masked = case
+    decayed = np.zeros(OPT_N, bool)
+    for b, e in (OPT_SPANS if masked else [(0, OPT_N)]):
+        decayed[b:e] = True
+    cuts = [0] + [i for i in range(1, OPT_N) if decayed[i] != decayed[i - 1]] + [OPT_N]
+    pieces = list(zip(cuts[:-1], cuts[1:]))
+    params = [torch.tensor(w0[b:e], dtype=dtype, requires_grad=True) for b, e in pieces]
+    groups = [{"params": [p], "weight_decay": f32(wd) if decayed[b] else 0.0}
+              for p, (b, e) in zip(params, pieces)]
+    if cls == "SGD":
+        opt = torch.optim.SGD(groups, lr=lrs[0], momentum=f32(mom), nesterov=bool(nes))
+    else:
+        opt = getattr(torch.optim, cls)(groups, lr=lrs[0], betas=(f32(b1), f32(b2)), eps=f32(eps))
+    ws = []
+    for k in range(OPT_STEPS):
+        for grp in opt.param_groups:
+            grp["lr"] = lrs[k]
+        for p, (b, e) in zip(params, pieces):
+            p.grad = torch.tensor(grads[k, b:e], dtype=dtype)
+        opt.step()
+        ws.append(torch.cat([p.detach() for p in params]).numpy())
+
+    def state(key):
+        parts = [opt.state[p].get(key) for p in params]
+        return None if any(x is None for x in parts) else torch.cat(parts).numpy()
+    m = state("momentum_buffer") if cls == "SGD" else state("exp_avg")
+    return np.array(ws), m, None if cls == "SGD" else state("exp_avg_sq")
+
+
+def gen_optim_steps(out):
+    rng = np.random.default_rng(20240604)
+    w0 = np.float32(rng.uniform(-1.5, 1.5, OPT_N))
+    scale = 10.0 ** rng.uniform(-3, 0, OPT_N)
+    # a few gradients near AdamW's epsilon, where its placement shows
+    scale[3::8] = 10.0 ** rng.uniform(-8.5, -6, len(scale[3::8]))
+    grads = np.float32(rng.normal(size=(OPT_STEPS, OPT_N)) * scale)
+    grads[0, 5] = 0.0  # a zero gradient on fresh moments
+    out["opt.w0"], out["opt.grads"] = w0, grads
+    out["opt.spans"] = np.float32(OPT_SPANS)
+    worst = 0.0
+    for case in OPT_CASES:
+        name, cls = case[0], case[1]
+        lrs = [f32(lr * (10 if cls == "SGD" else 1)) for lr in OPT_LRS]
+        ref = run_optim(case, w0.astype(np.float64), grads.astype(np.float64), lrs, torch.float64)
+        low = run_optim(case, w0, grads, lrs, torch.float32)
+        out[name + ".hyper"] = np.float32([f32(x) for x in case[2:]])
+        out[name + ".lrs"] = np.float32(lrs)
+        out[name + ".w"] = np.float32(ref[0])
+        for key, r, l in (("m", ref[1], low[1]), ("v", ref[2], low[2])):
+            if r is not None:
+                out[name + "." + key] = np.float32(r)
+                worst = max(worst, scale_err(l, r) / TOL_OPT)
+        for k in range(OPT_STEPS):
+            worst = max(worst, scale_err(low[0][k], ref[0][k]) / TOL_OPT)
+        # each case must move the weights well beyond the tolerance
+        assert scale_err(ref[0][-1], w0) > 1e3 * TOL_OPT, name
+    # the distinctions the C test relies on are far above its tolerance
+    w = {c[0]: out[c[0] + ".w"][-1].astype(np.float64) for c in OPT_CASES}
+    for a, b in (("adam", "adamw"), ("sgd_momentum", "sgd_nesterov"), ("sgd", "sgd_momentum"),
+                 ("sgd_momentum", "sgd_wd")):
+        assert scale_err(w[a], w[b]) > 100 * TOL_OPT, (a, b)
+    print("torch_optim: %d optimizer cases of %d steps; float32 run, worst error / tolerance %.3f"
+          % (len(OPT_CASES), OPT_STEPS, worst))
+    assert worst <= 1.0
+
+
+def gen_optim():
+    out = {}
+    gen_optim_steps(out)
+    save_safetensors(os.path.join(OUT, "torch_optim.safetensors"), out)
+
+
 if __name__ == "__main__":
     # Names on the command line regenerate only those files (default: all).
     GENERATORS = {
@@ -561,6 +689,7 @@ if __name__ == "__main__":
             20240701, 0),
         "torch_full": gen_full,
         "torch_augment": gen_augment,
+        "torch_optim": gen_optim,
     }
     chosen = sys.argv[1:] or list(GENERATORS)
     unknown = [n for n in chosen if n not in GENERATORS]

@@ -1,0 +1,384 @@
+/* The training recipes' optimizers (train/optim.h) against PyTorch, and at
+ * their edges: AdamW and SGD (momentum, Nesterov, weight decay everywhere or
+ * on spans) step by step against torch.optim, the Keras Adam kind against
+ * train/adam.c to the bit, weight decay 0 and empty decay spans against the
+ * plain update to the bit, any thread count to the bit, the decay spans of
+ * a model, the settings checks. The values come from
+ * tests/fixtures/torch_optim.safetensors, made by tests/torch/gen_fixtures.py
+ * (float64 torch; see its docstring); no Python is needed here.
+ *
+ * Tolerance (the generator asserts a float32 torch run passes it):
+ * TOL_OPT 1e-6 of max(1, max|expected|) for the weights after each of six
+ * steps and the final moments: the C side rounds each operation to float as
+ * torch's float32 kernels do, but in other forms (w - lr*wd*w for torch's
+ * w*(1 - lr*wd), m + (g - m)(1 - b1) for b1*m + (1 - b1)*g), a few float32
+ * roundings of values of order 1 per step (torch's float32 run reaches 0.2
+ * of it). The gradients are given exactly, so Adam is well conditioned even
+ * where |g| is near epsilon (which the fixture has: the two epsilon
+ * placements differ there by far more than this). */
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "check.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "model/safetensors.h"
+#include "train/adam.h"
+#include "train/optim.h"
+
+#define TOL_OPT 1e-6
+
+#define PI 3.14159265358979323846 /* PI is not in strict C11 */
+
+#define OPT_N 48
+#define OPT_STEPS 6
+
+static fm__st_file fx;
+static char fx_path[1024];
+
+/* A malloc'd copy of the named tensor of `count` elements of dtype (0 to
+ * take its own count, stored in *count_out when given); NULL, and a failed
+ * check, when absent or of another size or type. */
+static void *load(const char *name, fm__st_dtype dtype, size_t count, size_t *count_out) {
+    const fm__st_tensor *t = fm__st_find(&fx, name);
+    int ok = t && t->dtype == dtype && (!count || t->count == count);
+    CHECK_MSG(ok, "%s: %s: missing, or not %zu %s", fx_path, name, count, fm__st_dtype_name(dtype));
+    if (!ok) return NULL;
+    void *p = malloc(t->count * fm__st_dtype_size(dtype));
+    if (p) fm__st_copy(t, p);
+    if (count_out) *count_out = t->count;
+    return p;
+}
+
+static float *load32(const char *name, size_t count) { return load(name, FM__ST_F32, count, NULL); }
+static int has(const char *name) { return fm__st_find(&fx, name) != NULL; }
+
+/* The closest a comparison came to its tolerance, printed at the end so a
+ * shrinking margin shows before it fails. */
+static double worst_ratio;
+static char worst_what[128];
+
+static void note(double ratio, const char *what) {
+    if (ratio > worst_ratio) {
+        worst_ratio = ratio;
+        snprintf(worst_what, sizeof worst_what, "%s", what);
+    }
+}
+
+/* max |a-b| / max(1, max|b|) <= tol */
+static void near_scaled(const char *what, const float *a, const float *b, size_t n, double tol) {
+    double err = 0, scale = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= err)) err = d; /* also catches NaN */
+        if (fabs(b[i]) > scale) scale = fabs(b[i]);
+    }
+    note(err / (tol * scale), what);
+    CHECK_MSG(err <= tol * scale, "%s: max error %.3g, allowed %.3g", what, err, tol * scale);
+}
+
+/* ---- optimizers ----------------------------------------------------------- */
+
+/* The fixture's cases; their settings are in "<name>.hyper". torch.optim.Adam
+ * is AdamW's arithmetic with decay 0 (PyTorch's epsilon placement). */
+static const struct {
+    const char *name;
+    fm__optim_kind kind;
+} opt_cases[] = {
+    {"adam", FM__OPTIM_ADAMW},      {"adamw", FM__OPTIM_ADAMW},
+    {"adamw_mask", FM__OPTIM_ADAMW}, {"sgd", FM__OPTIM_SGD},
+    {"sgd_momentum", FM__OPTIM_SGD}, {"sgd_nesterov", FM__OPTIM_SGD},
+    {"sgd_wd", FM__OPTIM_SGD},      {"sgd_nesterov_wd_mask", FM__OPTIM_SGD},
+};
+
+/* An optimizer of kind from hyper = beta1, beta2, eps, momentum, nesterov,
+ * weight_decay (masked, the 7th, is the caller's). */
+static void optim_from(fm__optim *o, fm__optim_kind kind, const float *hyper, float lr) {
+    if (kind == FM__OPTIM_ADAMW) {
+        fm__optim_adamw(o, lr, hyper[5]);
+        o->beta1 = hyper[0];
+        o->beta2 = hyper[1];
+        o->eps = hyper[2];
+    } else {
+        fm__optim_sgd(o, lr, hyper[3], hyper[4] != 0, hyper[5]);
+    }
+}
+
+/* Runs the fixture's steps from w0 with o (lr from lrs each step), decay as
+ * given; checks the weights after each step against "<name>.w" and the
+ * final moments against "<name>.m" / "<name>.v" where torch has them. */
+static void run_case(const char *name, const char *how, fm__optim *o, const fm__decay *decay,
+                     const float *w0, const float *grads, const float *lrs) {
+    char key[96], what[128];
+    snprintf(key, sizeof key, "%s.w", name);
+    float *want = load32(key, OPT_STEPS * OPT_N);
+    if (!want) return;
+    float w[OPT_N], m[OPT_N] = {0}, v[OPT_N] = {0};
+    memcpy(w, w0, sizeof w);
+    for (int k = 0; k < OPT_STEPS; k++) {
+        o->lr = lrs[k];
+        fm__optim_step(o, w, grads + k * OPT_N, m, v, OPT_N, decay);
+        snprintf(what, sizeof what, "%s%s: weights after step %d", name, how, k + 1);
+        near_scaled(what, w, want + k * OPT_N, OPT_N, TOL_OPT);
+    }
+    CHECK(o->t == OPT_STEPS);
+    const char *moment[2] = {"m", "v"};
+    float *got[2] = {m, v};
+    for (int j = 0; j < 2; j++) {
+        snprintf(key, sizeof key, "%s.%s", name, moment[j]);
+        if (!has(key)) continue; /* SGD without momentum keeps no buffer; SGD has no v */
+        float *e = load32(key, OPT_N);
+        snprintf(what, sizeof what, "%s%s: %s after the steps", name, how, moment[j]);
+        if (e) near_scaled(what, got[j], e, OPT_N, TOL_OPT);
+        free(e);
+    }
+    free(want);
+}
+
+static void test_optim_torch(void) {
+    float *w0 = load32("opt.w0", OPT_N), *grads = load32("opt.grads", OPT_STEPS * OPT_N);
+    size_t n_spans = 0;
+    float *spans = load("opt.spans", FM__ST_F32, 0, &n_spans);
+    if (!w0 || !grads || !spans) goto done;
+    fm__decay mask = {.n = (int)(n_spans / 2)};
+    for (int i = 0; i < mask.n; i++)
+        mask.span[i] = (fm__span){(size_t)spans[2 * i], (size_t)spans[2 * i + 1]};
+    for (size_t c = 0; c < sizeof opt_cases / sizeof *opt_cases; c++) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.hyper", opt_cases[c].name);
+        float *hyper = load32(key, 7);
+        snprintf(key, sizeof key, "%s.lrs", opt_cases[c].name);
+        float *lrs = load32(key, OPT_STEPS);
+        if (hyper && lrs) {
+            fm__optim o;
+            optim_from(&o, opt_cases[c].kind, hyper, lrs[0]);
+            fm_err err;
+            CHECK_MSG(fm__optim_check(&o, &err) == 0, "%s: %s", opt_cases[c].name, err.msg);
+            run_case(opt_cases[c].name, "", &o, hyper[6] != 0 ? &mask : NULL, w0, grads, lrs);
+            /* Weight decay turned off by an empty span list is the plain
+             * update: run the undecayed cases again with decay set but nowhere. */
+            if (hyper[5] == 0) {
+                fm__decay none = {.n = 0};
+                optim_from(&o, opt_cases[c].kind, hyper, lrs[0]);
+                o.weight_decay = 0.1f;
+                run_case(opt_cases[c].name, " (decay 0.1 on no span)", &o, &none, w0, grads, lrs);
+            }
+        }
+        free(hyper);
+        free(lrs);
+    }
+done:
+    free(w0);
+    free(grads);
+    free(spans);
+}
+
+/* Parameters, gradients and moments of n elements, filled from seed. */
+typedef struct block {
+    float *w, *g, *m, *v;
+    size_t n;
+} block;
+
+static block block_new(size_t n, uint64_t seed) {
+    block b = {malloc(n * sizeof(float)), malloc(n * sizeof(float)), calloc(n, sizeof(float)),
+               calloc(n, sizeof(float)), n};
+    fm_rng r;
+    fm_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        b.w[i] = (float)(2 * fm_rng_uniform(&r) - 1);
+        b.g[i] = (float)((2 * fm_rng_uniform(&r) - 1) * 1e-2);
+    }
+    return b;
+}
+
+static int block_same(const block *a, const block *b) {
+    size_t s = a->n * sizeof(float);
+    return !memcmp(a->w, b->w, s) && !memcmp(a->m, b->m, s) && !memcmp(a->v, b->v, s);
+}
+
+static void block_free(block *b) { free(b->w), free(b->g), free(b->m), free(b->v); }
+
+/* k steps of o over the block (the same gradient each step, lr changing). */
+static void steps(fm__optim o, block *b, const fm__decay *decay, int k) {
+    for (int s = 0; s < k; s++) {
+        o.lr = 1e-2f / (float)(s + 1);
+        fm__optim_step(&o, b->w, b->g, b->m, b->v, b->n, decay);
+    }
+}
+
+static void test_optim_bits(void) {
+    enum { N = 1000 };
+    fm__optim o;
+    /* Keras Adam is adam.c's arithmetic, t and all, through an lr change. */
+    {
+        block a = block_new(N, 1), b = block_new(N, 1);
+        fm__adam ka;
+        fm__adam_init(&ka, 1e-3f);
+        fm__optim_adam(&o, 1e-3f);
+        CHECK(o.beta1 == ka.beta1 && o.beta2 == ka.beta2 && o.eps == ka.eps && o.t == 0);
+        for (int s = 0; s < 5; s++) {
+            if (s == 3) ka.lr = o.lr = 5e-4f;
+            fm__adam_step(&ka, a.w, a.g, a.m, a.v, N);
+            fm__optim_step(&o, b.w, b.g, b.m, b.v, N, NULL);
+        }
+        CHECK(block_same(&a, &b) && o.t == 5 && ka.t == 5);
+        block_free(&a), block_free(&b);
+    }
+    /* Weight decay 0 is the plain update, everywhere or on spans, and so is
+     * decay set but on no span; with decay on, NULL spans and one span over
+     * the whole block agree, and spans decay inside, not outside. */
+    for (int kind = FM__OPTIM_ADAMW; kind <= FM__OPTIM_SGD; kind++) {
+        fm__optim zero, wd;
+        if (kind == FM__OPTIM_ADAMW) {
+            fm__optim_adamw(&zero, 1e-2f, 0.0f);
+            fm__optim_adamw(&wd, 1e-2f, 0.1f);
+        } else {
+            fm__optim_sgd(&zero, 1e-2f, 0.9f, 1, 0.0f);
+            fm__optim_sgd(&wd, 1e-2f, 0.9f, 1, 0.1f);
+        }
+        fm__decay none = {.n = 0}, all = {.n = 1, .span = {{0, N}}};
+        fm__decay some = {.n = 2, .span = {{10, 300}, {301, 700}}};
+        block plain = block_new(N, 2), plain_spans = block_new(N, 2), nowhere = block_new(N, 2);
+        block decayed = block_new(N, 2), decayed_all = block_new(N, 2), part = block_new(N, 2);
+        steps(zero, &plain, NULL, 4);
+        steps(zero, &plain_spans, &some, 4);
+        steps(wd, &nowhere, &none, 4);
+        CHECK_MSG(block_same(&plain, &plain_spans) && block_same(&plain, &nowhere),
+                  "kind %d: decay 0", kind);
+        steps(wd, &decayed, NULL, 4);
+        steps(wd, &decayed_all, &all, 4);
+        steps(wd, &part, &some, 4);
+        CHECK_MSG(block_same(&decayed, &decayed_all), "kind %d: NULL spans, one span", kind);
+        size_t s = sizeof(float);
+        CHECK(memcmp(plain.w + 10, decayed.w + 10, 290 * s) != 0);
+        CHECK(!memcmp(part.w, plain.w, 10 * s) && !memcmp(part.w + 300, plain.w + 300, s) &&
+              !memcmp(part.w + 700, plain.w + 700, (N - 700) * s));
+        CHECK(!memcmp(part.w + 10, decayed.w + 10, 290 * s) &&
+              !memcmp(part.w + 301, decayed.w + 301, 399 * s));
+        block_free(&plain), block_free(&plain_spans), block_free(&nowhere);
+        block_free(&decayed), block_free(&decayed_all), block_free(&part);
+    }
+    /* SGD without momentum is w -= lr * g; with momentum its first step is
+     * that too (the buffer starts at zero, PyTorch's starts at g). */
+    {
+        block a = block_new(N, 3), b = block_new(N, 3), ref = block_new(N, 3);
+        fm__optim_sgd(&o, 1e-2f, 0.0f, 0, 0.0f); /* steps() sets lr 1e-2 for the first */
+        steps(o, &a, NULL, 1);
+        fm__optim_sgd(&o, 1e-2f, 0.9f, 0, 0.0f);
+        steps(o, &b, NULL, 1);
+        for (size_t i = 0; i < N; i++) ref.w[i] -= 1e-2f * ref.g[i];
+        CHECK(!memcmp(a.w, ref.w, N * sizeof(float)) && !memcmp(b.w, ref.w, N * sizeof(float)));
+        CHECK(!memcmp(b.m, b.g, N * sizeof(float))); /* the buffer holds g */
+        block_free(&a), block_free(&b), block_free(&ref);
+    }
+}
+
+/* Any thread count gives the same bits, in blocks large enough for the
+ * loops to run in parallel. */
+static void test_optim_threads(void) {
+#ifdef _OPENMP
+    enum { N = 300000 };
+    int before = omp_get_max_threads();
+    fm__optim kinds[3];
+    fm__optim_adam(&kinds[0], 1e-3f);
+    fm__optim_adamw(&kinds[1], 1e-3f, 0.05f);
+    fm__optim_sgd(&kinds[2], 1e-2f, 0.9f, 1, 5e-4f);
+    fm__decay some = {.n = 2, .span = {{1000, 100000}, {150000, 290000}}};
+    for (int k = 0; k < 3; k++) {
+        block a = block_new(N, 4), b = block_new(N, 4);
+        omp_set_num_threads(1);
+        steps(kinds[k], &a, &some, 3);
+        omp_set_num_threads(4);
+        steps(kinds[k], &b, &some, 3);
+        CHECK_MSG(block_same(&a, &b), "optimizer %d: 1 and 4 threads differ", k);
+        block_free(&a), block_free(&b);
+    }
+    omp_set_num_threads(before);
+#endif
+}
+
+static void test_optim_check(void) {
+    fm__optim o;
+    fm_err err;
+    fm__optim_adam(&o, 1e-3f);
+    CHECK(fm__optim_check(&o, &err) == 0);
+    o.weight_decay = 0.01f;
+    CHECK(fm__optim_check(&o, &err) < 0 && strstr(err.msg, "AdamW"));
+    fm__optim_adamw(&o, 1e-3f, 0.01f);
+    CHECK(fm__optim_check(&o, &err) == 0 && o.eps == 1e-8f && o.beta2 == 0.999f);
+    o.beta2 = 1.0f;
+    CHECK(fm__optim_check(&o, &err) < 0 && strstr(err.msg, "beta2"));
+    fm__optim_adamw(&o, -1e-3f, 0.01f);
+    CHECK(fm__optim_check(&o, &err) < 0 && strstr(err.msg, "learning rate"));
+    fm__optim_adamw(&o, NAN, 0.01f);
+    CHECK(fm__optim_check(&o, &err) < 0);
+    fm__optim_adamw(&o, 1e-3f, -0.01f);
+    CHECK(fm__optim_check(&o, &err) < 0 && strstr(err.msg, "weight decay"));
+    fm__optim_sgd(&o, 0.1f, 0.9f, 1, 5e-4f);
+    CHECK(fm__optim_check(&o, &err) == 0);
+    fm__optim_sgd(&o, 0.1f, 0.0f, 1, 0.0f);
+    CHECK(fm__optim_check(&o, &err) < 0 && strstr(err.msg, "Nesterov"));
+    fm__optim_sgd(&o, 0.1f, 1.0f, 0, 0.0f);
+    CHECK(fm__optim_check(&o, &err) < 0 && strstr(err.msg, "momentum"));
+    o.kind = (fm__optim_kind)7;
+    CHECK(fm__optim_check(&o, &err) < 0);
+}
+
+/* Decay spans of a model with conv, BatchNorm and dense layers. */
+static void test_decay_from_model(void) {
+    fm_err err;
+    fm_model *m = fm_model_parse("input 6 6 1\n"
+                                 "conv filters=2 kernel=3 padding=same activation=relu\n"
+                                 "batchnorm\n"
+                                 "conv filters=3 kernel=3 padding=same activation=relu\n"
+                                 "flatten\n"
+                                 "dense units=4 activation=relu\n"
+                                 "dense units=3 activation=softmax\n",
+                                 "decay", &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (!m) return;
+    fm__decay d;
+    fm__decay_from_model(&d, m, 0);
+    CHECK(d.n == 1 && d.span[0].begin == 0 && d.span[0].end == m->n_params);
+    fm__decay_from_model(&d, m, 1);
+    /* the four kernels (conv, conv_1, dense, dense_1), none adjacent: a
+     * bias, BatchNorm's gamma and beta lie between */
+    CHECK(d.n == 4);
+    int k = 0;
+    size_t decayed = 0, kernels = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const fm__layer *l = &m->layers[i];
+        for (int j = 0; j < l->type->n_tensors; j++) {
+            if (l->type->tensors[j].init != FM__INIT_GLOROT) continue;
+            kernels += l->t[j].len;
+            CHECK(k < d.n && d.span[k].begin == l->t[j].offset &&
+                  d.span[k].end == l->t[j].offset + l->t[j].len);
+            k++;
+        }
+    }
+    for (int i = 0; i < d.n; i++) decayed += d.span[i].end - d.span[i].begin;
+    CHECK(k == 4 && decayed == kernels && kernels == 2 * 9 + 3 * 2 * 9 + 4 * 108 + 3 * 4);
+    fm_model_free(m);
+}
+
+int main(void) {
+    const char *dir = getenv("FMNIST_SOURCE_DIR");
+    snprintf(fx_path, sizeof fx_path, "%s/tests/fixtures/torch_optim.safetensors", dir ? dir : ".");
+    fm_err err;
+    if (fm__st_read(&fx, fx_path, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return check_finish();
+    }
+    test_optim_torch();
+    test_optim_bits();
+    test_optim_threads();
+    test_optim_check();
+    test_decay_from_model();
+    fm__st_close(&fx);
+    printf("closest to a tolerance: %.3f of it (%s)\n", worst_ratio, worst_what);
+    return check_finish();
+}
