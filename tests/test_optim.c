@@ -1,21 +1,27 @@
-/* The training recipes' optimizers (train/optim.h) against PyTorch, and at
- * their edges: AdamW and SGD (momentum, Nesterov, weight decay everywhere or
- * on spans) step by step against torch.optim, the Keras Adam kind against
- * train/adam.c to the bit, weight decay 0 and empty decay spans against the
- * plain update to the bit, any thread count to the bit, the decay spans of
- * a model, the settings checks. The values come from
- * tests/fixtures/torch_optim.safetensors, made by tests/torch/gen_fixtures.py
- * (float64 torch; see its docstring); no Python is needed here.
+/* The training recipes' building blocks against PyTorch, and at their edges:
+ * - optimizers (train/optim.h): AdamW and SGD (momentum, Nesterov, weight
+ *   decay everywhere or on spans) step by step against torch.optim, the
+ *   Keras Adam kind against train/adam.c to the bit, weight decay 0 and
+ *   empty decay spans against the plain update to the bit, any thread
+ *   count to the bit, the decay spans of a model, the settings checks;
+ * - learning-rate schedules (train/schedule.h) against torch's LinearLR,
+ *   CosineAnnealingLR, SequentialLR, OneCycleLR and LambdaLR; step 0, the
+ *   last step, no warm-up, one step, phases of no width.
+ * The values come from tests/fixtures/torch_optim.safetensors, made by
+ * tests/torch/gen_fixtures.py (float64 torch; see its docstring); no Python
+ * is needed here.
  *
- * Tolerance (the generator asserts a float32 torch run passes it):
- * TOL_OPT 1e-6 of max(1, max|expected|) for the weights after each of six
- * steps and the final moments: the C side rounds each operation to float as
- * torch's float32 kernels do, but in other forms (w - lr*wd*w for torch's
- * w*(1 - lr*wd), m + (g - m)(1 - b1) for b1*m + (1 - b1)*g), a few float32
- * roundings of values of order 1 per step (torch's float32 run reaches 0.2
- * of it). The gradients are given exactly, so Adam is well conditioned even
- * where |g| is near epsilon (which the fixture has: the two epsilon
- * placements differ there by far more than this). */
+ * Tolerances (the generator asserts a float32 torch run passes them):
+ * - TOL_OPT 1e-6 of max(1, max|expected|) for the weights after each of six
+ *   steps and the final moments: the C side rounds each operation to float
+ *   as torch's float32 kernels do, but in other forms (w - lr*wd*w for
+ *   torch's w*(1 - lr*wd), m + (g - m)(1 - b1) for b1*m + (1 - b1)*g), a few
+ *   float32 roundings of values of order 1 per step (torch's float32 run
+ *   reaches 0.2 of it). The gradients are given exactly, so Adam is well
+ *   conditioned even where |g| is near epsilon (which the fixture has: the
+ *   two epsilon placements differ there by far more than this);
+ * - TOL_SCHED 1e-12 of the peak rate: both sides compute in double, torch
+ *   partly by recurrences that gather a few ulps per step. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,13 +30,14 @@
 #endif
 
 #include "check.h"
-#include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "train/adam.h"
 #include "train/optim.h"
+#include "train/schedule.h"
 
 #define TOL_OPT 1e-6
+#define TOL_SCHED 1e-12
 
 #define PI 3.14159265358979323846 /* PI is not in strict C11 */
 
@@ -365,6 +372,126 @@ static void test_decay_from_model(void) {
     fm_model_free(m);
 }
 
+/* ---- schedules ------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    fm__sched_kind kind;
+} sched_cases[] = {
+    {"constant", FM__SCHED_CONSTANT}, {"warmup_constant", FM__SCHED_CONSTANT},
+    {"cosine", FM__SCHED_COSINE},     {"warmup_cosine", FM__SCHED_COSINE},
+    {"linear", FM__SCHED_LINEAR},     {"warmup_linear", FM__SCHED_LINEAR},
+    {"onecycle", FM__SCHED_ONECYCLE}, {"onecycle_linear", FM__SCHED_ONECYCLE},
+    {"onecycle_short", FM__SCHED_ONECYCLE}, {"onecycle_one", FM__SCHED_ONECYCLE},
+};
+
+static void test_schedule_torch(void) {
+    for (size_t c = 0; c < sizeof sched_cases / sizeof *sched_cases; c++) {
+        char key[96];
+        /* lr, warmup_steps, warmup_start, floor, pct_start, div_factor,
+         * final_div_factor, anneal_linear */
+        snprintf(key, sizeof key, "sched.%s.cfg", sched_cases[c].name);
+        double *cfg = load(key, FM__ST_F64, 8, NULL);
+        size_t total = 0;
+        snprintf(key, sizeof key, "sched.%s.lr", sched_cases[c].name);
+        double *want = load(key, FM__ST_F64, 0, &total);
+        if (cfg && want) {
+            fm__schedule s;
+            if (sched_cases[c].kind == FM__SCHED_ONECYCLE) {
+                fm__schedule_onecycle(&s, cfg[0]);
+                s.pct_start = cfg[4];
+                s.div_factor = cfg[5];
+                s.final_div_factor = cfg[6];
+                s.anneal_linear = cfg[7] != 0;
+            } else {
+                fm__schedule_warmup(&s, sched_cases[c].kind, cfg[0], (int64_t)cfg[1], cfg[2],
+                                    cfg[3]);
+            }
+            fm_err err;
+            CHECK_MSG(fm__schedule_check(&s, (int64_t)total, &err) == 0, "%s: %s",
+                      sched_cases[c].name, err.msg);
+            double worst = 0;
+            for (size_t i = 0; i < total; i++) {
+                double d = fabs(fm__schedule_lr(&s, (int64_t)i, (int64_t)total) - want[i]);
+                if (!(d <= worst)) worst = d;
+            }
+            char what[96];
+            snprintf(what, sizeof what, "schedule %s", sched_cases[c].name);
+            note(worst / (TOL_SCHED * cfg[0]), what);
+            CHECK_MSG(worst <= TOL_SCHED * cfg[0], "%s: max error %.3g of the peak %g",
+                      sched_cases[c].name, worst / cfg[0], cfg[0]);
+        }
+        free(cfg);
+        free(want);
+    }
+}
+
+static void test_schedule_edges(void) {
+    fm__schedule s;
+    fm_err err;
+    /* warm-up: step 0 is start * lr, step W the peak; no warm-up starts at
+     * the peak; the decays start at the peak, fall monotonically, and the
+     * last step is one step short of the floor */
+    fm__schedule_warmup(&s, FM__SCHED_COSINE, 0.1, 4, 0.25, 0.1);
+    CHECK(fm__schedule_lr(&s, 0, 20) == 0.1 * 0.25);
+    CHECK_NEAR(fm__schedule_lr(&s, 2, 20), 0.1 * (0.25 + 0.75 * 0.5), 1e-15);
+    CHECK(fm__schedule_lr(&s, 4, 20) == 0.1);
+    CHECK_NEAR(fm__schedule_lr(&s, 4 + 8, 20), 0.1 * (0.1 + 0.9 / 2), 1e-15); /* half-way */
+    CHECK_NEAR(fm__schedule_lr(&s, 19, 20), 0.1 * (0.1 + 0.9 * (1 + cos(PI * 15 / 16)) / 2), 1e-15);
+    CHECK(fm__schedule_lr(&s, 25, 20) == fm__schedule_lr(&s, 19, 20)); /* past the end: the last */
+    for (int kind = FM__SCHED_CONSTANT; kind <= FM__SCHED_LINEAR; kind++) {
+        fm__schedule_warmup(&s, (fm__sched_kind)kind, 0.1, 0, 0.5, 0.0);
+        CHECK(fm__schedule_check(&s, 10, &err) == 0);
+        CHECK(fm__schedule_lr(&s, 0, 10) == 0.1);
+        for (int i = 1; i < 10; i++)
+            CHECK(fm__schedule_lr(&s, i, 10) <= fm__schedule_lr(&s, i - 1, 10));
+        CHECK(fm__schedule_lr(&s, 9, 10) > 0);
+        /* a run of one step takes the peak (nothing to decay towards yet) */
+        CHECK(fm__schedule_lr(&s, 0, 1) == 0.1);
+    }
+    fm__schedule_warmup(&s, FM__SCHED_LINEAR, 0.1, 0, 0, 0.0);
+    CHECK_NEAR(fm__schedule_lr(&s, 9, 10), 0.1 / 10, 1e-15);
+    /* a warm-up as long as the run: warming up to its end */
+    fm__schedule_warmup(&s, FM__SCHED_CONSTANT, 0.1, 10, 0.0, 0.0);
+    CHECK(fm__schedule_lr(&s, 0, 10) == 0.0 && fm__schedule_lr(&s, 9, 10) < 0.1);
+    /* one-cycle: starts at lr/div, peaks at step pct*total - 1, ends at
+     * lr/div/final; one step is the end rate; a rising phase of no width
+     * (torch divides by zero) is the peak at step 0 */
+    fm__schedule_onecycle(&s, 0.1);
+    CHECK(fm__schedule_check(&s, 100, &err) == 0);
+    CHECK(s.pct_start == 0.3 && s.div_factor == 25 && s.final_div_factor == 1e4 &&
+          !s.anneal_linear);
+    CHECK_NEAR(fm__schedule_lr(&s, 0, 100), 0.1 / 25, 1e-15);
+    CHECK(fm__schedule_lr(&s, 29, 100) == 0.1);
+    CHECK_NEAR(fm__schedule_lr(&s, 99, 100), 0.1 / 25 / 1e4, 1e-15);
+    CHECK_NEAR(fm__schedule_lr(&s, 0, 1), 0.1 / 25 / 1e4, 1e-15);
+    s.pct_start = 0.1;
+    CHECK(fm__schedule_lr(&s, 0, 10) == 0.1 && fm__schedule_lr(&s, 1, 10) < 0.1);
+    s.pct_start = 1.0;
+    CHECK(fm__schedule_lr(&s, 0, 1) == 0.1);
+    s.pct_start = 0.0; /* no rise: the fall starts one step before step 0 */
+    CHECK_NEAR(fm__schedule_lr(&s, 0, 10), 0.1 / 25 / 1e4 + (0.1 - 0.1 / 25 / 1e4) / 2 *
+                                                 (cos(PI * 0.1) + 1), 1e-15);
+    /* the checks */
+    fm__schedule_warmup(&s, FM__SCHED_COSINE, 0.1, 5, 0.1, 0.01);
+    CHECK(fm__schedule_check(&s, 1, &err) == 0);
+    CHECK(fm__schedule_check(&s, 0, &err) < 0 && strstr(err.msg, "steps"));
+    s.floor = 1.5;
+    CHECK(fm__schedule_check(&s, 10, &err) < 0 && strstr(err.msg, "floor"));
+    fm__schedule_warmup(&s, FM__SCHED_COSINE, 0.1, -1, 0.1, 0.01);
+    CHECK(fm__schedule_check(&s, 10, &err) < 0 && strstr(err.msg, "warm-up"));
+    fm__schedule_warmup(&s, FM__SCHED_CONSTANT, 0.0, 0, 0, 0);
+    CHECK(fm__schedule_check(&s, 10, &err) < 0 && strstr(err.msg, "rate"));
+    fm__schedule_onecycle(&s, 0.1);
+    s.pct_start = 1.2;
+    CHECK(fm__schedule_check(&s, 10, &err) < 0 && strstr(err.msg, "pct_start"));
+    s.pct_start = 0.3;
+    s.div_factor = 0;
+    CHECK(fm__schedule_check(&s, 10, &err) < 0 && strstr(err.msg, "div_factor"));
+    s.kind = (fm__sched_kind)9;
+    CHECK(fm__schedule_check(&s, 10, &err) < 0);
+}
+
 int main(void) {
     const char *dir = getenv("FMNIST_SOURCE_DIR");
     snprintf(fx_path, sizeof fx_path, "%s/tests/fixtures/torch_optim.safetensors", dir ? dir : ".");
@@ -378,6 +505,8 @@ int main(void) {
     test_optim_threads();
     test_optim_check();
     test_decay_from_model();
+    test_schedule_torch();
+    test_schedule_edges();
     fm__st_close(&fx);
     printf("closest to a tolerance: %.3f of it (%s)\n", worst_ratio, worst_what);
     return check_finish();

@@ -15,8 +15,8 @@ python3-numpy (the pyenv `python3` on PATH lacks them):
     /usr/bin/python3 tests/torch/gen_fixtures.py [NAME...]
 
 It is deterministic (fixed seeds; every reference value is computed in
-float64 and stored rounded to float32) and rewrites tests/fixtures/torch_*
-(only the NAMEs given, e.g. torch_optim).
+float64 and stored rounded to float32, learning rates as float64) and
+rewrites tests/fixtures/torch_* (only the NAMEs given, e.g. torch_optim).
 It also runs the same graphs in float32 -- a second float32 implementation
 standing in for the C one -- and asserts that run passes the C test's
 tolerances (TOL_* below, the same numbers as in the C file; the warp has its
@@ -93,7 +93,7 @@ torch_augment.safetensors: the training warp (src/train/augment.h):
   torch.grid_sample (bilinear, align_corners, border padding = edge repeat);
   the two must agree.
 torch_optim.safetensors: the training recipes' building blocks, for
-  tests/test_optim.c (tolerance TOL_OPT below):
+  tests/test_optim.c (tolerances TOL_OPT, TOL_SCHED below):
     opt.w0 (48), opt.grads (6,48)  parameters and each step's gradients: scales
                               1e-3..1, every 8th near AdamW's epsilon (1e-8.5..1e-6,
                               where Keras's and PyTorch's placements differ), one
@@ -109,7 +109,17 @@ torch_optim.safetensors: the training recipes' building blocks, for
                               steps, where torch keeps them
   cases (OPT_CASES): adam (torch.optim.Adam: AdamW's arithmetic without decay),
   adamw, adamw_mask (other betas and eps), sgd, sgd_momentum, sgd_nesterov,
-  sgd_wd, sgd_nesterov_wd_mask.
+  sgd_wd, sgd_nesterov_wd_mask;
+    sched.<name>.cfg (8) F64  lr, warmup_steps, warmup_start, floor, pct_start,
+                              div_factor, final_div_factor, anneal_linear
+    sched.<name>.lr (T) F64   the rate of each of the T steps from torch's own
+                              schedulers: LinearLR (warm-up), CosineAnnealingLR or
+                              LinearLR (decay) chained by SequentialLR, OneCycleLR,
+                              LambdaLR (constant); they must agree with the
+                              formulas of src/train/schedule.h written out here
+  schedules (SCHED_CASES): constant, warmup_constant, cosine, warmup_cosine,
+  linear, warmup_linear, onecycle, onecycle_linear, onecycle_short (3 steps),
+  onecycle_one (1 step).
 """
 
 import itertools
@@ -118,6 +128,7 @@ import math
 import os
 import struct
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -280,13 +291,15 @@ def full_weights(net):
     return out
 
 
-def save_safetensors(path, tensors):
-    """float32 tensors by hand: 8-byte little-endian header length, the JSON
-    header padded with spaces to a multiple of 8, then the raw data."""
+def save_safetensors(path, tensors, f64=()):
+    """float32 tensors (float64 for the names in f64) by hand: 8-byte
+    little-endian header length, the JSON header padded with spaces to a
+    multiple of 8, then the raw data."""
     header, blobs, off = {}, [], 0
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(np.asarray(arr, dtype="<f4"))
-        header[name] = {"dtype": "F32", "shape": list(a.shape) if a.ndim else [1],
+        a = np.ascontiguousarray(np.asarray(arr, dtype="<f8" if name in f64 else "<f4"))
+        header[name] = {"dtype": "F64" if name in f64 else "F32",
+                        "shape": list(a.shape) if a.ndim else [1],
                         "data_offsets": [off, off + a.nbytes]}
         blobs.append(a.tobytes())
         off += a.nbytes
@@ -569,13 +582,15 @@ def gen_augment():
     print("torch_augment: %d warps; numpy and grid_sample agree" % len(params))
 
 
+
 # ---- torch_optim.safetensors: the recipe building blocks -------------------
-# (src/train/optim.h)
+# (src/train/optim.h, src/train/schedule.h)
 
 OPT_N, OPT_STEPS = 48, 6
 OPT_SPANS = [(0, 20), (28, 40)]  # where a masked case decays, as an fm__decay lists it
 # Tolerances of tests/test_optim.c (the same numbers there).
 TOL_OPT = 1e-6     # weights and moments after each step: max|a - b| / max(1, max|b|)
+TOL_SCHED = 1e-12  # learning rates: max|a - b| / the schedule's peak rate
 
 
 def f32(x):
@@ -672,10 +687,100 @@ def gen_optim_steps(out):
     assert worst <= 1.0
 
 
+# name, total steps; lr, warmup_steps, warmup_start, floor, pct_start,
+# div_factor, final_div_factor, anneal_linear (the fields of fm__schedule;
+# the C test knows each name's kind).
+SCHED_CASES = [
+    ("constant", 4, 1e-3, 0, 0, 0, 0, 0, 0, 0),
+    ("warmup_constant", 20, 1e-3, 5, 0.1, 0, 0, 0, 0, 0),
+    ("cosine", 30, 0.1, 0, 0, 0.02, 0, 0, 0, 0),
+    ("warmup_cosine", 100, 3e-3, 10, 0.05, 0.01, 0, 0, 0, 0),
+    ("linear", 25, 0.05, 0, 0, 0.1, 0, 0, 0, 0),
+    ("warmup_linear", 50, 1e-2, 7, 0.25, 0.0, 0, 0, 0, 0),
+    ("onecycle", 100, 0.01, 0, 0, 0, 0.3, 25, 1e4, 0),
+    ("onecycle_linear", 57, 0.05, 0, 0, 0, 0.25, 10, 100, 1),
+    ("onecycle_short", 3, 0.1, 0, 0, 0, 0.5, 25, 1e4, 0),
+    ("onecycle_one", 1, 0.1, 0, 0, 0, 0.3, 25, 1e4, 0),
+]
+
+
+def torch_scheduler(opt, case):
+    """The case as torch's own schedulers: LinearLR for the warm-up, then
+    CosineAnnealingLR or LinearLR for the decay, chained by SequentialLR at
+    the end of the warm-up; OneCycleLR; LambdaLR(1) for the constant rate."""
+    name, total, lr, w, start, floor, pct, div, final, linear = case
+    S = torch.optim.lr_scheduler
+    if name.startswith("onecycle"):
+        return S.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=pct, div_factor=div,
+                            final_div_factor=final, anneal_strategy="linear" if linear else "cos",
+                            three_phase=False, cycle_momentum=False)
+    kind = name.split("_")[-1]
+    if kind == "constant":
+        return S.LinearLR(opt, start_factor=start, end_factor=1.0, total_iters=w) if w else \
+            S.LambdaLR(opt, lambda step: 1.0)
+    d = total - w
+    decay = (S.CosineAnnealingLR(opt, T_max=d, eta_min=floor * lr) if kind == "cosine" else
+             S.LinearLR(opt, start_factor=1.0, end_factor=floor, total_iters=d))
+    if not w:
+        return decay
+    warm = S.LinearLR(opt, start_factor=start, end_factor=1.0, total_iters=w)
+    return S.SequentialLR(opt, [warm, decay], milestones=[w])
+
+
+def schedule_written_out(case):
+    """The rates as src/train/schedule.h defines them, for a check of the
+    torch run (and of what the header claims torch does)."""
+    name, total, lr, w, start, floor, pct, div, final, linear = case
+    out = []
+    for s in range(total):
+        if name.startswith("onecycle"):
+            initial = lr / div
+            end1 = pct * total - 1
+            lo, hi, a, b = ((initial, lr, 0.0, end1) if s <= end1 else
+                            (lr, initial / final, end1, total - 1.0))
+            p = (s - a) / (b - a) if b > a else 1.0
+            out.append((hi - lo) * p + lo if linear else hi + (lo - hi) / 2 * (math.cos(math.pi * p) + 1))
+        elif s < w:
+            out.append(lr * (start + (1 - start) * s / w))
+        else:
+            p, d, kind = s - w, total - w, name.split("_")[-1]
+            f = {"constant": 1.0, "cosine": floor + (1 - floor) * (1 + math.cos(math.pi * p / d)) / 2,
+                 "linear": 1 - (1 - floor) * p / d}[kind]
+            out.append(lr * f)
+    return np.array(out)
+
+
+def gen_schedules(out, f64):
+    worst = 0.0
+    for case in SCHED_CASES:
+        name, total, lr = case[0], case[1], case[2]
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=lr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SequentialLR's deprecated step(0)
+            sched = torch_scheduler(opt, case)
+            lrs = []
+            for s in range(total):
+                lrs.append(opt.param_groups[0]["lr"])
+                opt.step()
+                if s < total - 1:  # OneCycleLR refuses a step past its end
+                    sched.step()
+        lrs = np.array(lrs)
+        err = float(np.abs(lrs - schedule_written_out(case)).max() / lr)
+        assert err <= TOL_SCHED / 10, (name, err)
+        worst = max(worst, err)
+        out["sched.%s.cfg" % name] = np.float64(case[2:])
+        out["sched.%s.lr" % name] = lrs
+        f64 += ["sched.%s.cfg" % name, "sched.%s.lr" % name]
+    print("torch_optim: %d schedules; torch's and schedule.h's written out differ by %.1e of the peak"
+          % (len(SCHED_CASES), worst))
+
+
 def gen_optim():
-    out = {}
+    out, f64 = {}, []
     gen_optim_steps(out)
-    save_safetensors(os.path.join(OUT, "torch_optim.safetensors"), out)
+    gen_schedules(out, f64)
+    save_safetensors(os.path.join(OUT, "torch_optim.safetensors"), out, f64)
 
 
 if __name__ == "__main__":
