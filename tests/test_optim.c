@@ -6,7 +6,9 @@
  *   count to the bit, the decay spans of a model, the settings checks;
  * - learning-rate schedules (train/schedule.h) against torch's LinearLR,
  *   CosineAnnealingLR, SequentialLR, OneCycleLR and LambdaLR; step 0, the
- *   last step, no warm-up, one step, phases of no width.
+ *   last step, no warm-up, one step, phases of no width;
+ * - label smoothing in softmax_xent against F.cross_entropy(label_smoothing)
+ *   and its autograd gradient, and through the model's label_smoothing.
  * The values come from tests/fixtures/torch_optim.safetensors, made by
  * tests/torch/gen_fixtures.py (float64 torch; see its docstring); no Python
  * is needed here.
@@ -21,7 +23,9 @@
  *   conditioned even where |g| is near epsilon (which the fixture has: the
  *   two epsilon placements differ there by far more than this);
  * - TOL_SCHED 1e-12 of the peak rate: both sides compute in double, torch
- *   partly by recurrences that gather a few ulps per step. */
+ *   partly by recurrences that gather a few ulps per step;
+ * - TOL_XENT 1e-6 of max(1, max|expected|) for the loss, probabilities and
+ *   gradient: a float rounding of each (the loss sums in double). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +34,7 @@
 #endif
 
 #include "check.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "train/adam.h"
@@ -38,6 +43,7 @@
 
 #define TOL_OPT 1e-6
 #define TOL_SCHED 1e-12
+#define TOL_XENT 1e-6
 
 #define PI 3.14159265358979323846 /* PI is not in strict C11 */
 
@@ -492,6 +498,64 @@ static void test_schedule_edges(void) {
     CHECK(fm__schedule_check(&s, 10, &err) < 0);
 }
 
+/* ---- label smoothing ------------------------------------------------------ */
+
+enum { XN = 8, XK = 10, XS = 4 };
+
+static void test_xent_torch(void) {
+    float *logits = load32("xent.logits", XN * XK), *lab = load32("xent.labels", XN);
+    float *smooth = load32("xent.smoothing", XS), *probs = load32("xent.probs", XN * XK);
+    float *loss = load32("xent.loss", XS), *grad = load32("xent.grad", XS * XN * XK);
+    if (logits && lab && smooth && probs && loss && grad) {
+        uint8_t labels[XN];
+        for (int i = 0; i < XN; i++) labels[i] = (uint8_t)lab[i];
+        const fm__kernels *tables[4] = {fm__kernels_ref(), fm__kernels_avx2(), fm__kernels_avx512(),
+                                        fm__kernels_select()};
+        for (int t = 0; t < 4; t++) {
+            if (!tables[t]) continue;
+            for (int s = 0; s < XS; s++) {
+                float p[XN * XK], d[XN * XK];
+                char what[96];
+                float l = tables[t]->softmax_xent(p, d, logits, labels, XN, XK, smooth[s]);
+                snprintf(what, sizeof what, "[%s] smoothing %g: loss", tables[t]->name, smooth[s]);
+                near_scaled(what, &l, &loss[s], 1, TOL_XENT);
+                snprintf(what, sizeof what, "[%s] smoothing %g: probs", tables[t]->name, smooth[s]);
+                near_scaled(what, p, probs, XN * XK, TOL_XENT);
+                snprintf(what, sizeof what, "[%s] smoothing %g: dlogits", tables[t]->name,
+                         smooth[s]);
+                near_scaled(what, d, grad + s * XN * XK, XN * XK, TOL_XENT);
+            }
+        }
+    }
+    free(logits), free(lab), free(smooth), free(probs), free(loss), free(grad);
+}
+
+/* The model's label_smoothing reaches the kernel; 0 is the plain loss. */
+static void test_model_smoothing(void) {
+    fm_err err;
+    fm_model *m = fm_model_parse("input 2 2 1\nflatten\ndense units=3 activation=softmax\n",
+                                 "smoothing", &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (!m) return;
+    CHECK(m->label_smoothing == 0.0f);
+    CHECK_MSG(fm__model_reserve(m, 2, &err) == 0, "%s", err.msg);
+    fm_rng r;
+    fm_rng_seed(&r, 5);
+    fm_model_init(m, &r);
+    for (int i = 0; i < 8; i++) m->input_buf[i] = (float)fm_rng_uniform(&r);
+    const uint8_t labels[2] = {2, 0};
+    float p[6], d[6];
+    for (int pass = 0; pass < 2; pass++) {
+        m->label_smoothing = pass ? 0.2f : 0.0f;
+        const float *logits = fm__model_forward(m, 2, 0, NULL);
+        float want = m->k->softmax_xent(p, d, logits, labels, 2, 3, m->label_smoothing);
+        fm__model_zero_grads(m);
+        float got = fm__model_loss_backward(m, labels, 2, 1);
+        CHECK(got == want && !memcmp(m->dlogits, d, sizeof d));
+    }
+    fm_model_free(m);
+}
+
 int main(void) {
     const char *dir = getenv("FMNIST_SOURCE_DIR");
     snprintf(fx_path, sizeof fx_path, "%s/tests/fixtures/torch_optim.safetensors", dir ? dir : ".");
@@ -507,6 +571,8 @@ int main(void) {
     test_decay_from_model();
     test_schedule_torch();
     test_schedule_edges();
+    test_xent_torch();
+    test_model_smoothing();
     fm__st_close(&fx);
     printf("closest to a tolerance: %.3f of it (%s)\n", worst_ratio, worst_what);
     return check_finish();

@@ -93,7 +93,7 @@ torch_augment.safetensors: the training warp (src/train/augment.h):
   torch.grid_sample (bilinear, align_corners, border padding = edge repeat);
   the two must agree.
 torch_optim.safetensors: the training recipes' building blocks, for
-  tests/test_optim.c (tolerances TOL_OPT, TOL_SCHED below):
+  tests/test_optim.c (tolerances TOL_OPT, TOL_SCHED, TOL_XENT below):
     opt.w0 (48), opt.grads (6,48)  parameters and each step's gradients: scales
                               1e-3..1, every 8th near AdamW's epsilon (1e-8.5..1e-6,
                               where Keras's and PyTorch's placements differ), one
@@ -119,7 +119,12 @@ torch_optim.safetensors: the training recipes' building blocks, for
                               formulas of src/train/schedule.h written out here
   schedules (SCHED_CASES): constant, warmup_constant, cosine, warmup_cosine,
   linear, warmup_linear, onecycle, onecycle_linear, onecycle_short (3 steps),
-  onecycle_one (1 step).
+  onecycle_one (1 step);
+    xent.logits (8,10), xent.labels (8), xent.smoothing (4: 0, 0.1, 0.25, 1)
+    xent.probs (8,10)         softmax
+    xent.loss (4), xent.grad (4,8,10)  F.cross_entropy(label_smoothing=s) and its
+                              autograd gradient, checked here against Keras's
+                              definition (target onehot*(1-s) + s/K)
 """
 
 import itertools
@@ -584,13 +589,14 @@ def gen_augment():
 
 
 # ---- torch_optim.safetensors: the recipe building blocks -------------------
-# (src/train/optim.h, src/train/schedule.h)
+# (src/train/optim.h, src/train/schedule.h, label smoothing in softmax_xent)
 
 OPT_N, OPT_STEPS = 48, 6
 OPT_SPANS = [(0, 20), (28, 40)]  # where a masked case decays, as an fm__decay lists it
 # Tolerances of tests/test_optim.c (the same numbers there).
 TOL_OPT = 1e-6     # weights and moments after each step: max|a - b| / max(1, max|b|)
 TOL_SCHED = 1e-12  # learning rates: max|a - b| / the schedule's peak rate
+TOL_XENT = 1e-6    # smoothed loss, probabilities, gradient: max|a - b| / max(1, max|b|)
 
 
 def f32(x):
@@ -776,10 +782,47 @@ def gen_schedules(out, f64):
           % (len(SCHED_CASES), worst))
 
 
+def gen_xent(out):
+    """Label-smoothed cross-entropy: F.cross_entropy(label_smoothing=s) and
+    its autograd gradient, checked against Keras's definition (target
+    onehot * (1 - s) + s / K, loss -sum target * log softmax)."""
+    rng = np.random.default_rng(20240605)
+    n, k = 8, 10
+    logits = np.float32(rng.normal(size=(n, k)) * 3)
+    logits[2, 4] = 40.0  # exp would overflow unshifted in float32
+    labels = rng.integers(0, k, n)
+    labels[2] = 4
+    smoothing = np.float32([0.0, 0.1, 0.25, 1.0])
+    losses, grads, worst = [], [], 0.0
+    for s in smoothing.astype(np.float64):
+        res = {}
+        for dtype in (torch.float64, torch.float32):
+            x = torch.tensor(logits, dtype=dtype, requires_grad=True)
+            loss = F.cross_entropy(x, torch.tensor(labels), label_smoothing=s)
+            (g,) = torch.autograd.grad(loss, [x])
+            res[dtype] = (float(loss), g.numpy(), F.softmax(x, dim=1).detach().numpy())
+        target = np.eye(k)[labels] * (1 - s) + s / k
+        logp = F.log_softmax(torch.tensor(logits, dtype=torch.float64), 1).numpy()
+        keras = float(-(target * logp).sum(1).mean())
+        assert abs(keras - res[torch.float64][0]) <= 1e-12 * abs(keras), (s, keras)
+        (l64, g64, p64), (l32, g32, p32) = res[torch.float64], res[torch.float32]
+        worst = max(worst, scale_err([l32], [l64]) / TOL_XENT, scale_err(g32, g64) / TOL_XENT,
+                    scale_err(p32, p64) / TOL_XENT)
+        losses.append(l64)
+        grads.append(g64)
+    out.update({"xent.logits": logits, "xent.labels": np.float32(labels), "xent.smoothing": smoothing,
+                "xent.probs": np.float32(p64), "xent.loss": np.float32(losses),
+                "xent.grad": np.float32(grads)})
+    print("torch_optim: label smoothing %s; Keras's and torch's losses agree; float32 run, worst "
+          "error / tolerance %.3f" % (", ".join("%g" % s for s in smoothing), worst))
+    assert worst <= 1.0
+
+
 def gen_optim():
     out, f64 = {}, []
     gen_optim_steps(out)
     gen_schedules(out, f64)
+    gen_xent(out)
     save_safetensors(os.path.join(OUT, "torch_optim.safetensors"), out, f64)
 
 
