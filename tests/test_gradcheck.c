@@ -295,9 +295,25 @@ static void test_layers(void) {
     check_layer("relu", "input 3 3 2\nrelu\n" HEAD, 0, 3, 1);
 }
 
-/* softmax cross-entropy from logits: probabilities, the mean loss and
- * dlogits = (p - onehot)/N against double finite differences. */
-static void test_softmax_xent(void) {
+/* Mean smoothed cross-entropy in double: target t = onehot*(1-s) + s/K,
+ * loss -sum t log softmax, averaged over the n rows of logits ld (n, K). */
+static double xent_double(const double *ld, const uint8_t *labels, int n, int K, double s) {
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        double mx = ld[i * K], sum = 0;
+        for (int j = 1; j < K; j++) mx = fmax(mx, ld[i * K + j]);
+        for (int j = 0; j < K; j++) sum += exp(ld[i * K + j] - mx);
+        for (int j = 0; j < K; j++) {
+            double t = (j == labels[i] ? 1 - s : 0) + s / K;
+            total += t * (log(sum) - (ld[i * K + j] - mx));
+        }
+    }
+    return total / n;
+}
+
+/* softmax cross-entropy from logits with label smoothing s: probabilities,
+ * the mean loss and dlogits = (p - t)/N against double finite differences. */
+static void test_softmax_xent(float smoothing) {
     enum { N = 4, K = 5 };
     float logits[N * K], probs[N * K], dl[N * K];
     double ld[N * K];
@@ -305,33 +321,24 @@ static void test_softmax_xent(void) {
     for (int i = 0; i < N * K; i++) ld[i] = logits[i] = (float)(3 * urand());
     logits[K + 1] = 80.0f; /* stable for large logits */
     ld[K + 1] = 80.0;
-    float lossf = fm__kernels_ref()->softmax_xent(probs, dl, logits, labels, N, K);
-    double total = 0;
+    float lossf = fm__kernels_ref()->softmax_xent(probs, dl, logits, labels, N, K, smoothing);
     for (int i = 0; i < N; i++) {
         double mx = ld[i * K], s = 0, psum = 0;
         for (int j = 1; j < K; j++) mx = fmax(mx, ld[i * K + j]);
         for (int j = 0; j < K; j++) s += exp(ld[i * K + j] - mx);
-        total += log(s) - (ld[i * K + labels[i]] - mx);
         for (int j = 0; j < K; j++) {
             CHECK_NEAR(probs[i * K + j], exp(ld[i * K + j] - mx) / s, 1e-6);
             psum += probs[i * K + j];
         }
         CHECK_NEAR(psum, 1.0, 1e-6);
     }
-    CHECK_NEAR(lossf, total / N, 1e-6);
+    CHECK_NEAR(lossf, xent_double(ld, labels, N, K, smoothing), 1e-6);
     for (int k = 0; k < N * K; k++) {
-        double keep = ld[k], lp = 0, lm = 0;
-        for (int pass = 0; pass < 2; pass++) {
-            ld[k] = keep + (pass ? -H_FD : H_FD);
-            double t = 0;
-            for (int i = 0; i < N; i++) {
-                double mx = ld[i * K], s = 0;
-                for (int j = 1; j < K; j++) mx = fmax(mx, ld[i * K + j]);
-                for (int j = 0; j < K; j++) s += exp(ld[i * K + j] - mx);
-                t += log(s) - (ld[i * K + labels[i]] - mx);
-            }
-            *(pass ? &lm : &lp) = t / N;
-        }
+        double keep = ld[k];
+        ld[k] = keep + H_FD;
+        double lp = xent_double(ld, labels, N, K, smoothing);
+        ld[k] = keep - H_FD;
+        double lm = xent_double(ld, labels, N, K, smoothing);
         ld[k] = keep;
         CHECK_NEAR(dl[k], (lp - lm) / (2 * H_FD), 1e-5);
     }
@@ -442,7 +449,9 @@ static void test_network(void) {
 int main(void) {
     fm_rng_seed(&rng, 2024);
     test_layers();
-    test_softmax_xent();
+    test_softmax_xent(0.0f);
+    test_softmax_xent(0.1f);
+    test_softmax_xent(1.0f); /* the uniform target: the one-hot part gone */
     test_network();
     return check_finish();
 }

@@ -341,19 +341,20 @@ static void test_avgpool(const fm__kernels *fk, const fm__kernels *rk, int n, in
     free(in), free(o_f), free(o_r), free(dout), free(di_f), free(di_r);
 }
 
-static void test_softmax(const fm__kernels *fk, const fm__kernels *rk, int n, int classes) {
+static void test_softmax(const fm__kernels *fk, const fm__kernels *rk, int n, int classes,
+                         float smoothing) {
     size_t len = (size_t)n * classes;
     float *logits = rnd(len), *p_f = rnd(len), *p_r = rnd(len), *d_f = rnd(len), *d_r = rnd(len);
     for (size_t i = 0; i < len; i++) logits[i] *= 40.0f; /* exp would overflow unshifted */
     uint8_t *labels = malloc(n);
     for (int i = 0; i < n; i++) labels[i] = (uint8_t)fm_rng_below(&rng, classes);
-    float l_f = fk->softmax_xent(p_f, d_f, logits, labels, n, classes);
-    float l_r = rk->softmax_xent(p_r, d_r, logits, labels, n, classes);
+    float l_f = fk->softmax_xent(p_f, d_f, logits, labels, n, classes, smoothing);
+    float l_r = rk->softmax_xent(p_r, d_r, logits, labels, n, classes, smoothing);
     CHECK_NEAR(l_f, l_r, 1e-5);
     CHECK_MSG(maxdiff(p_f, p_r, len) <= 1e-6 && maxdiff(d_f, d_r, len) <= 1e-6 && guard_ok(p_f, len) &&
                   guard_ok(d_f, len),
               "%s softmax n%d classes %d", fk->name, n, classes);
-    fk->softmax_xent(p_f, NULL, logits, labels, n, classes); /* inference: no gradient */
+    fk->softmax_xent(p_f, NULL, logits, labels, n, classes, smoothing); /* inference: no gradient */
     CHECK(maxdiff(p_f, p_r, len) <= 1e-6);
     free(logits), free(p_f), free(p_r), free(d_f), free(d_r), free(labels);
 }
@@ -467,9 +468,10 @@ int main(void) {
             test_avgpool(fk, rk, p[0], p[1], p[2], p[3], p[4], p[4]);
             test_avgpool(fk, rk, p[0], p[1], p[2], p[3], p[2], p[3]); /* global */
         }
-        test_softmax(fk, rk, 1, 10);
-        test_softmax(fk, rk, 64, 10);
-        test_softmax(fk, rk, 7, 3);
+        test_softmax(fk, rk, 1, 10, 0.0f);
+        test_softmax(fk, rk, 64, 10, 0.0f);
+        test_softmax(fk, rk, 7, 3, 0.0f);
+        test_softmax(fk, rk, 64, 10, 0.1f); /* label smoothing */
         test_deterministic(fk);
     }
     /* The reference itself must be repeatable too (it is what ref builds run). */

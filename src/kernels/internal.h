@@ -49,7 +49,7 @@ void fm__ref_avgpool_backward(float *din, const float *dout, int n, int c, int h
 void fm__ref_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
                            size_t len);
 float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
-                           const uint8_t *labels, int n, int classes);
+                           const uint8_t *labels, int n, int classes, float smoothing);
 
 /* Most threads a fast kernel runs with, and so the number of per-thread
  * scratch areas its *_workspace() reserves: the processor count, read once

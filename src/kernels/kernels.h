@@ -98,11 +98,15 @@ typedef struct fm__kernels {
     void (*dropout_apply)(float *out, const float *in, const uint8_t *mask, float scale,
                           size_t len);
 
-    /* Softmax cross-entropy from logits (N,10... classes): probs (N,classes),
-     * dlogits (N,classes) = (probs - onehot)/N (may be NULL at inference);
-     * returns the mean loss over the batch. Numerically stable (max-shifted). */
+    /* Softmax cross-entropy from logits (N,classes) against labels (N)
+     * smoothed by `smoothing` s in [0, 1] as Keras's
+     * CategoricalCrossentropy(label_smoothing=s) does (and PyTorch's
+     * F.cross_entropy(label_smoothing=s)): target t = onehot*(1-s) + s/classes.
+     * probs (N,classes); dlogits (N,classes) = (probs - t)/N (may be NULL at
+     * inference); returns the mean over the batch of -sum t*log(probs).
+     * Numerically stable (max-shifted); s = 0 is the plain one-hot loss. */
     float (*softmax_xent)(float *probs, float *dlogits, const float *logits,
-                          const uint8_t *labels, int n, int classes);
+                          const uint8_t *labels, int n, int classes, float smoothing);
 } fm__kernels;
 
 const fm__kernels *fm__kernels_ref(void);

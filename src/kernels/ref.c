@@ -343,7 +343,10 @@ void fm__ref_dropout_apply(float *out, const float *in, const uint8_t *mask, flo
 }
 
 float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
-                           const uint8_t *labels, int n, int classes) {
+                           const uint8_t *labels, int n, int classes, float smoothing) {
+    /* Keras's smoothed target, formed in float32 as Keras forms it:
+     * onehot * (1 - s) + s / K. With s = 0 it is the one-hot exactly. */
+    const float on = 1.0f - smoothing, off = smoothing / (float)classes;
     double loss = 0.0;
     for (int i = 0; i < n; i++) {
         const float *l = logits + (size_t)i * classes;
@@ -352,13 +355,19 @@ float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
         for (int j = 1; j < classes; j++) mx = l[j] > mx ? l[j] : mx;
         double sum = 0.0;
         for (int j = 0; j < classes; j++) sum += exp((double)l[j] - mx);
-        /* -log softmax[label] = log(sum exp(l - max)) - (l[label] - max) */
-        loss += log(sum) - ((double)l[labels[i]] - mx);
+        /* -sum_j t_j log softmax_j, with -log softmax_j = log(sum exp(l - max)) - (l_j - max).
+         * Zero targets are skipped, so s = 0 adds the label's term alone: the
+         * unsmoothed loss to the bit. */
+        double lse = log(sum);
+        for (int j = 0; j < classes; j++) {
+            float t = (j == labels[i] ? on : 0.0f) + off;
+            if (t != 0.0f) loss += (double)t * (lse - ((double)l[j] - mx));
+        }
         for (int j = 0; j < classes; j++) p[j] = (float)(exp((double)l[j] - mx) / sum);
         if (dlogits) {
             float *d = dlogits + (size_t)i * classes;
             for (int j = 0; j < classes; j++)
-                d[j] = (p[j] - (j == labels[i] ? 1.0f : 0.0f)) / (float)n;
+                d[j] = (p[j] - ((j == labels[i] ? on : 0.0f) + off)) / (float)n;
         }
     }
     return n > 0 ? (float)(loss / n) : 0.0f;

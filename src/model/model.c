@@ -285,14 +285,14 @@ const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
         }
         x = l->y;
     }
-    m->k->softmax_xent(m->probs, NULL, x, m->zero_labels, n, m->classes);
+    m->k->softmax_xent(m->probs, NULL, x, m->zero_labels, n, m->classes, 0.0f);
     return x;
 }
 
 float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int backward) {
     const float *logits = m->layers[m->n_layers - 1].y;
     float loss = m->k->softmax_xent(m->probs, backward ? m->dlogits : NULL, logits, labels, n,
-                                    m->classes);
+                                    m->classes, m->label_smoothing);
     if (!backward) return loss;
     /* Input gradients are needed only down to the first layer with parameters. */
     int first = 0;

@@ -66,6 +66,13 @@ struct fm_model {
 
     const fm__kernels *k;
 
+    /* Label smoothing s in [0, 1] of every loss fm__model_loss_backward
+     * computes (kernels.h, softmax_xent): 0 (calloc), the notebook's plain
+     * cross-entropy, unless a training recipe sets it. Evaluation goes through
+     * the same call, so its loss is smoothed too, as Keras's evaluate reports
+     * the compiled loss. */
+    float label_smoothing;
+
     /* Per-layer timing for fm_bench_run, off (NULL) otherwise: when set, the
      * forward pass adds each layer's wall seconds to layer_seconds[2*i] and
      * the backward pass to layer_seconds[2*i + 1] (n_layers pairs, owned by
@@ -87,8 +94,9 @@ int fm__model_reserve(fm_model *m, int batch, fm_err *err);
  * or NULL when n is not within 1..batch_cap. */
 const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng);
 
-/* Mean cross-entropy of the last forward against labels (each < classes);
- * with backward != 0 also back-propagates, accumulating (+=) into m->grads. */
+/* Mean cross-entropy of the last forward against labels (each < classes),
+ * smoothed by m->label_smoothing; with backward != 0 also back-propagates,
+ * accumulating (+=) into m->grads. */
 float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int backward);
 
 void fm__model_zero_grads(fm_model *m);

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference values for tests/test_torch_reference.c.
+"""Independent PyTorch reference values for tests/test_torch_reference.c and
+tests/test_optim.c.
 
 The C test compares the whole network (forward, loss, every gradient, the
 BatchNorm moving statistics, three Adam steps) and the augmentation warp with
@@ -11,10 +12,11 @@ committed, so the C test needs no Python.
 Regenerate from the repository root with Debian's python3-torch and
 python3-numpy (the pyenv `python3` on PATH lacks them):
 
-    /usr/bin/python3 tests/torch/gen_fixtures.py
+    /usr/bin/python3 tests/torch/gen_fixtures.py [NAME...]
 
 It is deterministic (fixed seeds; every reference value is computed in
-float64 and stored rounded to float32) and rewrites tests/fixtures/torch_*.
+float64 and stored rounded to float32, learning rates as float64) and
+rewrites tests/fixtures/torch_* (only the NAMEs given, e.g. torch_optim).
 It also runs the same graphs in float32 -- a second float32 implementation
 standing in for the C one -- and asserts that run passes the C test's
 tolerances (TOL_* below, the same numbers as in the C file; the warp has its
@@ -90,6 +92,39 @@ torch_augment.safetensors: the training warp (src/train/augment.h):
   symmetric random ranges. Computed by hand in numpy and with
   torch.grid_sample (bilinear, align_corners, border padding = edge repeat);
   the two must agree.
+torch_optim.safetensors: the training recipes' building blocks, for
+  tests/test_optim.c (tolerances TOL_OPT, TOL_SCHED, TOL_XENT below):
+    opt.w0 (48), opt.grads (6,48)  parameters and each step's gradients: scales
+                              1e-3..1, every 8th near AdamW's epsilon (1e-8.5..1e-6,
+                              where Keras's and PyTorch's placements differ), one
+                              zero on fresh moments
+    opt.spans (S,2)           the decayed [begin, end) of the masked cases
+    <case>.hyper (7)          beta1, beta2, eps, momentum, nesterov, weight_decay,
+                              masked (decay on opt.spans only, else everywhere)
+    <case>.lrs (6)            the rate of each step
+    <case>.w (6,48)           weights after each step, from torch.optim itself
+                              (Adam, AdamW, SGD; a masked case runs its pieces as
+                              parameter groups with and without weight decay)
+    <case>.m, <case>.v (48)   exp_avg / momentum_buffer and exp_avg_sq after the
+                              steps, where torch keeps them
+  cases (OPT_CASES): adam (torch.optim.Adam: AdamW's arithmetic without decay),
+  adamw, adamw_mask (other betas and eps), sgd, sgd_momentum, sgd_nesterov,
+  sgd_wd, sgd_nesterov_wd_mask;
+    sched.<name>.cfg (8) F64  lr, warmup_steps, warmup_start, floor, pct_start,
+                              div_factor, final_div_factor, anneal_linear
+    sched.<name>.lr (T) F64   the rate of each of the T steps from torch's own
+                              schedulers: LinearLR (warm-up), CosineAnnealingLR or
+                              LinearLR (decay) chained by SequentialLR, OneCycleLR,
+                              LambdaLR (constant); they must agree with the
+                              formulas of src/train/schedule.h written out here
+  schedules (SCHED_CASES): constant, warmup_constant, cosine, warmup_cosine,
+  linear, warmup_linear, onecycle, onecycle_linear, onecycle_short (3 steps),
+  onecycle_one (1 step);
+    xent.logits (8,10), xent.labels (8), xent.smoothing (4: 0, 0.1, 0.25, 1)
+    xent.probs (8,10)         softmax
+    xent.loss (4), xent.grad (4,8,10)  F.cross_entropy(label_smoothing=s) and its
+                              autograd gradient, checked here against Keras's
+                              definition (target onehot*(1-s) + s/K)
 """
 
 import itertools
@@ -97,6 +132,8 @@ import json
 import math
 import os
 import struct
+import sys
+import warnings
 
 import numpy as np
 import torch
@@ -259,13 +296,15 @@ def full_weights(net):
     return out
 
 
-def save_safetensors(path, tensors):
-    """float32 tensors by hand: 8-byte little-endian header length, the JSON
-    header padded with spaces to a multiple of 8, then the raw data."""
+def save_safetensors(path, tensors, f64=()):
+    """float32 tensors (float64 for the names in f64) by hand: 8-byte
+    little-endian header length, the JSON header padded with spaces to a
+    multiple of 8, then the raw data."""
     header, blobs, off = {}, [], 0
     for name, arr in tensors.items():
-        a = np.ascontiguousarray(np.asarray(arr, dtype="<f4"))
-        header[name] = {"dtype": "F32", "shape": list(a.shape) if a.ndim else [1],
+        a = np.ascontiguousarray(np.asarray(arr, dtype="<f8" if name in f64 else "<f4"))
+        header[name] = {"dtype": "F64" if name in f64 else "F32",
+                        "shape": list(a.shape) if a.ndim else [1],
                         "data_offsets": [off, off + a.nbytes]}
         blobs.append(a.tobytes())
         off += a.nbytes
@@ -548,16 +587,267 @@ def gen_augment():
     print("torch_augment: %d warps; numpy and grid_sample agree" % len(params))
 
 
+
+# ---- torch_optim.safetensors: the recipe building blocks -------------------
+# (src/train/optim.h, src/train/schedule.h, label smoothing in softmax_xent)
+
+OPT_N, OPT_STEPS = 48, 6
+OPT_SPANS = [(0, 20), (28, 40)]  # where a masked case decays, as an fm__decay lists it
+# Tolerances of tests/test_optim.c (the same numbers there).
+TOL_OPT = 1e-6     # weights and moments after each step: max|a - b| / max(1, max|b|)
+TOL_SCHED = 1e-12  # learning rates: max|a - b| / the schedule's peak rate
+TOL_XENT = 1e-6    # smoothed loss, probabilities, gradient: max|a - b| / max(1, max|b|)
+
+
+def f32(x):
+    """A setting as the C side holds it (a float), so both sides compute
+    with the same value."""
+    return float(np.float32(x))
+
+
+# name, torch class; beta1, beta2, eps, momentum, nesterov, weight_decay,
+# masked (decay only OPT_SPANS; else everything). "adam" is torch.optim.Adam,
+# PyTorch's epsilon placement without decay: what AdamW is with decay 0.
+OPT_CASES = [
+    ("adam", "Adam", 0.9, 0.999, 1e-8, 0, 0, 0.0, 0),
+    ("adamw", "AdamW", 0.9, 0.999, 1e-8, 0, 0, 0.1, 0),
+    ("adamw_mask", "AdamW", 0.85, 0.995, 1e-6, 0, 0, 0.1, 1),
+    ("sgd", "SGD", 0, 0, 0, 0.0, 0, 0.0, 0),
+    ("sgd_momentum", "SGD", 0, 0, 0, 0.9, 0, 0.0, 0),
+    ("sgd_nesterov", "SGD", 0, 0, 0, 0.9, 1, 0.0, 0),
+    ("sgd_wd", "SGD", 0, 0, 0, 0.9, 0, 0.05, 0),
+    ("sgd_nesterov_wd_mask", "SGD", 0, 0, 0, 0.8, 1, 0.05, 1),
+]
+# The rate of each step (changing, as a schedule makes it); SGD's are 10x.
+OPT_LRS = [1e-2, 2e-2, 1.5e-2, 5e-3, 1e-2, 8e-3]
+
+
+def run_optim(case, w0, grads, lrs, dtype):
+    """Weights after each step (OPT_STEPS, OPT_N) and the final per-parameter
+    state (exp_avg or momentum_buffer, exp_avg_sq; None where there is none)
+    from torch.optim itself. The block is cut where decay starts or stops;
+    the pieces are parameter groups with or without weight decay."""
+    name, cls, b1, b2, eps, mom, nes, wd, masked = case
+    decayed = np.zeros(OPT_N, bool)
+    for b, e in (OPT_SPANS if masked else [(0, OPT_N)]):
+        decayed[b:e] = True
+    cuts = [0] + [i for i in range(1, OPT_N) if decayed[i] != decayed[i - 1]] + [OPT_N]
+    pieces = list(zip(cuts[:-1], cuts[1:]))
+    params = [torch.tensor(w0[b:e], dtype=dtype, requires_grad=True) for b, e in pieces]
+    groups = [{"params": [p], "weight_decay": f32(wd) if decayed[b] else 0.0}
+              for p, (b, e) in zip(params, pieces)]
+    if cls == "SGD":
+        opt = torch.optim.SGD(groups, lr=lrs[0], momentum=f32(mom), nesterov=bool(nes))
+    else:
+        opt = getattr(torch.optim, cls)(groups, lr=lrs[0], betas=(f32(b1), f32(b2)), eps=f32(eps))
+    ws = []
+    for k in range(OPT_STEPS):
+        for grp in opt.param_groups:
+            grp["lr"] = lrs[k]
+        for p, (b, e) in zip(params, pieces):
+            p.grad = torch.tensor(grads[k, b:e], dtype=dtype)
+        opt.step()
+        ws.append(torch.cat([p.detach() for p in params]).numpy())
+
+    def state(key):
+        parts = [opt.state[p].get(key) for p in params]
+        return None if any(x is None for x in parts) else torch.cat(parts).numpy()
+    m = state("momentum_buffer") if cls == "SGD" else state("exp_avg")
+    return np.array(ws), m, None if cls == "SGD" else state("exp_avg_sq")
+
+
+def gen_optim_steps(out):
+    rng = np.random.default_rng(20240604)
+    w0 = np.float32(rng.uniform(-1.5, 1.5, OPT_N))
+    scale = 10.0 ** rng.uniform(-3, 0, OPT_N)
+    # a few gradients near AdamW's epsilon, where its placement shows
+    scale[3::8] = 10.0 ** rng.uniform(-8.5, -6, len(scale[3::8]))
+    grads = np.float32(rng.normal(size=(OPT_STEPS, OPT_N)) * scale)
+    grads[0, 5] = 0.0  # a zero gradient on fresh moments
+    out["opt.w0"], out["opt.grads"] = w0, grads
+    out["opt.spans"] = np.float32(OPT_SPANS)
+    worst = 0.0
+    for case in OPT_CASES:
+        name, cls = case[0], case[1]
+        lrs = [f32(lr * (10 if cls == "SGD" else 1)) for lr in OPT_LRS]
+        ref = run_optim(case, w0.astype(np.float64), grads.astype(np.float64), lrs, torch.float64)
+        low = run_optim(case, w0, grads, lrs, torch.float32)
+        out[name + ".hyper"] = np.float32([f32(x) for x in case[2:]])
+        out[name + ".lrs"] = np.float32(lrs)
+        out[name + ".w"] = np.float32(ref[0])
+        for key, r, l in (("m", ref[1], low[1]), ("v", ref[2], low[2])):
+            if r is not None:
+                out[name + "." + key] = np.float32(r)
+                worst = max(worst, scale_err(l, r) / TOL_OPT)
+        for k in range(OPT_STEPS):
+            worst = max(worst, scale_err(low[0][k], ref[0][k]) / TOL_OPT)
+        # each case must move the weights well beyond the tolerance
+        assert scale_err(ref[0][-1], w0) > 1e3 * TOL_OPT, name
+    # the distinctions the C test relies on are far above its tolerance
+    w = {c[0]: out[c[0] + ".w"][-1].astype(np.float64) for c in OPT_CASES}
+    for a, b in (("adam", "adamw"), ("sgd_momentum", "sgd_nesterov"), ("sgd", "sgd_momentum"),
+                 ("sgd_momentum", "sgd_wd")):
+        assert scale_err(w[a], w[b]) > 100 * TOL_OPT, (a, b)
+    print("torch_optim: %d optimizer cases of %d steps; float32 run, worst error / tolerance %.3f"
+          % (len(OPT_CASES), OPT_STEPS, worst))
+    assert worst <= 1.0
+
+
+# name, total steps; lr, warmup_steps, warmup_start, floor, pct_start,
+# div_factor, final_div_factor, anneal_linear (the fields of fm__schedule;
+# the C test knows each name's kind).
+SCHED_CASES = [
+    ("constant", 4, 1e-3, 0, 0, 0, 0, 0, 0, 0),
+    ("warmup_constant", 20, 1e-3, 5, 0.1, 0, 0, 0, 0, 0),
+    ("cosine", 30, 0.1, 0, 0, 0.02, 0, 0, 0, 0),
+    ("warmup_cosine", 100, 3e-3, 10, 0.05, 0.01, 0, 0, 0, 0),
+    ("linear", 25, 0.05, 0, 0, 0.1, 0, 0, 0, 0),
+    ("warmup_linear", 50, 1e-2, 7, 0.25, 0.0, 0, 0, 0, 0),
+    ("onecycle", 100, 0.01, 0, 0, 0, 0.3, 25, 1e4, 0),
+    ("onecycle_linear", 57, 0.05, 0, 0, 0, 0.25, 10, 100, 1),
+    ("onecycle_short", 3, 0.1, 0, 0, 0, 0.5, 25, 1e4, 0),
+    ("onecycle_one", 1, 0.1, 0, 0, 0, 0.3, 25, 1e4, 0),
+]
+
+
+def torch_scheduler(opt, case):
+    """The case as torch's own schedulers: LinearLR for the warm-up, then
+    CosineAnnealingLR or LinearLR for the decay, chained by SequentialLR at
+    the end of the warm-up; OneCycleLR; LambdaLR(1) for the constant rate."""
+    name, total, lr, w, start, floor, pct, div, final, linear = case
+    S = torch.optim.lr_scheduler
+    if name.startswith("onecycle"):
+        return S.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=pct, div_factor=div,
+                            final_div_factor=final, anneal_strategy="linear" if linear else "cos",
+                            three_phase=False, cycle_momentum=False)
+    kind = name.split("_")[-1]
+    if kind == "constant":
+        return S.LinearLR(opt, start_factor=start, end_factor=1.0, total_iters=w) if w else \
+            S.LambdaLR(opt, lambda step: 1.0)
+    d = total - w
+    decay = (S.CosineAnnealingLR(opt, T_max=d, eta_min=floor * lr) if kind == "cosine" else
+             S.LinearLR(opt, start_factor=1.0, end_factor=floor, total_iters=d))
+    if not w:
+        return decay
+    warm = S.LinearLR(opt, start_factor=start, end_factor=1.0, total_iters=w)
+    return S.SequentialLR(opt, [warm, decay], milestones=[w])
+
+
+def schedule_written_out(case):
+    """The rates as src/train/schedule.h defines them, for a check of the
+    torch run (and of what the header claims torch does)."""
+    name, total, lr, w, start, floor, pct, div, final, linear = case
+    out = []
+    for s in range(total):
+        if name.startswith("onecycle"):
+            initial = lr / div
+            end1 = pct * total - 1
+            lo, hi, a, b = ((initial, lr, 0.0, end1) if s <= end1 else
+                            (lr, initial / final, end1, total - 1.0))
+            p = (s - a) / (b - a) if b > a else 1.0
+            out.append((hi - lo) * p + lo if linear else hi + (lo - hi) / 2 * (math.cos(math.pi * p) + 1))
+        elif s < w:
+            out.append(lr * (start + (1 - start) * s / w))
+        else:
+            p, d, kind = s - w, total - w, name.split("_")[-1]
+            f = {"constant": 1.0, "cosine": floor + (1 - floor) * (1 + math.cos(math.pi * p / d)) / 2,
+                 "linear": 1 - (1 - floor) * p / d}[kind]
+            out.append(lr * f)
+    return np.array(out)
+
+
+def gen_schedules(out, f64):
+    worst = 0.0
+    for case in SCHED_CASES:
+        name, total, lr = case[0], case[1], case[2]
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=lr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SequentialLR's deprecated step(0)
+            sched = torch_scheduler(opt, case)
+            lrs = []
+            for s in range(total):
+                lrs.append(opt.param_groups[0]["lr"])
+                opt.step()
+                if s < total - 1:  # OneCycleLR refuses a step past its end
+                    sched.step()
+        lrs = np.array(lrs)
+        err = float(np.abs(lrs - schedule_written_out(case)).max() / lr)
+        assert err <= TOL_SCHED / 10, (name, err)
+        worst = max(worst, err)
+        out["sched.%s.cfg" % name] = np.float64(case[2:])
+        out["sched.%s.lr" % name] = lrs
+        f64 += ["sched.%s.cfg" % name, "sched.%s.lr" % name]
+    print("torch_optim: %d schedules; torch's and schedule.h's written out differ by %.1e of the peak"
+          % (len(SCHED_CASES), worst))
+
+
+def gen_xent(out):
+    """Label-smoothed cross-entropy: F.cross_entropy(label_smoothing=s) and
+    its autograd gradient, checked against Keras's definition (target
+    onehot * (1 - s) + s / K, loss -sum target * log softmax)."""
+    rng = np.random.default_rng(20240605)
+    n, k = 8, 10
+    logits = np.float32(rng.normal(size=(n, k)) * 3)
+    logits[2, 4] = 40.0  # exp would overflow unshifted in float32
+    labels = rng.integers(0, k, n)
+    labels[2] = 4
+    smoothing = np.float32([0.0, 0.1, 0.25, 1.0])
+    losses, grads, worst = [], [], 0.0
+    for s in smoothing.astype(np.float64):
+        res = {}
+        for dtype in (torch.float64, torch.float32):
+            x = torch.tensor(logits, dtype=dtype, requires_grad=True)
+            loss = F.cross_entropy(x, torch.tensor(labels), label_smoothing=s)
+            (g,) = torch.autograd.grad(loss, [x])
+            res[dtype] = (float(loss), g.numpy(), F.softmax(x, dim=1).detach().numpy())
+        target = np.eye(k)[labels] * (1 - s) + s / k
+        logp = F.log_softmax(torch.tensor(logits, dtype=torch.float64), 1).numpy()
+        keras = float(-(target * logp).sum(1).mean())
+        assert abs(keras - res[torch.float64][0]) <= 1e-12 * abs(keras), (s, keras)
+        (l64, g64, p64), (l32, g32, p32) = res[torch.float64], res[torch.float32]
+        worst = max(worst, scale_err([l32], [l64]) / TOL_XENT, scale_err(g32, g64) / TOL_XENT,
+                    scale_err(p32, p64) / TOL_XENT)
+        losses.append(l64)
+        grads.append(g64)
+    out.update({"xent.logits": logits, "xent.labels": np.float32(labels), "xent.smoothing": smoothing,
+                "xent.probs": np.float32(p64), "xent.loss": np.float32(losses),
+                "xent.grad": np.float32(grads)})
+    print("torch_optim: label smoothing %s; Keras's and torch's losses agree; float32 run, worst "
+          "error / tolerance %.3f" % (", ".join("%g" % s for s in smoothing), worst))
+    assert worst <= 1.0
+
+
+def gen_optim():
+    out, f64 = {}, []
+    gen_optim_steps(out)
+    gen_schedules(out, f64)
+    gen_xent(out)
+    save_safetensors(os.path.join(OUT, "torch_optim.safetensors"), out, f64)
+
+
 if __name__ == "__main__":
+    # Names on the command line regenerate only those files (default: all).
+    GENERATORS = {
+        "torch_small": lambda: gen_reduced(
+            SMALL, "torch_small", "the notebook network reduced, for tests/test_torch_reference.c",
+            20240601, 3),
+        "torch_readme": lambda: gen_reduced(
+            README, "torch_readme", "the README variant reduced, for tests/test_torch_reference.c",
+            20240701, 0),
+        "torch_full": gen_full,
+        "torch_augment": gen_augment,
+        "torch_optim": gen_optim,
+    }
+    chosen = sys.argv[1:] or list(GENERATORS)
+    unknown = [n for n in chosen if n not in GENERATORS]
+    if unknown:
+        raise SystemExit("unknown fixture %s; choose from %s" % (", ".join(unknown), ", ".join(GENERATORS)))
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    gen_reduced(SMALL, "torch_small", "the notebook network reduced, for tests/test_torch_reference.c",
-                20240601, 3)
-    gen_reduced(README, "torch_readme", "the README variant reduced, for tests/test_torch_reference.c",
-                20240701, 0)
-    gen_full()
-    gen_augment()
+    for name in chosen:
+        GENERATORS[name]()
     for name in sorted(os.listdir(OUT)):
         if name.startswith("torch_"):
             print("%-28s %7d bytes" % (name, os.path.getsize(os.path.join(OUT, name))))
