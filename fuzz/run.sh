@@ -6,14 +6,14 @@
 # input, or does not build; the input and the log stay in
 # $FUZZ_BUILD/artifacts/<target>/<date-time>/.
 #
-# Usage: fuzz/run.sh [SECONDS] [TARGET...]      TARGET: csv idx cfg model checkpoint
+# Usage: fuzz/run.sh [SECONDS] [TARGET...]      TARGET: csv idx cfg model checkpoint recipe
 # Environment: FUZZ_BUILD (build folder, default build-fuzz), JOBS (build
 # jobs), FUZZ_NICE (nice level of the fuzzers, default 10), FUZZ_ARGS (more
 # libFuzzer flags).
 set -eu
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-targets=${*:-csv idx cfg model checkpoint}
+targets=${*:-csv idx cfg model checkpoint recipe}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD:-$root/build-fuzz}
 case $build in /*) ;; *) build=$(pwd)/$build ;; esac
@@ -25,8 +25,8 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 bins=""
 for t in $targets; do
-    case $t in csv | idx | cfg | model | checkpoint) bins="$bins fuzz_$t" ;;
-    *) echo "fuzz/run.sh: unknown target '$t' (csv, idx, cfg, model, checkpoint)" >&2; exit 2 ;;
+    case $t in csv | idx | cfg | model | checkpoint | recipe) bins="$bins fuzz_$t" ;;
+    *) echo "fuzz/run.sh: unknown target '$t' (csv, idx, cfg, model, checkpoint, recipe)" >&2; exit 2 ;;
     esac
 done
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DFM_FUZZ=ON -DFM_OPENMP=OFF >/dev/null
@@ -48,6 +48,7 @@ for t in $targets; do
     cfg) max=4096 ;;
     model) max=32768 ;;
     checkpoint) max=32768 ;;
+    recipe) max=2048 ;;
     esac
     dict=""
     [ -f "$root/fuzz/$t.dict" ] && dict="-dict=$root/fuzz/$t.dict"

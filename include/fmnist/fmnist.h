@@ -211,6 +211,7 @@ typedef struct fm_train_params {
 
     /* Where the data and model came from, recorded in run.json only. */
     const char *model_source; /* NULL: fm_model_description's source unknown */
+    const char *recipe;       /* the recipe's name or file (NULL: none named) */
     const char *data_dir;
     const char *data_format; /* "csv" or "idx" */
     double val_split;        /* fraction held out for validation */
@@ -218,6 +219,27 @@ typedef struct fm_train_params {
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);
+
+/* ---- recipes ----------------------------------------------------------- */
+/* A recipe sets the recipe fields of fm_train_params from text: one
+ * "key = value" per line, '#' starts a comment, blank lines are fine; keys
+ * left out keep their values. fm_train_recipe_keys lists the keys. */
+
+/* Applies recipe text to *p; on a mistake returns -1 with
+ * "SOURCE:LINE: problem" in err and leaves *p unchanged. */
+int fm_train_recipe_apply(fm_train_params *p, const char *text, const char *source,
+                          fm_err *err);
+/* Applies the built-in recipe of that name or else the recipe file, and sets
+ * p->recipe to name_or_file (which must outlive p's use). */
+int fm_train_recipe_load(fm_train_params *p, const char *name_or_file, fm_err *err);
+/* The text of a built-in recipe ("notebook": the default parameters), or
+ * NULL when there is none of that name. */
+const char *fm_train_recipe_builtin(const char *name);
+/* p's recipe as recipe text, every key in order (malloc'd; NULL when out of
+ * memory): fm_train_recipe_apply of it gives the same fields. */
+char *fm_train_recipe_text(const fm_train_params *p);
+/* One line per key: name and meaning. */
+void fm_train_recipe_keys(FILE *out);
 
 typedef struct fm_train_result {
     size_t train_count, val_count;
@@ -250,12 +272,14 @@ int fm_train(fm_model *model, const fm_images *train, const fm_images *val,
 typedef struct fm_train_resume_info {
     char model_source[1024]; /* where the run's description came from */
     char data_dir[1024];     /* the data folder the run used */
+    char recipe[1024];       /* the run's recipe name or file ("" if not recorded) */
     int threads;             /* threads the run used */
     int epoch, step;         /* epochs finished, steps of the next epoch done */
 } fm_train_resume_info;
 
 /* Reads run_dir/checkpoint.safetensors: sets the recipe fields of *params
- * (epochs, batch, lr, seed, augment, callbacks' settings, val_split, limit),
+ * (epochs, batch, lr, seed, augment, callbacks' settings, val_split, limit;
+ * params->recipe points into info->recipe),
  * out_dir = run_dir and resume = 1, leaving the other fields alone; fills
  * *info; and returns the model to resume (description and weights). The
  * caller loads and splits the data as the run did and calls fm_train, which

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,7 +14,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: fmnist train [--data DIR] [--model CFG] [--epochs N] [--batch N] [--lr F]\n"
+            "usage: fmnist train [--recipe NAME|FILE] [--data DIR] [--model CFG] [--epochs N]\n"
+            "                    [--batch N] [--lr F]\n"
             "                    [--seed N] [--threads N] [--limit N] [--val-split F]\n"
             "                    [--no-augment] [--out DIR] [--checkpoint-steps N] [--test]\n"
             "                    [--quiet]\n"
@@ -30,6 +32,9 @@ static void usage(FILE *out) {
             "every epoch. Ctrl-C (or SIGTERM) finishes the current step, writes the\n"
             "checkpoint and exits; a second Ctrl-C exits at once, keeping the last one.\n"
             "\n"
+            "  --recipe NAME|FILE\n"
+            "                   the training recipe: a built-in one (notebook, the default)\n"
+            "                   or a recipe file; the flags below override its keys\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
             "                   " FM_DEBIAN_DATA_DIR "; with --resume, the run's)\n"
             "  --model CFG      model description (default " FM_CLI_DEFAULT_CFG ", else\n"
@@ -51,7 +56,11 @@ static void usage(FILE *out) {
             "                   also write the checkpoint every N steps (default: only at\n"
             "                   the end of each epoch)\n"
             "  --test           evaluate the final model on the test set at the end\n"
-            "  --quiet          no progress lines, only the summary\n");
+            "  --quiet          no progress lines, only the summary\n"
+            "\n"
+            "A recipe file holds 'key = value' lines ('#' starts a comment); keys left out\n"
+            "keep the notebook's values. The keys:\n");
+    fm_train_recipe_keys(out);
 }
 
 static void print_duration(double s) {
@@ -93,10 +102,21 @@ static void catch_stop_signals(int on) {
 }
 
 /* Flags a resumed run takes from its checkpoint instead. */
-enum { RECIPE_FLAGS = 7 };
-static const char recipe_flag_keys[RECIPE_FLAGS] = {'b', 'l', 's', 'n', 'v', 'A', 'o'};
+enum { RECIPE_FLAGS = 8 };
+static const char recipe_flag_keys[RECIPE_FLAGS] = {'r', 'b', 'l', 's', 'n', 'v', 'A', 'o'};
 static const char *const recipe_flag_names[RECIPE_FLAGS] = {
-    "--batch", "--lr", "--seed", "--limit", "--val-split", "--no-augment", "--out"};
+    "--recipe", "--batch", "--lr", "--seed", "--limit", "--val-split", "--no-augment", "--out"};
+
+/* The effective recipe, indented, with where it came from. */
+static void print_recipe(const fm_train_params *p, int overridden) {
+    char *text = fm_train_recipe_text(p);
+    if (!text) return;
+    printf("\nRecipe %s%s%s:\n", p->recipe ? p->recipe : "(unnamed)",
+           p->recipe && fm_train_recipe_builtin(p->recipe) ? " (built in)" : "",
+           overridden ? ", with the command line's values" : "");
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) printf("  %s\n", line);
+    free(text);
+}
 
 int fm_cmd_train(int argc, char **argv) {
     static const struct option opts[] = {
@@ -109,23 +129,36 @@ int fm_cmd_train(int argc, char **argv) {
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
         {"resume", required_argument, NULL, 'R'},
         {"checkpoint-steps", required_argument, NULL, 'C'},
+        {"recipe", required_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
     fm_train_params p = fm_train_default_params();
-    const char *dir = NULL, *cfg = NULL, *resume = NULL;
+    const char *dir = NULL, *cfg = NULL, *resume = NULL, *recipe = NULL;
     int test = 0, quiet = 0, epochs = 0, threads = -1, given[RECIPE_FLAGS] = {0};
+    int overrides = 0; /* flags that set a recipe key were given */
     long v;
     double d;
     int c;
+    fm_err err;
+    /* The recipe first, so that the flags override its keys wherever they stand. */
     opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+        if (c == 'r') recipe = optarg;
+    if (recipe && fm_train_recipe_load(&p, recipe, &err) < 0) {
+        fm_cli_fail("%s", err.msg);
+        return 1;
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         for (int i = 0; i < RECIPE_FLAGS; i++) given[i] |= c == recipe_flag_keys[i];
+        overrides |= c == 'e' || c == 'b' || c == 'l' || c == 'v' || c == 'A';
         switch (c) {
         case 'd': dir = optarg; break;
         case 'm': cfg = optarg; break;
         case 'o': p.out_dir = optarg; break;
         case 'R': resume = optarg; break;
+        case 'r': break; /* applied above */
         case 'A': p.augment = 0; break;
         case 'T': test = 1; break;
         case 'q': quiet = 1; break;
@@ -177,7 +210,6 @@ int fm_cmd_train(int argc, char **argv) {
         return 2;
     }
 
-    fm_err err;
     fm_data_format format;
     fm_images all = {0}, train = {0}, val = {0}, testset = {0};
     fm_model *model = NULL;
@@ -212,6 +244,7 @@ int fm_cmd_train(int argc, char **argv) {
     p.progress = quiet ? NULL : stdout;
     if (!quiet) {
         if (!resume) fm_model_summary(model, stdout);
+        print_recipe(&p, overrides);
         printf("\nTraining on %zu images, validating on %zu (%s layout in %s; kernels %s)\n",
                train.count, val.count, p.data_format, dir, fm_kernels_name());
     }

@@ -184,6 +184,7 @@ void fm_model_free(fm_model *m) {
     if (!m) return;
     free(m->description);
     free(m->source);
+    free(m->recipe);
     free(m->layers);
     free(m->param_block);
     free(m->stats);

@@ -39,6 +39,8 @@ struct fm_model {
     fm__shape input;
     int classes;
 
+    /* the training run's recipe (fm_train_recipe_text; metadata fmnist.recipe), or NULL */
+    char *recipe;
     /* the training run's train/validation split (fm_model_training_split) */
     int has_split;
     uint64_t split_seed;

@@ -129,9 +129,11 @@ int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_par
 
     recipe_kv kv[MAX_RECIPE];
     size_t nkv = recipe_meta(p, fingerprint, s->count, val_count, kv);
-    fm__st_kv meta[MAX_RECIPE + 1];
+    fm__st_kv meta[MAX_RECIPE + 2];
     for (size_t i = 0; i < nkv; i++) meta[i] = (fm__st_kv){kv[i].key, kv[i].value};
     meta[nkv++] = (fm__st_kv){META_LOG, s->log};
+    /* only a name for the record: the recipe's values are the keys above */
+    if (p->recipe) meta[nkv++] = (fm__st_kv){FM__CHECKPOINT_RECIPE_NAME, p->recipe};
     int rc = fm__model_save_with(m, path, e, n, meta, nkv, err);
     free(order);
     return rc;

@@ -18,6 +18,8 @@
 #include "train/state.h"
 
 #define FM__CHECKPOINT_FILE "checkpoint.safetensors"
+/* Metadata naming the run's recipe (optional: older checkpoints lack it). */
+#define FM__CHECKPOINT_RECIPE_NAME "fmnist.train.recipe_name"
 
 /* Writes the state of model m and s to path. */
 int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_params *p,

@@ -75,6 +75,9 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
     if (!dir) goto fail;
     snprintf(info->model_source, sizeof info->model_source, "%s", src);
     snprintf(info->data_dir, sizeof info->data_dir, "%s", dir);
+    const char *recipe = fm__st_meta(&f, FM__CHECKPOINT_RECIPE_NAME);
+    snprintf(info->recipe, sizeof info->recipe, "%s", recipe ? recipe : "");
+    p->recipe = info->recipe[0] ? info->recipe : NULL;
     p->out_dir = run_dir;
     fm_err why;
     if (fm__train_check_params(p, &why) < 0) { /* caught here, before any data is loaded */

@@ -8,6 +8,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "fmnist/fmnist.h"
+#include "train/recipe.h"
 
 static void json_str(FILE *f, const char *s) {
     if (s)
@@ -41,7 +42,9 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
     FILE *f = open_memstream(&text, &len);
     if (!f) return fm__err(err, "%s: out of memory", path);
 
-    fputs("{\n  \"config\": {\n    \"model\": ", f);
+    fputs("{\n  \"config\": {\n    \"recipe\": ", f);
+    fm__recipe_write_json(f, p);
+    fputs(",\n    \"model\": ", f);
     json_str(f, p->model_source);
     fputs(",\n    \"data_dir\": ", f);
     json_str(f, p->data_dir);

@@ -36,6 +36,7 @@ fm_train_params fm_train_default_params(void) {
     p.out_dir = "models";
     p.progress = NULL;
     p.val_split = 0.2;
+    p.recipe = "notebook";
     return p;
 }
 
@@ -124,12 +125,18 @@ static void clear_result(fm_train_result *r, const fm_images *train, const fm_im
     r->final_lr = p->lr;
 }
 
-/* The split the caller made, saved with the model so eval can rebuild it. */
-static void record_split(fm_model *m, const fm_train_params *p) {
+/* The split the caller made, saved with the model so eval can rebuild it,
+ * and the recipe, saved so a model file says how it was trained. */
+static int record_run(fm_model *m, const fm_train_params *p, fm_err *err) {
+    char *recipe = fm_train_recipe_text(p);
+    if (!recipe) return fm__err(err, "out of memory for the recipe");
+    free(m->recipe);
+    m->recipe = recipe;
     m->has_split = p->val_split > 0.0 && p->val_split < 1.0;
     m->split_seed = p->seed;
     m->split_val = p->val_split;
     m->split_limit = p->limit;
+    return 0;
 }
 
 static int write_checkpoint(run *t) {
@@ -387,7 +394,7 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     if (fm__train_check_run(m, train, val, p, err) < 0) return -1;
     run t = {.m = m, .train = train, .val = val, .p = p, .out = p->progress, .r = r, .err = err};
     if (open_folder(&t.path, p, err) < 0) return -1;
-    record_split(m, p);
+    if (record_run(m, p, err) < 0) return -1;
     r->threads = fm_set_threads(p->threads);
     /* Validation runs in batches of the training batch's plan too. */
     if (fm__model_reserve(m, p->batch, err) < 0) return -1;

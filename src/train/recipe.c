@@ -1,0 +1,228 @@
+/* Training recipes: small text files of "key = value" lines ('#' starts a
+ * comment) that set the recipe fields of fm_train_params, and the built-in
+ * ones (configs/recipes/, compiled in). One table of keys drives the parser,
+ * the canonical text a run records and the documentation's key list, so the
+ * three cannot disagree. */
+#include "train/recipe.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/json.h"
+
+typedef enum { KEY_INT, KEY_FLOAT, KEY_DOUBLE, KEY_BOOL } key_kind;
+
+typedef struct {
+    const char *name;
+    key_kind kind;
+    size_t offset; /* into fm_train_params */
+    double lo, hi; /* inclusive, unless lo_open / hi_open exclude them */
+    int lo_open, hi_open;
+    const char *doc;
+} recipe_key;
+
+#define AT(field) offsetof(fm_train_params, field)
+
+static const recipe_key keys[] = {
+    {"epochs", KEY_INT, AT(epochs), 1, 100000, 0, 0, "most epochs to run"},
+    {"batch", KEY_INT, AT(batch), 1, 65536, 0, 0, "images per training step"},
+    {"lr", KEY_FLOAT, AT(lr), 0, 10, 1, 0, "Adam's initial learning rate"},
+    {"augment", KEY_BOOL, AT(augment), 0, 1, 0, 0,
+     "yes: rotate +-10 degrees, zoom 0.9-1.1, flip; no: none"},
+    {"val_split", KEY_DOUBLE, AT(val_split), 1e-6, 0.99, 0, 0,
+     "fraction of the training images held out for validation"},
+    {"early_stopping_patience", KEY_INT, AT(es_patience), 1, 100000, 0, 0,
+     "EarlyStopping's patience (epochs, on val_loss)"},
+    {"plateau_patience", KEY_INT, AT(lr_patience), 1, 100000, 0, 0,
+     "ReduceLROnPlateau's patience (epochs, on val_loss)"},
+    {"plateau_factor", KEY_FLOAT, AT(lr_factor), 0, 1, 1, 1, "ReduceLROnPlateau's lr multiplier"},
+    {"min_lr", KEY_FLOAT, AT(min_lr), 0, 10, 0, 0, "ReduceLROnPlateau's floor"},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+/* The built-in recipes' texts (generated from configs/recipes/ at build time). */
+extern const char fm__recipe_notebook_text[];
+
+static const struct {
+    const char *name;
+    const char *text;
+} builtins[] = {{"notebook", fm__recipe_notebook_text}};
+
+const char *fm_train_recipe_builtin(const char *name) {
+    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+        if (!strcmp(builtins[i].name, name)) return builtins[i].text;
+    return NULL;
+}
+
+int fm_train_recipe_load(fm_train_params *p, const char *name_or_file, fm_err *err) {
+    const char *text = fm_train_recipe_builtin(name_or_file);
+    if (text) {
+        if (fm_train_recipe_apply(p, text, name_or_file, err) < 0) return -1;
+    } else {
+        char *data;
+        size_t len;
+        if (!strchr(name_or_file, '/') && !strchr(name_or_file, '.'))
+            return fm__err(err, "%s: no such built-in recipe (built in: notebook) and no such "
+                                "file (a recipe file's name has a '.' or a '/')",
+                           name_or_file);
+        if (fm__read_file(name_or_file, 1u << 20, &data, &len, err) < 0) return -1;
+        int rc = memchr(data, 0, len)
+                     ? fm__err(err, "%s: not a text file (contains NUL bytes)", name_or_file)
+                     : fm_train_recipe_apply(p, data, name_or_file, err);
+        free(data);
+        if (rc < 0) return -1;
+    }
+    p->recipe = name_or_file;
+    return 0;
+}
+
+static void *field(fm_train_params *p, const recipe_key *k) { return (char *)p + k->offset; }
+
+static const void *cfield(const fm_train_params *p, const recipe_key *k) {
+    return (const char *)p + k->offset;
+}
+
+/* Sets k in p from the text v; -1 with err "SOURCE:LINE: ..." when v is not
+ * a value of k. */
+static int set_value(fm_train_params *p, const recipe_key *k, const char *v, const char *source,
+                     int line, fm_err *err) {
+    if (k->kind == KEY_BOOL) {
+        if (!strcmp(v, "yes")) *(int *)field(p, k) = 1;
+        else if (!strcmp(v, "no")) *(int *)field(p, k) = 0;
+        else
+            return fm__err(err, "%s:%d: %s: '%.40s' is not yes or no", source, line, k->name, v);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double x = k->kind == KEY_INT ? (double)strtol(v, &end, 10) : strtod(v, &end);
+    if (errno == ERANGE || end == v || *end || !isfinite(x))
+        return fm__err(err, "%s:%d: %s: '%.40s' is not %s", source, line, k->name, v,
+                       k->kind == KEY_INT ? "an integer" : "a number");
+    /* a float key is checked as the float it becomes (1e-50 is 0 there) */
+    if (k->kind == KEY_FLOAT) x = (double)(float)x;
+    if (x < k->lo || (k->lo_open && x == k->lo) || x > k->hi || (k->hi_open && x == k->hi))
+        return fm__err(err, "%s:%d: %s = %g is out of range %c%g, %g%c", source, line, k->name, x,
+                       k->lo_open ? '(' : '[', k->lo, k->hi, k->hi_open ? ')' : ']');
+    if (k->kind == KEY_INT) *(int *)field(p, k) = (int)x;
+    else if (k->kind == KEY_FLOAT) *(float *)field(p, k) = (float)x;
+    else *(double *)field(p, k) = x;
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) e--;
+    *e = 0;
+    return s;
+}
+
+int fm_train_recipe_apply(fm_train_params *p, const char *text, const char *source, fm_err *err) {
+    size_t len = strlen(text);
+    char *buf = malloc(len + 1);
+    if (!buf) return fm__err(err, "%s: out of memory", source);
+    memcpy(buf, text, len + 1);
+    /* Changes land in a copy, so a recipe with a mistake changes nothing. */
+    fm_train_params q = *p;
+    unsigned char seen[N_KEYS] = {0};
+    int line = 0, rc = 0;
+    for (char *s = buf; s && !rc;) {
+        char *next = strchr(s, '\n');
+        if (next) *next++ = 0;
+        line++;
+        char *hash = strchr(s, '#');
+        if (hash) *hash = 0;
+        char *l = trim(s);
+        s = next;
+        if (!*l) continue;
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            rc = fm__err(err, "%s:%d: expected 'key = value', got '%.40s'", source, line, l);
+            break;
+        }
+        *eq = 0;
+        char *key = trim(l), *value = trim(eq + 1);
+        size_t k = 0;
+        while (k < N_KEYS && strcmp(keys[k].name, key)) k++;
+        if (k == N_KEYS) {
+            char known[512];
+            size_t n = 0;
+            for (size_t j = 0; j < N_KEYS && n < sizeof known; j++)
+                n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", j ? ", " : "",
+                                      keys[j].name);
+            rc = fm__err(err, "%s:%d: unknown key '%.40s' (expected %s)", source, line, key, known);
+        } else if (seen[k]) {
+            rc = fm__err(err, "%s:%d: %s given twice", source, line, key);
+        } else if (!*value) {
+            rc = fm__err(err, "%s:%d: %s has no value", source, line, key);
+        } else {
+            seen[k] = 1;
+            rc = set_value(&q, &keys[k], value, source, line, err);
+        }
+    }
+    free(buf);
+    if (rc) return -1;
+    *p = q;
+    return 0;
+}
+
+/* The shortest decimal that reads back as v (as a float when is_float). */
+static void write_number(FILE *f, double v, int is_float) {
+    char buf[32];
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        double back = strtod(buf, NULL);
+        if (is_float ? (float)back == (float)v : back == v) break;
+    }
+    fputs(buf, f);
+}
+
+/* k's value in p: yes/no (or, for JSON, true/false) and numbers that read
+ * back to the same bits. */
+static void write_value(FILE *f, const fm_train_params *p, const recipe_key *k, int json) {
+    const void *v = cfield(p, k);
+    if (k->kind == KEY_BOOL) fputs(*(const int *)v ? (json ? "true" : "yes") : (json ? "false" : "no"), f);
+    else if (k->kind == KEY_INT) fprintf(f, "%d", *(const int *)v);
+    else if (k->kind == KEY_FLOAT) write_number(f, (double)*(const float *)v, 1);
+    else write_number(f, *(const double *)v, 0);
+}
+
+char *fm_train_recipe_text(const fm_train_params *p) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        fprintf(f, "%s = ", keys[i].name);
+        write_value(f, p, &keys[i], 0);
+        fputc('\n', f);
+    }
+    if (fclose(f)) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+void fm_train_recipe_keys(FILE *out) {
+    for (size_t i = 0; i < N_KEYS; i++) fprintf(out, "  %-24s %s\n", keys[i].name, keys[i].doc);
+}
+
+void fm__recipe_write_json(FILE *f, const fm_train_params *p) {
+    fputs("{\"name\": ", f);
+    if (p->recipe) fm__json_write_string(f, p->recipe);
+    else fputs("null", f);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        fprintf(f, ", \"%s\": ", keys[i].name);
+        write_value(f, p, &keys[i], 1);
+    }
+    fputc('}', f);
+}

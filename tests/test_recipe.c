@@ -1,0 +1,166 @@
+/* Training recipes: the parser and its errors, the canonical text, the
+ * built-in notebook recipe against the defaults, the copy in configs/, and
+ * fmnist train --recipe (flags over recipe keys, refusals). */
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "clitest.h"
+
+/* The recipe fields of a and b agree (the canonical texts are equal). */
+static int same_recipe(const fm_train_params *a, const fm_train_params *b) {
+    char *x = fm_train_recipe_text(a), *y = fm_train_recipe_text(b);
+    int same = x && y && !strcmp(x, y);
+    free(x);
+    free(y);
+    return same;
+}
+
+static void builtin(void) {
+    fm_train_params d = fm_train_default_params(), p = d;
+    const char *text = fm_train_recipe_builtin("notebook");
+    CHECK(text != NULL && fm_train_recipe_builtin("fastest") == NULL);
+    fm_err err;
+    /* the built-in notebook recipe is exactly the defaults, key by key */
+    d.epochs = 1, d.batch = 1, d.lr = 1, d.augment = 0, d.val_split = 0.5;
+    d.es_patience = d.lr_patience = 1, d.lr_factor = 0.1f, d.min_lr = 1;
+    p = d;
+    CHECK_MSG(fm_train_recipe_apply(&p, text, "notebook", &err) == 0, "%s", err.msg);
+    fm_train_params def = fm_train_default_params();
+    CHECK(same_recipe(&p, &def));
+    CHECK(p.epochs == 100 && p.batch == 64 && p.lr == 1e-3f && p.augment == 1 &&
+          p.val_split == 0.2 && p.es_patience == 15 && p.lr_patience == 8 &&
+          p.lr_factor == 0.5f && p.min_lr == 0.0f);
+    /* and the file it is built from is the one in configs/recipes */
+    const char *src = getenv("FMNIST_SOURCE_DIR");
+    if (src) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/configs/recipes/notebook.recipe", src);
+        char *file = tu_text(path);
+        CHECK_MSG(!strcmp(file, text), "%s differs from the built-in notebook recipe", path);
+        free(file);
+    }
+}
+
+static void parse(void) {
+    fm_train_params p = fm_train_default_params();
+    fm_err err;
+    const char *text = "# a comment\r\n\n  lr =0.0025   # trailing comment\n"
+                       "augment=no\r\nval_split = 0.1\nepochs = 7\nplateau_factor = 0.25\n";
+    CHECK_MSG(fm_train_recipe_apply(&p, text, "r.recipe", &err) == 0, "%s", err.msg);
+    CHECK(p.lr == 0.0025f && p.augment == 0 && p.val_split == 0.1 && p.epochs == 7 &&
+          p.lr_factor == 0.25f);
+    CHECK(p.batch == 64 && p.es_patience == 15); /* keys left out keep their values */
+    /* the canonical text reads back to the same fields, bit for bit */
+    char *canon = fm_train_recipe_text(&p);
+    CHECK(canon && strstr(canon, "lr = 0.0025\n") && strstr(canon, "augment = no\n") &&
+          strstr(canon, "val_split = 0.1\n"));
+    fm_train_params q = fm_train_default_params();
+    CHECK(canon && fm_train_recipe_apply(&q, canon, "canon", &err) == 0 && same_recipe(&p, &q));
+    CHECK(q.lr == p.lr && q.val_split == p.val_split && q.lr_factor == p.lr_factor);
+    free(canon);
+}
+
+/* text must fail with "r.recipe:LINE: ..." containing what, leaving p alone */
+static void bad(const char *text, int line, const char *what) {
+    fm_train_params p = fm_train_default_params(), before = p;
+    fm_err err = {{0}};
+    CHECK_MSG(fm_train_recipe_apply(&p, text, "r.recipe", &err) == -1, "accepted: %s", text);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "r.recipe:%d: ", line);
+    CHECK_MSG(!strncmp(err.msg, prefix, strlen(prefix)) && strstr(err.msg, what),
+              "'%s' lacks '%s' / '%s'", err.msg, prefix, what);
+    CHECK_MSG(same_recipe(&p, &before), "a failed recipe changed the parameters: %s", text);
+}
+
+static void errors(void) {
+    bad("lr = 0.01\nlr 0.02\n", 2, "expected 'key = value'");
+    bad("learning_rate = 0.01\n", 1, "unknown key 'learning_rate' (expected epochs, batch, lr");
+    bad("lr = 0.01\nlr = 0.02\n", 2, "lr given twice");
+    bad("batch =\n", 1, "batch has no value");
+    bad("batch = 6.5\n", 1, "'6.5' is not an integer");
+    bad("batch = 0\n", 1, "batch = 0 is out of range [1, 65536]");
+    bad("lr = 0\n", 1, "lr = 0 is out of range (0, 10]");
+    bad("lr = nan\n", 1, "'nan' is not a number");
+    bad("lr = 1e-96\n", 1, "lr = 0 is out of range (0, 10]"); /* 0 as a float */
+    bad("augment = maybe\n", 1, "'maybe' is not yes or no");
+    bad("\n\nplateau_factor = 1\n", 3, "out of range (0, 1)");
+    bad("val_split = 1\n", 1, "out of range");
+    bad("epochs = 5\n= 3\n", 2, "unknown key ''");
+}
+
+static void load(void) {
+    fm_train_params p = fm_train_default_params();
+    fm_err err;
+    CHECK(fm_train_recipe_load(&p, "notebook", &err) == 0 && !strcmp(p.recipe, "notebook"));
+    CHECK(fm_train_recipe_load(&p, "nosuch", &err) == -1 &&
+          strstr(err.msg, "nosuch: no such built-in recipe"));
+    CHECK(fm_train_recipe_load(&p, tu_path("missing.recipe"), &err) == -1 &&
+          strstr(err.msg, "missing.recipe: cannot open"));
+    char path[4096];
+    snprintf(path, sizeof path, "%s", tu_path("mine.recipe"));
+    tu_write(path, "batch = 32\n", 11);
+    CHECK(fm_train_recipe_load(&p, path, &err) == 0 && p.batch == 32 && p.recipe == path);
+    tu_write(path, "batch = 32\0", 11);
+    CHECK(fm_train_recipe_load(&p, path, &err) == -1 && strstr(err.msg, "NUL"));
+}
+
+static void cli(void) {
+    if (!getenv("FMNIST_BIN")) {
+        fprintf(stderr, "note: FMNIST_BIN not set, the command-line checks did not run\n");
+        return;
+    }
+    char args[16384], path[4096], run[4096];
+    /* tu_path's buffer is overwritten by the next call: keep copies */
+    snprintf(path, sizeof path, "%s", tu_path("cli.recipe"));
+    snprintf(run, sizeof run, "%s", tu_path("run"));
+    tu_write(path, "lr = 0.5\nbatch = 7\n", 19);
+    /* the help lists every key */
+    CHECK(tu_run("train --help") == 0 && strstr(tu_output("out.txt"), "  plateau_factor ") &&
+          strstr(tu_output("out.txt"), "--recipe NAME|FILE"));
+    snprintf(args, sizeof args, "train --recipe nosuch --out '%s'", run);
+    CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "nosuch: no such built-in recipe"));
+    tu_write(path, "lr = 0.5\nbatch = x\n", 19);
+    snprintf(args, sizeof args, "train --recipe '%s' --out '%s'", path, run);
+    CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "cli.recipe:2: batch: 'x' is not an"));
+    snprintf(args, sizeof args, "train --resume '%s' --recipe notebook", run);
+    CHECK(tu_run(args) == 2 && strstr(tu_output("err.txt"), "--recipe cannot be used with --resume"));
+
+    /* a short run: the recipe's keys, the flags over them, and the record */
+    if (access(FM_DEBIAN_DATA_DIR "/train-images-idx3-ubyte.gz", R_OK)) {
+        fprintf(stderr, "note: no data set in " FM_DEBIAN_DATA_DIR ", the training run did not run\n");
+        return;
+    }
+    const char *mine = "lr = 0.002\nbatch = 7\naugment = no\n";
+    tu_write(path, mine, strlen(mine));
+    snprintf(args, sizeof args,
+             "train --recipe '%s' --batch 50 --epochs 1 --limit 300 --threads 1 --out '%s'", path,
+             run);
+    CHECK(tu_run(args) == 0);
+    const char *out = tu_output("out.txt");
+    CHECK(strstr(out, "cli.recipe, with the command line's values:\n") &&
+          strstr(out, "  batch = 50\n") && strstr(out, "  lr = 0.002\n") &&
+          strstr(out, "  augment = no\n"));
+    snprintf(args, sizeof args, "%s/run.json", run);
+    char *json = tu_text(args);
+    CHECK_MSG(strstr(json, "\"batch\": 50, \"lr\": 0.002, \"augment\": false,") &&
+                  strstr(json, "cli.recipe\""),
+              "run.json: %s", json);
+    free(json);
+    snprintf(args, sizeof args, "%s/model.safetensors", run);
+    size_t n = 0;
+    free(tu_read(args, &n));
+    char *model = tu_text(args); /* the JSON header follows 8 bytes of its length */
+    CHECK(n > 8 && strstr(model + 8, "\"fmnist.recipe\":\"epochs = 1\\nbatch = 50\\nlr = 0.002\\n") != NULL);
+    free(model);
+}
+
+int main(void) {
+    tu_init("test_recipe");
+    builtin();
+    parse();
+    errors();
+    load();
+    cli();
+    return check_finish();
+}
