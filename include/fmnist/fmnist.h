@@ -3,6 +3,14 @@
  * The whole public API. Every function that can fail returns 0 on success and
  * -1 on failure, with a one-line message in the caller's fm_err (or returns
  * NULL for constructors). The library never exits or aborts on bad input.
+ *
+ * Every file is written atomically (a temporary file, synced, renamed over
+ * the old one), so a failed write leaves the old file as it was, removes the
+ * temporary one and says why ("No space left on device", "File too large",
+ * "Permission denied"). A write past the file size limit (RLIMIT_FSIZE,
+ * ulimit -f) raises SIGXFSZ, whose default action kills the process: callers
+ * that may meet such a limit should ignore it (signal(SIGXFSZ, SIG_IGN)), as
+ * the fmnist command does; the library leaves signal dispositions alone.
  */
 #ifndef FMNIST_H
 #define FMNIST_H

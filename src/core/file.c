@@ -34,33 +34,46 @@ int fm__sync_parent(const char *path) {
 }
 
 int fm__atomic_open(fm__atomic *a, const char *path, fm_err *err) {
-    a->f = NULL;
+    a->fd = -1;
+    a->error = 0;
     int n = snprintf(a->path, sizeof a->path, "%s", path);
     if (n < 0 || (size_t)n >= sizeof a->path)
         return fm__err(err, "%.200s...: path too long", path);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-    if (!(a->f = fopen(a->tmp, "wb")))
-        return fm__err(err, "%s: cannot create: %s", a->tmp, strerror(errno));
+    a->fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (a->fd < 0) return fm__err(err, "%s: cannot create: %s", path, strerror(errno));
     return 0;
 }
 
+int fm__atomic_write(fm__atomic *a, const void *data, size_t len) {
+    const char *p = data;
+    while (len && !a->error) {
+        ssize_t n = write(a->fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) a->error = n < 0 ? errno : EIO; /* 0: nothing written, no reason given */
+        else p += n, len -= (size_t)n;
+    }
+    return a->error ? -1 : 0;
+}
+
 void fm__atomic_abort(fm__atomic *a) {
-    if (!a->f) return;
-    fclose(a->f);
-    a->f = NULL;
-    remove(a->tmp);
+    if (a->fd < 0) return;
+    close(a->fd);
+    a->fd = -1;
+    unlink(a->tmp);
 }
 
 int fm__atomic_commit(fm__atomic *a, fm_err *err) {
-    errno = 0;
-    int ok = !ferror(a->f) && fflush(a->f) == 0 && fsync(fileno(a->f)) == 0;
-    int saved = errno ? errno : EIO; /* a failed write need not set errno */
-    if (fclose(a->f) != 0 && ok) ok = 0, saved = errno;
-    a->f = NULL;
-    if (ok && rename(a->tmp, a->path) != 0) ok = 0, saved = errno;
-    if (!ok) {
-        remove(a->tmp);
-        return fm__err(err, "%s: write failed: %s", a->path, strerror(saved));
+    int saved = a->error;
+    if (!saved && fsync(a->fd) != 0) saved = errno;
+    /* close reports what a network file system only finds out then */
+    if (close(a->fd) != 0 && !saved) saved = errno;
+    a->fd = -1;
+    if (!saved && rename(a->tmp, a->path) != 0) saved = errno;
+    if (saved) {
+        unlink(a->tmp);
+        return fm__err(err, "%s: write failed: %s (the file is left as it was)", a->path,
+                       strerror(saved));
     }
     if (fm__sync_parent(a->path) != 0)
         return fm__err(err, "%s: cannot sync its folder: %s", a->path, strerror(errno));
@@ -70,11 +83,7 @@ int fm__atomic_commit(fm__atomic *a, fm_err *err) {
 int fm__write_file_atomic(const char *path, const void *data, size_t len, fm_err *err) {
     fm__atomic a;
     if (fm__atomic_open(&a, path, err) < 0) return -1;
-    if (len && fwrite(data, 1, len, a.f) != len) {
-        int saved = errno ? errno : EIO;
-        fm__atomic_abort(&a);
-        return fm__err(err, "%s: write failed: %s", path, strerror(saved));
-    }
+    fm__atomic_write(&a, data, len);
     return fm__atomic_commit(&a, err);
 }
 

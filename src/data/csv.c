@@ -258,11 +258,11 @@ int fm__csv_write(const char *path, const fm_images *imgs, fm_err *err) {
         }
         *p++ = '\n';
         if (p - buf > CSV_BLOCK - 4 * CSV_COLUMNS) {
-            ok = fwrite(buf, 1, (size_t)(p - buf), out.f) == (size_t)(p - buf);
+            ok = fm__atomic_write(&out, buf, (size_t)(p - buf)) == 0;
             p = buf;
         }
     }
-    if (ok) fwrite(buf, 1, (size_t)(p - buf), out.f);
+    fm__atomic_write(&out, buf, (size_t)(p - buf));
     free(buf);
-    return fm__atomic_commit(&out, err); /* a failed fwrite left the stream's error flag */
+    return fm__atomic_commit(&out, err); /* reports a failed write */
 }

@@ -880,14 +880,21 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
     }
     if (gather(r, err)) goto done;
 
-    /* written atomically, so a failure never leaves half a page */
-    fm__atomic out;
-    if (fm__atomic_open(&out, out_path, err)) goto done;
-    if (write_page(out.f, r, err)) {
-        fm__atomic_abort(&out);
+    /* made in memory (a few MB at most), then written atomically, so a
+     * failure never leaves half a page */
+    char *page = NULL;
+    size_t page_len = 0;
+    FILE *mem = open_memstream(&page, &page_len);
+    if (!mem) {
+        fm__err(err, "%s: out of memory", out_path);
         goto done;
     }
-    if (fm__atomic_commit(&out, err)) goto done;
+    int failed = write_page(mem, r, err);
+    int bad = ferror(mem);
+    if ((fclose(mem) != 0 || bad) && !failed) failed = fm__err(err, "%s: out of memory", out_path);
+    if (!failed) failed = fm__write_file_atomic(out_path, page, page_len, err);
+    free(page);
+    if (failed) goto done;
     /* success: the message lists what the page had to leave out */
     if (err) {
         err->msg[0] = 0;
