@@ -5,17 +5,17 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
 
-int fm__sync_parent(const char *path) {
+int fm__parent_dir(char *dir, size_t cap, const char *path, fm_err *err) {
     const char *slash = strrchr(path, '/');
-    char dir[4096];
     size_t len = slash ? (size_t)(slash - path) : 1;
-    if (len >= sizeof dir) {
+    if (len + 2 > cap) {
         errno = ENAMETOOLONG;
-        return -1;
+        return fm__err(err, "%.200s...: path too long", path);
     }
     if (!slash)
         dir[0] = '.';
@@ -24,6 +24,12 @@ int fm__sync_parent(const char *path) {
     else
         memcpy(dir, path, len);
     dir[len] = '\0';
+    return 0;
+}
+
+int fm__sync_parent(const char *path) {
+    char dir[4096];
+    if (fm__parent_dir(dir, sizeof dir, path, NULL) < 0) return -1;
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -1;
     int rc = fsync(fd);
@@ -131,4 +137,29 @@ int fm__path_join(char *out, size_t cap, const char *dir, const char *name, fm_e
     int n = snprintf(out, cap, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= cap) return fm__err(err, "%s: path too long", dir);
     return 0;
+}
+
+int fm__make_dirs(const char *path, fm_err *err) {
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) return fm__err(err, "%s: bad output folder name", path);
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) < 0 && errno != EEXIST)
+            return fm__err(err, "%s: cannot create folder: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        return fm__err(err, "%s: not a folder", path);
+    return 0;
+}
+
+int fm__same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }

@@ -36,6 +36,10 @@ void fm__atomic_abort(fm__atomic *a);
 /* A whole file from memory, atomically. */
 int fm__write_file_atomic(const char *path, const void *data, size_t len, fm_err *err);
 
+/* The folder holding path: "a/b" for "a/b/c", "." for "c", "/" for "/c";
+ * -1 (errno ENAMETOOLONG) when it does not fit cap bytes. */
+int fm__parent_dir(char *dir, size_t cap, const char *path, fm_err *err);
+
 /* fsync of the folder holding path, so a rename into it survives a crash. */
 int fm__sync_parent(const char *path);
 
@@ -47,5 +51,13 @@ int fm__read_file(const char *path, size_t max, char **data, size_t *len, fm_err
 /* out = "dir/name" (cap bytes at most, NUL included); -1 and "dir: path too
  * long" when it does not fit. */
 int fm__path_join(char *out, size_t cap, const char *dir, const char *name, fm_err *err);
+
+/* mkdir -p: path and the folders above it; -1 when one cannot be made or
+ * path is not a folder. */
+int fm__make_dirs(const char *path, fm_err *err);
+
+/* 1 when a and b name the same existing file or folder (by device and
+ * inode: "models", "./models/" and a link to it are one), else 0. */
+int fm__same_file(const char *a, const char *b);
 
 #endif
