@@ -1,9 +1,12 @@
-/* The run-folder rules in the library, on tiny data: one process per folder
- * (the lock: refused from another process with its pid, nested within one,
- * gone with a killed holder, no file left after a clean end; fm_train,
- * run.json and the report all take it), and no silent
+/* The run-folder rules, in the library and through the command, on tiny
+ * data: one process per folder (the lock: refused from another process with
+ * its pid, nested within one, gone with a killed holder, no file left after
+ * a clean end; fm_train, run.json and the report all take it), no silent
  * overwrite of a finished run (refused naming --out and --overwrite; with
- * --overwrite the old run goes first; an unfinished one is never replaced). */
+ * --overwrite the old run goes first; an unfinished one is never replaced),
+ * and a resume given the run's own command line: recipe flags, --data,
+ * --model and --out equal to the run's are accepted, a different value is
+ * refused naming the flag and both values. */
 #include <signal.h>
 
 #include "check.h"
@@ -212,6 +215,117 @@ static void test_overwrite(void) {
     CHECK(exists(dir, "checkpoint.safetensors"));
 }
 
+/* ---- the command -------------------------------------------------------------- */
+
+/* `fmnist ARGS` exits with `status`, its stderr one line holding `fragment`. */
+static void expect(const char *args, int status, const char *fragment) {
+    int rc = tu_run(args);
+    const char *msg = tu_output("err.txt");
+    const char *nl = strchr(msg, '\n');
+    CHECK_MSG(rc == status && (!fragment || strstr(msg, fragment)) &&
+                  (status == 0 || (nl && !nl[1])),
+              "fmnist %s: exit %d, stderr: %s", args, rc, msg);
+}
+
+static void test_command(void) {
+    if (!getenv("FMNIST_BIN")) {
+        fprintf(stderr, "note: FMNIST_BIN is not set: the command's checks did not run\n");
+        return;
+    }
+    char dir[4200], args[20000], msg[9000];
+#define COMMON "train --data '%s' --model '%s' --batch 16 --seed 5 --threads 1 --quiet"
+
+    /* held by this process: the command is refused, naming the folder and pid */
+    snprintf(dir, sizeof dir, "%s", tu_path("cli-locked"));
+    mkdir(dir, 0777);
+    fm__lock l;
+    fm_err err;
+    CHECK_MSG(fm__lock_take(&l, dir, NULL, &err) == 0, "%s", err.msg);
+    snprintf(args, sizeof args, COMMON " --epochs 1 --out '%s'", data, cfg, dir);
+    snprintf(msg, sizeof msg, "fmnist: %s: in use by another fmnist process (pid %ld)", dir,
+             (long)getpid());
+    expect(args, 1, msg);
+    snprintf(args, sizeof args, "report --run '%s' --data '%s'", dir, data);
+    expect(args, 1, msg);
+    fm__lock_release(&l);
+    CHECK(!exists(dir, "log.csv"));
+
+    /* free: it runs; again: refused, nothing touched; with --overwrite: replaced */
+    snprintf(args, sizeof args, COMMON " --epochs 1 --out '%s'", data, cfg, dir);
+    expect(args, 0, NULL);
+    CHECK(exists(dir, "report.html") && !exists(dir, FM__LOCK_FILE));
+    snprintf(msg, sizeof msg,
+             "fmnist: %s: holds a finished run (model.safetensors); choose another folder (--out "
+             "DIR) or replace that run (--overwrite)",
+             dir);
+    expect(args, 1, msg);
+    CHECK(exists(dir, "report.html"));
+    snprintf(args, sizeof args, COMMON " --epochs 1 --out '%s' --overwrite", data, cfg, dir);
+    expect(args, 0, NULL);
+    CHECK(exists(dir, "report.html") && exists(dir, "model.safetensors"));
+    /* a run that never starts leaves no folder */
+    snprintf(args, sizeof args, "train --data '%s/nope' --out '%s'", data, tu_path("never"));
+    expect(args, 1, "nope");
+    CHECK(access(tu_path("never"), F_OK) != 0);
+
+    /* An unfinished run (the library's, recorded as the command records it)
+     * resumed with the command line that started it. */
+    snprintf(dir, sizeof dir, "%s", tu_path("cli-resume"));
+    volatile sig_atomic_t stop_now = 1;
+    fm_train_params p = params(dir);
+    p.epochs = 2;
+    p.interrupt = &stop_now;
+    fm_train_result r;
+    CHECK(train(&p, &r, &err) < 0 && r.interrupted);
+    char other_data[4200], other_cfg[4200], other_dir[4200];
+    snprintf(other_data, sizeof other_data, "%s", tu_path("other-data"));
+    snprintf(other_cfg, sizeof other_cfg, "%s", tu_path("other.cfg"));
+    snprintf(other_dir, sizeof other_dir, "%s", tu_path("other-run"));
+    mkdir(other_data, 0777);
+    mkdir(other_dir, 0777);
+    const char *other_net = "input 28 28 1\nflatten\ndense units=10 activation=softmax\n";
+    tu_write(other_cfg, other_net, strlen(other_net));
+    const char *ckpt = "checkpoint.safetensors); a resume keeps the run's recipe";
+    static const struct {
+        const char *flags, *expect;
+    } bad[] = {
+        {"--seed 6", "fmnist: train: --seed 6 differs from the run's 5 (recorded in "},
+        {"--batch 32", "fmnist: train: --batch 32 differs from the run's 16 (recorded in "},
+        {"--lr 0.002", "fmnist: train: --lr 0.002 differs from the run's 0.001 (recorded in "},
+        {"--limit 50", "fmnist: train: --limit 50 differs from the run's 0 (all images) ("},
+        {"--val-split 0.3", "fmnist: train: --val-split 0.3 differs from the run's 0.2 ("},
+        {"--no-augment", "fmnist: train: --no-augment differs from the run's augmentation on ("},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, "train --resume '%s' %s", dir, bad[i].flags);
+        expect(args, 2, bad[i].expect);
+        CHECK_MSG(strstr(tu_output("err.txt"), ckpt), "%s", tu_output("err.txt"));
+    }
+    snprintf(args, sizeof args, "train --resume '%s' --out '%s'", dir, other_dir);
+    snprintf(msg, sizeof msg, "fmnist: train: --out %s is not the folder being resumed, %s",
+             other_dir, dir);
+    expect(args, 2, msg);
+    snprintf(args, sizeof args, "train --resume '%s' --data '%s'", dir, other_data);
+    snprintf(msg, sizeof msg, "fmnist: train: --data %s differs from the run's data folder %s", other_data,
+             data);
+    expect(args, 2, msg);
+    snprintf(args, sizeof args, "train --resume '%s' --model '%s'", dir, other_cfg);
+    snprintf(msg, sizeof msg, "fmnist: train: --model %s: its description differs from the run's (%s,",
+             other_cfg, cfg);
+    expect(args, 2, msg);
+    CHECK(exists(dir, "checkpoint.safetensors") && !exists(dir, FM__LOCK_FILE));
+
+    /* the run's own command with --resume added, paths spelt differently */
+    snprintf(args, sizeof args,
+             COMMON " --lr 0.001 --val-split 0.2 --epochs 2 --out '%s/.' --resume '%s'", data,
+             cfg, dir, dir);
+    expect(args, 0, NULL);
+    CHECK_MSG(strstr(tu_output("out.txt"), "(resumed after epoch 0, step 1)"), "%s",
+              tu_output("out.txt"));
+    CHECK(!exists(dir, "checkpoint.safetensors") && exists(dir, "model.safetensors"));
+#undef COMMON
+}
+
 int main(void) {
     tu_init("test_run_folder");
     fm_err err;
@@ -233,6 +347,7 @@ int main(void) {
 
     test_lock();
     test_overwrite();
+    test_command();
     fm_images_free(&tr);
     fm_images_free(&va);
     return check_finish();
