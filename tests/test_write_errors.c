@@ -207,12 +207,13 @@ int main(void) {
         char ro[4300];
         snprintf(ro, sizeof ro, "%s", tu_path("read-only"));
         mkdir(ro, 0777);
-        snprintf(path, sizeof path, "%s/run.json", ro);
-        tu_write(path, "{}", 2);
+        snprintf(path, sizeof path, "%s/model.safetensors", ro);
+        tu_write(path, "old", 3);
         chmod(ro, 0555);
-        p = params(ro);
+        m = fm_model_parse(net, "test-net", &err);
         s = snap(path);
-        rc = fm_train_write_run(&p, &r, NULL, &err);
+        rc = m ? fm_model_save(m, path, &err) : -1;
+        fm_model_free(m);
         chmod(ro, 0777);
         check_kept("read-only folder", rc, &err, path, "Permission denied", s, ro);
     } else {

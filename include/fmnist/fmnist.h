@@ -107,7 +107,9 @@ int fm_images_split(const fm_images *all, double val_fraction, uint64_t seed, fm
 typedef struct fm_model fm_model;
 
 /* Builds a network from model-description text (see README, "Model files").
- * source names the text in error messages ("configs/fashion-cnn.cfg"). */
+ * source names the text in error messages ("configs/fashion-cnn.cfg"). The
+ * text must be UTF-8, comments included ("SOURCE:LINE: column N: byte 0xNN
+ * is not UTF-8"), so the files that carry it are valid JSON and protobuf. */
 fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
 fm_model *fm_model_load_cfg(const char *path, fm_err *err);
 /* Loads a .safetensors model written by fm_model_save: description,
