@@ -221,9 +221,10 @@ typedef struct fm_train_params {
                              description, data and recipe; epochs and threads may
                              differ, though other threads give other rounding) */
     int overwrite;        /* a fresh run (resume 0) into an out_dir holding a finished
-                             run's models: 0 refuses; 1 replaces that run, removing its
-                             model files, run.json and report.html first. An unfinished
-                             run (a checkpoint) is refused either way */
+                             run's models: 0 refuses; 1 replaces that run, removing
+                             its model files, log.csv, run.json and report.html
+                             first. An unfinished run (a checkpoint) is refused
+                             either way */
     int checkpoint_steps; /* also checkpoint every N steps within an epoch; 0 = only
                              at the end of each epoch */
     /* When non-NULL and it becomes non-zero (a signal handler's flag): finish

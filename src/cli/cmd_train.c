@@ -48,7 +48,7 @@ static void usage(FILE *out) {
             "  --out DIR        run folder (default models): one fmnist at a time writes\n"
             "                   there; a finished run in it is refused unless --overwrite\n"
             "  --overwrite      replace the finished run in the --out folder (its models,\n"
-            "                   run.json and report go first; an unfinished run is kept)\n"
+            "                   log, run.json and report go first; an unfinished run is kept)\n"
             "  --resume DIR     continue the unfinished run in DIR from its checkpoint,\n"
             "                   with its recipe: same seed and threads give the weights and\n"
             "                   log of a run never stopped. The run's command line with\n"

@@ -80,8 +80,8 @@ static int open_folder(run_paths *path, const fm_train_params *p, fm_err *err) {
                        p->out_dir, found);
     }
     if (!found) return 0;
-    static const char *const old[] = {"model.safetensors", "best.safetensors", "run.json",
-                                      "report.html"};
+    static const char *const old[] = {"model.safetensors", "best.safetensors", "log.csv",
+                                      "run.json", "report.html"};
     char file[4200];
     for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
         snprintf(file, sizeof file, "%s/%s", p->out_dir, old[i]);
