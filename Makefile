@@ -17,9 +17,11 @@ test:
 	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure
 
+# --overwrite: a second `make train` replaces the finished run in models/ (the
+# quick start is meant to be run again); an unfinished one is never replaced.
 train: build
 	@scripts/deps.sh train
-	$(BUILD)/fmnist train $(TRAIN_ARGS)
+	$(BUILD)/fmnist train --overwrite $(TRAIN_ARGS)
 
 # Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 sanitize:

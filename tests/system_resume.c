@@ -2,8 +2,9 @@
  * stopped with Ctrl-C (SIGINT) or SIGTERM, resumes from its checkpoint with
  * `fmnist train --resume` and ends with the weights and epoch log of a run
  * never stopped; a second Ctrl-C exits at once and still leaves a complete
- * checkpoint; resuming with other data, another model or another recipe, and
- * starting afresh over an unfinished run, are refused. Real data (the first
+ * checkpoint; resuming with the starting command line works, resuming with
+ * other data, another model or another recipe, and starting afresh over an
+ * unfinished run, are refused. Real data (the first
  * 1000 training images, augmentation and dropout on), the default network. */
 #include "check.h"
 #include "clitest.h"
@@ -114,10 +115,15 @@ static void expect_refusal(const char *args, int status, const char *fragment) {
               msg);
 }
 
-/* Resumes the run in `dir` and checks it ends exactly as the reference. */
-static void resume_matches_ref(const char *ref, const char *dir, const char *what) {
-    char args[4400]; /* dir is a scratch path under 4200 bytes */
-    snprintf(args, sizeof args, "train --resume '%s' --quiet", dir);
+/* Resumes the run in `dir` (with `start`, the command that started it, when
+ * not NULL) and checks it ends exactly as the reference. */
+static void resume_matches_ref(const char *ref, const char *dir, const char *start,
+                               const char *what) {
+    char args[20000];
+    if (start)
+        snprintf(args, sizeof args, "%s --resume '%s'", start, dir);
+    else
+        snprintf(args, sizeof args, "train --resume '%s' --quiet", dir);
     int rc = tu_run(args);
     CHECK_MSG(rc == 0, "%s: exit %d: %s", what, rc, tu_output("err.txt"));
     check_same_as_ref(ref, dir, what);
@@ -187,17 +193,21 @@ int main(void) {
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, killed);
     expect_refusal(args, 1, "unfinished run");
     snprintf(args, sizeof args, "train --resume '%s' --batch 8", killed);
-    expect_refusal(args, 2, "--batch cannot be used with --resume");
+    expect_refusal(args, 2, "--batch 8 differs from the run's 20");
     snprintf(args, sizeof args, "train --resume '%s' --data '%s' --quiet", killed, other);
-    expect_refusal(args, 1, "the data differ from the run's");
+    expect_refusal(args, 2, "differs from the run's data folder");
     snprintf(args, sizeof args, "train --resume '%s' --model '%s/configs/fashion-cnn-readme.cfg'",
              killed, src);
-    expect_refusal(args, 1, "model description differs");
+    expect_refusal(args, 2, "its description differs from the run's");
     snprintf(args, sizeof args, "train --resume '%s'", ref);
     expect_refusal(args, 1, "no training checkpoint");
 
-    /* The resume: the data folder and the recipe come from the checkpoint. */
-    resume_matches_ref(ref, killed, "SIGKILL + resume");
+    /* The resume with the command that started the run (as a job script
+     * restarts it): every value repeats the recorded one. */
+    char start_args[16000];
+    snprintf(start_args, sizeof start_args,
+             ARGS " --data '%s' --model '%s' --out '%s' --checkpoint-steps 3", data, model, killed);
+    resume_matches_ref(ref, killed, start_args, "SIGKILL + resume");
 
     /* Ctrl-C in the second epoch: the step ends, a checkpoint is written, the
      * process says how to resume and exits 130. */
@@ -216,7 +226,8 @@ int main(void) {
     CHECK_MSG(position(ckpt, &e, &s) == 0 && e == 1,
               "Ctrl-C: checkpoint at epoch %ld step %ld, expected in epoch 2", e, s);
     CHECK(!exists(intr, "model.safetensors"));
-    resume_matches_ref(ref, intr, "Ctrl-C + resume");
+    /* the data folder and the recipe come from the checkpoint */
+    resume_matches_ref(ref, intr, NULL, "Ctrl-C + resume");
 
     /* Ctrl-C twice: out at once (no step finished first), the last
      * checkpoint intact and resumable. */
@@ -240,7 +251,7 @@ int main(void) {
     free(msg);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", twice);
     CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "Ctrl-C twice: checkpoint unreadable");
-    resume_matches_ref(ref, twice, "Ctrl-C twice + resume");
+    resume_matches_ref(ref, twice, NULL, "Ctrl-C twice + resume");
 
     /* SIGTERM behaves as the first Ctrl-C, with exit status 143. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, term);

@@ -126,10 +126,35 @@ static void bad_files(void) {
     rc = load("header_only.csv", p, &imgs, &err);
     CHECK_ERR(rc, err, tu_path("header_only.csv"), "no images (only a header)");
 
-    p = text + sprintf(text, "label,pixel1,pixel2\n");
-    p = row(p, "1", 784, 0, NULL, 0, "\n");
-    rc = load("short_header.csv", p, &imgs, &err);
-    CHECK_ERR(rc, err, tu_path("short_header.csv"), "line 1: header has 3 columns, expected 785");
+    /* A first line that starts like a header must be the header exactly: the
+     * error names the column of the first wrong byte and its field. */
+    static const struct {
+        const char *from, *to; /* the header with `from` made `to`; NULL: cut there */
+        const char *expect;
+    } near[] = {
+        {",pixel3,", NULL, "line 1, column 20 (pixel2): the line ends where the header goes on "
+                           "with ',pixel3,pixe...'"},
+        {",pixel784", ",pixel784,extra", "line 1, column 6954 (pixel784): ',extra' after the "
+                                         "header's last field"},
+        {"label", "labels", "line 1, column 6 (label): 's' where the header has ','"},
+        {"label", "Label", "line 1, column 1 (label): 'L' where the header has 'l'"},
+        {",pixel9,", ",pixel9 ,", "line 1, column 69 (pixel9): ' ' where the header has ','"},
+        {"label,", "\"label\",", "line 1, column 1 (label): '\"' where the header has 'l'"},
+        {",pixel700,", ",Pixel700,", "line 1, column 6190 (pixel700): 'P' where the header has 'p'"},
+        {",pixel5,", ",pixel5\xff,", "line 1, column 41 (pixel5): '\\xff' where the header has ','"},
+    };
+    for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+        char line[9000];
+        header(line, "");
+        char *at = strstr(line, near[i].from);
+        p = text + sprintf(text, "%.*s", (int)(at - line), line);
+        if (near[i].to) p += sprintf(p, "%s%s", near[i].to, at + strlen(near[i].from));
+        p = row(p + sprintf(p, "\r\n"), "1", 784, 0, NULL, 0, "\n");
+        rc = load("near_header.csv", p, &imgs, &err);
+        CHECK_ERR(rc, err, tu_path("near_header.csv"), near[i].expect);
+        CHECK_MSG(strstr(err.msg, "label,pixel1,...,pixel784 exactly, or a data row"), "%s",
+                  err.msg);
+    }
 
     p = header(text, "\n");
     p = row(p, "1", 784, 0, NULL, 0, "\n");

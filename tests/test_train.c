@@ -55,10 +55,10 @@ static int run(const char *dir, const fm_images *tr, const fm_images *va, fm_tra
 }
 
 int main(void) {
-    const char *tmp = getenv("FMNIST_TEST_TMP");
-    if (!tmp) tmp = "test-tmp";
-    mkdir(tmp, 0777);
-    char d1[1024], d2[1024], path[1100];
+    tu_init("test_train"); /* fresh run folders: a finished run is not replaced */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s", tu_path("."));
+    char d1[4300], d2[4300], path[4400];
     snprintf(d1, sizeof d1, "%s/train-a/nested", tmp);
     snprintf(d2, sizeof d2, "%s/train-b", tmp);
 
@@ -174,14 +174,9 @@ int main(void) {
     /* Interrupted after every single step and resumed each time, so the
      * checkpoint is taken up from every position, epoch boundaries included:
      * the same log and weights as the run never stopped (d1). */
-    char d3[1024], d4[1024];
+    char d3[4300], d4[4300];
     snprintf(d3, sizeof d3, "%s/train-resume", tmp);
     snprintf(d4, sizeof d4, "%s/train-unfinished", tmp);
-    const char *dirs[2] = {d3, d4};
-    for (int i = 0; i < 2; i++) { /* what a failed earlier run left */
-        snprintf(path, sizeof path, "%s/checkpoint.safetensors", dirs[i]);
-        remove(path);
-    }
     volatile sig_atomic_t stop_now = 1;
     fm_train_params ip = p;
     ip.interrupt = &stop_now;

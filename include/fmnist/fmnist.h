@@ -3,6 +3,14 @@
  * The whole public API. Every function that can fail returns 0 on success and
  * -1 on failure, with a one-line message in the caller's fm_err (or returns
  * NULL for constructors). The library never exits or aborts on bad input.
+ *
+ * Every file is written atomically (a temporary file, synced, renamed over
+ * the old one), so a failed write leaves the old file as it was, removes the
+ * temporary one and says why ("No space left on device", "File too large",
+ * "Permission denied"). A write past the file size limit (RLIMIT_FSIZE,
+ * ulimit -f) raises SIGXFSZ, whose default action kills the process: callers
+ * that may meet such a limit should ignore it (signal(SIGXFSZ, SIG_IGN)), as
+ * the fmnist command does; the library leaves signal dispositions alone.
  */
 #ifndef FMNIST_H
 #define FMNIST_H
@@ -99,7 +107,9 @@ int fm_images_split(const fm_images *all, double val_fraction, uint64_t seed, fm
 typedef struct fm_model fm_model;
 
 /* Builds a network from model-description text (see README, "Model files").
- * source names the text in error messages ("configs/fashion-cnn.cfg"). */
+ * source names the text in error messages ("configs/fashion-cnn.cfg"). The
+ * text must be UTF-8, comments included ("SOURCE:LINE: column N: byte 0xNN
+ * is not UTF-8"), so the files that carry it are valid JSON and protobuf. */
 fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
 fm_model *fm_model_load_cfg(const char *path, fm_err *err);
 /* Loads a .safetensors model written by fm_model_save: description,
@@ -183,7 +193,14 @@ const char *fm_kernels_name(void);
  *                      log), rewritten atomically at the end of every epoch and
  *                      every checkpoint_steps steps, and removed when the run
  *                      ends; a run killed at any instant resumes from it and
- *                      ends with the same weights and log as one never stopped. */
+ *                      ends with the same weights and log as one never stopped.
+ * One process at a time writes there: fm_train holds an exclusive lock on
+ * out_dir (flock on out_dir/.fmnist.lock, which names the holder's pid and
+ * goes when it lets go; the kernel drops the lock of a killed process) for
+ * the whole call, and refuses a folder another process holds, naming it.
+ * fm_train_write_run and fm_report_write (writing into the run folder) lock
+ * it the same way; a process holding it already (the fmnist command does,
+ * from start to end) is not refused. */
 typedef struct fm_train_params {
     int epochs;          /* 100 (at most; EarlyStopping may end sooner) */
     int batch;           /* 64 */
@@ -203,6 +220,11 @@ typedef struct fm_train_params {
     int resume;           /* 1: continue the unfinished run in out_dir (same model
                              description, data and recipe; epochs and threads may
                              differ, though other threads give other rounding) */
+    int overwrite;        /* a fresh run (resume 0) into an out_dir holding a finished
+                             run's models: 0 refuses; 1 replaces that run, removing
+                             its model files, log.csv, run.json and report.html
+                             first. An unfinished run (a checkpoint) is refused
+                             either way */
     int checkpoint_steps; /* also checkpoint every N steps within an epoch; 0 = only
                              at the end of each epoch */
     /* When non-NULL and it becomes non-zero (a signal handler's flag): finish
@@ -346,7 +368,9 @@ void fm_bench_result_free(fm_bench_result *result);
  * best.safetensors) on the test set of data_dir (NULL: fm_data_default_dir),
  * the confusion matrix, per-class precision and recall, the most confident
  * mistakes and example images. out_path NULL means run_dir/report.html; the
- * file is written atomically. Fails when run_dir or its log.csv is missing or
+ * file is written atomically. Writing into run_dir takes its lock (see
+ * fm_train): refused while another process trains there. Fails when run_dir
+ * or its log.csv is missing or
  * malformed, or a file present is unreadable. Parts that are merely absent
  * (no run.json, no model yet, no data found) are left out and said so in the
  * page; on success err->msg then lists them (empty when nothing was left out). */

@@ -1,8 +1,9 @@
 /* fmnist train: the Keras recipe end to end: load and split the data, build
  * the network from its description (or take up an unfinished run), train with
  * the callbacks, optionally score the restored model on the test set, write
- * the report, and say where everything went. Ctrl-C or SIGTERM ends the run
- * at the next step boundary with a checkpoint; a second one ends it at once. */
+ * the report, and say where everything went. The run folder is locked from
+ * start to end. Ctrl-C or SIGTERM ends the run at the next step boundary with
+ * a checkpoint; a second one ends it at once. */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,16 +12,17 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/file.h"
+#include "core/lock.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: fmnist train [--recipe NAME|FILE] [--data DIR] [--model CFG] [--epochs N]\n"
             "                    [--batch N] [--lr F]\n"
             "                    [--seed N] [--threads N] [--limit N] [--val-split F]\n"
-            "                    [--no-augment] [--out DIR] [--checkpoint-steps N] [--test]\n"
-            "                    [--quiet]\n"
-            "       fmnist train --resume DIR [--data DIR] [--model CFG] [--epochs N]\n"
-            "                    [--threads N] [--checkpoint-steps N] [--test] [--quiet]\n"
+            "                    [--no-augment] [--out DIR] [--overwrite] [--checkpoint-steps N]\n"
+            "                    [--test] [--quiet]\n"
+            "       fmnist train --resume DIR [the same flags]\n"
             "\n"
             "Trains the network described in CFG with Adam, augmentation (rotation +-10\n"
             "degrees, zoom 0.9-1.1, horizontal flip), EarlyStopping (val_loss, patience 15,\n"
@@ -48,10 +50,17 @@ static void usage(FILE *out) {
             "  --limit N        use only the first N training images, before the split\n"
             "  --val-split F    fraction held out for validation (default 0.2)\n"
             "  --no-augment     train on the images as they are\n"
-            "  --out DIR        run folder (default models)\n"
+            "  --out DIR        run folder (default models): one fmnist at a time writes\n"
+            "                   there; a finished run in it is refused unless --overwrite\n"
+            "  --overwrite      replace the finished run in the --out folder (its models,\n"
+            "                   log, run.json and report go first; an unfinished run is kept)\n"
             "  --resume DIR     continue the unfinished run in DIR from its checkpoint,\n"
             "                   with its recipe: same seed and threads give the weights and\n"
-            "                   log of a run never stopped\n"
+            "                   log of a run never stopped. The run's command line with\n"
+            "                   --resume DIR added works: --batch, --lr, --seed, --limit,\n"
+            "                   --val-split, --no-augment, --data, --model and --out may\n"
+            "                   repeat the run's values but not change them; --epochs may\n"
+            "                   be raised, --threads changed\n"
             "  --checkpoint-steps N\n"
             "                   also write the checkpoint every N steps (default: only at\n"
             "                   the end of each epoch)\n"
@@ -101,11 +110,56 @@ static void catch_stop_signals(int on) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* Flags a resumed run takes from its checkpoint instead. */
-enum { RECIPE_FLAGS = 8 };
-static const char recipe_flag_keys[RECIPE_FLAGS] = {'r', 'b', 'l', 's', 'n', 'v', 'A', 'o'};
-static const char *const recipe_flag_names[RECIPE_FLAGS] = {
-    "--recipe", "--batch", "--lr", "--seed", "--limit", "--val-split", "--no-augment", "--out"};
+/* The recipe flags: a resume takes their values from the checkpoint, and
+ * accepts them on its command line only when they repeat those (a job
+ * script restarts work with its command and --resume DIR added). */
+enum { F_BATCH, F_LR, F_SEED, F_LIMIT, F_VAL_SPLIT, F_NO_AUGMENT, N_RECIPE };
+static const char recipe_keys[N_RECIPE] = {'b', 'l', 's', 'n', 'v', 'A'};
+static const char *const recipe_names[N_RECIPE] = {"--batch", "--lr",        "--seed",
+                                                   "--limit", "--val-split", "--no-augment"};
+
+/* 0 when every recipe flag given (text[i] non-NULL, the value in asked)
+ * equals the run's (in run, as read from resume's checkpoint); else prints
+ * the first that does not, with both values, and returns -1. */
+static int same_recipe(const char *const *text, const fm_train_params *asked,
+                       const fm_train_params *run, const char *resume) {
+    for (int i = 0; i < N_RECIPE; i++) {
+        if (!text[i]) continue;
+        char was[64];
+        int same;
+        switch (i) {
+        case F_BATCH:
+            same = asked->batch == run->batch;
+            snprintf(was, sizeof was, "%d", run->batch);
+            break;
+        case F_LR:
+            same = asked->lr == run->lr;
+            snprintf(was, sizeof was, "%g", (double)run->lr);
+            break;
+        case F_SEED:
+            same = asked->seed == run->seed;
+            snprintf(was, sizeof was, "%llu", (unsigned long long)run->seed);
+            break;
+        case F_LIMIT:
+            same = asked->limit == run->limit;
+            snprintf(was, sizeof was, "%zu%s", run->limit, run->limit ? "" : " (all images)");
+            break;
+        case F_VAL_SPLIT:
+            same = asked->val_split == run->val_split;
+            snprintf(was, sizeof was, "%g", run->val_split);
+            break;
+        default: /* --no-augment */
+            same = !run->augment;
+            snprintf(was, sizeof was, "augmentation on");
+        }
+        if (same) continue;
+        fm_cli_fail("train: %s%s%s differs from the run's %s (recorded in "
+                    "%s/checkpoint.safetensors); a resume keeps the run's recipe",
+                    recipe_names[i], *text[i] ? " " : "", text[i], was, resume);
+        return -1;
+    }
+    return 0;
+}
 
 /* The effective recipe, indented, with where it came from. */
 static void print_recipe(const fm_train_params *p, int overridden) {
@@ -129,12 +183,14 @@ int fm_cmd_train(int argc, char **argv) {
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
         {"resume", required_argument, NULL, 'R'},
         {"checkpoint-steps", required_argument, NULL, 'C'},
+        {"overwrite", no_argument, NULL, 'W'},
         {"recipe", required_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
     fm_train_params p = fm_train_default_params();
     const char *dir = NULL, *cfg = NULL, *resume = NULL, *recipe = NULL;
-    int test = 0, quiet = 0, epochs = 0, threads = -1, given[RECIPE_FLAGS] = {0};
+    const char *recipe_text[N_RECIPE] = {NULL};
+    int test = 0, quiet = 0, epochs = 0, threads = -1, out_given = 0;
     int overrides = 0; /* flags that set a recipe key were given */
     long v;
     double d;
@@ -151,12 +207,14 @@ int fm_cmd_train(int argc, char **argv) {
     }
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        for (int i = 0; i < RECIPE_FLAGS; i++) given[i] |= c == recipe_flag_keys[i];
+        for (int i = 0; i < N_RECIPE; i++)
+            if (c == recipe_keys[i]) recipe_text[i] = optarg ? optarg : "";
         overrides |= c == 'e' || c == 'b' || c == 'l' || c == 'v' || c == 'A';
         switch (c) {
         case 'd': dir = optarg; break;
         case 'm': cfg = optarg; break;
-        case 'o': p.out_dir = optarg; break;
+        case 'o': p.out_dir = optarg, out_given = 1; break;
+        case 'W': p.overwrite = 1; break;
         case 'R': resume = optarg; break;
         case 'r': break; /* applied above */
         case 'A': p.augment = 0; break;
@@ -202,33 +260,67 @@ int fm_cmd_train(int argc, char **argv) {
         fm_cli_fail("train: unexpected argument '%s' (see fmnist train --help)", argv[optind]);
         return 2;
     }
-    for (int i = 0; resume && i < RECIPE_FLAGS; i++) {
-        if (!given[i]) continue;
-        fm_cli_fail("train: %s cannot be used with --resume: a resumed run keeps the recipe in "
-                    "%s/checkpoint.safetensors",
-                    recipe_flag_names[i], resume);
-        return 2;
-    }
 
     fm_data_format format;
     fm_images all = {0}, train = {0}, val = {0}, testset = {0};
     fm_model *model = NULL;
     fm_train_resume_info info;
-    int rc = 1;
+    fm__lock lock = {.fd = -1};
+    int rc = 1, created = 0;
     if (resume) {
+        const fm_train_params asked = p;
         if (!(model = fm_train_resume_load(resume, &p, &info, &err))) goto fail;
-        /* A model file given too must be the run's: fm_train compares the texts. */
-        if (cfg) {
-            fm_model_free(model);
-            if (!(model = fm_model_load_cfg(cfg, &err))) goto fail;
+        rc = 2; /* the command line contradicts the run */
+        if (same_recipe(recipe_text, &asked, &p, resume) < 0) goto done;
+        if (recipe && strcmp(recipe, info.recipe[0] ? info.recipe : "notebook")) {
+            fm_cli_fail("train: --recipe %s differs from the run's %s (recorded in "
+                        "%s/checkpoint.safetensors); a resume keeps the run's recipe",
+                        recipe, info.recipe[0] ? info.recipe : "notebook", resume);
+            goto done;
         }
+        if (out_given && !fm__same_file(asked.out_dir, resume)) {
+            fm_cli_fail("train: --out %s is not the folder being resumed, %s", asked.out_dir,
+                        resume);
+            goto done;
+        }
+        /* The data folder by any path; another one only when the run's is gone
+         * (moved): fm_train then checks that it holds the run's data. */
+        if (dir && info.data_dir[0] && !fm__same_file(dir, info.data_dir) &&
+            access(info.data_dir, F_OK) == 0) {
+            fm_cli_fail("train: --data %s differs from the run's data folder %s (recorded in "
+                        "%s/checkpoint.safetensors)",
+                        dir, info.data_dir, resume);
+            goto done;
+        }
+        if (cfg) {
+            fm_model *given = fm_model_load_cfg(cfg, &err);
+            if (!given) {
+                rc = 1;
+                goto fail;
+            }
+            int same = !strcmp(fm_model_description(given), fm_model_description(model));
+            fm_model_free(given);
+            if (!same) {
+                fm_cli_fail("train: --model %s: its description differs from the run's (%s, "
+                            "recorded in %s/checkpoint.safetensors); a resume keeps the run's "
+                            "model",
+                            cfg, info.model_source[0] ? info.model_source : "unnamed", resume);
+                goto done;
+            }
+        }
+        rc = 1;
         if (!dir && info.data_dir[0]) dir = info.data_dir;
         if (!cfg) cfg = info.model_source[0] ? info.model_source : NULL;
         p.threads = threads >= 0 ? threads : info.threads;
     } else {
         if (!(model = fm_cli_load_model(cfg, &cfg, &err))) goto fail;
         if (threads >= 0) p.threads = threads;
+        created = access(p.out_dir, F_OK) != 0;
+        if (fm__make_dirs(p.out_dir, &err) < 0) goto fail;
     }
+    /* The run folder is this process's from here to the end (fm_train and the
+     * report take the lock again, nested). */
+    if (fm__lock_take(&lock, p.out_dir, "choose another folder (--out)", &err) < 0) goto fail;
     if (epochs) p.epochs = epochs;
     if (!(dir = fm_cli_data_dir(dir))) goto done;
     if (fm_data_detect(dir, &format, &err) < 0 || fm_data_load(dir, FM_SET_TRAIN, &all, &err) < 0)
@@ -309,6 +401,9 @@ int fm_cmd_train(int argc, char **argv) {
 fail:
     fm_cli_fail("%s", err.msg);
 done:
+    fm__lock_release(&lock);
+    /* a run that never started leaves no empty folder behind */
+    if (rc != 0 && created) rmdir(p.out_dir);
     fm_model_free(model);
     fm_images_free(&all);
     fm_images_free(&train);

@@ -1,4 +1,5 @@
 /* fmnist: the command-line front end, a table of verbs. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,9 @@ const char *fm_cli_data_dir(const char *dir) {
 }
 
 int main(int argc, char **argv) {
+    /* A write past the file size limit (ulimit -f) then fails with "File too
+     * large", reported with the file's name, instead of killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -5,17 +5,17 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
 
-int fm__sync_parent(const char *path) {
+int fm__parent_dir(char *dir, size_t cap, const char *path, fm_err *err) {
     const char *slash = strrchr(path, '/');
-    char dir[4096];
     size_t len = slash ? (size_t)(slash - path) : 1;
-    if (len >= sizeof dir) {
+    if (len + 2 > cap) {
         errno = ENAMETOOLONG;
-        return -1;
+        return fm__err(err, "%.200s...: path too long", path);
     }
     if (!slash)
         dir[0] = '.';
@@ -24,6 +24,12 @@ int fm__sync_parent(const char *path) {
     else
         memcpy(dir, path, len);
     dir[len] = '\0';
+    return 0;
+}
+
+int fm__sync_parent(const char *path) {
+    char dir[4096];
+    if (fm__parent_dir(dir, sizeof dir, path, NULL) < 0) return -1;
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -1;
     int rc = fsync(fd);
@@ -34,33 +40,46 @@ int fm__sync_parent(const char *path) {
 }
 
 int fm__atomic_open(fm__atomic *a, const char *path, fm_err *err) {
-    a->f = NULL;
+    a->fd = -1;
+    a->error = 0;
     int n = snprintf(a->path, sizeof a->path, "%s", path);
     if (n < 0 || (size_t)n >= sizeof a->path)
         return fm__err(err, "%.200s...: path too long", path);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-    if (!(a->f = fopen(a->tmp, "wb")))
-        return fm__err(err, "%s: cannot create: %s", a->tmp, strerror(errno));
+    a->fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (a->fd < 0) return fm__err(err, "%s: cannot create: %s", path, strerror(errno));
     return 0;
 }
 
+int fm__atomic_write(fm__atomic *a, const void *data, size_t len) {
+    const char *p = data;
+    while (len && !a->error) {
+        ssize_t n = write(a->fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) a->error = n < 0 ? errno : EIO; /* 0: nothing written, no reason given */
+        else p += n, len -= (size_t)n;
+    }
+    return a->error ? -1 : 0;
+}
+
 void fm__atomic_abort(fm__atomic *a) {
-    if (!a->f) return;
-    fclose(a->f);
-    a->f = NULL;
-    remove(a->tmp);
+    if (a->fd < 0) return;
+    close(a->fd);
+    a->fd = -1;
+    unlink(a->tmp);
 }
 
 int fm__atomic_commit(fm__atomic *a, fm_err *err) {
-    errno = 0;
-    int ok = !ferror(a->f) && fflush(a->f) == 0 && fsync(fileno(a->f)) == 0;
-    int saved = errno ? errno : EIO; /* a failed write need not set errno */
-    if (fclose(a->f) != 0 && ok) ok = 0, saved = errno;
-    a->f = NULL;
-    if (ok && rename(a->tmp, a->path) != 0) ok = 0, saved = errno;
-    if (!ok) {
-        remove(a->tmp);
-        return fm__err(err, "%s: write failed: %s", a->path, strerror(saved));
+    int saved = a->error;
+    if (!saved && fsync(a->fd) != 0) saved = errno;
+    /* close reports what a network file system only finds out then */
+    if (close(a->fd) != 0 && !saved) saved = errno;
+    a->fd = -1;
+    if (!saved && rename(a->tmp, a->path) != 0) saved = errno;
+    if (saved) {
+        unlink(a->tmp);
+        return fm__err(err, "%s: write failed: %s (the file is left as it was)", a->path,
+                       strerror(saved));
     }
     if (fm__sync_parent(a->path) != 0)
         return fm__err(err, "%s: cannot sync its folder: %s", a->path, strerror(errno));
@@ -70,11 +89,7 @@ int fm__atomic_commit(fm__atomic *a, fm_err *err) {
 int fm__write_file_atomic(const char *path, const void *data, size_t len, fm_err *err) {
     fm__atomic a;
     if (fm__atomic_open(&a, path, err) < 0) return -1;
-    if (len && fwrite(data, 1, len, a.f) != len) {
-        int saved = errno ? errno : EIO;
-        fm__atomic_abort(&a);
-        return fm__err(err, "%s: write failed: %s", path, strerror(saved));
-    }
+    fm__atomic_write(&a, data, len);
     return fm__atomic_commit(&a, err);
 }
 
@@ -122,4 +137,29 @@ int fm__path_join(char *out, size_t cap, const char *dir, const char *name, fm_e
     int n = snprintf(out, cap, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= cap) return fm__err(err, "%s: path too long", dir);
     return 0;
+}
+
+int fm__make_dirs(const char *path, fm_err *err) {
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) return fm__err(err, "%s: bad output folder name", path);
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) < 0 && errno != EEXIST)
+            return fm__err(err, "%s: cannot create folder: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        return fm__err(err, "%s: not a folder", path);
+    return 0;
+}
+
+int fm__same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }

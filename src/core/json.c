@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 #define JSON_MAX_DEPTH 64
 
@@ -101,8 +102,14 @@ static char *parse_string(parser *p) {
             goto bad;
         }
         if (c != '\\') {
-            out[o++] = (char)c;
-            p->pos++;
+            int n = fm__utf8_len(p->s + p->pos, end - p->pos);
+            if (!n) {
+                fail(p, "invalid UTF-8 in string");
+                goto bad;
+            }
+            memcpy(out + o, p->s + p->pos, (size_t)n);
+            o += (size_t)n;
+            p->pos += (size_t)n;
             continue;
         }
         p->pos++;
@@ -403,17 +410,27 @@ const fm__json *fm__json_get(const fm__json *obj, const char *key) {
 
 void fm__json_write_string(FILE *out, const char *s) {
     fputc('"', out);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        switch (*c) {
+    for (size_t left = strlen(s); left;) {
+        unsigned char c = (unsigned char)*s;
+        int n = 1;
+        switch (c) {
         case '"': fputs("\\\"", out); break;
         case '\\': fputs("\\\\", out); break;
         case '\n': fputs("\\n", out); break;
         case '\r': fputs("\\r", out); break;
         case '\t': fputs("\\t", out); break;
         default:
-            if (*c < 0x20) fprintf(out, "\\u%04x", *c);
-            else fputc(*c, out);
+            if (c < 0x20) {
+                fprintf(out, "\\u%04x", c);
+            } else if (!(n = fm__utf8_len(s, left))) {
+                fputs("\\ufffd", out);
+                n = 1;
+            } else {
+                fwrite(s, 1, (size_t)n, out);
+            }
         }
+        s += n;
+        left -= (size_t)n;
     }
     fputc('"', out);
 }

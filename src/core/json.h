@@ -1,7 +1,7 @@
 /* A small JSON reader (RFC 8259) for safetensors headers and metadata
  * values, plus the string escaping their writers need. It parses into a tree,
  * never crashes on arbitrary bytes (depth-limited, length-bounded) and reports
- * the byte offset of the first problem. */
+ * the byte offset of the first problem; strings must be valid UTF-8. */
 #ifndef FM_CORE_JSON_H
 #define FM_CORE_JSON_H
 
@@ -35,12 +35,16 @@ typedef struct fm__json {
 
 /* Parses text[0..len) as one JSON value (surrounding whitespace allowed).
  * Offsets in messages and nodes are base + position, so a caller can report
- * positions in the enclosing file. Duplicate object keys are an error. */
+ * positions in the enclosing file. Duplicate object keys are an error, and so
+ * is a string holding bytes that are not UTF-8 ("byte N: invalid UTF-8 in
+ * string", N the first bad byte). */
 fm__json *fm__json_parse(const char *text, size_t len, size_t base, fm_err *err);
 void fm__json_free(fm__json *v);
 /* Member of an object, or NULL. */
 const fm__json *fm__json_get(const fm__json *obj, const char *key);
-/* Writes s as a quoted JSON string. */
+/* Writes s as a quoted JSON string, always valid UTF-8: a byte of s that
+ * starts no well-formed sequence (a file name in Latin-1, say) is written as
+ * \ufffd, the replacement character. */
 void fm__json_write_string(FILE *out, const char *s);
 
 #endif

@@ -1,5 +1,6 @@
-/* The Kaggle CSV layout: an optional header `label,pixel1,...,pixel784`, then
- * one row per image, the label 0-9 and 784 grey values 0-255.
+/* The Kaggle CSV layout: an optional header `label,pixel1,...,pixel784`
+ * (exactly that), then one row per image, the label 0-9 and 784 grey values
+ * 0-255.
  *
  * Loading the 133 MB training file has to be fast, so the file is read in
  * 1 MiB blocks and each complete line is parsed by hand in place: one pass of
@@ -64,6 +65,45 @@ static int field_error(csv_parser *ps, int col, const char *f, const char *e, co
                    name, quote_field(q, sizeof q, f, fe), why);
 }
 
+/* The header, as fm__csv_write writes it and the loader accepts it. */
+#define CSV_HEADER_MAX (5 + 9 * FM_IMAGE_PIXELS + 1)
+static size_t csv_header(char *out) {
+    char *p = out + sprintf(out, "label");
+    for (int i = 1; i <= FM_IMAGE_PIXELS; i++) p += sprintf(p, ",pixel%d", i);
+    return (size_t)(p - out);
+}
+
+/* A first line [s, e) that starts with a letter or a quote is a header: it
+ * must be this one exactly (a near miss is more likely another file's
+ * columns than a typo to overlook); else the error names the column (byte)
+ * of the first difference and the header field it falls in. */
+static int header_line(csv_parser *ps, const char *s, const char *e) {
+    char want[CSV_HEADER_MAX];
+    size_t n = csv_header(want), len = (size_t)(e - s), i = 0;
+    while (i < len && i < n && s[i] == want[i]) i++;
+    if (i == len && i == n) {
+        ps->header = 1;
+        return 0;
+    }
+    int field = 0;
+    for (size_t k = 0; k < i && k < n; k++) field += want[k] == ',';
+    char name[16], q[128], why[160];
+    if (field == 0) snprintf(name, sizeof name, "label");
+    else snprintf(name, sizeof name, "pixel%d", field);
+    if (i == n)
+        snprintf(why, sizeof why, "'%s' after the header's last field",
+                 quote_field(q, sizeof q, s + i, e));
+    else if (i == len)
+        snprintf(why, sizeof why, "the line ends where the header goes on with '%.12s...'",
+                 want + i);
+    else
+        snprintf(why, sizeof why, "'%s' where the header has '%c'",
+                 quote_field(q, sizeof q, s + i, s + i + 1), want[i]);
+    return fm__err(ps->err, "%s: line 1, column %zu (%s): %s; a first line is the header "
+                            "label,pixel1,...,pixel784 exactly, or a data row",
+                   ps->path, i + 1, name, why);
+}
+
 static int grow(csv_parser *ps) {
     size_t cap = ps->capacity ? ps->capacity * 2 : 1024;
     if (cap > SIZE_MAX / FM_IMAGE_PIXELS)
@@ -95,15 +135,7 @@ static int parse_line(csv_parser *ps, const char *s, const char *e, int untermin
     if (ps->line == 1) {
         if (e - s >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) s += 3; /* UTF-8 byte order mark */
         unsigned char c = s < e ? (unsigned char)*s : 0; /* a line of just the mark: *e is past it */
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '"') {
-            size_t cols = 1;
-            for (const char *p = s; (p = memchr(p, ',', (size_t)(e - p))); p++) cols++;
-            if (cols != CSV_COLUMNS)
-                return fm__err(ps->err, "%s: line 1: header has %zu columns, expected %d", ps->path,
-                               cols, CSV_COLUMNS);
-            ps->header = 1;
-            return 0;
-        }
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '"') return header_line(ps, s, e);
     }
     if (ps->count == ps->capacity && grow(ps) < 0) return -1;
 
@@ -244,9 +276,7 @@ int fm__csv_write(const char *path, const fm_images *imgs, fm_err *err) {
         fm__atomic_abort(&out);
         return fm__err(err, "%s: out of memory", path);
     }
-    char *p = buf;
-    p += sprintf(p, "label");
-    for (int i = 1; i <= FM_IMAGE_PIXELS; i++) p += sprintf(p, ",pixel%d", i);
+    char *p = buf + csv_header(buf);
     *p++ = '\n';
     int ok = 1;
     for (size_t i = 0; i < imgs->count && ok; i++) {
@@ -258,11 +288,11 @@ int fm__csv_write(const char *path, const fm_images *imgs, fm_err *err) {
         }
         *p++ = '\n';
         if (p - buf > CSV_BLOCK - 4 * CSV_COLUMNS) {
-            ok = fwrite(buf, 1, (size_t)(p - buf), out.f) == (size_t)(p - buf);
+            ok = fm__atomic_write(&out, buf, (size_t)(p - buf)) == 0;
             p = buf;
         }
     }
-    if (ok) fwrite(buf, 1, (size_t)(p - buf), out.f);
+    fm__atomic_write(&out, buf, (size_t)(p - buf));
     free(buf);
-    return fm__atomic_commit(&out, err); /* a failed fwrite left the stream's error flag */
+    return fm__atomic_commit(&out, err); /* reports a failed write */
 }

@@ -218,13 +218,12 @@ int fm_data_load_idx(const char *images_path, const char *labels_path, fm_images
 
 /* Writes one gzipped IDX file, the header then n bytes of data, through the
  * atomic writer: zlib writes to a duplicate of the temporary file's
- * descriptor (the FILE itself buffers nothing), so the commit's fsync and
- * rename cover every compressed byte. */
+ * descriptor, so the commit's fsync and rename cover every compressed byte. */
 static int write_idx(const char *path, const uint8_t *hdr, size_t hlen, const uint8_t *data,
                      size_t n, fm_err *err) {
     fm__atomic a;
     if (fm__atomic_open(&a, path, err) < 0) return -1;
-    int fd = dup(fileno(a.f));
+    int fd = dup(a.fd);
     gzFile g = fd < 0 ? NULL : gzdopen(fd, "wb6");
     if (!g) {
         int saved = errno ? errno : ENOMEM;

@@ -208,31 +208,6 @@ static void class_names_json(const fm_model *m, char *out, size_t cap) {
     if (n < cap) snprintf(out + n, cap - n, "]");
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF), or 0 when it is not one. */
-static int utf8_len(const unsigned char *s) {
-    if (s[0] < 0x80) return 1;
-    int n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-          : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
-        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-        return 0;
-    return n;
-}
-
-/* Protobuf strings must be UTF-8, and a description's comments may hold any
- * bytes: each byte that does not start a well-formed sequence becomes '?'. */
-static void utf8_scrub(char *text) {
-    unsigned char *s = (unsigned char *)text;
-    while (*s) {
-        int n = utf8_len(s);
-        if (n) s += n;
-        else *s++ = '?';
-    }
-}
-
 int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
     builder g = {0};
     build_graph(m, &g);
@@ -254,13 +229,8 @@ int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
     class_names_json(m, text, sizeof text);
     meta(&model, "class_names", text);
     meta(&model, "input_normalization", "x = pixel / 255");
-    char *desc = strdup(m->description);
-    if (!desc) model.oom = 1;
-    else {
-        utf8_scrub(desc);
-        meta(&model, "model_description", desc);
-        free(desc);
-    }
+    /* protobuf strings must be UTF-8: the description parser refuses any other */
+    meta(&model, "model_description", m->description);
 
     int rc = model.oom ? fm__err(err, "%s: out of memory building the ONNX model", path)
                        : fm__write_file_atomic(path, model.data, model.len, err);

@@ -7,16 +7,17 @@
  *   ...
  *
  * A line is a layer word followed by key=value fields; maxpool and dropout
- * also take their one value bare. '#' starts a comment. The words, their keys,
- * defaults and ranges are the layer types' own (layers/); this file only
- * reads the text against them; shapes are checked when the model is planned
- * (model.c). */
+ * also take their one value bare. '#' starts a comment. The text must be
+ * UTF-8, comments included. The words, their keys, defaults and ranges are
+ * the layer types' own (layers/); this file only reads the text against
+ * them; shapes are checked when the model is planned (model.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "model/model.h"
 
 #define MAX_FIELDS 16
@@ -205,6 +206,15 @@ int fm__cfg_parse(fm_model *m, const char *text, fm_err *err) {
         char *next = strchr(line, '\n');
         if (next) *next++ = 0;
         c.line++;
+        /* Refused here, comments included, so the text saved in model files
+         * (JSON) and ONNX exports (protobuf) is always valid UTF-8. */
+        size_t line_len = strlen(line), good = fm__utf8_check(line, line_len);
+        if (good < line_len) {
+            rc = fm__err(err, "%s:%d: column %zu: byte 0x%02x is not UTF-8 (a description is "
+                              "UTF-8 text)",
+                         c.source, c.line, good + 1, (unsigned char)line[good]);
+            break;
+        }
         char *hash = strchr(line, '#');
         if (hash) *hash = 0;
         char *tok[MAX_FIELDS];

@@ -353,12 +353,13 @@ int fm__st_write(const char *path, const fm__st_entry *tensors, size_t n_tensors
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    int ok = fwrite(len8, 1, 8, out.f) == 8 && fwrite(header, 1, hlen, out.f) == hlen;
-    for (size_t i = 0; ok && i < n_tensors; i++) {
+    fm__atomic_write(&out, len8, 8);
+    fm__atomic_write(&out, header, hlen);
+    for (size_t i = 0; i < n_tensors; i++) {
         size_t bytes = fm__st_dtype_size(tensors[i].dtype);
         for (int d = 0; d < tensors[i].ndim; d++) bytes *= (size_t)tensors[i].shape[d];
-        ok = !bytes || fwrite(tensors[i].data, 1, bytes, out.f) == bytes;
+        fm__atomic_write(&out, tensors[i].data, bytes);
     }
     free(header);
-    return fm__atomic_commit(&out, err); /* a failed fwrite left the stream's error flag */
+    return fm__atomic_commit(&out, err); /* reports a failed write */
 }

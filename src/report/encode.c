@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 void fm__base64_write(FILE *out, const uint8_t *data, size_t n) {
     static const char digits[] =
@@ -25,14 +26,24 @@ void fm__base64_write(FILE *out, const uint8_t *data, size_t n) {
 }
 
 void fm__html_escape(FILE *out, const char *s) {
-    for (; *s; s++) {
+    for (size_t left = strlen(s); left;) {
+        int n = 1;
         switch (*s) {
         case '&': fputs("&amp;", out); break;
         case '<': fputs("&lt;", out); break;
         case '>': fputs("&gt;", out); break;
         case '"': fputs("&quot;", out); break;
         case '\'': fputs("&#39;", out); break;
-        default: fputc(*s, out);
+        default:
+            /* the page is UTF-8: a byte that is not (a file name's) shows as U+FFFD */
+            if (!(n = fm__utf8_len(s, left))) {
+                fputs(FM__UTF8_REPLACEMENT, out);
+                n = 1;
+            } else {
+                fwrite(s, 1, (size_t)n, out);
+            }
         }
+        s += n;
+        left -= (size_t)n;
     }
 }

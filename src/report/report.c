@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/lock.h"
 #include "model/infer.h"
 #include "report/report.h"
 #include "train/train.h"
@@ -874,20 +875,34 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
     r->data_dir = data_dir;
     char def_out[PATH_CAP];
     int rc = -1;
+    fm__lock lock = {.fd = -1};
     if (!out_path) {
         if (fm__path_join(def_out, PATH_CAP, run_dir, "report.html", err)) goto done;
         out_path = def_out;
     }
+    /* Writing into the run folder takes its lock: not while a run writes there. */
+    char out_dir[PATH_CAP];
+    if (fm__parent_dir(out_dir, sizeof out_dir, out_path, err) < 0) goto done;
+    if (fm__same_file(out_dir, run_dir) &&
+        fm__lock_take(&lock, run_dir, "write the report elsewhere", err) < 0)
+        goto done;
     if (gather(r, err)) goto done;
 
-    /* written atomically, so a failure never leaves half a page */
-    fm__atomic out;
-    if (fm__atomic_open(&out, out_path, err)) goto done;
-    if (write_page(out.f, r, err)) {
-        fm__atomic_abort(&out);
+    /* made in memory (a few MB at most), then written atomically, so a
+     * failure never leaves half a page */
+    char *page = NULL;
+    size_t page_len = 0;
+    FILE *mem = open_memstream(&page, &page_len);
+    if (!mem) {
+        fm__err(err, "%s: out of memory", out_path);
         goto done;
     }
-    if (fm__atomic_commit(&out, err)) goto done;
+    int failed = write_page(mem, r, err);
+    int bad = ferror(mem);
+    if ((fclose(mem) != 0 || bad) && !failed) failed = fm__err(err, "%s: out of memory", out_path);
+    if (!failed) failed = fm__write_file_atomic(out_path, page, page_len, err);
+    free(page);
+    if (failed) goto done;
     /* success: the message lists what the page had to leave out */
     if (err) {
         err->msg[0] = 0;
@@ -898,6 +913,7 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
     }
     rc = 0;
 done:
+    fm__lock_release(&lock);
     fm__run_log_free(&r->log);
     fm__json_free(r->run);
     if (r->model) fm_model_free(r->model);

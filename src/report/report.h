@@ -35,7 +35,8 @@ void fm__run_log_free(fm__run_log *log);
 /* Standard base64 (RFC 4648, padded) of data[0..n). */
 void fm__base64_write(FILE *out, const uint8_t *data, size_t n);
 
-/* Writes s with &, <, >, " and ' escaped, for HTML text and attributes. */
+/* Writes s with &, <, >, " and ' escaped, for HTML text and attributes, and
+ * U+FFFD for each byte that starts no UTF-8 sequence. */
 void fm__html_escape(FILE *out, const char *s);
 
 /* ---- charts -------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/lock.h"
 #include "fmnist/fmnist.h"
 #include "train/recipe.h"
 
@@ -93,8 +94,13 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
     fputs("\n  }\n}\n", f);
 
     int bad = ferror(f);
-    int rc = fclose(f) != 0 || bad ? fm__err(err, "%s: out of memory", path)
-                                   : fm__write_file_atomic(path, text, len, err);
+    int rc = fclose(f) != 0 || bad ? fm__err(err, "%s: out of memory", path) : 0;
+    /* the run folder's lock (held already when fm_train or fmnist train calls) */
+    fm__lock lock;
+    if (rc == 0 && (rc = fm__lock_take(&lock, p->out_dir, NULL, err)) == 0) {
+        rc = fm__write_file_atomic(path, text, len, err);
+        fm__lock_release(&lock);
+    }
     free(text);
     return rc;
 }

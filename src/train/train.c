@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/lock.h"
 #include "train/adam.h"
 #include "train/augment.h"
 #include "train/callbacks.h"
@@ -40,27 +41,6 @@ fm_train_params fm_train_default_params(void) {
     return p;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path, fm_err *err) {
-    char buf[4096];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf) return fm__err(err, "%s: bad output folder name", path);
-    memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) < 0 && errno != EEXIST)
-            return fm__err(err, "%s: cannot create folder: %s", buf, strerror(errno));
-        buf[i] = c;
-    }
-    struct stat st;
-    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-        return fm__err(err, "%s: not a folder", path);
-    return 0;
-}
-
-
 /* ---- the run folder ----------------------------------------------------- */
 
 typedef struct run_paths {
@@ -68,22 +48,51 @@ typedef struct run_paths {
     char best[4096];  /* best.safetensors, ModelCheckpoint's */
     char model[4096]; /* model.safetensors, the restored best val_loss weights */
     char ckpt[4096];  /* checkpoint.safetensors, the state to resume from */
+    fm__lock lock;    /* the folder's, for the whole call */
 } run_paths;
 
-/* Creates the run folder and names its files; refuses a folder that holds an
- * unfinished run unless this call resumes it. */
+/* Creates and locks the run folder and names its files; refuses a folder
+ * that holds an unfinished run unless this call resumes it, and one that
+ * holds a finished run's models unless p->overwrite, when those go first (a
+ * folder never mixes two runs). */
 static int open_folder(run_paths *path, const fm_train_params *p, fm_err *err) {
-    if (make_dirs(p->out_dir, err) < 0 ||
+    if (fm__make_dirs(p->out_dir, err) < 0 ||
         fm__path_join(path->log, sizeof path->log, p->out_dir, "log.csv", err) < 0 ||
         fm__path_join(path->best, sizeof path->best, p->out_dir, "best.safetensors", err) < 0 ||
         fm__path_join(path->model, sizeof path->model, p->out_dir, "model.safetensors", err) < 0 ||
-        fm__path_join(path->ckpt, sizeof path->ckpt, p->out_dir, FM__CHECKPOINT_FILE, err) < 0)
+        fm__path_join(path->ckpt, sizeof path->ckpt, p->out_dir, FM__CHECKPOINT_FILE, err) < 0 ||
+        fm__lock_take(&path->lock, p->out_dir, "choose another folder", err) < 0)
         return -1;
     struct stat st;
-    if (!p->resume && stat(path->ckpt, &st) == 0)
+    if (p->resume) return 0;
+    if (stat(path->ckpt, &st) == 0) {
+        fm__lock_release(&path->lock);
         return fm__err(err, "%s: the folder holds an unfinished run; resume it, or remove the "
                             "checkpoint or choose another output folder to start afresh",
                        path->ckpt);
+    }
+    const char *found = stat(path->model, &st) == 0  ? "model.safetensors"
+                        : stat(path->best, &st) == 0 ? "best.safetensors"
+                                                     : NULL;
+    if (found && !p->overwrite) {
+        fm__lock_release(&path->lock);
+        return fm__err(err, "%s: holds a finished run (%s); choose another folder (--out DIR) "
+                            "or replace that run (--overwrite)",
+                       p->out_dir, found);
+    }
+    if (!found) return 0;
+    static const char *const old[] = {"model.safetensors", "best.safetensors", "log.csv",
+                                      "run.json", "report.html"};
+    char file[4200];
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
+        snprintf(file, sizeof file, "%s/%s", p->out_dir, old[i]);
+        if (remove(file) != 0 && errno != ENOENT) {
+            fm__lock_release(&path->lock);
+            return fm__err(err, "%s: cannot remove it to replace the run: %s", file,
+                           strerror(errno));
+        }
+    }
+    if (p->progress) fprintf(p->progress, "Replacing the finished run in %s\n", p->out_dir);
     return 0;
 }
 
@@ -397,15 +406,14 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     if (record_run(m, p, err) < 0) return -1;
     r->threads = fm_set_threads(p->threads);
     /* Validation runs in batches of the training batch's plan too. */
-    if (fm__model_reserve(m, p->batch, err) < 0) return -1;
-
-    int go = begin_run(&t);
+    int go = fm__model_reserve(m, p->batch, err) < 0 ? STOP : begin_run(&t);
     while (go == GO_ON && t.s.epoch < p->epochs && !t.s.stop) {
         begin_epoch(&t);
         while (go == GO_ON && t.s.step < t.steps) go = run_step(&t);
         if (go == GO_ON) go = end_epoch(&t);
     }
     int rc = go == STOP ? -1 : finish_run(&t);
+    fm__lock_release(&t.path.lock);
     fm__train_state_free(&t.s);
     free(t.labels);
     return rc;
