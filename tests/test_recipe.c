@@ -1,8 +1,7 @@
 /* Training recipes: the parser and its errors, the canonical text, the
  * built-in notebook recipe against the defaults, the copy in configs/, and
- * fmnist train --recipe (flags over recipe keys, refusals). */
+ * fmnist train --recipe's refusals (system_recipe trains with one). */
 #include <string.h>
-#include <unistd.h>
 
 #include "check.h"
 #include "clitest.h"
@@ -125,34 +124,6 @@ static void cli(void) {
     CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "cli.recipe:2: batch: 'x' is not an"));
     snprintf(args, sizeof args, "train --resume '%s' --recipe notebook", run);
     CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "no training checkpoint to resume"));
-
-    /* a short run: the recipe's keys, the flags over them, and the record */
-    if (access(FM_DEBIAN_DATA_DIR "/train-images-idx3-ubyte.gz", R_OK)) {
-        fprintf(stderr, "note: no data set in " FM_DEBIAN_DATA_DIR ", the training run did not run\n");
-        return;
-    }
-    const char *mine = "lr = 0.002\nbatch = 7\naugment = no\n";
-    tu_write(path, mine, strlen(mine));
-    snprintf(args, sizeof args,
-             "train --recipe '%s' --batch 50 --epochs 1 --limit 300 --threads 1 --out '%s'", path,
-             run);
-    CHECK(tu_run(args) == 0);
-    const char *out = tu_output("out.txt");
-    CHECK(strstr(out, "cli.recipe, with the command line's values:\n") &&
-          strstr(out, "  batch = 50\n") && strstr(out, "  lr = 0.002\n") &&
-          strstr(out, "  augment = no\n"));
-    snprintf(args, sizeof args, "%s/run.json", run);
-    char *json = tu_text(args);
-    CHECK_MSG(strstr(json, "\"batch\": 50, \"lr\": 0.002, \"augment\": false,") &&
-                  strstr(json, "cli.recipe\""),
-              "run.json: %s", json);
-    free(json);
-    snprintf(args, sizeof args, "%s/model.safetensors", run);
-    size_t n = 0;
-    free(tu_read(args, &n));
-    char *model = tu_text(args); /* the JSON header follows 8 bytes of its length */
-    CHECK(n > 8 && strstr(model + 8, "\"fmnist.recipe\":\"epochs = 1\\nbatch = 50\\nlr = 0.002\\n") != NULL);
-    free(model);
 }
 
 int main(void) {
