@@ -11,8 +11,9 @@
  * - 3x3 stride-1 convs use Winograd F(4x4,3x3) (winograd.c);
  * - other convs multiply staged pixels by the (K*K*C x OC) weights directly,
  *   and convs with very few channels run along output pixels (conv_direct.c);
- * conv.c picks among them and plans their workspace. Dense layers use the
- * same register tile, or dot products for the forward (dense.c).
+ * conv.c picks among them, each laying out its own workspace (conv.h).
+ * Dense layers use the same register tile, or dot products for the forward
+ * (dense.c).
  * Parallel sums have a fixed order for a given thread count. */
 #ifndef FM_KERNELS_FAST_H
 #define FM_KERNELS_FAST_H
