@@ -86,12 +86,6 @@ static int same_file(const char *a_dir, const char *b_dir, const char *name) {
     return same;
 }
 
-static int exists(const char *dir, const char *name) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return access(path, F_OK) == 0;
-}
-
 /* The run in `dir` ended exactly as the reference run did. */
 static void check_same_as_ref(const char *ref, const char *dir, const char *what) {
     char *a = tu_log_sans_time(ref), *b = tu_log_sans_time(dir);
@@ -100,8 +94,8 @@ static void check_same_as_ref(const char *ref, const char *dir, const char *what
     free(b);
     CHECK_MSG(same_file(ref, dir, "model.safetensors"), "%s: model.safetensors differs", what);
     CHECK_MSG(same_file(ref, dir, "best.safetensors"), "%s: best.safetensors differs", what);
-    CHECK_MSG(!exists(dir, "checkpoint.safetensors"), "%s: checkpoint left after the end", what);
-    CHECK_MSG(exists(dir, "report.html") && exists(dir, "run.json"), "%s: no report/run.json",
+    CHECK_MSG(!tu_exists(dir, "checkpoint.safetensors"), "%s: checkpoint left after the end", what);
+    CHECK_MSG(tu_exists(dir, "report.html") && tu_exists(dir, "run.json"), "%s: no report/run.json",
               what);
 }
 
@@ -170,7 +164,7 @@ int main(void) {
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, ref);
     int rc = tu_run(args);
     CHECK_MSG(rc == 0, "reference run: exit %d: %s", rc, tu_output("err.txt"));
-    CHECK(!exists(ref, "checkpoint.safetensors"));
+    CHECK(!tu_exists(ref, "checkpoint.safetensors"));
 
     /* SIGKILL inside the second epoch (checkpoints every 3 steps), then resume. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s' --checkpoint-steps 3",
@@ -186,7 +180,7 @@ int main(void) {
     fm_model *m = fm_model_load(ckpt, &err); /* it is a model file too */
     CHECK_MSG(m != NULL, "%s", err.msg);
     fm_model_free(m);
-    CHECK(!exists(killed, "model.safetensors"));
+    CHECK(!tu_exists(killed, "model.safetensors"));
     if (getenv("FMNIST_TEST_VERBOSE")) fprintf(stderr, "killed at epoch %ld, step %ld\n", e, s);
 
     /* Refusals, while an unfinished run is there. */
@@ -225,7 +219,7 @@ int main(void) {
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", intr);
     CHECK_MSG(position(ckpt, &e, &s) == 0 && e == 1,
               "Ctrl-C: checkpoint at epoch %ld step %ld, expected in epoch 2", e, s);
-    CHECK(!exists(intr, "model.safetensors"));
+    CHECK(!tu_exists(intr, "model.safetensors"));
     /* the data folder and the recipe come from the checkpoint */
     resume_matches_ref(ref, intr, NULL, "Ctrl-C + resume");
 

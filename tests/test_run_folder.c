@@ -42,12 +42,6 @@ static int train(const fm_train_params *p, fm_train_result *r, fm_err *err) {
     return rc;
 }
 
-static int exists(const char *dir, const char *name) {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return access(path, F_OK) == 0;
-}
-
 /* ---- in another process ---------------------------------------------------- */
 
 typedef struct {
@@ -119,15 +113,15 @@ static void test_lock(void) {
     fm_train_params p = params(dir);
     fm_train_result r;
     CHECK_MSG(train(&p, &r, &err) == 0, "%s", err.msg); /* a finished run to report on */
-    CHECK(!exists(dir, FM__LOCK_FILE));                  /* let go at the end */
+    CHECK(!tu_exists(dir, FM__LOCK_FILE));                  /* let go at the end */
 
     fm__lock outer, inner;
     CHECK_MSG(fm__lock_take(&outer, dir, NULL, &err) == 0 && outer.fd >= 0, "%s", err.msg);
-    CHECK(exists(dir, FM__LOCK_FILE));
+    CHECK(tu_exists(dir, FM__LOCK_FILE));
     /* nested in this process: fm__lock, run.json, the report */
     CHECK_MSG(fm__lock_take(&inner, dir, NULL, &err) == 0 && inner.fd < 0, "%s", err.msg);
     fm__lock_release(&inner);
-    CHECK(exists(dir, FM__LOCK_FILE));
+    CHECK(tu_exists(dir, FM__LOCK_FILE));
     CHECK_MSG(do_run_json(dir, &err) == 0, "%s", err.msg);
     CHECK_MSG(do_report(dir, &err) == 0, "%s", err.msg);
 
@@ -144,13 +138,13 @@ static void test_lock(void) {
     outcome o = elsewhere(do_report_elsewhere, dir);
     CHECK_MSG(o.rc == 0, "report elsewhere: %s", o.err.msg);
     fm__lock_release(&outer);
-    CHECK(!exists(dir, FM__LOCK_FILE));
+    CHECK(!tu_exists(dir, FM__LOCK_FILE));
     o = elsewhere(do_lock, dir);
     CHECK_MSG(o.rc == 0, "after the release: %s", o.err.msg);
 
     /* a holder killed with SIGKILL leaves its file, but not its lock */
     o = elsewhere(do_die_holding, dir);
-    CHECK(exists(dir, FM__LOCK_FILE));
+    CHECK(tu_exists(dir, FM__LOCK_FILE));
     CHECK_MSG(fm__lock_take(&outer, dir, NULL, &err) == 0 && outer.fd >= 0, "%s", err.msg);
     char lockfile[4400], *text;
     snprintf(lockfile, sizeof lockfile, "%s/%s", dir, FM__LOCK_FILE);
@@ -182,7 +176,7 @@ static void test_overwrite(void) {
     unsigned char *after = tu_read(path, &n1);
     CHECK(before && after && n0 == n1 && !memcmp(before, after, n0));
     free(after);
-    CHECK(exists(dir, "report.html") && exists(dir, "run.json"));
+    CHECK(tu_exists(dir, "report.html") && tu_exists(dir, "run.json"));
 
     /* with overwrite the old run goes first (the report too: fm_train does
      * not write one), then the new one is written */
@@ -200,7 +194,7 @@ static void test_overwrite(void) {
     CHECK(after && (n0 != n1 || memcmp(before, after, n0)));
     free(before);
     free(after);
-    CHECK(!exists(dir, "report.html") && exists(dir, "run.json") && exists(dir, "best.safetensors"));
+    CHECK(!tu_exists(dir, "report.html") && tu_exists(dir, "run.json") && tu_exists(dir, "best.safetensors"));
 
     /* an unfinished run is not replaced, overwrite or not */
     volatile sig_atomic_t stop_now = 1;
@@ -212,7 +206,7 @@ static void test_overwrite(void) {
     p.interrupt = NULL;
     rc = train(&p, &r, &err);
     CHECK_MSG(rc < 0 && strstr(err.msg, "unfinished run"), "%s", err.msg);
-    CHECK(exists(dir, "checkpoint.safetensors"));
+    CHECK(tu_exists(dir, "checkpoint.safetensors"));
 }
 
 /* ---- the command -------------------------------------------------------------- */
@@ -248,21 +242,21 @@ static void test_command(void) {
     snprintf(args, sizeof args, "report --run '%s' --data '%s'", dir, data);
     expect(args, 1, msg);
     fm__lock_release(&l);
-    CHECK(!exists(dir, "log.csv"));
+    CHECK(!tu_exists(dir, "log.csv"));
 
     /* free: it runs; again: refused, nothing touched; with --overwrite: replaced */
     snprintf(args, sizeof args, COMMON " --epochs 1 --out '%s'", data, cfg, dir);
     expect(args, 0, NULL);
-    CHECK(exists(dir, "report.html") && !exists(dir, FM__LOCK_FILE));
+    CHECK(tu_exists(dir, "report.html") && !tu_exists(dir, FM__LOCK_FILE));
     snprintf(msg, sizeof msg,
              "fmnist: %s: holds a finished run (model.safetensors); choose another folder (--out "
              "DIR) or replace that run (--overwrite)",
              dir);
     expect(args, 1, msg);
-    CHECK(exists(dir, "report.html"));
+    CHECK(tu_exists(dir, "report.html"));
     snprintf(args, sizeof args, COMMON " --epochs 1 --out '%s' --overwrite", data, cfg, dir);
     expect(args, 0, NULL);
-    CHECK(exists(dir, "report.html") && exists(dir, "model.safetensors"));
+    CHECK(tu_exists(dir, "report.html") && tu_exists(dir, "model.safetensors"));
     /* a run that never starts leaves no folder */
     snprintf(args, sizeof args, "train --data '%s/nope' --out '%s'", data, tu_path("never"));
     expect(args, 1, "nope");
@@ -313,7 +307,7 @@ static void test_command(void) {
     snprintf(msg, sizeof msg, "fmnist: train: --model %s: its description differs from the run's (%s,",
              other_cfg, cfg);
     expect(args, 2, msg);
-    CHECK(exists(dir, "checkpoint.safetensors") && !exists(dir, FM__LOCK_FILE));
+    CHECK(tu_exists(dir, "checkpoint.safetensors") && !tu_exists(dir, FM__LOCK_FILE));
 
     /* the run's own command with --resume added, paths spelt differently */
     snprintf(args, sizeof args,
@@ -322,7 +316,7 @@ static void test_command(void) {
     expect(args, 0, NULL);
     CHECK_MSG(strstr(tu_output("out.txt"), "(resumed after epoch 0, step 1)"), "%s",
               tu_output("out.txt"));
-    CHECK(!exists(dir, "checkpoint.safetensors") && exists(dir, "model.safetensors"));
+    CHECK(!tu_exists(dir, "checkpoint.safetensors") && tu_exists(dir, "model.safetensors"));
 #undef COMMON
 }
 

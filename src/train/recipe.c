@@ -68,10 +68,16 @@ int fm_train_recipe_load(fm_train_params *p, const char *name_or_file, fm_err *e
     } else {
         char *data;
         size_t len;
-        if (!strchr(name_or_file, '/') && !strchr(name_or_file, '.'))
-            return fm__err(err, "%s: no such built-in recipe (built in: notebook) and no such "
-                                "file (a recipe file's name has a '.' or a '/')",
-                           name_or_file);
+        if (!strchr(name_or_file, '/') && !strchr(name_or_file, '.')) {
+            char names[256];
+            size_t n = 0;
+            for (size_t i = 0; i < sizeof builtins / sizeof builtins[0] && n < sizeof names; i++)
+                n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                                      builtins[i].name);
+            return fm__err(err, "%s: no such built-in recipe (built in: %s) and no such file (a "
+                                "recipe file's name has a '.' or a '/')",
+                           name_or_file, names);
+        }
         if (fm__read_file(name_or_file, 1u << 20, &data, &len, err) < 0) return -1;
         int rc = memchr(data, 0, len)
                      ? fm__err(err, "%s: not a text file (contains NUL bytes)", name_or_file)

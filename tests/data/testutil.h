@@ -103,6 +103,13 @@ static inline int tu_same_set(const fm_images *a, const fm_images *b) {
     CHECK_MSG((rc) < 0 && strstr((err).msg, (a)) && (!(b) || strstr((err).msg, (b) ? (b) : "")), \
               "rc %d, message: %s", (rc), (err).msg)
 
+/* 1 when dir/name exists (a file or a folder), 0 otherwise. */
+static inline int tu_exists(const char *dir, const char *name) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
 /* 1 when dir holds no "*.tmp" left over from an atomic write, 0 otherwise
  * (or when dir cannot be read). */
 static inline int tu_no_temp_files(const char *dir) {
