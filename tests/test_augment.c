@@ -152,11 +152,11 @@ int main(void) {
         fm_rng r1, r2;
         fm_rng_seed(&r1, 11);
         fm_rng_seed(&r2, 11);
-        fm__aug_batch(b, &set, idx, 2, 0, &r1);
+        fm__aug_batch(b, &set, idx, 2, &(fm__aug_params){.affine = 0}, &r1);
         CHECK(b[5] == px[2 * FM_IMAGE_PIXELS + 5] / 255.0f);
         CHECK(b[FM_IMAGE_PIXELS + 700] == px[700] / 255.0f);
         CHECK(fm_rng_next(&r1) == fm_rng_next(&r2));
-        fm__aug_batch(b, &set, idx, 2, 1, &r1);
+        fm__aug_batch(b, &set, idx, 2, &(fm__aug_params){.affine = 1}, &r1);
         for (int i = 0; i < 2; i++) {
             fm__aug a = fm__aug_draw(&r2);
             fm__aug_warp(e, px + idx[i] * FM_IMAGE_PIXELS, 28, 28, &a);

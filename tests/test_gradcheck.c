@@ -387,7 +387,7 @@ static void check_network(const char *text) {
     saved = drop;
     fm__model_zero_grads(m);
     CHECK(fm__model_forward(m, n, 1, &drop) == m->layers[m->n_layers - 1].y);
-    float lossf = fm__model_loss_backward(m, labels, n, 1);
+    float lossf = fm__model_loss_backward(m, labels, n, 0.0f, 1);
     CHECK_NEAR(lossf, net_loss(m, p, x, n, labels, act), 1e-5);
     double worst = 0;
     int nonzero = 0;
@@ -409,7 +409,7 @@ static void check_network(const char *text) {
     memcpy(grads, m->grads, m->n_params * sizeof *grads);
     drop = saved;
     fm__model_forward(m, n, 1, &drop);
-    fm__model_loss_backward(m, labels, n, 1);
+    fm__model_loss_backward(m, labels, n, 0.0f, 1);
     worst = 0;
     for (size_t i = 0; i < m->n_params; i++)
         worst = fmax(worst, fabs(m->grads[i] - 2 * grads[i]) / (1e-6 + fabs(grads[i])));

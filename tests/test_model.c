@@ -230,7 +230,7 @@ static void train_steps(fm_model *m, const fm_images *im, int steps) {
         for (size_t j = 0; j < 4 * FM_IMAGE_PIXELS; j++) m->input_buf[j] = im->pixels[j] / 255.0f;
         fm__model_zero_grads(m);
         fm__model_forward(m, 4, 1, &rng);
-        fm__model_loss_backward(m, im->labels, 4, 1);
+        fm__model_loss_backward(m, im->labels, 4, 0.0f, 1);
         for (size_t i = 0; i < m->n_params; i++) m->params[i] -= 0.05f * m->grads[i];
     }
 }
@@ -426,8 +426,8 @@ static void test_kernels_agree(void) {
     fm__model_zero_grads(b);
     fm__model_forward(a, 5, 1, &ra);
     fm__model_forward(b, 5, 1, &rb);
-    float la = fm__model_loss_backward(a, im.labels, 5, 1);
-    float lb = fm__model_loss_backward(b, im.labels, 5, 1);
+    float la = fm__model_loss_backward(a, im.labels, 5, 0.0f, 1);
+    float lb = fm__model_loss_backward(b, im.labels, 5, 0.0f, 1);
     CHECK_NEAR(la, lb, 1e-4);
     double worst = 0, norm = 0;
     for (size_t i = 0; i < a->n_params; i++) {

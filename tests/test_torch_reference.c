@@ -231,7 +231,7 @@ static void check_step(fixture *fx, fm_model *m, const slot *s, int ns, int n,
     if (!logits) return;
     const float *e = get(fx, "logits", (size_t)n * m->classes);
     if (e) near_scaled("logits", kern, logits, e, (size_t)n * m->classes, TOL_FWD);
-    float loss = fm__model_loss_backward(m, labels, n, 1);
+    float loss = fm__model_loss_backward(m, labels, n, 0.0f, 1);
     if ((e = get(fx, "loss", 1))) near_scaled("loss", kern, &loss, e, 1, TOL_FWD);
     if ((e = get(fx, "probs", (size_t)n * m->classes)))
         near_scaled("probs", kern, m->probs, e, (size_t)n * m->classes, TOL_FWD);
@@ -258,7 +258,7 @@ static void check_adam(fixture *fx, fm_model *m, const slot *s, int ns, int n,
     for (int t = 0; t < ADAM_STEPS; t++) {
         fm__model_zero_grads(m);
         fm__model_forward(m, n, 1, &rng);
-        losses[t] = fm__model_loss_backward(m, labels, n, 1);
+        losses[t] = fm__model_loss_backward(m, labels, n, 0.0f, 1);
         fm__adam_step(&adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
     }
     const float *e = get(fx, "losses", ADAM_STEPS);
@@ -382,7 +382,7 @@ static void test_full(void) {
         const float *logits = fm__model_forward(m, N, 0, &rng);
         const float *e = get(&fx, "infer.logits", N * 10);
         if (logits && e) near_scaled("infer.logits", kern, logits, e, N * 10, TOL_FWD);
-        float loss = fm__model_loss_backward(m, labels, N, 0);
+        float loss = fm__model_loss_backward(m, labels, N, 0.0f, 0);
         if ((e = get(&fx, "infer.loss", 1))) near_scaled("infer.loss", kern, &loss, e, 1, TOL_FWD);
 
         /* training with dropout as the identity (the reference cannot draw our masks) */
@@ -396,7 +396,7 @@ static void test_full(void) {
         logits = fm__model_forward(m, N, 1, &rng);
         if (logits && (e = get(&fx, "train.logits", N * 10)))
             near_scaled("train.logits", kern, logits, e, N * 10, TOL_FWD);
-        loss = fm__model_loss_backward(m, labels, N, 1);
+        loss = fm__model_loss_backward(m, labels, N, 0.0f, 1);
         if ((e = get(&fx, "train.loss", 1))) near_scaled("train.loss", kern, &loss, e, 1, TOL_FWD);
         for (int i = 0; i < m->n_layers; i++) {
             fm__arg *rate = lt_arg_mut(&m->layers[i], "rate");

@@ -201,6 +201,15 @@ const char *fm_kernels_name(void);
  * fm_train_write_run and fm_report_write (writing into the run folder) lock
  * it the same way; a process holding it already (the fmnist command does,
  * from start to end) is not refused. */
+enum { FM_OPTIMIZER_ADAM, FM_OPTIMIZER_ADAMW, FM_OPTIMIZER_SGD };
+enum {
+    FM_SCHEDULE_PLATEAU, /* ReduceLROnPlateau on val_loss, the notebook's */
+    FM_SCHEDULE_CONSTANT,
+    FM_SCHEDULE_COSINE,
+    FM_SCHEDULE_LINEAR,
+    FM_SCHEDULE_ONECYCLE /* torch.optim.lr_scheduler.OneCycleLR */
+};
+
 typedef struct fm_train_params {
     int epochs;          /* 100 (at most; EarlyStopping may end sooner) */
     int batch;           /* 64 */
@@ -209,10 +218,36 @@ typedef struct fm_train_params {
     int threads;         /* 0 = all cores */
     int init;            /* 1: fm_model_init from the seed first; 0: start from the model's weights */
     int augment;         /* 1: rotation, zoom, flip */
-    int es_patience;     /* 15: EarlyStopping on val_loss */
-    int lr_patience;     /* 8: ReduceLROnPlateau on val_loss */
+    int es_patience;     /* 15: EarlyStopping on val_loss; 0 = off */
+    int lr_patience;     /* 8: ReduceLROnPlateau on val_loss (schedule FM_SCHEDULE_PLATEAU) */
     float lr_factor;     /* 0.5 */
     float min_lr;        /* 0 */
+    int save_best;       /* 1: ModelCheckpoint, best.safetensors on val_accuracy */
+
+    /* Beyond the notebook (fm_train_recipe_keys documents each). */
+    int optimizer;          /* FM_OPTIMIZER_ADAM (Keras's), _ADAMW, _SGD */
+    float weight_decay;     /* 0; AdamW decoupled, SGD coupled */
+    int decay_biases_norms; /* 0: weight decay leaves out biases and BatchNorm's gamma, beta */
+    float momentum;         /* SGD: 0.9 */
+    int nesterov;           /* SGD: 0 */
+    int schedule;           /* FM_SCHEDULE_PLATEAU (per epoch), or a per-step one */
+    float warmup;           /* share of the run's steps warming up linearly: 0 */
+    float warmup_start;     /* the warm-up's first rate, a factor of lr: 0 */
+    float lr_floor;         /* cosine, linear: the last rate, a factor of lr: 0 */
+    float onecycle_pct_start, onecycle_div_factor, onecycle_final_div_factor; /* 0.3, 25, 1e4 */
+    float label_smoothing;  /* 0: the training loss only; val and test are plain */
+    int flip;               /* 1: a left-right flip on its own (p 0.5); not with augment */
+    int translate;          /* pad-and-crop: integer shifts up to N pixels each way; 0 */
+    float erase_prob;       /* random erasing's probability per image: 0 */
+    float erase_area_min, erase_area_max; /* share of the image: 0.02, 0.33 */
+    float erase_aspect_min; /* aspect ratios in [min, 1/min]: 0.3 */
+    int erase_random;       /* 0: erase to black; 1: to uniform noise */
+    int ema;                /* 1: keep an exponential moving average of the weights and
+                               BatchNorm statistics; validate and save it */
+    float ema_decay;        /* 0.999 */
+    int ema_warmup;         /* 1: decay min(ema_decay, (1 + t) / (10 + t)) at step t */
+    int precise_bn;         /* K > 0: re-estimate BatchNorm statistics over K batches at the end */
+    int tta;                /* FM_TTA_*: the saved model's test-time augmentation */
     const char *out_dir; /* "models" */
     FILE *progress;      /* Keras-style lines per epoch; NULL = silent */
 
@@ -267,6 +302,7 @@ typedef struct fm_train_result {
     size_t train_count, val_count;
     int threads; /* threads actually used */
     int epochs_run;
+    int64_t images;     /* training images processed (forward and backward), resumes included */
     int best_epoch;     /* ModelCheckpoint: best val_accuracy (best.safetensors) */
     int restored_epoch; /* EarlyStopping: best val_loss (model.safetensors, the model) */
     int stopped_early;  /* EarlyStopping ended it before `epochs` */
@@ -283,8 +319,10 @@ typedef struct fm_train_result {
     double best_val_accuracy, restored_val_loss, restored_val_accuracy;
 } fm_train_result;
 
-/* Trains `model` on `train`, validating on `val` (not empty) after each
- * epoch, and leaves the best-val_loss weights in it. Returns -1 on an I/O
+/* Trains `model` on `train`, validating on `val` after each epoch (val may
+ * be empty when the recipe needs no validation: val_split 0), and leaves
+ * the saved model in it (model.safetensors: the best-val_loss weights with
+ * EarlyStopping, else the last weights or their moving average). Returns -1 on an I/O
  * error, bad parameters or divergence; on divergence the run folder still
  * holds everything up to the last good epoch and err says so. */
 int fm_train(fm_model *model, const fm_images *train, const fm_images *val,

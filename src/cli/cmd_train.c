@@ -17,19 +17,21 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: fmnist train [--recipe NAME|FILE] [--data DIR] [--model CFG] [--epochs N]\n"
-            "                    [--batch N] [--lr F]\n"
+            "usage: fmnist train [--recipe NAME|FILE] [--set KEY=VALUE]... [--data DIR]\n"
+            "                    [--model CFG] [--epochs N] [--batch N] [--lr F]\n"
             "                    [--seed N] [--threads N] [--limit N] [--val-split F]\n"
             "                    [--no-augment] [--out DIR] [--overwrite] [--checkpoint-steps N]\n"
             "                    [--test] [--quiet]\n"
             "       fmnist train --resume DIR [the same flags]\n"
             "\n"
-            "Trains the network described in CFG with Adam, augmentation (rotation +-10\n"
-            "degrees, zoom 0.9-1.1, horizontal flip), EarlyStopping (val_loss, patience 15,\n"
-            "best weights restored), ReduceLROnPlateau (val_loss, patience 8, factor 0.5)\n"
-            "and ModelCheckpoint (val_accuracy). The run folder gets log.csv,\n"
-            "best.safetensors (best val_accuracy), model.safetensors (best val_loss, the\n"
-            "final model), run.json and report.html, and while the run is unfinished\n"
+            "Trains the network described in CFG with a recipe. The default, notebook, is\n"
+            "Adam, augmentation (rotation +-10 degrees, zoom 0.9-1.1, horizontal flip),\n"
+            "EarlyStopping (val_loss, patience 15, best weights restored), ReduceLROnPlateau\n"
+            "(val_loss, patience 8, factor 0.5) and ModelCheckpoint (val_accuracy); fast and\n"
+            "best are built in too (README, \"Recipes\"). The run folder gets log.csv,\n"
+            "best.safetensors (best val_accuracy), model.safetensors (the final model: the\n"
+            "best val_loss weights with EarlyStopping, else the last weights or their\n"
+            "moving average), run.json and report.html, and while the run is unfinished\n"
             "checkpoint.safetensors, the whole training state, rewritten at the end of\n"
             "every epoch. Ctrl-C (or SIGTERM) finishes the current step, writes the\n"
             "checkpoint and exits; a second Ctrl-C exits at once, keeping the last one.\n"
@@ -37,6 +39,8 @@ static void usage(FILE *out) {
             "  --recipe NAME|FILE\n"
             "                   the training recipe: a built-in one (notebook, the default)\n"
             "                   or a recipe file; the flags below override its keys\n"
+            "  --set KEY=VALUE  set one recipe key (any key listed below), after the\n"
+            "                   recipe and before the flags; may be repeated\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
             "                   " FM_DEBIAN_DATA_DIR "; with --resume, the run's)\n"
             "  --model CFG      model description (default " FM_CLI_DEFAULT_CFG ", else\n"
@@ -48,7 +52,8 @@ static void usage(FILE *out) {
             "                   and dropout (default 42); same seed and threads, same model\n"
             "  --threads N      threads (default 0 = all cores)\n"
             "  --limit N        use only the first N training images, before the split\n"
-            "  --val-split F    fraction held out for validation (default 0.2)\n"
+            "  --val-split F    fraction held out for validation (default 0.2); 0 trains\n"
+            "                   on every image, for recipes that need no validation\n"
             "  --no-augment     train on the images as they are\n"
             "  --out DIR        run folder (default models): one fmnist at a time writes\n"
             "                   there; a finished run in it is refused unless --overwrite\n"
@@ -161,6 +166,42 @@ static int same_recipe(const char *const *text, const fm_train_params *asked,
     return 0;
 }
 
+/* Applies the --set KEY=VALUE texts in order; -1 after saying which is wrong. */
+static int apply_sets(fm_train_params *p, const char *const *sets, int n) {
+    for (int i = 0; i < n; i++) {
+        fm_err err;
+        char source[160];
+        snprintf(source, sizeof source, "--set %.120s", sets[i]);
+        if (!strchr(sets[i], '=')) {
+            fm_cli_fail("train: %s: expected KEY=VALUE (the keys: fmnist train --help)", source);
+            return -1;
+        }
+        if (fm_train_recipe_apply(p, sets[i], source, &err) < 0) {
+            fm_cli_fail("train: %s", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* 0 when the --set flags leave the resumed run's recipe (epochs aside) as
+ * it is; else prints the run's recipe is kept and returns -1. */
+static int sets_agree(const fm_train_params *run, const char *const *sets, int n,
+                      const char *resume) {
+    fm_train_params asked = *run;
+    if (apply_sets(&asked, sets, n) < 0) return -1;
+    asked.epochs = run->epochs;
+    char *a = fm_train_recipe_text(run), *b = fm_train_recipe_text(&asked);
+    int same = a && b && !strcmp(a, b);
+    free(a);
+    free(b);
+    if (!same)
+        fm_cli_fail("train: --set changes the run's recipe (recorded in "
+                    "%s/checkpoint.safetensors); a resume keeps it",
+                    resume);
+    return same ? 0 : -1;
+}
+
 /* The effective recipe, indented, with where it came from. */
 static void print_recipe(const fm_train_params *p, int overridden) {
     char *text = fm_train_recipe_text(p);
@@ -185,11 +226,15 @@ int fm_cmd_train(int argc, char **argv) {
         {"checkpoint-steps", required_argument, NULL, 'C'},
         {"overwrite", no_argument, NULL, 'W'},
         {"recipe", required_argument, NULL, 'r'},
+        {"set", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     fm_train_params p = fm_train_default_params();
     const char *dir = NULL, *cfg = NULL, *resume = NULL, *recipe = NULL;
     const char *recipe_text[N_RECIPE] = {NULL};
+    enum { MAX_SETS = 64 };
+    const char *sets[MAX_SETS];
+    int n_sets = 0;
     int test = 0, quiet = 0, epochs = 0, threads = -1, out_given = 0;
     int overrides = 0; /* flags that set a recipe key were given */
     long v;
@@ -199,12 +244,20 @@ int fm_cmd_train(int argc, char **argv) {
     /* The recipe first, so that the flags override its keys wherever they stand. */
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'r') recipe = optarg;
+        if (c == 'S' && n_sets == MAX_SETS) {
+            fm_cli_fail("train: more than %d --set flags", MAX_SETS);
+            return 2;
+        }
+        if (c == 'S') sets[n_sets++] = optarg;
+    }
     if (recipe && fm_train_recipe_load(&p, recipe, &err) < 0) {
         fm_cli_fail("%s", err.msg);
         return 1;
     }
+    if (apply_sets(&p, sets, n_sets) < 0) return 2;
+    overrides = n_sets > 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         for (int i = 0; i < N_RECIPE; i++)
@@ -216,7 +269,8 @@ int fm_cmd_train(int argc, char **argv) {
         case 'o': p.out_dir = optarg, out_given = 1; break;
         case 'W': p.overwrite = 1; break;
         case 'R': resume = optarg; break;
-        case 'r': break; /* applied above */
+        case 'r': /* applied above */
+        case 'S': break;
         case 'A': p.augment = 0; break;
         case 'T': test = 1; break;
         case 'q': quiet = 1; break;
@@ -245,7 +299,7 @@ int fm_cmd_train(int argc, char **argv) {
             p.lr = (float)d;
             break;
         case 'v':
-            if (fm_cli_double("--val-split", optarg, 1e-6, 0.99, &d) < 0) return 2;
+            if (fm_cli_double("--val-split", optarg, 0.0, 0.99, &d) < 0) return 2;
             p.val_split = d;
             break;
         case 'C':
@@ -271,7 +325,9 @@ int fm_cmd_train(int argc, char **argv) {
         const fm_train_params asked = p;
         if (!(model = fm_train_resume_load(resume, &p, &info, &err))) goto fail;
         rc = 2; /* the command line contradicts the run */
-        if (same_recipe(recipe_text, &asked, &p, resume) < 0) goto done;
+        if (same_recipe(recipe_text, &asked, &p, resume) < 0 ||
+            sets_agree(&p, sets, n_sets, resume) < 0)
+            goto done;
         if (recipe && strcmp(recipe, info.recipe[0] ? info.recipe : "notebook")) {
             fm_cli_fail("train: --recipe %s differs from the run's %s (recorded in "
                         "%s/checkpoint.safetensors); a resume keeps the run's recipe",
@@ -337,8 +393,12 @@ int fm_cmd_train(int argc, char **argv) {
     if (!quiet) {
         if (!resume) fm_model_summary(model, stdout);
         print_recipe(&p, overrides);
-        printf("\nTraining on %zu images, validating on %zu (%s layout in %s; kernels %s)\n",
-               train.count, val.count, p.data_format, dir, fm_kernels_name());
+        if (val.count)
+            printf("\nTraining on %zu images, validating on %zu (%s layout in %s; kernels %s)\n",
+                   train.count, val.count, p.data_format, dir, fm_kernels_name());
+        else
+            printf("\nTraining on %zu images, no validation (%s layout in %s; kernels %s)\n",
+                   train.count, p.data_format, dir, fm_kernels_name());
     }
     if (resume && threads > 0 && threads != info.threads)
         fprintf(stderr,
@@ -387,10 +447,19 @@ int fm_cmd_train(int argc, char **argv) {
     if (r.stopped_early)
         printf(" (stopped early: val_loss had not improved for %d epochs)", p.es_patience);
     if (resume) printf(" (resumed after epoch %d, step %d)", r.resumed_epoch, r.resumed_step);
-    printf("\nbest model:  %s/best.safetensors (best val_accuracy %.4f, epoch %d)\n", p.out_dir,
-           r.best_val_accuracy, r.best_epoch);
-    printf("final model: %s/model.safetensors (best val_loss %.4f, epoch %d; val_accuracy %.4f)\n",
-           p.out_dir, r.restored_val_loss, r.restored_epoch, r.restored_val_accuracy);
+    if (p.save_best)
+        printf("\nbest model:  %s/best.safetensors (best val_accuracy %.4f, epoch %d)\n",
+               p.out_dir, r.best_val_accuracy, r.best_epoch);
+    else
+        printf("\n");
+    if (r.restored_epoch)
+        printf("final model: %s/model.safetensors (best val_loss %.4f, epoch %d; val_accuracy "
+               "%.4f)\n",
+               p.out_dir, r.restored_val_loss, r.restored_epoch, r.restored_val_accuracy);
+    else
+        printf("final model: %s/model.safetensors (%s of epoch %d%s)\n", p.out_dir,
+               p.ema ? "the weights' moving average" : "the weights", r.epochs_run,
+               p.precise_bn ? ", BatchNorm re-estimated" : "");
     if (test)
         printf("test:        accuracy %.4f, loss %.4f on %zu images\n", ev.accuracy, ev.loss,
                ev.count);

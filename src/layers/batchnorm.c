@@ -37,12 +37,20 @@ static void batchnorm_forward(fm__layer *l, const fm__layer_ctx *c, const float 
     const float eps = l->arg[EPS].f, momentum = l->arg[MOMENTUM].f;
     const float *gamma = l->t[GAMMA].data, *beta = l->t[BETA].data;
     float *mmean = l->t[MOVING_MEAN].data, *mvar = l->t[MOVING_VAR].data;
-    if (!c->training) {
+    if (!c->training && !c->restat) {
         c->k->batchnorm_forward_infer(l->y, x, gamma, beta, mmean, mvar, n, ch, hw, eps);
         return;
     }
     float *mean = l->save, *var = mean + ch, *invstd = mean + 2 * ch;
     c->k->batchnorm_forward_train(l->y, mean, var, invstd, x, gamma, beta, n, ch, hw, eps);
+    if (c->restat) { /* running mean: after batch k, the mean of batches 1..k */
+        const float w = 1.0f / (float)c->restat;
+        for (int i = 0; i < ch; i++) {
+            mmean[i] += (mean[i] - mmean[i]) * w;
+            mvar[i] += (var[i] - mvar[i]) * w;
+        }
+        return;
+    }
     for (int i = 0; i < ch; i++) {
         mmean[i] = mmean[i] * momentum + mean[i] * (1.0f - momentum);
         mvar[i] = mvar[i] * momentum + var[i] * (1.0f - momentum);

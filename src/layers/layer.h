@@ -148,6 +148,11 @@ typedef struct fm__layer_ctx {
     float *work;  /* kernel scratch: at least the layer's work_floats */
     int training; /* batch statistics and dropout; else inference */
     fm_rng *rng;  /* training only: dropout's draws */
+    /* Precise BatchNorm (training 0): k > 0 for the k-th batch of a
+     * re-estimation, where BatchNorm normalises by the batch's statistics and
+     * sets its moving ones to the plain mean of the k batches' so far;
+     * dropout passes through. 0 otherwise. */
+    int restat;
 } fm__layer_ctx;
 
 typedef enum fm__output {

@@ -18,7 +18,7 @@ void fm__input_scale(float *dst, const uint8_t *src, size_t len) {
 static float infer_batch(fm_model *m, const uint8_t *px, const uint8_t *labels, int b) {
     fm__input_scale(m->input_buf, px, (size_t)b * fm__shape_len(m->input));
     fm__model_forward(m, b, 0, NULL);
-    return labels ? fm__model_loss_backward(m, labels, b, 0) : 0.0f;
+    return labels ? fm__model_loss_backward(m, labels, b, 0.0f, 0) : 0.0f;
 }
 
 int fm__model_infer(fm_model *m, const uint8_t *pixels, const uint8_t *labels, size_t n,

@@ -273,9 +273,9 @@ int fm__model_reserve(fm_model *m, int batch, fm_err *err) {
     return 0;
 }
 
-const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
+static const float *forward(fm_model *m, int n, const fm__layer_ctx *ctx) {
     if (n <= 0 || n > m->batch_cap) return NULL;
-    const fm__layer_ctx c = {m->k, m->work, training, rng};
+    const fm__layer_ctx c = *ctx;
     const float *x = m->input_buf;
     for (int i = 0; i < m->n_layers; i++) {
         fm__layer *l = &m->layers[i];
@@ -290,15 +290,24 @@ const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
     return x;
 }
 
-float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int backward) {
+const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
+    return forward(m, n, &(fm__layer_ctx){m->k, m->work, training, rng, 0});
+}
+
+const float *fm__model_restat_forward(fm_model *m, int n, int k) {
+    return k < 1 ? NULL : forward(m, n, &(fm__layer_ctx){m->k, m->work, 0, NULL, k});
+}
+
+float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, float smoothing,
+                              int backward) {
     const float *logits = m->layers[m->n_layers - 1].y;
     float loss = m->k->softmax_xent(m->probs, backward ? m->dlogits : NULL, logits, labels, n,
-                                    m->classes, m->label_smoothing);
+                                    m->classes, smoothing);
     if (!backward) return loss;
     /* Input gradients are needed only down to the first layer with parameters. */
     int first = 0;
     while (first < m->n_layers && !has_params(&m->layers[first])) first++;
-    const fm__layer_ctx c = {m->k, m->work, 1, NULL};
+    const fm__layer_ctx c = {m->k, m->work, 1, NULL, 0};
     float *dy = m->dlogits;
     for (int i = m->n_layers - 1; i >= first; i--) {
         fm__layer *l = &m->layers[i];

@@ -68,13 +68,6 @@ struct fm_model {
 
     const fm__kernels *k;
 
-    /* Label smoothing s in [0, 1] of every loss fm__model_loss_backward
-     * computes (kernels.h, softmax_xent): 0 (calloc), the notebook's plain
-     * cross-entropy, unless a training recipe sets it. Evaluation goes through
-     * the same call, so its loss is smoothed too, as Keras's evaluate reports
-     * the compiled loss. */
-    float label_smoothing;
-
     /* Per-layer timing for fm_bench_run, off (NULL) otherwise: when set, the
      * forward pass adds each layer's wall seconds to layer_seconds[2*i] and
      * the backward pass to layer_seconds[2*i + 1] (n_layers pairs, owned by
@@ -96,10 +89,17 @@ int fm__model_reserve(fm_model *m, int batch, fm_err *err);
  * or NULL when n is not within 1..batch_cap. */
 const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng);
 
+/* Precise BatchNorm's forward of batch k >= 1 of a re-estimation: as
+ * training for BatchNorm (batch statistics), whose moving statistics become
+ * the mean of the k batches' so far; no dropout. Returns as fm__model_forward. */
+const float *fm__model_restat_forward(fm_model *m, int n, int k);
+
 /* Mean cross-entropy of the last forward against labels (each < classes),
- * smoothed by m->label_smoothing; with backward != 0 also back-propagates,
- * accumulating (+=) into m->grads. */
-float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, int backward);
+ * with label smoothing s in [0, 1] (kernels.h, softmax_xent; 0 is the plain
+ * loss); with backward != 0 also back-propagates, accumulating (+=) into
+ * m->grads. */
+float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, float smoothing,
+                              int backward);
 
 void fm__model_zero_grads(fm_model *m);
 

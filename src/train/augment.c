@@ -49,8 +49,11 @@ void fm__aug_warp(float *dst, const uint8_t *src, int rows, int cols, const fm__
     }
 }
 
-void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n, int augment,
-                   fm_rng *rng) {
+fm__aug_params fm__aug_params_none(void) { return (fm__aug_params){0}; }
+int fm__aug_params_check(const fm__aug_params *a, fm_err *err) { (void)a; (void)err; return 0; }
+void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n,
+                   const fm__aug_params *ap, fm_rng *rng) {
+    int augment = ap->affine;
     for (int i = 0; i < n; i++) {
         const uint8_t *src = imgs->pixels + (size_t)idx[i] * FM_IMAGE_PIXELS;
         float *out = dst + (size_t)i * FM_IMAGE_PIXELS;

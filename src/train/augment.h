@@ -30,9 +30,15 @@ fm__aug fm__aug_draw(fm_rng *rng);
  * with c = ((cols-1)/2, (rows-1)/2), coordinates clamped to the image. */
 void fm__aug_warp(float *dst, const uint8_t *src, int rows, int cols, const fm__aug *a);
 
-/* Fills dst (n, 1, 28, 28) from images idx[0..n) of imgs: with augment != 0
- * each gets a fresh fm__aug_draw (in index order), else just the scaling. */
-void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n, int augment,
-                   fm_rng *rng);
+/* PLACEHOLDER until the aug branch lands */
+typedef struct fm__aug_params {
+    int affine, flip, translate;
+    float erase_prob, erase_area_min, erase_area_max, erase_aspect_min;
+    int erase_random_fill;
+} fm__aug_params;
+fm__aug_params fm__aug_params_none(void);
+int fm__aug_params_check(const fm__aug_params *a, fm_err *err);
+void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n,
+                   const fm__aug_params *ap, fm_rng *rng);
 
 #endif

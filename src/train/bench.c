@@ -93,7 +93,7 @@ int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_e
         double t0 = fm__now();
         fm__model_zero_grads(m);
         fm__model_forward(m, p->batch, 1, &rng);
-        float loss = fm__model_loss_backward(m, labels, p->batch, 1);
+        float loss = fm__model_loss_backward(m, labels, p->batch, 0.0f, 1);
         double t1 = fm__now();
         fm__adam_step(&adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
         double t2 = fm__now();

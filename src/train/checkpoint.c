@@ -33,8 +33,9 @@ static size_t scalar_fields(fm__train_state *s, field *f) {
     F("seen", K_I64, &s->seen);
     F("epoch_seconds", K_F64, &s->epoch_seconds);
     F("seconds", K_F64, &s->seconds);
-    F("adam.lr", K_F32, &s->adam.lr);
-    F("adam.t", K_I64, &s->adam.t);
+    /* Adam's names, kept for every optimizer: files already written use them */
+    F("adam.lr", K_F32, &s->opt.lr);
+    F("adam.t", K_I64, &s->opt.t);
     S("early_stopping.best", K_F64, &s->es.best);
     F("early_stopping.best_epoch", K_INT, &s->es.best_epoch);
     F("early_stopping.wait", K_INT, &s->es.wait);
@@ -126,15 +127,24 @@ int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_par
     e[n++] = (fm__st_entry){"train.best_state", FM__ST_F32, 1, {s->state_len}, s->best_state};
     e[n++] = (fm__st_entry){"train.order", FM__ST_I64, 1, {s->count}, order};
     e[n++] = (fm__st_entry){"train.rng", FM__ST_I64, 1, {4}, s->rng.s};
+    if (s->ema) e[n++] = (fm__st_entry){"train.ema", FM__ST_F32, 1, {s->state_len}, s->ema};
 
     recipe_kv kv[MAX_RECIPE];
     size_t nkv = recipe_meta(p, fingerprint, s->count, val_count, kv);
-    fm__st_kv meta[MAX_RECIPE + 2];
+    fm__st_kv meta[MAX_RECIPE + 3];
     for (size_t i = 0; i < nkv; i++) meta[i] = (fm__st_kv){kv[i].key, kv[i].value};
     meta[nkv++] = (fm__st_kv){META_LOG, s->log};
-    /* only a name for the record: the recipe's values are the keys above */
+    /* only a name for the record: the recipe's values are the keys above and
+     * the whole recipe's text */
     if (p->recipe) meta[nkv++] = (fm__st_kv){FM__CHECKPOINT_RECIPE_NAME, p->recipe};
+    char *text = fm_train_recipe_text(p);
+    if (!text) {
+        free(order);
+        return fm__err(err, "%s: out of memory", path);
+    }
+    meta[nkv++] = (fm__st_kv){FM__CHECKPOINT_RECIPE_TEXT, text};
     int rc = fm__model_save_with(m, path, e, n, meta, nkv, err);
+    free(text);
     free(order);
     return rc;
 }
@@ -201,7 +211,7 @@ int fm__checkpoint_read_scalars(const fm__st_file *f, const char *path, fm__trai
         } else {
             float v;
             fm__st_copy(t, &v);
-            if (!(v > 0.0f && isfinite(v)))
+            if (!(v >= 0.0f && isfinite(v))) /* a schedule's rate may reach 0 */
                 return fm__err(err, "%s: tensor '%s' holds %g, out of range", path, fl[i].name,
                                (double)v);
             *(float *)fl[i].ptr = v;
@@ -217,9 +227,52 @@ const char *fm__checkpoint_meta(const fm__st_file *f, const char *path, const ch
     return v;
 }
 
+/* The text's line for `key` ("key = value"), into line (size > 1); "" when
+ * there is none. */
+static void recipe_line(const char *text, const char *key, char *line, size_t size) {
+    size_t klen = strlen(key);
+    line[0] = 0;
+    for (const char *s = text; s && *s; s = strchr(s, '\n'), s = s ? s + 1 : NULL)
+        if (!strncmp(s, key, klen) && s[klen] == ' ') {
+            size_t len = strcspn(s, "\n");
+            snprintf(line, size, "%.*s", (int)len, s);
+            return;
+        }
+}
+
+/* Every key of the recipe text but epochs (a resume may raise it) equal in
+ * a and b; else -1 and the first that differs. */
+static int same_recipe_text(const char *path, const char *run, const char *now, fm_err *err) {
+    for (const char *s = now; *s;) {
+        size_t len = strcspn(s, "\n");
+        char key[64], a[256], b[256];
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(s, " ="), s);
+        s += len + (s[len] == '\n');
+        if (!strcmp(key, "epochs")) continue;
+        recipe_line(run, key, a, sizeof a);
+        recipe_line(now, key, b, sizeof b);
+        if (strcmp(a, b)) {
+            const char *was = strstr(a, " = "), *now = strstr(b, " = ");
+            return fm__err(err, "%s: the run's %s is %s, not %s; a resume keeps the run's recipe",
+                           path, key, was ? was + 3 : "not set", now ? now + 3 : "");
+        }
+    }
+    return 0;
+}
+
 /* Refuses a resume whose recipe, data or model differ from the run's. */
 static int check_run(const fm__st_file *f, const char *path, const fm_train_params *p,
                      uint64_t fingerprint, size_t train_count, size_t val_count, fm_err *err) {
+    /* checkpoints from before the recipe keys beyond the notebook's have only
+     * the keys below, which such a run cannot have set otherwise */
+    const char *run_text = fm__st_meta(f, FM__CHECKPOINT_RECIPE_TEXT);
+    if (run_text) {
+        char *now_text = fm_train_recipe_text(p);
+        if (!now_text) return fm__err(err, "%s: out of memory", path);
+        int rc = same_recipe_text(path, run_text, now_text, err);
+        free(now_text);
+        if (rc < 0) return -1;
+    }
     recipe_kv now[MAX_RECIPE];
     size_t n = recipe_meta(p, fingerprint, train_count, val_count, now);
     /* epochs and threads may change; where things came from is only recorded */
@@ -265,6 +318,7 @@ int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
         read_floats(&f, path, "train.adam_m", m->adam_m, m->n_params, 0, err) < 0 ||
         read_floats(&f, path, "train.adam_v", m->adam_v, m->n_params, 1, err) < 0 ||
         read_floats(&f, path, "train.best_state", s->best_state, s->state_len, 0, err) < 0 ||
+        (s->ema && read_floats(&f, path, "train.ema", s->ema, s->state_len, 0, err) < 0) ||
         fm__checkpoint_read_scalars(&f, path, s, err) < 0 ||
         !(log = fm__checkpoint_meta(&f, path, META_LOG, err)))
         goto done;

@@ -2,10 +2,13 @@
  * stopped, in one safetensors file that is also a model file (fm_model_load
  * reads its weights and ignores the rest):
  *   model tensors and metadata       as fm_model_save writes them
- *   train.adam_m, train.adam_v       F32 (n_params) Adam moments
+ *   train.adam_m, train.adam_v       F32 (n_params) the optimizer's moments (SGD:
+ *                                    its momentum in adam_m, adam_v zero)
  *   train.best_state                 F32 (n_params + n_stats) EarlyStopping's snapshot
  *   train.order                      I64 (train count) this epoch's data order
  *   train.rng                        I64 (4) generator state (bits of the uint64s)
+ *   train.ema                        F32 (n_params + n_stats) the moving average,
+ *                                    when the recipe keeps one
  *   train.<scalar>                   I64 / F64 / F32 () position, running
  *                                    metrics, optimizer and callback state
  *   metadata fmnist.train.*          the recipe, data fingerprint and epoch log
@@ -18,8 +21,10 @@
 #include "train/state.h"
 
 #define FM__CHECKPOINT_FILE "checkpoint.safetensors"
-/* Metadata naming the run's recipe (optional: older checkpoints lack it). */
+/* Metadata naming the run's recipe, and its whole text (fm_train_recipe_text;
+ * optional: older checkpoints lack them). */
 #define FM__CHECKPOINT_RECIPE_NAME "fmnist.train.recipe_name"
+#define FM__CHECKPOINT_RECIPE_TEXT "fmnist.train.recipe"
 
 /* Writes the state of model m and s to path. */
 int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_params *p,

@@ -17,7 +17,7 @@
 #include "core/file.h"
 #include "core/json.h"
 
-typedef enum { KEY_INT, KEY_FLOAT, KEY_DOUBLE, KEY_BOOL } key_kind;
+typedef enum { KEY_INT, KEY_FLOAT, KEY_DOUBLE, KEY_BOOL, KEY_CHOICE } key_kind;
 
 typedef struct {
     const char *name;
@@ -26,24 +26,83 @@ typedef struct {
     double lo, hi; /* inclusive, unless lo_open / hi_open exclude them */
     int lo_open, hi_open;
     const char *doc;
+    const char *const *choices; /* KEY_CHOICE: the words, NULL-ended; the int is the index */
 } recipe_key;
 
 #define AT(field) offsetof(fm_train_params, field)
 
+/* In the order of the FM_OPTIMIZER_, FM_SCHEDULE_ and FM_TTA_ values. */
+static const char *const optimizers[] = {"adam", "adamw", "sgd", NULL};
+static const char *const schedules[] = {"plateau", "constant", "cosine", "linear", "onecycle",
+                                        NULL};
+static const char *const fills[] = {"zero", "random", NULL};
+static const char *const ttas[] = {"none", "flip", NULL};
+
+#define CHOICE(name, field, list, doc) {name, KEY_CHOICE, AT(field), 0, 0, 0, 0, doc, list}
+
 static const recipe_key keys[] = {
-    {"epochs", KEY_INT, AT(epochs), 1, 100000, 0, 0, "most epochs to run"},
-    {"batch", KEY_INT, AT(batch), 1, 65536, 0, 0, "images per training step"},
-    {"lr", KEY_FLOAT, AT(lr), 0, 10, 1, 0, "Adam's initial learning rate"},
+    {"epochs", KEY_INT, AT(epochs), 1, 100000, 0, 0, "most epochs to run", NULL},
+    {"batch", KEY_INT, AT(batch), 1, 65536, 0, 0, "images per training step", NULL},
+    {"lr", KEY_FLOAT, AT(lr), 0, 10, 1, 0,
+     "the initial (plateau, constant) or peak (warm-up, cosine, linear, onecycle) rate", NULL},
     {"augment", KEY_BOOL, AT(augment), 0, 1, 0, 0,
-     "yes: rotate +-10 degrees, zoom 0.9-1.1, flip; no: none"},
-    {"val_split", KEY_DOUBLE, AT(val_split), 1e-6, 0.99, 0, 0,
-     "fraction of the training images held out for validation"},
-    {"early_stopping_patience", KEY_INT, AT(es_patience), 1, 100000, 0, 0,
-     "EarlyStopping's patience (epochs, on val_loss)"},
+     "yes: rotate +-10 degrees, zoom 0.9-1.1, flip; no: none", NULL},
+    {"flip", KEY_BOOL, AT(flip), 0, 1, 0, 0,
+     "yes: flip left-right with probability 0.5 (augment = no: it flips already)", NULL},
+    {"translate", KEY_INT, AT(translate), 0, 27, 0, 0,
+     "pad-and-crop: shift by whole pixels up to N each way, black fill", NULL},
+    {"erase_prob", KEY_FLOAT, AT(erase_prob), 0, 1, 0, 0,
+     "random erasing: the probability of erasing a rectangle of an image", NULL},
+    {"erase_area_min", KEY_FLOAT, AT(erase_area_min), 0, 1, 1, 0,
+     "random erasing: the rectangle's least share of the image", NULL},
+    {"erase_area_max", KEY_FLOAT, AT(erase_area_max), 0, 1, 1, 0,
+     "random erasing: the rectangle's largest share of the image", NULL},
+    {"erase_aspect_min", KEY_FLOAT, AT(erase_aspect_min), 0, 1, 1, 0,
+     "random erasing: aspect ratios from this to its inverse (log-uniform)", NULL},
+    CHOICE("erase_fill", erase_random, fills, "random erasing: zero (black) or random noise"),
+    {"val_split", KEY_DOUBLE, AT(val_split), 0, 0.99, 0, 0,
+     "fraction of the training images held out for validation; 0: train on all", NULL},
+    CHOICE("optimizer", optimizer, optimizers,
+           "adam (Keras's, eps 1e-7), adamw (PyTorch's, eps 1e-8) or sgd (PyTorch's)"),
+    {"weight_decay", KEY_FLOAT, AT(weight_decay), 0, 1, 0, 0,
+     "adamw: decoupled, sgd: L2 in the gradient; adam: must be 0", NULL},
+    {"decay_biases_norms", KEY_BOOL, AT(decay_biases_norms), 0, 1, 0, 0,
+     "no: weight decay leaves out biases and BatchNorm's gamma and beta", NULL},
+    {"momentum", KEY_FLOAT, AT(momentum), 0, 1, 0, 1, "sgd: momentum", NULL},
+    {"nesterov", KEY_BOOL, AT(nesterov), 0, 1, 0, 0, "sgd: Nesterov momentum", NULL},
+    CHOICE("schedule", schedule, schedules,
+           "plateau (per epoch, on val_loss), or per step over the run: constant, cosine, "
+           "linear (decay), onecycle"),
+    {"warmup", KEY_FLOAT, AT(warmup), 0, 1, 0, 1,
+     "constant, cosine, linear: share of the run's steps warming up linearly", NULL},
+    {"warmup_start", KEY_FLOAT, AT(warmup_start), 0, 1, 0, 0,
+     "the warm-up's first rate, a factor of lr", NULL},
+    {"lr_floor", KEY_FLOAT, AT(lr_floor), 0, 1, 0, 0,
+     "cosine, linear: the rate the decay heads to, a factor of lr", NULL},
+    {"onecycle_pct_start", KEY_FLOAT, AT(onecycle_pct_start), 0, 1, 0, 0,
+     "onecycle: share of the steps rising to lr", NULL},
+    {"onecycle_div_factor", KEY_FLOAT, AT(onecycle_div_factor), 1, 1e6, 0, 0,
+     "onecycle: the first rate is lr / this", NULL},
+    {"onecycle_final_div_factor", KEY_FLOAT, AT(onecycle_final_div_factor), 1, 1e9, 0, 0,
+     "onecycle: the last rate is lr / div_factor / this", NULL},
+    {"early_stopping_patience", KEY_INT, AT(es_patience), 0, 100000, 0, 0,
+     "EarlyStopping's patience (epochs, on val_loss); 0: off", NULL},
     {"plateau_patience", KEY_INT, AT(lr_patience), 1, 100000, 0, 0,
-     "ReduceLROnPlateau's patience (epochs, on val_loss)"},
-    {"plateau_factor", KEY_FLOAT, AT(lr_factor), 0, 1, 1, 1, "ReduceLROnPlateau's lr multiplier"},
-    {"min_lr", KEY_FLOAT, AT(min_lr), 0, 10, 0, 0, "ReduceLROnPlateau's floor"},
+     "plateau: ReduceLROnPlateau's patience (epochs, on val_loss)", NULL},
+    {"plateau_factor", KEY_FLOAT, AT(lr_factor), 0, 1, 1, 1, "plateau: the lr multiplier", NULL},
+    {"min_lr", KEY_FLOAT, AT(min_lr), 0, 10, 0, 0, "plateau: the floor", NULL},
+    {"save_best", KEY_BOOL, AT(save_best), 0, 1, 0, 0,
+     "ModelCheckpoint: keep the best val_accuracy weights in best.safetensors", NULL},
+    {"label_smoothing", KEY_FLOAT, AT(label_smoothing), 0, 1, 0, 1,
+     "label smoothing of the training loss (validation and test loss stay plain)", NULL},
+    {"ema", KEY_BOOL, AT(ema), 0, 1, 0, 0,
+     "yes: validate and save a moving average of the weights and BatchNorm statistics", NULL},
+    {"ema_decay", KEY_FLOAT, AT(ema_decay), 0, 1, 0, 1, "the average's decay per step", NULL},
+    {"ema_warmup", KEY_BOOL, AT(ema_warmup), 0, 1, 0, 0,
+     "yes: decay min(ema_decay, (1 + t) / (10 + t)) at step t", NULL},
+    {"precise_bn", KEY_INT, AT(precise_bn), 0, 100000, 0, 0,
+     "re-estimate BatchNorm statistics over this many training batches at the end; 0: off", NULL},
+    CHOICE("tta", tta, ttas, "test-time augmentation the model applies: none or flip"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -95,6 +154,15 @@ static const void *cfield(const fm_train_params *p, const recipe_key *k) {
     return (const char *)p + k->offset;
 }
 
+/* "a, b or c": k's choices. */
+static void choice_list(const recipe_key *k, char *buf, size_t size) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; k->choices[i] && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", i == 0 ? "" : k->choices[i + 1] ? ", " : " or ",
+                              k->choices[i]);
+}
+
 /* Sets k in p from the text v; -1 with err "SOURCE:LINE: ..." when v is not
  * a value of k. */
 static int set_value(fm_train_params *p, const recipe_key *k, const char *v, const char *source,
@@ -105,6 +173,17 @@ static int set_value(fm_train_params *p, const recipe_key *k, const char *v, con
         else
             return fm__err(err, "%s:%d: %s: '%.40s' is not yes or no", source, line, k->name, v);
         return 0;
+    }
+    if (k->kind == KEY_CHOICE) {
+        for (int i = 0; k->choices[i]; i++)
+            if (!strcmp(v, k->choices[i])) {
+                *(int *)field(p, k) = i;
+                return 0;
+            }
+        char words[128];
+        choice_list(k, words, sizeof words);
+        return fm__err(err, "%s:%d: %s: '%.40s' is not one of %s", source, line, k->name, v,
+                       words);
     }
     char *end;
     errno = 0;
@@ -195,7 +274,10 @@ static void write_number(FILE *f, double v, int is_float) {
  * back to the same bits. */
 static void write_value(FILE *f, const fm_train_params *p, const recipe_key *k, int json) {
     const void *v = cfield(p, k);
-    if (k->kind == KEY_BOOL) fputs(*(const int *)v ? (json ? "true" : "yes") : (json ? "false" : "no"), f);
+    if (k->kind == KEY_BOOL)
+        fputs(*(const int *)v ? (json ? "true" : "yes") : (json ? "false" : "no"), f);
+    else if (k->kind == KEY_CHOICE)
+        fprintf(f, json ? "\"%s\"" : "%s", k->choices[*(const int *)v]);
     else if (k->kind == KEY_INT) fprintf(f, "%d", *(const int *)v);
     else if (k->kind == KEY_FLOAT) write_number(f, (double)*(const float *)v, 1);
     else write_number(f, *(const double *)v, 0);
@@ -219,7 +301,15 @@ char *fm_train_recipe_text(const fm_train_params *p) {
 }
 
 void fm_train_recipe_keys(FILE *out) {
-    for (size_t i = 0; i < N_KEYS; i++) fprintf(out, "  %-24s %s\n", keys[i].name, keys[i].doc);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        fprintf(out, "  %-26s %s", keys[i].name, keys[i].doc);
+        if (keys[i].kind == KEY_CHOICE) {
+            char words[128];
+            choice_list(&keys[i], words, sizeof words);
+            fprintf(out, " (%s)", words);
+        }
+        fputc('\n', out);
+    }
 }
 
 void fm__recipe_write_json(FILE *f, const fm_train_params *p) {

@@ -27,6 +27,16 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
     fm_model *m = NULL;
     memset(info, 0, sizeof *info);
 
+    /* The whole recipe where the checkpoint has it; the keys below (all that
+     * older checkpoints hold) then agree with it. */
+    const char *text = fm__st_meta(&f, FM__CHECKPOINT_RECIPE_TEXT);
+    if (text) {
+        fm_err why;
+        if (fm_train_recipe_apply(p, text, path, &why) < 0) {
+            fm__err(err, "%s: the recorded recipe is not valid: %s", path, why.msg);
+            goto fail;
+        }
+    }
     static const char *const int_keys[] = {"epochs", "batch", "augment", "es_patience",
                                            "lr_patience", "threads"};
     int *const int_dst[] = {&p->epochs, &p->batch, &p->augment, &p->es_patience,

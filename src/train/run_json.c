@@ -68,10 +68,11 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
             r->train_count, r->val_count);
 
     fprintf(f,
-            "  \"results\": {\n    \"epochs_run\": %d,\n    \"best_epoch\": %d,"
+            "  \"results\": {\n    \"epochs_run\": %d,\n    \"images_processed\": %lld,"
+            "\n    \"best_epoch\": %d,"
             "\n    \"restored_epoch\": %d,\n    \"stopped_early\": %s,\n    \"diverged\": %s,"
             "\n    \"lr_reductions\": %d,\n    \"final_learning_rate\": ",
-            r->epochs_run, r->best_epoch, r->restored_epoch, r->stopped_early ? "true" : "false",
+            r->epochs_run, (long long)r->images, r->best_epoch, r->restored_epoch, r->stopped_early ? "true" : "false",
             r->diverged ? "true" : "false", r->lr_reductions);
     json_float(f, r->final_lr);
     const char *names[] = {"train_seconds",     "train_loss",       "train_accuracy",

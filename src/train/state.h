@@ -7,8 +7,10 @@
 #define FM_TRAIN_STATE_H
 
 #include "model/model.h"
-#include "train/adam.h"
+#include "train/augment.h"
 #include "train/callbacks.h"
+#include "train/optim.h"
+#include "train/schedule.h"
 
 typedef struct fm__train_state {
     int epoch; /* epochs finished */
@@ -21,7 +23,10 @@ typedef struct fm__train_state {
     double seconds;       /* training time of the whole run so far */
 
     fm_rng rng;
-    fm__adam adam;
+    fm__optim opt;       /* its lr: the next step's (plateau), the last step's (a schedule) */
+    fm__decay decay;     /* where the weight decay applies */
+    fm__schedule sched;  /* a per-step schedule's (unused by plateau) */
+    int64_t total_steps; /* the run's: epochs * steps per epoch, what a schedule spans */
     fm__early_stop es;
     fm__reduce_lr rlr;
     fm__best_saver saver; /* ModelCheckpoint */
@@ -31,12 +36,21 @@ typedef struct fm__train_state {
     uint32_t *order;   /* (count) the data order of epoch + 1 */
     size_t state_len;  /* n_params + n_stats */
     float *best_state; /* (state_len) EarlyStopping's snapshot */
+    float *ema;        /* (state_len) the weights' moving average, when the recipe keeps one */
+    float *live;       /* (state_len) scratch: the trained weights while the average is in */
     char *log;         /* log.csv so far, header included */
     size_t log_len, log_cap;
 } fm__train_state;
 
 /* 0 when fm_train can run with these parameters, else -1 and why. */
 int fm__train_check_params(const fm_train_params *p, fm_err *err);
+
+/* The pieces of p's recipe: its augmentation, its optimizer (checked: -1
+ * and why when unusable) and its schedule for a run of total steps (checked
+ * likewise; plateau gives a constant one, unused). */
+fm__aug_params fm__train_aug_params(const fm_train_params *p);
+int fm__train_optim(fm__optim *o, const fm_train_params *p, fm_err *err);
+int fm__train_schedule(fm__schedule *s, const fm_train_params *p, int64_t total, fm_err *err);
 
 /* 0 when fm_train can train m on train and val with p (the parameters, the
  * model's inputs and outputs, then the data), else -1 and the first problem. */
@@ -47,17 +61,18 @@ int fm__train_check_run(const fm_model *m, const fm_images *train, const fm_imag
  * so a resume can tell it has the run's data. */
 uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val);
 
-/* A state for `count` training images as a run starts (or before a
- * checkpoint read fills it): order and best_state allocated, Adam and the
+/* A state for `count` training images in epochs of steps_per_epoch steps as
+ * a run starts (or before a checkpoint read fills it): order, best_state
+ * (and the average's buffers) allocated, the optimizer, schedule and
  * callbacks at their initial values for p. -1 when out of memory;
  * fm__train_state_free releases what was allocated either way. */
 int fm__train_state_init(fm__train_state *s, const fm_model *m, const fm_train_params *p,
-                         size_t count);
+                         size_t count, int steps_per_epoch);
 void fm__train_state_free(fm__train_state *s);
 
 /* A fresh run: the generator seeded from p->seed, m's initial weights (when
- * p->init) drawn from it, zero Adam moments, no results yet and the log's
- * header line. */
+ * p->init) drawn from it, zero optimizer moments, no results yet and the
+ * log's header line. */
 int fm__train_start_run(fm__train_state *s, fm_model *m, const fm_train_params *p, fm_err *err);
 
 /* Appends one line of log.csv (with its '\n') to the state's log. */

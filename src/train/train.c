@@ -14,10 +14,10 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/lock.h"
-#include "train/adam.h"
 #include "train/augment.h"
 #include "train/callbacks.h"
 #include "train/checkpoint.h"
+#include "train/ema.h"
 #include "train/progress.h"
 #include "train/state.h"
 
@@ -34,6 +34,17 @@ fm_train_params fm_train_default_params(void) {
     p.lr_patience = 8;
     p.lr_factor = 0.5f;
     p.min_lr = 0.0f;
+    p.save_best = 1;
+    p.optimizer = FM_OPTIMIZER_ADAM;
+    p.momentum = 0.9f;
+    p.schedule = FM_SCHEDULE_PLATEAU;
+    p.onecycle_pct_start = 0.3f;
+    p.onecycle_div_factor = 25.0f;
+    p.onecycle_final_div_factor = 1e4f;
+    p.erase_area_min = 0.02f;
+    p.erase_area_max = 0.33f;
+    p.erase_aspect_min = 0.3f;
+    p.ema_decay = 0.999f;
     p.out_dir = "models";
     p.progress = NULL;
     p.val_split = 0.2;
@@ -107,6 +118,8 @@ typedef struct run {
     uint64_t fingerprint;     /* of train and val, for the checkpoint */
     run_paths path;
     fm__train_state s;
+    fm__aug_params aug; /* the recipe's augmentation */
+    int validate;       /* there is a validation set */
     uint8_t *labels; /* (batch) the step's labels */
     int steps;       /* per epoch */
     FILE *out;       /* progress lines; NULL: silent */
@@ -160,7 +173,10 @@ static int begin_run(run *t) {
     /* The checkpoint records the threads really used: other counts round differently. */
     t->recorded = *p;
     t->recorded.threads = t->r->threads;
-    int state_ok = fm__train_state_init(&t->s, t->m, p, t->train->count) == 0;
+    t->aug = fm__train_aug_params(p);
+    t->validate = t->val->count > 0;
+    t->steps = (int)((t->train->count + (size_t)p->batch - 1) / (size_t)p->batch);
+    int state_ok = fm__train_state_init(&t->s, t->m, p, t->train->count, t->steps) == 0;
     t->labels = malloc((size_t)p->batch);
     if (!state_ok || !t->labels) {
         fm__err(t->err, "out of memory for training buffers");
@@ -178,7 +194,6 @@ static int begin_run(run *t) {
     }
     if (fm__write_file_atomic(t->path.log, t->s.log, t->s.log_len, t->err) < 0) return STOP;
 
-    t->steps = (int)((t->train->count + (size_t)p->batch - 1) / (size_t)p->batch);
     if (t->out && p->resume)
         fprintf(t->out, "Resuming from %s: %d epoch%s done, %d/%d steps of the next\n",
                 t->path.ckpt, t->s.epoch, t->s.epoch == 1 ? "" : "s", t->s.step, t->steps);
@@ -206,7 +221,7 @@ static int checkpoint_in_epoch(run *t) {
     const fm_train_params *p = t->p;
     int interrupted = p->interrupt && *p->interrupt;
     if (interrupted ||
-        (p->checkpoint_steps && s->step < t->steps && s->adam.t % p->checkpoint_steps == 0)) {
+        (p->checkpoint_steps && s->step < t->steps && s->opt.t % p->checkpoint_steps == 0)) {
         double now = fm__now();
         s->epoch_seconds = now - t->epoch_start;
         s->seconds = now - t->run_start;
@@ -223,8 +238,9 @@ static int checkpoint_in_epoch(run *t) {
 }
 
 /* One training step: the order's next batch (n images, the last one of an
- * epoch may be short), augmented, forward, backward, an Adam update, the
- * running metrics on the progress line, then checkpoint_in_epoch. */
+ * epoch may be short), augmented, forward, backward, an optimizer update at
+ * the schedule's rate (plateau: the rate ReduceLROnPlateau left), the
+ * average, the running metrics on the progress line, then checkpoint_in_epoch. */
 static int run_step(run *t) {
     fm__train_state *s = &t->s;
     fm_model *m = t->m;
@@ -233,10 +249,10 @@ static int run_step(run *t) {
     size_t start = (size_t)s->step * (size_t)batch;
     int n = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
     for (int i = 0; i < n; i++) t->labels[i] = train->labels[s->order[start + i]];
-    fm__aug_batch(m->input_buf, train, s->order + start, n, t->p->augment, &s->rng);
+    fm__aug_batch(m->input_buf, train, s->order + start, n, &t->aug, &s->rng);
     fm__model_zero_grads(m);
     fm__model_forward(m, n, 1, &s->rng);
-    float loss = fm__model_loss_backward(m, t->labels, n, 1);
+    float loss = fm__model_loss_backward(m, t->labels, n, t->p->label_smoothing, 1);
     if (!isfinite(loss)) {
         t->r->diverged = 1;
         fm__err(t->err, "the training loss became %s at epoch %d, step %d/%d; stopped",
@@ -247,7 +263,15 @@ static int run_step(run *t) {
     for (int i = 0; i < n; i++)
         s->correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
                       t->labels[i];
-    fm__adam_step(&s->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);
+    if (t->p->schedule != FM_SCHEDULE_PLATEAU)
+        s->opt.lr = (float)fm__schedule_lr(&s->sched, s->opt.t, s->total_steps);
+    fm__optim_step(&s->opt, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, &s->decay);
+    if (t->p->ema) { /* the average's parameters, then its statistics */
+        int64_t before = s->opt.t - 1;
+        fm__ema_update(s->ema, m->params, m->n_params, t->p->ema_decay, t->p->ema_warmup, before);
+        fm__ema_update(s->ema + m->n_params, m->stats, m->n_stats, t->p->ema_decay,
+                       t->p->ema_warmup, before);
+    }
     s->loss_sum += (double)loss * n;
     s->seen += n;
     s->step++;
@@ -257,37 +281,58 @@ static int run_step(run *t) {
     return checkpoint_in_epoch(t);
 }
 
-/* The epoch's end: validation, the three callbacks and what they ask for
- * (EarlyStopping's snapshot, best.safetensors, a lower rate, a stop), the
- * progress line and log.csv row, the position moved to the next epoch, then
- * the checkpoint at the boundary. */
-static int end_epoch(run *t) {
+/* The validation pass and the callbacks on its result (the recipe's: each
+ * may be off), with the moving average in the model when the run keeps one:
+ * EarlyStopping's snapshot, best.safetensors, a lower rate, a stop. */
+static int validate(run *t, int epoch, fm_eval_result *v, int *stop, int *saved, int *lowered,
+                    double *prev_best) {
     fm__train_state *s = &t->s;
     fm_model *m = t->m;
+    const fm_train_params *p = t->p;
+    if (p->ema) {
+        fm__model_get_state(m, s->live);
+        fm__model_set_state(m, s->ema);
+    }
+    int rc = GO_ON;
+    if (fm_model_evaluate(m, t->val, v, t->err) < 0) {
+        rc = STOP;
+        goto done;
+    }
+    if (p->es_patience && fm__early_stop_update(&s->es, epoch, v->loss, stop)) {
+        fm__model_get_state(m, s->best_state);
+        s->r.restored_val_loss = v->loss;
+        s->r.restored_val_accuracy = v->accuracy;
+    }
+    if (p->schedule == FM_SCHEDULE_PLATEAU)
+        *lowered = fm__reduce_lr_update(&s->rlr, v->loss, &s->opt.lr);
+    *prev_best = s->saver.best;
+    if (p->save_best && (*saved = fm__save_best_update(&s->saver, epoch, v->accuracy))) {
+        if (fm_model_save(m, t->path.best, t->err) < 0) rc = STOP;
+        s->r.best_val_accuracy = v->accuracy;
+    }
+done:
+    if (p->ema) fm__model_set_state(m, s->live);
+    return rc;
+}
+
+/* The epoch's end: validation and the callbacks (when there is a
+ * validation set), the progress line and log.csv row, the position moved
+ * to the next epoch, then the checkpoint at the boundary. */
+static int end_epoch(run *t) {
+    fm__train_state *s = &t->s;
     FILE *out = t->out;
     int epoch = s->epoch + 1;
-    fm_eval_result v;
-    if (fm_model_evaluate(m, t->val, &v, t->err) < 0) return STOP;
     double loss = s->loss_sum / (double)s->seen, acc = (double)s->correct / (double)s->seen;
-    float lr_used = s->adam.lr;
+    float lr_used = s->opt.lr;
+    fm_eval_result v = {.loss = NAN, .accuracy = NAN};
+    int stop = 0, saved = 0, lowered = 0;
+    double prev_best = NAN;
+    if (t->validate && validate(t, epoch, &v, &stop, &saved, &lowered, &prev_best) == STOP)
+        return STOP;
     s->r.loss = loss;
     s->r.accuracy = acc;
     s->r.val_loss = v.loss;
     s->r.val_accuracy = v.accuracy;
-
-    int stop = 0;
-    if (fm__early_stop_update(&s->es, epoch, v.loss, &stop)) {
-        fm__model_get_state(m, s->best_state);
-        s->r.restored_val_loss = v.loss;
-        s->r.restored_val_accuracy = v.accuracy;
-    }
-    int lowered = fm__reduce_lr_update(&s->rlr, v.loss, &s->adam.lr);
-    double prev_best = s->saver.best;
-    int saved = fm__save_best_update(&s->saver, epoch, v.accuracy);
-    if (saved) {
-        if (fm_model_save(m, t->path.best, t->err) < 0) return STOP;
-        s->r.best_val_accuracy = v.accuracy;
-    }
 
     double now = fm__now(), secs = now - t->epoch_start;
     fm__metric line[5] = {{"accuracy", acc},
@@ -295,16 +340,21 @@ static int end_epoch(run *t) {
                           {"val_accuracy", v.accuracy},
                           {"val_loss", v.loss},
                           {"learning_rate", lr_used}};
-    fm__progress_end(&t->prog, line, 5);
+    if (!t->validate) line[2] = line[4]; /* no val_ metrics to show */
+    fm__progress_end(&t->prog, line, t->validate ? 5 : 3);
     if (out && saved)
         fprintf(out, "Epoch %d: val_accuracy improved from %.4f to %.4f, saving model to %s\n",
                 epoch, prev_best, v.accuracy, t->path.best);
     if (out && lowered)
         fprintf(out, "Epoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", epoch,
-                (double)s->adam.lr);
+                (double)s->opt.lr);
     char row[256];
-    snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
-             v.accuracy, (double)lr_used, secs);
+    if (t->validate)
+        snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch, loss, acc, v.loss,
+                 v.accuracy, (double)lr_used, secs);
+    else /* no validation: its columns stay empty */
+        snprintf(row, sizeof row, "%d,%.6f,%.6f,,,%.6g,%.3f\n", epoch, loss, acc,
+                 (double)lr_used, secs);
     if (fm__train_log_append(s, row, t->err) < 0 ||
         fm__write_file_atomic(t->path.log, s->log, s->log_len, t->err) < 0)
         return STOP;
@@ -316,7 +366,7 @@ static int end_epoch(run *t) {
     s->epoch_seconds = 0.0;
     s->seconds = now - t->run_start;
     s->stop = stop;
-    if (!isfinite(v.loss)) {
+    if (t->validate && !isfinite(v.loss)) {
         t->r->diverged = 1;
         fm__err(t->err, "the validation loss became %s at epoch %d; stopped",
                 isnan(v.loss) ? "NaN" : "infinite", epoch);
@@ -350,26 +400,66 @@ static void final_results(run *t) {
     r->restored_epoch = s->es.best_epoch;
     r->stopped_early = s->stop;
     r->train_seconds = fm__now() - t->run_start;
-    r->final_lr = s->adam.lr;
+    r->final_lr = s->opt.lr;
+    r->images = (int64_t)s->epoch * (int64_t)s->count + s->seen;
     r->lr_reductions = s->rlr.reductions;
 }
 
+/* Precise BatchNorm: the moving statistics of the model as it will be
+ * saved, recomputed as the mean over K batches of training images (a fresh
+ * order from the run's generator, augmented as in training) of their batch
+ * statistics, dropout off. Moving averages lag weights that kept changing;
+ * this measures the final ones. */
+static void precise_bn(run *t) {
+    fm__train_state *s = &t->s;
+    fm_model *m = t->m;
+    int batch = t->p->batch, k = t->p->precise_bn;
+    if (t->out)
+        fprintf(t->out, "Re-estimating the BatchNorm statistics over %d batch%s of %d.\n", k,
+                k == 1 ? "" : "es", batch);
+    for (size_t i = 0; i < s->count; i++) s->order[i] = (uint32_t)i;
+    fm_rng_shuffle_u32(&s->rng, s->order, s->count);
+    size_t at = 0;
+    for (int b = 1; b <= k; b++) {
+        int n = s->count < (size_t)batch ? (int)s->count : batch;
+        /* batches run through the order, wrapping round when K asks for more */
+        if (at + (size_t)n > s->count) at = 0;
+        fm__aug_batch(m->input_buf, t->train, s->order + at, n, &t->aug, &s->rng);
+        fm__model_restat_forward(m, n, b);
+        at += (size_t)n;
+    }
+}
+
 /* The run has ended (every epoch, early stopping or a divergence): report
- * it, restore the best val_loss weights, save model.safetensors and
- * run.json, remove the checkpoint. */
+ * it, put the model to save in place (the best val_loss weights when
+ * EarlyStopping restores them, else the moving average or the last
+ * weights; then precise BatchNorm), save model.safetensors and run.json,
+ * remove the checkpoint. */
 static int finish_run(run *t) {
     final_results(t);
     fm_train_result *r = t->r;
     fm_err *err = t->err;
+    const fm_train_params *p = t->p;
     /* Save what the run has even when it diverged, but report the divergence
-     * (err holds it) ahead of any trouble saving. */
+     * (err holds it) ahead of any trouble saving; diverged weights without a
+     * restored epoch are not worth saving. */
     fm_err save_err;
-    int save_rc = 0;
+    int save_rc = 0, save = 0;
     if (r->restored_epoch > 0) {
         if (t->out)
             fprintf(t->out, "Restoring model weights from the end of the best epoch: %d.\n",
                     r->restored_epoch);
         fm__model_set_state(t->m, t->s.best_state);
+        save = 1;
+    } else if (!p->es_patience && !r->diverged && r->epochs_run > 0) {
+        if (p->ema) {
+            if (t->out) fprintf(t->out, "Taking the weights' moving average.\n");
+            fm__model_set_state(t->m, t->s.ema);
+        }
+        save = 1;
+    }
+    if (save) {
+        if (p->precise_bn) precise_bn(t);
         save_rc = fm_model_save(t->m, t->path.model, &save_err);
     }
     if (save_rc == 0) save_rc = fm_train_write_run(t->p, r, NULL, &save_err);
