@@ -220,7 +220,7 @@ static void check_layer(const char *what, const char *text, int index, int n, in
     }
     fm_rng drop;
     fm_rng_seed(&drop, 7);
-    const fm__layer_ctx ctx = {m->k, m->work, 1, &drop};
+    const fm__layer_ctx ctx = {m->k, m->work, 1, &drop, 0};
     l->type->forward(l, &ctx, x, n);
     lctx c = {l, n, xd, pd, r, l->save, y};
     ref_forward(&c);

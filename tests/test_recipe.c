@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "clitest.h"
+#include "train/state.h"
 
 /* The recipe fields of a and b agree (the canonical texts are equal). */
 static int same_recipe(const fm_train_params *a, const fm_train_params *b) {
@@ -30,15 +31,44 @@ static void builtin(void) {
     CHECK(p.epochs == 100 && p.batch == 64 && p.lr == 1e-3f && p.augment == 1 &&
           p.val_split == 0.2 && p.es_patience == 15 && p.lr_patience == 8 &&
           p.lr_factor == 0.5f && p.min_lr == 0.0f);
-    /* and the file it is built from is the one in configs/recipes */
+    /* each built-in is the file in configs/recipes it is built from, and a
+     * recipe fm_train accepts (the presets are the defaults plus their keys) */
     const char *src = getenv("FMNIST_SOURCE_DIR");
-    if (src) {
+    static const char *const names[] = {"notebook", "fast", "best"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *b = fm_train_recipe_builtin(names[i]);
+        CHECK_MSG(b != NULL, "no built-in %s", names[i]);
+        if (!b) continue;
+        fm_train_params q = fm_train_default_params();
+        CHECK_MSG(fm_train_recipe_load(&q, names[i], &err) == 0, "%s", err.msg);
+        CHECK_MSG(fm__train_check_params(&q, &err) == 0, "%s: %s", names[i], err.msg);
+        if (!src) continue;
         char path[4096];
-        snprintf(path, sizeof path, "%s/configs/recipes/notebook.recipe", src);
+        snprintf(path, sizeof path, "%s/configs/recipes/%s.recipe", src, names[i]);
         char *file = tu_text(path);
-        CHECK_MSG(!strcmp(file, text), "%s differs from the built-in notebook recipe", path);
+        CHECK_MSG(file && !strcmp(file, b), "%s differs from the built-in %s recipe", path,
+                  names[i]);
         free(file);
     }
+}
+
+/* The keys beyond the notebook's: choices, switches and their ranges. */
+static void new_keys(void) {
+    fm_train_params p = fm_train_default_params();
+    fm_err err;
+    const char *text = "optimizer = sgd\nschedule = onecycle\nerase_fill = random\ntta = flip\n"
+                       "val_split = 0\nearly_stopping_patience = 0\nema = yes\n"
+                       "precise_bn = 10\nlabel_smoothing = 0.1\n";
+    CHECK_MSG(fm_train_recipe_apply(&p, text, "r.recipe", &err) == 0, "%s", err.msg);
+    CHECK(p.optimizer == FM_OPTIMIZER_SGD && p.schedule == FM_SCHEDULE_ONECYCLE &&
+          p.erase_random == 1 && p.tta == 1 && p.val_split == 0.0 && p.es_patience == 0 &&
+          p.ema == 1 && p.precise_bn == 10 && p.label_smoothing == 0.1f);
+    char *canon = fm_train_recipe_text(&p);
+    CHECK(canon && strstr(canon, "optimizer = sgd\n") && strstr(canon, "schedule = onecycle\n") &&
+          strstr(canon, "erase_fill = random\n") && strstr(canon, "tta = flip\n"));
+    fm_train_params q = fm_train_default_params();
+    CHECK(canon && fm_train_recipe_apply(&q, canon, "canon", &err) == 0 && same_recipe(&p, &q));
+    free(canon);
 }
 
 static void parse(void) {
@@ -86,6 +116,14 @@ static void errors(void) {
     bad("\n\nplateau_factor = 1\n", 3, "out of range (0, 1)");
     bad("val_split = 1\n", 1, "out of range");
     bad("epochs = 5\n= 3\n", 2, "unknown key ''");
+    bad("optimizer = adagrad\n", 1, "optimizer: 'adagrad' is not one of adam, adamw or sgd");
+    bad("tta = yes\n", 1, "tta: 'yes' is not one of none or flip");
+    bad("schedule = Cosine\n", 1, "is not one of plateau, constant, cosine, linear or onecycle");
+    bad("translate = 28\n", 1, "translate = 28 is out of range [0, 27]");
+    bad("label_smoothing = 1\n", 1, "out of range [0, 1)");
+    bad("ema_decay = 1\n", 1, "out of range [0, 1)");
+    bad("erase_area_min = 0\n", 1, "out of range (0, 1]");
+    bad("val_split = -0.1\n", 1, "out of range [0, 0.99]");
 }
 
 static void load(void) {
@@ -124,12 +162,22 @@ static void cli(void) {
     CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "cli.recipe:2: batch: 'x' is not an"));
     snprintf(args, sizeof args, "train --resume '%s' --recipe notebook", run);
     CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "no training checkpoint to resume"));
+    /* --set: a key after the recipe; its mistakes say which flag */
+    snprintf(args, sizeof args, "train --set optimizer=rmsprop --out '%s'", run);
+    CHECK(tu_run(args) == 2 &&
+          strstr(tu_output("err.txt"), "--set optimizer=rmsprop:1: optimizer: 'rmsprop' is not"));
+    snprintf(args, sizeof args, "train --set lr --out '%s'", run);
+    CHECK(tu_run(args) == 2 && strstr(tu_output("err.txt"), "--set lr: expected KEY=VALUE"));
+    /* what needs validation is refused without it, before any data is read */
+    snprintf(args, sizeof args, "train --val-split 0 --data /nonexistent --out '%s'", run);
+    CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "val_split 0 leaves no validation"));
 }
 
 int main(void) {
     tu_init("test_recipe");
     builtin();
     parse();
+    new_keys();
     errors();
     load();
     cli();

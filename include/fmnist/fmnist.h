@@ -276,6 +276,10 @@ typedef struct fm_train_params {
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);
+/* 0 when fm_train accepts p's settings (each in range, and together: e.g.
+ * val_split 0 only without what needs validation), else -1 and why. fm_train
+ * checks them too; this tells before any data is loaded. */
+int fm_train_params_check(const fm_train_params *p, fm_err *err);
 
 /* ---- recipes ----------------------------------------------------------- */
 /* A recipe sets the recipe fields of fm_train_params from text: one

@@ -374,6 +374,7 @@ int fm_cmd_train(int argc, char **argv) {
         created = access(p.out_dir, F_OK) != 0;
         if (fm__make_dirs(p.out_dir, &err) < 0) goto fail;
     }
+    if (fm_train_params_check(&p, &err) < 0) goto fail;
     /* The run folder is this process's from here to the end (fm_train and the
      * report take the lock again, nested). */
     if (fm__lock_take(&lock, p.out_dir, "choose another folder (--out)", &err) < 0) goto fail;

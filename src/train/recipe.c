@@ -108,11 +108,15 @@ static const recipe_key keys[] = {
 
 /* The built-in recipes' texts (generated from configs/recipes/ at build time). */
 extern const char fm__recipe_notebook_text[];
+extern const char fm__recipe_fast_text[];
+extern const char fm__recipe_best_text[];
 
 static const struct {
     const char *name;
     const char *text;
-} builtins[] = {{"notebook", fm__recipe_notebook_text}};
+} builtins[] = {{"notebook", fm__recipe_notebook_text},
+                {"fast", fm__recipe_fast_text},
+                {"best", fm__recipe_best_text}};
 
 const char *fm_train_recipe_builtin(const char *name) {
     for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)

@@ -50,6 +50,10 @@ int fm__train_check_params(const fm_train_params *p, fm_err *err) {
     return 0;
 }
 
+int fm_train_params_check(const fm_train_params *p, fm_err *err) {
+    return fm__train_check_params(p, err);
+}
+
 fm__aug_params fm__train_aug_params(const fm_train_params *p) {
     fm__aug_params a = fm__aug_params_none();
     a.affine = p->augment;
