@@ -233,7 +233,9 @@ static int run_step(run *t) {
     size_t start = (size_t)s->step * (size_t)batch;
     int n = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
     for (int i = 0; i < n; i++) t->labels[i] = train->labels[s->order[start + i]];
-    fm__aug_batch(m->input_buf, train, s->order + start, n, t->p->augment, &s->rng);
+    fm__aug_params ap = fm__aug_params_none();
+    ap.affine = t->p->augment;
+    fm__aug_batch(m->input_buf, train, s->order + start, n, &ap, &s->rng);
     fm__model_zero_grads(m);
     fm__model_forward(m, n, 1, &s->rng);
     float loss = fm__model_loss_backward(m, t->labels, n, 1);
