@@ -9,11 +9,20 @@
  *   erased against the binomial spread;
  * - fm__aug_batch: each block off gives the scaled input and draws nothing,
  *   the affine alone draws and warps exactly as the notebook recipe always
- *   did, a seed repeats and another differs. */
+ *   did, a seed repeats and another differs;
+ * - against an independent reference (tests/torch/gen_augment_fixture.py,
+ *   torchvision's rules written out with torch ops, fed fm_rng's stream
+ *   ported to Python; no Python is needed here): the erasing decisions and
+ *   rectangles, and whole batches through every block. Exact, except where
+ *   the affine warps (TOL_AUG, its float rounding as in
+ *   test_torch_reference). */
 #include "check.h"
+#include "model/safetensors.h"
 #include "train/augment.h"
 
 #include <string.h>
+
+#define TOL_AUG 1e-5
 
 static uint8_t img[29 * 29];
 static float out[29 * 29];
@@ -332,6 +341,130 @@ static void test_batch_blocks(void) {
     CHECK(fm_rng_next(&r1) == fm_rng_next(&r2));
 }
 
+/* ---- against the reference ------------------------------------------- */
+
+static fm__st_file fx;
+static char fx_path[1024];
+
+/* A malloc'd copy of the named float32 tensor, its element count in *count
+ * (and its first dimension in *rows when given); NULL, and a failed check,
+ * when absent or of another type. */
+static float *load(const char *name, size_t *count, size_t *rows) {
+    const fm__st_tensor *t = fm__st_find(&fx, name);
+    int ok = t && t->dtype == FM__ST_F32;
+    CHECK_MSG(ok, "%s: %s: missing, or not F32", fx_path, name);
+    if (!ok) return NULL;
+    float *p = malloc(t->count * sizeof *p);
+    if (p) fm__st_copy(t, p);
+    *count = t->count;
+    if (rows) *rows = t->shape[0];
+    return p;
+}
+
+static void reference_rects(void) {
+    size_t n, k_n, ns, nd, na;
+    float *prm = load("rect.params", &n, &k_n), *seeds = load("rect.seeds", &ns, NULL);
+    float *draws = load("rect.draws", &nd, NULL), *after = load("rect.after", &na, NULL);
+    if (prm && seeds && draws && after && n == k_n * 4 && ns == k_n && na == k_n &&
+        nd % (k_n * 5) == 0) {
+        size_t m_n = nd / (k_n * 5);
+        for (size_t k = 0; k < k_n; k++) {
+            fm__aug_params a = fm__aug_params_none();
+            a.erase_prob = prm[4 * k], a.erase_area_min = prm[4 * k + 1];
+            a.erase_area_max = prm[4 * k + 2], a.erase_aspect_min = prm[4 * k + 3];
+            fm_err err;
+            CHECK(fm__aug_params_check(&a, &err) == 0);
+            fm_rng rng;
+            fm_rng_seed(&rng, (uint64_t)seeds[k]);
+            int bad = 0;
+            for (size_t m = 0; m < m_n; m++) {
+                const float *e = draws + (k * m_n + m) * 5;
+                fm__aug_rect r = {0, 0, 0, 0};
+                int got = fm__aug_erase_draw(&r, 28, 28, &a, &rng);
+                int same = got == e[0] && r.top == e[1] && r.left == e[2] && r.h == e[3] &&
+                           r.w == e[4];
+                if (!same && bad++ < 3)
+                    fprintf(stderr,
+                            "rect case %zu draw %zu: %d (%d, %d, %dx%d), want %g (%g, %g, %gx%g)\n",
+                            k, m, got, r.top, r.left, r.h, r.w, e[0], e[1], e[2], e[3], e[4]);
+            }
+            CHECK_MSG(bad == 0, "rect case %zu: %d of %zu draws differ", k, bad, m_n);
+            CHECK_MSG(fm_rng_uniform(&rng) == after[k], "rect case %zu: another count of draws", k);
+        }
+    } else {
+        CHECK_MSG(0, "%s: rect.* have inconsistent sizes", fx_path);
+    }
+    free(prm), free(seeds), free(draws), free(after);
+}
+
+static void reference_batches(void) {
+    size_t ni, nimg, nx, np, nc, ns, no, na;
+    float *imgs = load("batch.images", &ni, &nimg), *fidx = load("batch.idx", &nx, NULL);
+    float *prm = load("aug.params", &np, &nc), *seeds = load("aug.seeds", &ns, NULL);
+    float *outs = load("aug.out", &no, NULL), *after = load("aug.after", &na, NULL);
+    uint8_t *px = ni ? malloc(ni) : NULL;
+    float *got = nx ? malloc(nx * FM_IMAGE_PIXELS * sizeof *got) : NULL;
+    uint32_t idx[64];
+    if (imgs && fidx && prm && seeds && outs && after && px && got &&
+        ni == nimg * FM_IMAGE_PIXELS && nx <= 64 && np == nc * 8 && ns == nc && na == nc &&
+        no == nc * nx * FM_IMAGE_PIXELS) {
+        for (size_t i = 0; i < ni; i++) px[i] = (uint8_t)imgs[i];
+        for (size_t i = 0; i < nx; i++) idx[i] = (uint32_t)fidx[i];
+        fm_images set = {nimg, px, NULL};
+        for (size_t c = 0; c < nc; c++) {
+            const float *q = prm + 8 * c;
+            fm__aug_params a = {(int)q[0], (int)q[1], (int)q[2], q[3], q[4], q[5], q[6], (int)q[7]};
+            fm_err err;
+            CHECK(fm__aug_params_check(&a, &err) == 0);
+            fm_rng rng;
+            fm_rng_seed(&rng, (uint64_t)seeds[c]);
+            fm__aug_batch(got, &set, idx, (int)nx, &a, &rng);
+            const float *want = outs + c * nx * FM_IMAGE_PIXELS;
+            double err_max = 0;
+            for (size_t i = 0; i < nx * FM_IMAGE_PIXELS; i++) {
+                double d = fabs((double)got[i] - want[i]);
+                if (!(d <= err_max)) err_max = d; /* NaN too */
+            }
+            double tol = a.affine ? TOL_AUG : 0.0;
+            CHECK_MSG(err_max <= tol,
+                      "batch case %zu (affine %d flip %d translate %d erase %g [%g, %g] %g "
+                      "fill %d): max error %.3g, allowed %.3g",
+                      c, a.affine, a.flip, a.translate, a.erase_prob, a.erase_area_min,
+                      a.erase_area_max, a.erase_aspect_min, a.erase_random_fill, err_max, tol);
+            CHECK_MSG(fm_rng_uniform(&rng) == after[c], "batch case %zu: another count of draws",
+                      c);
+        }
+    } else {
+        CHECK_MSG(0, "%s: batch.* or aug.* have inconsistent sizes", fx_path);
+    }
+    free(imgs), free(fidx), free(prm), free(seeds), free(outs), free(after), free(px), free(got);
+}
+
+static void test_reference(void) {
+    const char *dir = getenv("FMNIST_SOURCE_DIR");
+    snprintf(fx_path, sizeof fx_path, "%s/tests/fixtures/torch_augment_blocks.safetensors",
+             dir ? dir : ".");
+    fm_err err;
+    if (fm__st_read(&fx, fx_path, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    /* the reference's port of fm_rng reads the same stream */
+    size_t n1, n2;
+    float *seed = load("rng.seed", &n1, NULL), *u = load("rng.uniforms", &n2, NULL);
+    if (seed && u && n1 == 1) {
+        fm_rng rng;
+        fm_rng_seed(&rng, (uint64_t)seed[0]);
+        int same = 1;
+        for (size_t i = 0; i < n2; i++) same &= fm_rng_uniform(&rng) == u[i];
+        CHECK_MSG(same, "the reference's generator differs from fm_rng");
+    }
+    free(seed), free(u);
+    reference_rects();
+    reference_batches();
+    fm__st_close(&fx);
+}
+
 int main(void) {
     const int N = 28;
 
@@ -490,5 +623,6 @@ int main(void) {
     test_erase();
     test_erase_draws();
     test_batch_blocks();
+    test_reference();
     return check_finish();
 }
