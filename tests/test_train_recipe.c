@@ -158,7 +158,7 @@ int main(void) {
         {"val_split = 0\n", "early stopping (early_stopping_patience = 0 turns it off)"},
         {"val_split = 0\nearly_stopping_patience = 0\n", "the plateau schedule"},
         {"val_split = 0\nearly_stopping_patience = 0\nschedule = constant\n", "ModelCheckpoint"},
-        {"augment = yes\nflip = yes\n", "flips already"},
+        {"augment = yes\nflip = yes\n", "already flips"},
         {"optimizer = adam\nweight_decay = 0.1\n", "Keras Adam has no weight decay"},
         {"optimizer = sgd\nmomentum = 0\nnesterov = yes\n", "Nesterov momentum needs"},
         {"warmup = 0.1\n", "warmup needs a per-step schedule"},
@@ -249,11 +249,12 @@ int main(void) {
     CHECK_MSG(r.val_accuracy > 0.8, "sgd: val_accuracy %g", r.val_accuracy);
 
     /* Resumed from every step and epoch boundary, a run with every piece of
-     * state (AdamW, one-cycle, the average, smoothing) ends with the bits of
+     * state (AdamW, one-cycle, the average, smoothing, every augmentation) ends with the bits of
      * one never stopped. */
     fm_train_params full = with(nv, "optimizer = adamw\nweight_decay = 0.01\nschedule = onecycle\n"
                                     "ema = yes\nema_decay = 0.95\nlabel_smoothing = 0.1\n"
-                                    "precise_bn = 3\n");
+                                    "precise_bn = 3\naugment = no\nflip = yes\ntranslate = 2\n"
+                                    "erase_prob = 0.5\nerase_fill = random\n");
     char d1[4400], d2[4400];
     snprintf(d1, sizeof d1, "%s/full", tmp);
     snprintf(d2, sizeof d2, "%s/full-resumed", tmp);

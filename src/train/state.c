@@ -31,8 +31,6 @@ int fm__train_check_params(const fm_train_params *p, fm_err *err) {
         if (needs)
             return fm__err(err, "val_split 0 leaves no validation set, which %s needs", needs);
     }
-    if (p->augment && p->flip)
-        return fm__err(err, "flip with augment: the notebook's augmentation flips already");
     if (p->ema && !(p->ema_decay >= 0.0f && p->ema_decay < 1.0f))
         return fm__err(err, "ema_decay must be in [0, 1) (got %g)", (double)p->ema_decay);
     if (p->precise_bn < 0) return fm__err(err, "precise_bn must be >= 0");
