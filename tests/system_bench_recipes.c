@@ -62,8 +62,8 @@ int main(void) {
     /* again: the finished run is evaluated, not trained */
     CHECK(recipes(args) == 0);
     text = tu_output("out.txt");
-    CHECK_MSG(strstr(text, "holds a finished run; evaluating it") && strstr(text, "finished before\n") &&
-                  !strstr(text, "Trained"),
+    CHECK_MSG(strstr(text, "holds a finished run (evaluating it)") &&
+                  strstr(text, "finished before\n") && !strstr(text, "Trained"),
               "%s", text);
     /* another --epochs: that run is not this one */
     snprintf(args, sizeof args, "--seeds 7 --epochs 2 --limit 1000 --out '%s'", out);
