@@ -113,7 +113,7 @@ typedef struct fm_model fm_model;
 fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
 fm_model *fm_model_load_cfg(const char *path, fm_err *err);
 /* Loads a .safetensors model written by fm_model_save: description,
- * weights and BatchNorm statistics. */
+ * weights, BatchNorm statistics and test-time augmentation. */
 fm_model *fm_model_load(const char *path, fm_err *err);
 /* Writes weights, statistics and metadata atomically (temp file + rename). */
 int fm_model_save(const fm_model *model, const char *path, fm_err *err);
