@@ -1,15 +1,18 @@
 /* What fuzz_cfg and fuzz_model do with a model the library accepted: print
  * its summary, and when it is small, run it (one forward and backward pass
  * on a batch of two; a planner that got a shape wrong shows up there as an
- * out-of-bounds access) and round-trip it through fm_model_save and
- * fm_model_load, which must give back the same description, parameters,
- * statistics and training split. */
+ * out-of-bounds access; then inference as the verbs run it, with flip
+ * test-time augmentation, whose mirror works on any shape) and round-trip it
+ * through fm_model_save and fm_model_load, which must give back the same
+ * description, parameters, statistics, training split and test-time
+ * augmentation. */
 #ifndef FM_FUZZ_MODEL_COMMON_H
 #define FM_FUZZ_MODEL_COMMON_H
 
 #include <math.h>
 
 #include "fuzz_util.h"
+#include "model/infer.h"
 #include "model/model.h"
 
 /* Bounds on what a fuzz input gets to run, so every input stays fast. */
@@ -68,6 +71,17 @@ static inline void fuzz_exercise_model(fm_model *m, int training) {
     uint8_t labels[B] = {0, (uint8_t)(m->classes - 1)};
     fm__model_zero_grads(m);
     fm__model_loss_backward(m, labels, B, training);
+    uint8_t *px = malloc(B * in_len);
+    float *probs = malloc(B * (size_t)m->classes * sizeof *probs);
+    FUZZ_ASSERT(px && probs, "out of memory");
+    for (size_t j = 0; j < B * in_len; j++) px[j] = (uint8_t)(j * 37);
+    fm_tta tta = m->tta;
+    m->tta = FM_TTA_FLIP;
+    double loss;
+    FUZZ_ASSERT(fm__model_infer(m, px, labels, B, B, probs, &loss, &err) == 0, "infer: %s", err.msg);
+    m->tta = tta;
+    free(px);
+    free(probs);
 
     /* Save and load back. */
     if (!fuzz_all_finite(m->params, m->n_params) || !fuzz_all_finite(m->stats, m->n_stats)) return;
@@ -86,6 +100,7 @@ static inline void fuzz_exercise_model(fm_model *m, int training) {
                      (back->split_seed == m->split_seed && back->split_val == m->split_val &&
                       back->split_limit == m->split_limit)),
                 "training split differs");
+    FUZZ_ASSERT(back->tta == m->tta, "test-time augmentation differs");
     fm_model_free(back);
 }
 

@@ -166,7 +166,7 @@ static void gen_models(const char *configs) {
     }
 
     /* Models: the two tiny valid descriptions, saved after a seeded init (the
-     * second with a training split recorded). */
+     * second with a training split and flip test-time augmentation recorded). */
     fm_err err;
     for (int i = 0; i < 2; i++) {
         fm_model *m = fm_model_parse(tiny_cfgs[i][1], tiny_cfgs[i][0], &err);
@@ -175,7 +175,8 @@ static void gen_models(const char *configs) {
         fm_rng_seed(&rng, 7);
         fm_model_init(m, &rng);
         char name[64];
-        if (i == 1) { /* a trained model's file also records its split */
+        if (i == 1) { /* a trained model's file also records its split, maybe TTA */
+            m->tta = FM_TTA_FLIP;
             m->has_split = 1;
             m->split_seed = 7;
             m->split_val = 0.2;

@@ -1,8 +1,11 @@
 /* fmnist eval and predict end to end: a small network trained for a moment
  * on a slice of the real data, then eval's table and JSON (keys, confusion
  * matrix summing to the count, splits), predict on PNGs written from test
- * images (28x28 grey as is; a 56x56 colour one converted, with a note), and
- * clean failures for missing or corrupt weights, bad images and bad flags. */
+ * images (28x28 grey as is; a 56x56 colour one converted, with a note),
+ * test-time augmentation (a copy of the model with flip: eval and predict
+ * apply it as the library does and say so, and with --no-tta print what the
+ * plain model gives), and clean failures for missing or corrupt weights, bad
+ * images and bad flags. */
 #include "core/png.h"
 #include "check.h"
 #include "clitest.h"
@@ -47,6 +50,84 @@ static void write_rgb_png(const char *path, const uint8_t *g) {
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     fclose(f);
+}
+
+/* Output from `"split"` on: eval --json without its weights path. */
+static char *after_weights(const char *out) {
+    const char *at = strstr(out, "\"split\"");
+    return strdup(at ? at : "");
+}
+
+/* The model at `weights` copied with flip TTA, then eval and predict on
+ * both: the flip file evaluated as the library evaluates it, and like the
+ * plain file with --no-tta. */
+static void check_tta(const char *weights, const char *data, const fm_images *test,
+                      const char *png28, const char *png56) {
+    char flip[4200], args[16384];
+    snprintf(flip, sizeof flip, "%s", tu_path("flip.safetensors"));
+    fm_err err;
+    fm_model *m = fm_model_load(weights, &err);
+    CHECK_MSG(m, "%s", err.msg);
+    if (!m) return;
+    fm_eval_result plain, tta;
+    CHECK_MSG(fm_model_evaluate(m, test, &plain, &err) == 0, "%s", err.msg);
+    CHECK(fm_model_set_tta(m, FM_TTA_FLIP, &err) == 0 && fm_model_save(m, flip, &err) == 0);
+    CHECK_MSG(fm_model_evaluate(m, test, &tta, &err) == 0, "%s", err.msg);
+    fm_model_free(m);
+    CHECK_MSG(fabs(tta.loss - plain.loss) > 1e-4, "flip changes the loss by %g only",
+              tta.loss - plain.loss);
+
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --json", flip, data);
+    CHECK(tu_run(args) == 0);
+    const char *out = tu_output("out.txt");
+    fm__json *j = fm__json_parse(out, strlen(out), 0, &err);
+    const fm__json *used = j ? fm__json_get(j, "tta") : NULL;
+    CHECK_MSG(j && used && used->type == FM__JSON_STRING && !strcmp(used->string, "flip"), "%s",
+              out);
+    CHECK_NEAR(num(j, "loss"), tta.loss, 1e-8);
+    CHECK_NEAR(num(j, "accuracy"), tta.accuracy, 1e-9);
+    fm__json_free(j);
+    /* --no-tta: what the plain file prints, but for the file's name */
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --json --no-tta", flip, data);
+    CHECK(tu_run(args) == 0);
+    char *off = after_weights(tu_output("out.txt"));
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --json", weights, data);
+    CHECK(tu_run(args) == 0);
+    char *none = after_weights(tu_output("out.txt"));
+    CHECK_MSG(off[0] && !strcmp(off, none), "eval --no-tta:\n%s\nplain:\n%s", off, none);
+    CHECK(strstr(none, "\"tta\": \"none\""));
+    free(off);
+    free(none);
+    /* the table says which, and says nothing for a plain file */
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s'", flip, data);
+    CHECK(tu_run(args) == 0 && strstr(tu_output("out.txt"), "\ntta:      flip ("));
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s' --no-tta", flip, data);
+    CHECK(tu_run(args) == 0 &&
+          strstr(tu_output("out.txt"), "\ntta:      none (--no-tta; the model file records flip)"));
+    snprintf(args, sizeof args, "eval --weights '%s' --data '%s'", weights, data);
+    CHECK(tu_run(args) == 0 && !strstr(tu_output("out.txt"), "\ntta:"));
+
+    /* predict: the first line says so; --no-tta gives the plain file's output */
+    snprintf(args, sizeof args, "predict --weights '%s' '%s'", flip, png28);
+    CHECK(tu_run(args) == 0 && !strncmp(tu_output("out.txt"), "test-time augmentation: flip (", 30));
+    snprintf(args, sizeof args, "predict --weights '%s' --json '%s' '%s'", flip, png28, png56);
+    CHECK(tu_run(args) == 0);
+    char *with = strdup(tu_output("out.txt"));
+    snprintf(args, sizeof args, "predict --weights '%s' --json --no-tta '%s' '%s'", flip, png28,
+             png56);
+    CHECK(tu_run(args) == 0);
+    off = strdup(tu_output("out.txt"));
+    snprintf(args, sizeof args, "predict --weights '%s' --json '%s' '%s'", weights, png28, png56);
+    CHECK(tu_run(args) == 0);
+    none = strdup(tu_output("out.txt"));
+    CHECK_MSG(!strcmp(off, none), "predict --no-tta:\n%s\nplain:\n%s", off, none);
+    CHECK(!strncmp(with, "{\"tta\": \"flip\", ", 15) && !strncmp(none, "{\"tta\": \"none\", ", 15));
+    CHECK_MSG(strcmp(with + 15, none + 15), "flip predicts what the plain file does:\n%s", with);
+    snprintf(args, sizeof args, "predict --weights '%s' '%s'", weights, png28);
+    CHECK(tu_run(args) == 0 && !strstr(tu_output("out.txt"), "test-time"));
+    free(with);
+    free(off);
+    free(none);
 }
 
 int main(void) {
@@ -194,6 +275,8 @@ int main(void) {
     CHECK_MSG(strstr(note, "test0-colour.png: 56x56 colour converted to 28x28 grey") &&
                   !strstr(note, "test0.png:"),
               "stderr: %s", note);
+
+    check_tta(weights, data, &small_test, png28, png56);
 
     /* failures: exit 1 and one line for bad input, exit 2 for bad usage */
     char corrupt[4200], bad_png[4200];

@@ -3,9 +3,12 @@
  * moved off its initial value so a misplaced tensor shows, are saved,
  * exported by the CLI, and checked by tests/onnx/check_onnx.py: onnx's full
  * checker, then OpenCV's DNN module on the Fashion-MNIST test images against
- * fm_model_predict (same classes, probabilities within 1e-4). Also the CLI's
- * failure modes. Skipped when python3-onnx, python3-opencv or the data set
- * are missing (after the checks that need none of them). */
+ * fm_model_predict (same classes, probabilities within 1e-4). The same for
+ * copies of two of them with flip test-time augmentation, whose graphs hold
+ * the mirror and the mean (fm_model_predict applying it too), and whose
+ * `export --no-tta` is the plain model's export, byte for byte. Also the
+ * CLI's failure modes. Skipped when python3-onnx, python3-opencv or the
+ * data set are missing (after the checks that need none of them). */
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,6 +115,45 @@ static int make_model(const char *name, uint64_t seed, const fm_images *test) {
     return rc ? -1 : 0;
 }
 
+/* DIR/NAME.safetensors with flip test-time augmentation as
+ * DIR/NAME-flip.safetensors, exported to DIR/NAME-flip.onnx; its export
+ * with --no-tta is NAME's own. When test is given, TTA must move fmnist's
+ * probabilities on its first images, so that an export without the mirror
+ * could not pass the comparison with OpenCV. 0 when all of that worked. */
+static int make_flip(const char *name, const fm_images *test) {
+    char weights[4096], flip[4096], onnx[4096], off[4096], plain[4096];
+    snprintf(weights, sizeof weights, "%s/%s.safetensors", dir, name);
+    snprintf(flip, sizeof flip, "%s/%s-flip.safetensors", dir, name);
+    snprintf(onnx, sizeof onnx, "%s/%s-flip.onnx", dir, name);
+    snprintf(off, sizeof off, "%s/%s-flip-off.onnx", dir, name);
+    snprintf(plain, sizeof plain, "%s/%s.onnx", dir, name);
+    fm_err err;
+    fm_model *m = fm_model_load(weights, &err);
+    CHECK_MSG(m, "%s", err.msg);
+    if (!m) return -1;
+    int rc = fm_model_set_tta(m, FM_TTA_FLIP, &err) || fm_model_save(m, flip, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    if (test && rc == 0) {
+        enum { N = 100 };
+        float p[N * FM_NUM_CLASSES], q[N * FM_NUM_CLASSES];
+        CHECK(fm_model_predict(m, test, 0, N, p, &err) == 0);
+        CHECK(fm_model_set_tta(m, FM_TTA_NONE, &err) == 0);
+        CHECK(fm_model_predict(m, test, 0, N, q, &err) == 0);
+        double moved = 0;
+        for (int i = 0; i < N * FM_NUM_CLASSES; i++) moved = fmax(moved, fabs(p[i] - q[i]));
+        CHECK_MSG(moved > 1e-2, "%s: flip moves probabilities by %g only", name, moved);
+    }
+    fm_model_free(m);
+    if (rc) return -1;
+    remove(onnx);
+    int a = run("'%s' export --weights '%s' --onnx '%s' >'%s/flip.txt'", bin, flip, onnx, dir);
+    int b = run("'%s' export --weights '%s' --onnx '%s' --no-tta >/dev/null", bin, flip, off);
+    CHECK_MSG(a == 0 && b == 0, "export of %s-flip exited %d, with --no-tta %d", name, a, b);
+    CHECK(run("grep -q '^test-time augmentation: flip' '%s/flip.txt'", dir) == 0);
+    CHECK_MSG(same_file(off, plain), "export --no-tta of %s-flip is not %s.onnx", name, name);
+    return a || b ? -1 : 0;
+}
+
 /* Failure modes: usage errors exit 2, bad input exits 1 with a message
  * naming the file, and no output or temporary file is left behind. */
 static void check_cli(const char *weights, const char *onnx) {
@@ -143,7 +185,8 @@ static void check_cli(const char *weights, const char *onnx) {
 
 /* fmnist's probabilities for the first `count` test images, written raw for
  * the script, which then compares them with OpenCV's. */
-static void check_with_opencv(const char *name, const fm_images *test, size_t count) {
+static void check_with_opencv(const char *name, const fm_images *test, size_t count,
+                              const char *tta) {
     char weights[4096], onnx[4096], probs_path[4096];
     snprintf(weights, sizeof weights, "%s/%s.safetensors", dir, name);
     snprintf(onnx, sizeof onnx, "%s/%s.onnx", dir, name);
@@ -166,8 +209,8 @@ static void check_with_opencv(const char *name, const fm_images *test, size_t co
     fm_model_free(m);
     free(probs);
     if (rc) return;
-    rc = run(PYTHON " '%s/tests/onnx/check_onnx.py' '%s' '%s' '%s' %zu", src_dir, onnx, probs_path,
-             FM_DEBIAN_DATA_DIR, count);
+    rc = run(PYTHON " '%s/tests/onnx/check_onnx.py' '%s' '%s' '%s' %zu %s", src_dir, onnx,
+             probs_path, FM_DEBIAN_DATA_DIR, count, tta);
     CHECK_MSG(rc == 0, "check_onnx.py on %s exited %d", name, rc);
 }
 
@@ -183,8 +226,9 @@ int main(void) {
     mkdir(tmp, 0777);
     mkdir(dir, 0777);
     /* The notebook variant runs on the whole test set; the README variant,
-     * which adds only a BatchNorm after a dense, and the pooling variant on
-     * its first 2000 images to keep the test short. FMNIST_ONNX_IMAGES=N sets both counts. */
+     * which adds only a BatchNorm after a dense, the pooling variant and the
+     * two with flip on its first 2000 images to keep the test short.
+     * FMNIST_ONNX_IMAGES=N sets both counts. */
     long count = 10000, readme_count = 2000;
     const char *env = getenv("FMNIST_ONNX_IMAGES");
     if (env) count = readme_count = strtol(env, NULL, 10);
@@ -216,15 +260,20 @@ int main(void) {
     ok = make_model("fashion-cnn-readme", 2, missing ? NULL : &test) == 0 && ok;
     /* average pooling and a global average pool (AveragePool, GlobalAveragePool + Flatten) */
     ok = make_model("fashion-cnn-gap", 3, missing ? NULL : &test) == 0 && ok;
+    /* flip test-time augmentation on the notebook network and the pooling one */
+    ok = ok && make_flip("fashion-cnn", missing ? NULL : &test) == 0;
+    ok = ok && make_flip("fashion-cnn-gap", missing ? NULL : &test) == 0;
 
     if (missing) {
         if (check__failed) return check_finish(); /* what did run failed: report that */
         SKIP("the ONNX check needs %s", missing);
     }
     if (ok) {
-        check_with_opencv("fashion-cnn", &test, (size_t)count);
-        check_with_opencv("fashion-cnn-readme", &test, (size_t)readme_count);
-        check_with_opencv("fashion-cnn-gap", &test, (size_t)readme_count);
+        check_with_opencv("fashion-cnn", &test, (size_t)count, "none");
+        check_with_opencv("fashion-cnn-readme", &test, (size_t)readme_count, "none");
+        check_with_opencv("fashion-cnn-gap", &test, (size_t)readme_count, "none");
+        check_with_opencv("fashion-cnn-flip", &test, (size_t)readme_count, "flip");
+        check_with_opencv("fashion-cnn-gap-flip", &test, (size_t)readme_count, "flip");
     }
     fm_images_free(&test);
     return check_finish();

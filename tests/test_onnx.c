@@ -2,7 +2,9 @@
  * wire encoding on known byte vectors, then fm_model_export_onnx on a small
  * model: deterministic bytes, the expected fields and tensors, atomic
  * replacement, a clean error for an unwritable path, and no way for a
- * description that is not UTF-8 to get there. The full check
+ * description that is not UTF-8 to get there; with flip test-time
+ * augmentation, the mirror, a second branch reading the first's
+ * initializers and the mean. The full check
  * (onnx's checker, OpenCV on the real test images) is tests/system_onnx.c. */
 #include <errno.h>
 #include <string.h>
@@ -129,6 +131,8 @@ static void test_export(const char *dir) {
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
             CHECK_MSG(HAS(pa, na, ops[i]), "%s missing", ops[i]);
         CHECK(!HAS(pa, na, "Dropout"));
+        CHECK(!HAS(pa, na, "MatMul") && !HAS(pa, na, "mirrored"));
+        CHECK(HAS(pa, na, "test_time_augmentation") && HAS(pa, na, "none"));
         /* a 3-class model names the first three classes */
         CHECK(HAS(pa, na, "[\"T-shirt/top\", \"Trouser\", \"Pullover\"]"));
         CHECK(HAS(pa, na, "# caf\xc3\xa9: UTF-8 in a comment")); /* kept as it is */
@@ -155,6 +159,67 @@ static void test_export(const char *dir) {
     fm_model_free(m);
 }
 
+static int count_of(const unsigned char *hay, size_t n, const void *needle, size_t m) {
+    int c = 0;
+    for (size_t i = 0; m <= n && i <= n - m; i++) c += !memcmp(hay + i, needle, m);
+    return c;
+}
+
+/* Flip TTA: the network twice on one set of initializers (each tensor's
+ * bytes once in the file), the input mirrored by the exchange matrix, the
+ * two softmax outputs averaged. */
+static void test_export_tta(const char *dir) {
+    fm_err err;
+    fm_model *m = fm_model_parse(desc, "test", &err);
+    CHECK_MSG(m, "%s", err.msg);
+    if (!m) return;
+    fm_rng rng;
+    fm_rng_seed(&rng, 8);
+    /* every value drawn, so no two tensors share their bytes */
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] = fm_rng_uniform(&rng) - 0.5f;
+    for (size_t i = 0; i < m->n_stats; i++) m->stats[i] = 0.5f + fm_rng_uniform(&rng);
+    char plain[4096], flip[4096];
+    snprintf(plain, sizeof plain, "%s/plain.onnx", dir);
+    snprintf(flip, sizeof flip, "%s/flip.onnx", dir);
+    CHECK_MSG(fm_model_export_onnx(m, plain, &err) == 0, "%s", err.msg);
+    CHECK(fm_model_set_tta(m, FM_TTA_FLIP, &err) == 0);
+    CHECK_MSG(fm_model_export_onnx(m, flip, &err) == 0, "%s", err.msg);
+    size_t np = 0, nf = 0;
+    unsigned char *pp = tu_read(plain, &np), *pf = tu_read(flip, &nf);
+    CHECK(pp && pf);
+    if (pp && pf) {
+        const char *want[] = {"MatMul", "tta/mirror", "mirrored/conv2d", "mirrored/dense/relu",
+                              "tta/softmax", "mirrored/softmax", "Add", "tta/sum", "Mul",
+                              "tta/half", "probabilities", "mirror"};
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+            CHECK_MSG(HAS(pf, nf, want[i]), "%s missing", want[i]);
+        CHECK(HAS(pf, nf, "flip") && HAS(pf, nf, "averaged over the image and its left-right mirror"));
+        /* shared: every tensor's bytes (little-endian raw_data) once in the file */
+        for (int i = 0; i < m->n_layers; i++) {
+            const fm__layer *l = &m->layers[i];
+            for (int j = 0; j < l->type->n_tensors; j++) {
+                size_t len = l->t[j].len;
+                unsigned char *raw = malloc(4 * len + 1);
+                for (size_t e = 0; raw && e < len; e++) {
+                    uint32_t u;
+                    memcpy(&u, l->t[j].data + e, 4);
+                    for (int b = 0; b < 4; b++) raw[4 * e + b] = (unsigned char)(u >> (8 * b));
+                }
+                CHECK_MSG(raw && count_of(pf, nf, raw, 4 * len) == 1, "%s tensor %d: %d copies",
+                          l->name, j, raw ? count_of(pf, nf, raw, 4 * len) : -1);
+                free(raw);
+            }
+        }
+        /* the exchange matrix (8x8, little-endian): row 0 is seven zeros, then 1.0f */
+        unsigned char row0[32] = {0};
+        row0[30] = 0x80, row0[31] = 0x3f;
+        CHECK(count_of(pf, nf, row0, sizeof row0) == 1);
+    }
+    free(pp);
+    free(pf);
+    fm_model_free(m);
+}
+
 int main(void) {
     test_wire();
     test_not_utf8();
@@ -165,5 +230,6 @@ int main(void) {
     mkdir(tmp, 0777);
     CHECK_MSG(mkdir(dir, 0777) == 0 || errno == EEXIST, "%s: %s", dir, strerror(errno));
     test_export(dir);
+    test_export_tta(dir);
     return check_finish();
 }

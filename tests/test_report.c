@@ -593,6 +593,53 @@ static void test_report_loss(const char *data) {
     fm_model_free(m);
 }
 
+/* A model file with flip test-time augmentation: the page's test figures
+ * are fm_model_evaluate's with it, and say so; with use_tta 0 they are the
+ * plain model's, and the page says the file's record was set aside. */
+static void test_report_tta(const char *data) {
+    char run[1200], path[1300], out[1300];
+    fm_err err;
+    tmp_path(run, "run_tta");
+    fresh_run_dir(run);
+    snprintf(path, sizeof path, "%s/log.csv", run);
+    write_text(path, log_text);
+    fm_model *m = fm_model_parse(tiny_cfg, "tiny.cfg", &err);
+    CHECK_MSG(m != NULL, "%s", err.msg);
+    if (!m) return;
+    fm_rng rng;
+    fm_rng_seed(&rng, 9);
+    fm_model_init(m, &rng);
+    fm_images test;
+    fm_eval_result plain, flip;
+    CHECK_MSG(fm_data_load(data, FM_SET_TEST, &test, &err) == 0, "%s", err.msg);
+    CHECK(fm_model_evaluate(m, &test, &plain, &err) == 0);
+    CHECK(fm_model_set_tta(m, FM_TTA_FLIP, &err) == 0);
+    CHECK(fm_model_evaluate(m, &test, &flip, &err) == 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", run);
+    CHECK_MSG(fm_model_save(m, path, &err) == 0, "%s", err.msg);
+    char with[96], without[96];
+    snprintf(with, sizeof with, "loss %.4f on 60 images (flip TTA)", flip.loss);
+    snprintf(without, sizeof without, "loss %.4f on 60 images<", plain.loss);
+    CHECK_MSG(strncmp(with, without, 16), "flip does not show in the loss: %s", with);
+
+    tmp_path(out, "tta_report.html");
+    CHECK_MSG(fm_report_write(run, data, out, &err) == 0, "%s", err.msg);
+    char *html = read_text(out);
+    CHECK_MSG(html && strstr(html, with) && strstr(html, "Test-time augmentation: flip"),
+              "want \"%s\"", with);
+    free(html);
+    CHECK_MSG(fm_report_write_tta(run, data, out, 0, &err) == 0, "%s", err.msg);
+    html = read_text(out);
+    CHECK_MSG(html && strstr(html, without) &&
+                  strstr(html, "Without test-time augmentation (turned off; the model file "
+                               "records flip)") &&
+                  !strstr(html, "flip TTA"),
+              "want \"%s\"", without);
+    free(html);
+    fm_images_free(&test);
+    fm_model_free(m);
+}
+
 int main(void) {
     const char *t = getenv("FMNIST_TEST_TMP");
     snprintf(tmp_root, sizeof tmp_root, "%s/report", t ? t : "test-tmp");
@@ -614,5 +661,6 @@ int main(void) {
     test_report_partial(data);
     test_report_full(data);
     test_report_loss(data);
+    test_report_tta(data);
     return check_finish();
 }

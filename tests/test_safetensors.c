@@ -36,6 +36,13 @@ static unsigned char *slurp(const char *path, size_t *size) {
     return b;
 }
 
+static int has_text(const unsigned char *hay, size_t n, const char *s) {
+    size_t m = strlen(s);
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (!memcmp(hay + i, s, m)) return 1;
+    return 0;
+}
+
 static void spit(const char *path, const void *data, size_t size) {
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL);
@@ -380,6 +387,39 @@ static void test_model_files(void) {
               6, "'fmnist.split.val_split' = '1' is not a fraction in (0, 1)");
     model_bad(t, 8, (fm__st_kv[]){meta[0], meta[1], meta[2], sd, vs, {"fmnist.split.limit", "1e3"}},
               6, "'fmnist.split.limit' = '1e3' is not an image count");
+
+    /* test-time augmentation: recorded only when there is one, read back,
+     * an unknown name refused; a file without the key (all the above) has none */
+    m = fm_model_load(tmp_path("good-model.safetensors"), &err);
+    CHECK(m && fm_model_tta(m) == FM_TTA_NONE);
+    if (m) {
+        CHECK_MSG(fm_model_save(m, tmp_path("no-tta.safetensors"), &err) == 0, "%s", err.msg);
+        CHECK(fm_model_set_tta(m, FM_TTA_FLIP, &err) == 0);
+        CHECK_MSG(fm_model_save(m, tmp_path("tta.safetensors"), &err) == 0, "%s", err.msg);
+    }
+    fm_model_free(m);
+    size_t n_plain = 0, n_flip = 0;
+    unsigned char *plain = slurp(tmp_path("no-tta.safetensors"), &n_plain),
+                  *flip = slurp(tmp_path("tta.safetensors"), &n_flip);
+    CHECK(plain && !has_text(plain, n_plain, "fmnist.tta"));
+    CHECK(flip && has_text(flip, n_flip, "\"fmnist.tta\":\"flip\""));
+    free(plain);
+    free(flip);
+    m = fm_model_load(tmp_path("tta.safetensors"), &err);
+    CHECK_MSG(m && fm_model_tta(m) == FM_TTA_FLIP, "%s", m ? "not flip" : err.msg);
+    fm_model_free(m);
+    fm__st_kv with_tta[] = {meta[0], meta[1], meta[2], {"fmnist.tta", "none"}};
+    CHECK(fm__st_write(tmp_path("tta-none.safetensors"), t, 8, with_tta, 4, &err) == 0);
+    m = fm_model_load(tmp_path("tta-none.safetensors"), &err);
+    CHECK_MSG(m && fm_model_tta(m) == FM_TTA_NONE, "%s", m ? "not none" : err.msg);
+    fm_model_free(m);
+    with_tta[3].value = "mirror";
+    model_bad(t, 8, with_tta, 4,
+              "metadata 'fmnist.tta' = 'mirror' is not a test-time augmentation (none or flip)");
+    with_tta[3].value = "FLIP";
+    model_bad(t, 8, with_tta, 4, "'fmnist.tta' = 'FLIP' is not");
+    with_tta[3].value = "";
+    model_bad(t, 8, with_tta, 4, "'fmnist.tta' = '' is not");
 
     /* a file that is not safetensors at all */
     path = tmp_path("text.safetensors");

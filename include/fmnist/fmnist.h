@@ -113,7 +113,7 @@ typedef struct fm_model fm_model;
 fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
 fm_model *fm_model_load_cfg(const char *path, fm_err *err);
 /* Loads a .safetensors model written by fm_model_save: description,
- * weights and BatchNorm statistics. */
+ * weights, BatchNorm statistics and test-time augmentation. */
 fm_model *fm_model_load(const char *path, fm_err *err);
 /* Writes weights, statistics and metadata atomically (temp file + rename). */
 int fm_model_save(const fm_model *model, const char *path, fm_err *err);
@@ -135,12 +135,33 @@ void fm_model_summary(const fm_model *model, FILE *out);
 /* Glorot-uniform kernels, zero biases, BatchNorm gamma 1 / beta 0 / mean 0 / var 1. */
 void fm_model_init(fm_model *model, fm_rng *rng);
 
-/* Class probabilities for images [start, start+n) of a set (inference mode),
- * probs gets n * FM_NUM_CLASSES floats. Batches internally. */
+/* Test-time augmentation: what inference averages over. A model records it
+ * (fm_model_save writes it into the file as metadata "fmnist.tta"; files
+ * without that key are FM_TTA_NONE), and everything that runs the model
+ * applies it alike: fm_model_predict, fm_model_evaluate, the trainer's
+ * validation, the report and the ONNX export. */
+typedef enum fm_tta {
+    FM_TTA_NONE, /* the image as it is */
+    FM_TTA_FLIP  /* the mean of the softmax probabilities of the image and of its
+                    left-right mirror; the loss is the cross-entropy of that mean */
+} fm_tta;
+
+/* The model's test-time augmentation (FM_TTA_NONE for a new model). */
+fm_tta fm_model_tta(const fm_model *model);
+/* Sets it; -1 (the model unchanged) when tta is not an fm_tta value. */
+int fm_model_set_tta(fm_model *model, fm_tta tta, fm_err *err);
+/* "none", "flip" (the names the model file and recipes use), or NULL when
+ * tta is not an fm_tta value. */
+const char *fm_tta_name(fm_tta tta);
+
+/* Class probabilities for images [start, start+n) of a set (inference mode,
+ * with the model's test-time augmentation), probs gets n * FM_NUM_CLASSES
+ * floats. Batches internally. */
 int fm_model_predict(fm_model *model, const fm_images *imgs, size_t start, size_t n,
                      float *probs, fm_err *err);
 
-/* Evaluation of a model on a set (inference mode). */
+/* Evaluation of a model on a set (inference mode, with the model's
+ * test-time augmentation). */
 typedef struct fm_eval_result {
     size_t count;
     double loss;     /* mean cross-entropy */
@@ -157,8 +178,12 @@ int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *ou
 /* Writes the model as a standard ONNX file (opset 13) for inference in other
  * runtimes, atomically (temp file + rename). Input "input": float
  * (N, C, H, W) = (N, 1, 28, 28) for the default network, pixels divided by
- * 255; output "probabilities": (N, 10) softmax. Class names and the input
- * normalisation are in the model's metadata_props. */
+ * 255; output "probabilities": (N, 10) softmax. Class names, the input
+ * normalisation and the test-time augmentation are in the model's
+ * metadata_props. With FM_TTA_FLIP the graph applies it as fmnist does: the
+ * network runs on the input and on its left-right mirror, and
+ * "probabilities" is the mean of the two softmax outputs (fm_model_set_tta
+ * FM_TTA_NONE first for a graph without it). */
 int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
 
 /* ---- compute -------------------------------------------------------- */
@@ -247,7 +272,8 @@ typedef struct fm_train_params {
     float ema_decay;        /* 0.999 */
     int ema_warmup;         /* 1: decay min(ema_decay, (1 + t) / (10 + t)) at step t */
     int precise_bn;         /* K > 0: re-estimate BatchNorm statistics over K batches at the end */
-    int tta;                /* FM_TTA_*: the saved model's test-time augmentation */
+    int tta;                /* an fm_tta: the model's test-time augmentation, from the
+                               first validation on and in every model file saved */
     const char *out_dir; /* "models" */
     FILE *progress;      /* Keras-style lines per epoch; NULL = silent */
 
@@ -417,6 +443,11 @@ void fm_bench_result_free(fm_bench_result *result);
  * (no run.json, no model yet, no data found) are left out and said so in the
  * page; on success err->msg then lists them (empty when nothing was left out). */
 int fm_report_write(const char *run_dir, const char *data_dir, const char *out_path, fm_err *err);
+/* fm_report_write with use_tta 0: the test evaluation runs without
+ * test-time augmentation, whatever the model file records (fmnist report
+ * --no-tta); use_tta 1 is fm_report_write. */
+int fm_report_write_tta(const char *run_dir, const char *data_dir, const char *out_path,
+                        int use_tta, fm_err *err);
 
 #ifdef __cplusplus
 }

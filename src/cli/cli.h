@@ -39,6 +39,15 @@ int fm_cli_double(const char *flag, const char *s, double min, double max, doubl
  * ':') returned as ':' or '?', naming the option as it was typed. Returns 2,
  * the exit status for usage errors. */
 int fm_cli_getopt_error(const char *verb, int c, char **argv, const struct option *opts);
+/* --no-tta (no_tta != 0) turns the loaded model's test-time augmentation
+ * off. Returns what the model file records, for fm_cli_tta_note. */
+fm_tta fm_cli_no_tta(fm_model *model, int no_tta);
+/* What a verb says about test-time augmentation, "flip (...)" or "none
+ * (--no-tta; ...)", or NULL when the file records none (nothing to say). */
+const char *fm_cli_tta_note(fm_tta recorded, const fm_model *model);
+/* The --help line of --no-tta. */
+#define FM_CLI_NO_TTA_HELP \
+    "  --no-tta         without the test-time augmentation the model file records\n"
 /* The data folder: `dir` when given, else fm_data_default_dir(). Prints the
  * error and returns NULL when there is none. */
 const char *fm_cli_data_dir(const char *dir);

@@ -11,12 +11,14 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: fmnist eval --weights FILE [--data DIR] [--split train|val|test]\n"
-            "                   [--val-split F] [--seed N] [--limit N] [--json]\n"
+            "                   [--val-split F] [--seed N] [--limit N] [--no-tta] [--json]\n"
             "\n"
             "Evaluates a model saved by fmnist train (inference mode: BatchNorm moving\n"
             "statistics, no dropout) and prints the loss, the accuracy, precision, recall and\n"
             "one-vs-rest accuracy per class, and the confusion matrix (rows: true class,\n"
-            "columns: predicted).\n"
+            "columns: predicted). A model file that records test-time augmentation (flip:\n"
+            "each image and its left-right mirror, probabilities averaged) is evaluated\n"
+            "with it, unless --no-tta.\n"
             "\n"
             "  --weights FILE   model file (.safetensors written by fmnist train)\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
@@ -28,10 +30,12 @@ static void usage(FILE *out) {
             "  --seed N         seed of the split (default: recorded, else 42)\n"
             "  --limit N        first N training images before the split (default:\n"
             "                   recorded, else all)\n"
+            FM_CLI_NO_TTA_HELP
             "  --json           one JSON object: loss, accuracy, count, per_class\n"
             "                   [{class, name, precision, recall, accuracy}], confusion;\n"
             "                   for train/val also seed, val_split, limit and split_from\n"
-            "                   (\"model\", \"model+flags\" or \"flags\")\n");
+            "                   (\"model\", \"model+flags\" or \"flags\"), and tta: the test-time\n"
+            "                   augmentation used (\"none\" or \"flip\")\n");
 }
 
 /* How a train/val split was made (printed for those sets, not the test set). */
@@ -50,7 +54,7 @@ static const char *split_origin(const split_info *how) {
 }
 
 static void print_json(const char *weights, const char *split, const split_info *how,
-                       const fm_eval_result *e) {
+                       const fm_model *model, const fm_eval_result *e) {
     printf("{\"weights\": ");
     fm__json_write_string(stdout, weights);
     printf(", \"split\": \"%s\", ", split);
@@ -58,9 +62,9 @@ static void print_json(const char *weights, const char *split, const split_info 
         printf("\"seed\": %llu, \"val_split\": %.15g, \"limit\": %zu, \"split_from\": \"%s\", ",
                how->seed, how->val_split, how->limit,
                how->recorded && !how->overridden ? "model" : how->recorded ? "model+flags" : "flags");
-    printf("\"count\": %zu, \"loss\": %.9g, \"accuracy\": %.9g,\n"
+    printf("\"tta\": \"%s\", \"count\": %zu, \"loss\": %.9g, \"accuracy\": %.9g,\n"
            " \"per_class\": [",
-           e->count, e->loss, e->accuracy);
+           fm_tta_name(fm_model_tta(model)), e->count, e->loss, e->accuracy);
     for (int c = 0; c < FM_NUM_CLASSES; c++) {
         printf("%s\n  {\"class\": %d, \"name\": ", c ? "," : "", c);
         fm__json_write_string(stdout, fm_class_names[c]);
@@ -77,7 +81,7 @@ static void print_json(const char *weights, const char *split, const split_info 
 }
 
 static void print_table(const char *weights, const char *split, const char *dir,
-                        const split_info *how, const fm_eval_result *e) {
+                        const split_info *how, const char *tta, const fm_eval_result *e) {
     printf("weights:  %s\n", weights);
     printf("set:      %s, %zu images from %s\n", split, e->count, dir);
     if (how) {
@@ -86,6 +90,7 @@ static void print_table(const char *weights, const char *split, const char *dir,
         else printf("all training images");
         printf(" (%s)\n", split_origin(how));
     }
+    if (tta) printf("tta:      %s\n", tta);
     printf("loss:     %.4f\naccuracy: %.4f (%.2f%%)\n\n", e->loss, e->accuracy, 100 * e->accuracy);
     printf("  %-14s %9s %9s %9s\n", "class", "precision", "recall", "accuracy");
     for (int c = 0; c < FM_NUM_CLASSES; c++)
@@ -107,12 +112,12 @@ int fm_cmd_eval(int argc, char **argv) {
         {"split", required_argument, NULL, 'S'},   {"val-split", required_argument, NULL, 'v'},
         {"seed", required_argument, NULL, 's'},    {"limit", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"no-tta", no_argument, NULL, 'T'},        {NULL, 0, NULL, 0},
     };
     const char *weights = NULL, *dir = NULL, *split = "test";
     double val_split = 0.2;
     long seed = 42, limit = 0;
-    int json = 0, c, seed_given = 0, val_given = 0, limit_given = 0;
+    int json = 0, no_tta = 0, c, seed_given = 0, val_given = 0, limit_given = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -120,6 +125,7 @@ int fm_cmd_eval(int argc, char **argv) {
         case 'w': weights = optarg; break;
         case 'd': dir = optarg; break;
         case 'j': json = 1; break;
+        case 'T': no_tta = 1; break;
         case 'S':
             if (strcmp(optarg, "train") && strcmp(optarg, "val") && strcmp(optarg, "test")) {
                 fm_cli_fail("eval: --split: '%s' is not train, val or test", optarg);
@@ -160,6 +166,7 @@ int fm_cmd_eval(int argc, char **argv) {
     int rc = 1;
     /* The model first: a bad weights file is reported before the data loads. */
     if (!(model = fm_model_load(weights, &err))) goto fail;
+    fm_tta recorded = fm_cli_no_tta(model, no_tta);
     const fm_images *set = &all;
     split_info how = {(unsigned long long)seed, val_split, (size_t)limit, 0, 0};
     if (!strcmp(split, "test")) {
@@ -184,9 +191,9 @@ int fm_cmd_eval(int argc, char **argv) {
     const split_info *shown = strcmp(split, "test") ? &how : NULL;
     if (fm_model_evaluate(model, set, &e, &err) < 0) goto fail;
     if (json)
-        print_json(weights, split, shown, &e);
+        print_json(weights, split, shown, model, &e);
     else
-        print_table(weights, split, dir, shown, &e);
+        print_table(weights, split, dir, shown, fm_cli_tta_note(recorded, model), &e);
     rc = 0;
     goto done;
 fail:

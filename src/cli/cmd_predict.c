@@ -9,7 +9,7 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: fmnist predict --weights FILE [--invert] [--json] IMAGE...\n"
+            "usage: fmnist predict --weights FILE [--invert] [--no-tta] [--json] IMAGE...\n"
             "\n"
             "Classifies PNG or PGM pictures and prints the class and the three most likely\n"
             "classes with their probabilities. A 28x28 grey picture is used as is; any other\n"
@@ -22,10 +22,15 @@ static void usage(FILE *out) {
             "mean little. Transparent parts of a PNG become background: black, or white\n"
             "before --invert turns them black.\n"
             "\n"
+            "A model file that records test-time augmentation (flip: each picture and its\n"
+            "left-right mirror, probabilities averaged) is run with it, unless --no-tta; a\n"
+            "first line says so.\n"
+            "\n"
             "  --weights FILE   model file (.safetensors written by fmnist train)\n"
             "  --invert         use 255 - v for every pixel (dark garment on light ground)\n"
-            "  --json           one JSON object {\"predictions\": [{image, class, name,\n"
-            "                   top3: [{class, name, probability}]}]}\n");
+            FM_CLI_NO_TTA_HELP
+            "  --json           one JSON object {\"tta\": \"none\" or \"flip\", \"predictions\":\n"
+            "                   [{image, class, name, top3: [{class, name, probability}]}]}\n");
 }
 
 /* Colour type of a PNG from its IHDR (byte 25), for the note on stderr; the
@@ -58,11 +63,12 @@ int fm_cmd_predict(int argc, char **argv) {
         {"weights", required_argument, NULL, 'w'},
         {"invert", no_argument, NULL, 'i'},
         {"json", no_argument, NULL, 'j'},
+        {"no-tta", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *weights = NULL;
-    int json = 0, invert = 0, c;
+    int json = 0, invert = 0, no_tta = 0, c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -70,6 +76,7 @@ int fm_cmd_predict(int argc, char **argv) {
         case 'w': weights = optarg; break;
         case 'i': invert = 1; break;
         case 'j': json = 1; break;
+        case 'T': no_tta = 1; break;
         case 'h': usage(stdout); return 0;
         default: return fm_cli_getopt_error("predict", c, argv, opts);
         }
@@ -92,6 +99,7 @@ int fm_cmd_predict(int argc, char **argv) {
     int rc = 1;
     if (!(model = fm_model_load(weights, &err)) || fm_images_alloc(&imgs, (size_t)n, &err) < 0)
         goto fail;
+    const char *tta = fm_cli_tta_note(fm_cli_no_tta(model, no_tta), model);
     /* Read every picture before printing anything, so a bad one fails the run. */
     for (int i = 0; i < n; i++) {
         fm__image img;
@@ -117,7 +125,8 @@ int fm_cmd_predict(int argc, char **argv) {
     }
     if (fm_model_predict(model, &imgs, 0, (size_t)n, probs, &err) < 0) goto fail;
 
-    if (json) printf("{\"predictions\": [");
+    if (json) printf("{\"tta\": \"%s\", \"predictions\": [", fm_tta_name(fm_model_tta(model)));
+    else if (tta) printf("test-time augmentation: %s\n", tta);
     for (int i = 0; i < n; i++) {
         const float *p = probs + (size_t)i * FM_NUM_CLASSES;
         int top[3];

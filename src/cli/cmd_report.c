@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 
 static void usage(FILE *out) {
-    fputs("usage: fmnist report --run DIR [--data DIR] [-o FILE] [--threads N]\n"
+    fputs("usage: fmnist report --run DIR [--data DIR] [-o FILE] [--threads N] [--no-tta]\n"
           "\n"
           "Writes one self-contained HTML page (inline SVG and images, no scripts or\n"
           "network) about a run folder written by `fmnist train`: learning curves with\n"
@@ -17,16 +17,23 @@ static void usage(FILE *out) {
           "  --data DIR     data folder for the test set (default: ./DATA, else\n"
           "                 " FM_DEBIAN_DATA_DIR ")\n"
           "  -o, --out FILE the page to write (default: DIR/report.html)\n"
-          "  --threads N    threads for the test evaluation (default 0 = all cores)\n",
+          "  --threads N    threads for the test evaluation (default 0 = all cores)\n"
+          "  --no-tta       evaluate without the test-time augmentation the model file\n"
+          "                 records (flip: each image and its mirror, averaged)\n",
           out);
 }
 
 int fm_cmd_report(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *out = NULL, *threads = NULL;
+    int no_tta = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(argv[i], "--no-tta")) {
+            no_tta = 1;
+            continue;
         }
         const char **dst = !strcmp(argv[i], "--run")                            ? &run
                            : !strcmp(argv[i], "--data")                         ? &data
@@ -54,7 +61,7 @@ int fm_cmd_report(int argc, char **argv) {
     fm_set_threads((int)n_threads);
 
     fm_err err;
-    if (fm_report_write(run, data, out, &err)) return fm_cli_fail("%s", err.msg);
+    if (fm_report_write_tta(run, data, out, !no_tta, &err)) return fm_cli_fail("%s", err.msg);
     /* success can still mean parts were left out: say which */
     if (err.msg[0]) fprintf(stderr, "fmnist: note: %s\n", err.msg);
     if (out) printf("wrote %s\n", out);

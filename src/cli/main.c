@@ -100,6 +100,20 @@ int fm_cli_getopt_error(const char *verb, int c, char **argv, const struct optio
     return 2;
 }
 
+fm_tta fm_cli_no_tta(fm_model *model, int no_tta) {
+    fm_tta recorded = fm_model_tta(model);
+    fm_err err;
+    if (no_tta) fm_model_set_tta(model, FM_TTA_NONE, &err); /* a valid value: cannot fail */
+    return recorded;
+}
+
+const char *fm_cli_tta_note(fm_tta recorded, const fm_model *model) {
+    if (recorded == FM_TTA_NONE) return NULL;
+    if (fm_model_tta(model) == FM_TTA_FLIP)
+        return "flip (each image and its left-right mirror, probabilities averaged)";
+    return "none (--no-tta; the model file records flip)";
+}
+
 const char *fm_cli_data_dir(const char *dir) {
     if (dir) return dir;
     fm_err err;

@@ -8,7 +8,16 @@
  * flatten, the same (C, H, W) order as fmnist's, so dense weights are written
  * as they are. Every tensor is named after its Keras-style layer ("conv2d",
  * "conv2d/relu", "dense_1/kernel"). The bytes come from the small protobuf
- * writer in pb.c (pb.h says why not protobuf-c). */
+ * writer in pb.c (pb.h says why not protobuf-c).
+ *
+ * A model with flip test-time augmentation gets the network twice, sharing
+ * one set of initializers: once on "input", once (nodes and tensors named
+ * "mirrored/...") on its left-right mirror, and "probabilities" is
+ * 0.5 * (softmax + mirrored softmax), fmnist's own sum. The mirror is a
+ * MatMul with the exchange matrix (ones on the anti-diagonal) over the width
+ * axis: exact, as each output is one pixel times 1 plus zeros, and accepted
+ * by OpenCV 4.6's importer, which refuses both natural forms (Gather with
+ * more than one index, Slice with step -1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +49,15 @@ enum { TYPE_TENSOR = 1, TTENSOR_ELEM = 1, TTENSOR_SHAPE = 2, SHAPE_DIM = 1, DIM_
 
 #define NAME_MAX_LEN 96 /* layer names are < 32 chars; suffixes are short */
 
-/* The graph being built and the tensor that flows into the next node. */
+/* The graph being built, the tensor that flows into the next node, the
+ * prefix of the node names of the branch being built ("" or "mirrored/"),
+ * and whether its initializers are still to be written (not for the second
+ * branch, which reads the first's). */
 typedef struct {
     fm__pb graph;
     char cur[NAME_MAX_LEN];
+    const char *prefix;
+    int write_params;
 } builder;
 
 static void attr_int(fm__pb *node, const char *name, int64_t v) {
@@ -82,12 +96,14 @@ static void node_begin(const builder *g, fm__pb *node, const char *op, const cha
     fm__pb_str(node, NODE_OP, op);
 }
 
-/* Adds the initializer "LAYER/WHAT" holding v with the given dims, as the
- * node's next input. */
+/* Adds the initializer "LAYER/WHAT" holding v with the given dims (unless
+ * the branch reuses it), as the node's next input. */
 static void node_param(builder *g, fm__pb *node, const char *layer, const char *what,
                        const float *v, const int64_t *dims, int ndims) {
     char name[NAME_MAX_LEN];
     snprintf(name, sizeof name, "%s/%s", layer, what);
+    fm__pb_str(node, NODE_INPUT, name);
+    if (!g->write_params) return;
     fm__pb t = {0};
     size_t n = 1;
     for (int i = 0; i < ndims; i++) {
@@ -99,7 +115,6 @@ static void node_param(builder *g, fm__pb *node, const char *layer, const char *
     fm__pb_floats_le(&t, TENSOR_RAW, v, n);
     fm__pb_msg(&g->graph, GRAPH_INIT, &t);
     fm__pb_free(&t);
-    fm__pb_str(node, NODE_INPUT, name);
 }
 
 /* The node's output is named like the node and becomes the current tensor. */
@@ -122,7 +137,7 @@ static void simple(builder *g, const char *op, const char *name, int axis) {
  * (their shapes as planned), then its attributes. */
 static void layer_node(builder *g, const fm__layer *l, const fm__onnx_node *d) {
     char name[NAME_MAX_LEN];
-    snprintf(name, sizeof name, "%s%s", l->name, d->suffix);
+    snprintf(name, sizeof name, "%s%s%s", g->prefix, l->name, d->suffix);
     fm__pb node;
     node_begin(g, &node, d->op, name);
     for (int p = 0; p < d->n_params; p++) {
@@ -172,9 +187,8 @@ static void meta(fm__pb *model, const char *key, const char *value) {
     fm__pb_free(&e);
 }
 
-/* Builds the graph: nodes and initializers first, then names, inputs, outputs. */
-static void build_graph(const fm_model *m, builder *g) {
-    snprintf(g->cur, sizeof g->cur, "input");
+/* The network from g->cur to its Softmax, named `out`. */
+static void network(const fm_model *m, builder *g, const char *out) {
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
         fm__onnx_node nodes[FM__ONNX_MAX_NODES];
@@ -182,7 +196,52 @@ static void build_graph(const fm_model *m, builder *g) {
         for (int k = 0; k < n; k++) layer_node(g, l, &nodes[k]);
     }
     /* the network ends flat (the parser makes sure), with the logits */
-    simple(g, "Softmax", "probabilities", 1);
+    simple(g, "Softmax", out, 1);
+}
+
+/* Flip test-time augmentation: the network on "input" and on "mirrored",
+ * the mean of the two softmax outputs in "probabilities". */
+static void network_tta(const fm_model *m, builder *g) {
+    const int w = m->input.w;
+    float *exchange = calloc((size_t)w * (size_t)w, sizeof *exchange);
+    if (!exchange) {
+        g->graph.oom = 1;
+        return;
+    }
+    for (int i = 0; i < w; i++) exchange[(size_t)i * w + (w - 1 - i)] = 1.0f;
+    const int64_t dims[2] = {w, w};
+    fm__pb node;
+    node_begin(g, &node, "MatMul", "mirrored");
+    node_param(g, &node, "tta", "mirror", exchange, dims, 2);
+    node_end(g, &node, "mirrored");
+    free(exchange);
+
+    snprintf(g->cur, sizeof g->cur, "input");
+    network(m, g, "tta/softmax");
+    g->prefix = "mirrored/";
+    g->write_params = 0;
+    snprintf(g->cur, sizeof g->cur, "mirrored");
+    network(m, g, "mirrored/softmax");
+    g->prefix = "";
+    g->write_params = 1;
+
+    snprintf(g->cur, sizeof g->cur, "tta/softmax");
+    node_begin(g, &node, "Add", "tta/sum");
+    fm__pb_str(&node, NODE_INPUT, "mirrored/softmax");
+    node_end(g, &node, "tta/sum");
+    const float half = 0.5f;
+    node_begin(g, &node, "Mul", "probabilities");
+    node_param(g, &node, "tta", "half", &half, NULL, 0); /* a scalar */
+    node_end(g, &node, "probabilities");
+}
+
+/* Builds the graph: nodes and initializers first, then names, inputs, outputs. */
+static void build_graph(const fm_model *m, builder *g) {
+    g->prefix = "";
+    g->write_params = 1;
+    snprintf(g->cur, sizeof g->cur, "input");
+    if (m->tta == FM_TTA_FLIP) network_tta(m, g);
+    else network(m, g, "probabilities");
 
     fm__pb_str(&g->graph, GRAPH_NAME, "fmnist");
     const int64_t in_dims[4] = {-1, m->input.c, m->input.h, m->input.w};
@@ -190,7 +249,11 @@ static void build_graph(const fm_model *m, builder *g) {
     value_info(&g->graph, GRAPH_INPUT, "input", in_dims, 4,
                "images, NCHW, row-major; each value is the 0-255 pixel divided by 255");
     value_info(&g->graph, GRAPH_OUTPUT, "probabilities", out_dims, 2,
-               "softmax class probabilities, in the order of metadata class_names");
+               m->tta == FM_TTA_FLIP ? "softmax class probabilities, in the order of metadata "
+                                       "class_names: the mean of the image's and its left-right "
+                                       "mirror's"
+                                     : "softmax class probabilities, in the order of metadata "
+                                       "class_names");
 }
 
 /* ["T-shirt/top", ...] as JSON, one name per model class; a model with more
@@ -222,13 +285,17 @@ int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
     snprintf(text, sizeof text,
              "Fashion-MNIST classifier exported by fmnist. Input 'input': float (N,%d,%d,%d), "
              "grey pixels divided by 255 (0..1). Output 'probabilities': (N,%d) softmax over "
-             "the classes listed in metadata 'class_names'.",
-             m->input.c, m->input.h, m->input.w, m->classes);
+             "the classes listed in metadata 'class_names'%s.",
+             m->input.c, m->input.h, m->input.w, m->classes,
+             m->tta == FM_TTA_FLIP ? ", averaged over the image and its left-right mirror "
+                                     "(test-time augmentation)"
+                                   : "");
     fm__pb_str(&model, MODEL_DOC, text);
     fm__pb_msg(&model, MODEL_GRAPH, &g.graph);
     class_names_json(m, text, sizeof text);
     meta(&model, "class_names", text);
     meta(&model, "input_normalization", "x = pixel / 255");
+    meta(&model, "test_time_augmentation", fm_tta_name(m->tta));
     /* protobuf strings must be UTF-8: the description parser refuses any other */
     meta(&model, "model_description", m->description);
 

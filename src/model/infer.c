@@ -1,5 +1,5 @@
 /* Batched inference (fm__model_infer) and what is built on it here:
- * the input scaling and fm_model_predict. */
+ * the input scaling, test-time augmentation and fm_model_predict. */
 #include "model/infer.h"
 
 #include <math.h>
@@ -11,14 +11,64 @@ void fm__input_scale(float *dst, const uint8_t *src, size_t len) {
     for (size_t i = 0; i < len; i++) dst[i] = fm__pixel_scale(src[i]);
 }
 
-/* One batch: px (b, C, H, W) bytes -> m->probs (b, classes), and the mean
- * loss against labels (b) when given, else 0. Everything that changes what
- * inference computes per batch (test-time augmentation, say) belongs here,
- * so every caller gets it at once. */
-static float infer_batch(fm_model *m, const uint8_t *px, const uint8_t *labels, int b) {
-    fm__input_scale(m->input_buf, px, (size_t)b * fm__shape_len(m->input));
-    fm__model_forward(m, b, 0, NULL);
-    return labels ? fm__model_loss_backward(m, labels, b, 0.0f, 0) : 0.0f;
+/* fm__input_scale of the left-right mirror: every one of `rows` rows of w
+ * pixels (the rows of each channel of each image) reversed. */
+static void input_scale_mirrored(float *dst, const uint8_t *src, size_t rows, size_t w) {
+    for (size_t r = 0; r < rows; r++, dst += w, src += w)
+        for (size_t x = 0; x < w; x++) dst[x] = fm__pixel_scale(src[w - 1 - x]);
+}
+
+/* log softmax_j of one row of logits, in double: l_j - max - log sum exp(l - max). */
+static void log_softmax(double *out, const float *l, int k) {
+    float mx = l[0];
+    for (int j = 1; j < k; j++) mx = l[j] > mx ? l[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j < k; j++) sum += exp((double)l[j] - mx);
+    double lse = log(sum);
+    for (int j = 0; j < k; j++) out[j] = ((double)l[j] - mx) - lse;
+}
+
+/* The TTA loss of a batch from both passes' logits a and b (n, k): the mean
+ * over images of -log((softmax(a)_y + softmax(b)_y) / 2), y the label (the
+ * plain cross-entropy, as every evaluation reports). Summed in log space
+ * (log-add-exp), so a tiny probability costs no precision: like the plain
+ * loss, which works from the logits, it needs no clipping. */
+static float tta_loss(const float *a, const float *b, const uint8_t *labels, int n, int k) {
+    double la[256], lb[256], loss = 0.0; /* k <= 256: the planner's limit */
+    for (int i = 0; i < n; i++) {
+        log_softmax(la, a + (size_t)i * k, k);
+        log_softmax(lb, b + (size_t)i * k, k);
+        int j = labels[i];
+        double hi = la[j] > lb[j] ? la[j] : lb[j], lo = la[j] > lb[j] ? lb[j] : la[j];
+        loss -= hi + log1p(exp(lo - hi)) - log(2.0); /* log of the two probabilities' mean */
+    }
+    return n > 0 ? (float)(loss / n) : 0.0f;
+}
+
+/* One batch: px (b, C, H, W) bytes -> probs (b, classes), and the mean loss
+ * against labels (b) when given, else 0. Everything that changes what
+ * inference computes per batch (test-time augmentation) belongs here, so
+ * every caller gets it at once. */
+static float infer_batch(fm_model *m, const uint8_t *px, const uint8_t *labels, int b,
+                         float *probs) {
+    const size_t in_len = fm__shape_len(m->input), k = (size_t)m->classes;
+    fm__input_scale(m->input_buf, px, (size_t)b * in_len);
+    const float *logits = fm__model_forward(m, b, 0, NULL);
+    if (m->tta == FM_TTA_NONE) {
+        float loss = labels ? fm__model_loss_backward(m, labels, b, 0.0f, 0) : 0.0f;
+        memcpy(probs, m->probs, (size_t)b * k * sizeof(float));
+        return loss;
+    }
+    /* FM_TTA_FLIP. The mirror is scaled from the bytes again rather than
+     * flipped in input_buf, which a first layer working in place (its output
+     * aliasing its input) may have overwritten. */
+    memcpy(probs, m->probs, (size_t)b * k * sizeof(float));
+    if (labels) memcpy(m->tta_logits, logits, (size_t)b * k * sizeof(float));
+    input_scale_mirrored(m->input_buf, px, (size_t)b * m->input.c * m->input.h,
+                         (size_t)m->input.w);
+    logits = fm__model_forward(m, b, 0, NULL);
+    for (size_t i = 0; i < (size_t)b * k; i++) probs[i] = 0.5f * (probs[i] + m->probs[i]);
+    return labels ? tta_loss(m->tta_logits, logits, labels, b, m->classes) : 0.0f;
 }
 
 int fm__model_infer(fm_model *m, const uint8_t *pixels, const uint8_t *labels, size_t n,
@@ -28,9 +78,9 @@ int fm__model_infer(fm_model *m, const uint8_t *pixels, const uint8_t *labels, s
     double loss_sum = 0.0;
     for (size_t done = 0; done < n;) {
         int b = n - done < (size_t)m->batch_cap ? (int)(n - done) : m->batch_cap;
-        float l = infer_batch(m, pixels + done * in_len, labels ? labels + done : NULL, b);
+        float l = infer_batch(m, pixels + done * in_len, labels ? labels + done : NULL, b,
+                              probs + done * k);
         loss_sum += (double)l * b; /* the batch's mean, weighted back by its size */
-        memcpy(probs + done * k, m->probs, (size_t)b * k * sizeof(float));
         done += (size_t)b;
     }
     if (labels) *loss = n ? loss_sum / (double)n : NAN;

@@ -26,6 +26,10 @@ void fm__input_scale(float *dst, const uint8_t *src, size_t len);
  * the softmax. With labels (n, each < classes), *loss is the mean softmax
  * cross-entropy from the logits: each batch's mean weighted by its size,
  * summed in double, over n (NAN when n is 0); labels NULL leaves *loss alone.
+ * With m->tta FM_TTA_FLIP each batch runs twice, as it is and mirrored left
+ * to right: probs = 0.5f * (p + p_mirrored), the two softmax outputs, and
+ * the loss is the cross-entropy of that mean (computed in log space from
+ * both passes' logits).
  * 0, or -1 with err when the reservation fails. A caller must re-read
  * m->input_buf, m->probs, ... afterwards (see fm__model_reserve). */
 int fm__model_infer(fm_model *m, const uint8_t *pixels, const uint8_t *labels, size_t n,

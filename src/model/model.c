@@ -202,6 +202,32 @@ int fm_model_training_split(const fm_model *m, uint64_t *seed, double *val_split
     return 0;
 }
 
+static const char *const tta_names[] = {[FM_TTA_NONE] = "none", [FM_TTA_FLIP] = "flip"};
+#define N_TTA (int)(sizeof tta_names / sizeof tta_names[0])
+
+const char *fm_tta_name(fm_tta tta) {
+    return (int)tta >= 0 && (int)tta < N_TTA ? tta_names[tta] : NULL;
+}
+
+int fm__tta_parse(const char *name, fm_tta *out) {
+    for (int i = 0; i < N_TTA; i++)
+        if (!strcmp(name, tta_names[i])) {
+            *out = (fm_tta)i;
+            return 0;
+        }
+    return -1;
+}
+
+fm_tta fm_model_tta(const fm_model *m) { return m->tta; }
+
+int fm_model_set_tta(fm_model *m, fm_tta tta, fm_err *err) {
+    if (!fm_tta_name(tta))
+        return fm__err(err, "%s: %d is not a test-time augmentation (FM_TTA_NONE or FM_TTA_FLIP)",
+                       m->source, (int)tta);
+    m->tta = tta;
+    return 0;
+}
+
 size_t fm_model_param_count(const fm_model *m, size_t *trainable) {
     if (trainable) *trainable = m->n_params;
     return m->n_params + m->n_stats;
@@ -246,6 +272,7 @@ static size_t layout(fm_model *m, int B, char *base) {
     CARVE(m->grad_b, nb * max_len * sizeof(float));
     CARVE(m->work, work * sizeof(float));
     CARVE(m->zero_labels, nb);
+    CARVE(m->tta_logits, nb * m->classes * sizeof(float)); /* last: the others keep their places */
     if (base) m->work_len = work;
 #undef CARVE
     return off;

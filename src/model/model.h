@@ -39,6 +39,9 @@ struct fm_model {
     fm__shape input;
     int classes;
 
+    /* test-time augmentation (fm_model_tta; metadata fmnist.tta), which
+     * fm__model_infer applies */
+    fm_tta tta;
     /* the training run's recipe (fm_train_recipe_text; metadata fmnist.recipe), or NULL */
     char *recipe;
     /* the training run's train/validation split (fm_model_training_split) */
@@ -64,6 +67,7 @@ struct fm_model {
     float *work;      /* kernel scratch */
     size_t work_len;
     uint8_t *zero_labels; /* (batch_cap) zeros: softmax_xent wants labels even for probs only */
+    float *tta_logits; /* (batch_cap, classes): the unmirrored pass's logits, for the TTA loss */
     void *arena;      /* owns everything above from input_buf on (aligned inside it) */
 
     const fm__kernels *k;
@@ -74,6 +78,10 @@ struct fm_model {
      * whoever set it). Costs two clock reads per layer and pass when on. */
     double *layer_seconds;
 };
+
+/* The fm_tta of a name fm_tta_name gives ("none", "flip"): 0, or -1 for
+ * any other string. */
+int fm__tta_parse(const char *name, fm_tta *out);
 
 /* Plans and allocates activations for batches of up to `batch` images
  * (reallocating only when it grows: a caller must re-read m->input_buf,

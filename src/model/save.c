@@ -22,6 +22,9 @@
 #define SPLIT_LIMIT "fmnist.split.limit"
 /* The recipe of the run that trained it (fm_train_recipe_text). */
 #define RECIPE "fmnist.recipe"
+/* Test-time augmentation (fm_tta_name), written only when there is one, so
+ * a file without it (any older one too) means none. */
+#define TTA "fmnist.tta"
 
 typedef struct {
     char name[64];
@@ -88,7 +91,7 @@ int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry 
                         fm_err *err) {
     model_tensor *mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt + 1);
     fm__st_entry *e = malloc((FM__MAX_TENSORS * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
-    fm__st_kv *meta = malloc((8 + n_extra_meta) * sizeof *meta);
+    fm__st_kv *meta = malloc((9 + n_extra_meta) * sizeof *meta);
     char *names = class_names_json(m->classes);
     int rc = -1;
     if (!mt || !e || !meta || !names) {
@@ -108,6 +111,7 @@ int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry 
     meta[3] = (fm__st_kv){"fmnist.input_normalization", "x/255"};
     size_t n_meta = 4;
     if (m->recipe) meta[n_meta++] = (fm__st_kv){RECIPE, m->recipe};
+    if (m->tta != FM_TTA_NONE) meta[n_meta++] = (fm__st_kv){TTA, fm_tta_name(m->tta)};
     char seed[32], val[32], limit[32];
     if (m->has_split) {
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->split_seed);
@@ -273,6 +277,12 @@ fm_model *fm_model_load(const char *path, fm_err *err) {
     memcpy(src, path, plen + 1);
     src = NULL;
     if (check_class_names(m, names, path, err) || read_split(m, &f, path, err)) goto fail;
+    const char *tta = fm__st_meta(&f, TTA);
+    if (tta && fm__tta_parse(tta, &m->tta) < 0) {
+        fm__err(err, "%s: metadata '%s' = '%.40s' is not a test-time augmentation (none or flip)",
+                path, TTA, tta);
+        goto fail;
+    }
     const char *recipe = fm__st_meta(&f, RECIPE);
     if (recipe && !(m->recipe = strdup(recipe))) {
         fm__err(err, "%s: out of memory", path);

@@ -51,6 +51,8 @@ typedef struct {
     fm__json *run;    /* run.json, or NULL */
     fm_model *model;  /* or NULL */
     const char *model_file; /* which file it came from */
+    int use_tta;            /* 0: the test evaluation without test-time augmentation */
+    fm_tta file_tta;        /* what the model file records */
     fm_images test;   /* count 0 when not loaded */
     evaluation ev;
     char notes[4][600]; /* what the page had to leave out, shown at the top */
@@ -352,8 +354,9 @@ static void write_tiles(FILE *out, const report *r) {
 
     double acc, loss;
     if (r->ev.done) {
-        snprintf(d, sizeof d, "loss %.4f on %s images", r->ev.loss,
-                 fmt_count(b1, sizeof b1, r->ev.n));
+        snprintf(d, sizeof d, "loss %.4f on %s images%s", r->ev.loss,
+                 fmt_count(b1, sizeof b1, r->ev.n),
+                 fm_model_tta(r->model) == FM_TTA_FLIP ? " (flip TTA)" : "");
         tile(out, 1, "Test accuracy", fmt_pct(v, sizeof v, r->ev.accuracy), d);
     } else if (jnum(r, "results", "test_accuracy", &acc)) {
         if (jnum(r, "results", "test_loss", &loss)) snprintf(d, sizeof d, "loss %.4f (from run.json)", loss);
@@ -510,10 +513,17 @@ static void write_confusion(FILE *out, const report *r) {
             "(<code>",
             fmt_pct(b1, sizeof b1, ev->accuracy), fmt_count(b2, sizeof b2, ev->n));
     fm__html_escape(out, r->model_file);
-    fprintf(out, "</code>), loss %.4f. Rows are the true class; colour shows the share of each "
-                 "true class (square-root scale), so small confusions stay visible.</p>\n"
-                 "<div class=\"grid-cm\">\n<div>\n",
-            ev->loss);
+    fprintf(out, "</code>), loss %.4f.", ev->loss);
+    if (fm_model_tta(r->model) == FM_TTA_FLIP)
+        fputs(" Test-time augmentation: flip (each probability is the mean of the image's and "
+              "its left-right mirror's).",
+              out);
+    else if (r->file_tta != FM_TTA_NONE)
+        fprintf(out, " Without test-time augmentation (turned off; the model file records %s).",
+                fm_tta_name(r->file_tta));
+    fputs(" Rows are the true class; colour shows the share of each true class (square-root "
+          "scale), so small confusions stay visible.</p>\n<div class=\"grid-cm\">\n<div>\n",
+          out);
     fm__svg_confusion(out, ev->cm);
     fputs("</div>\n<div>\n<table>\n<thead><tr><th>Class</th><th>Precision</th><th>Recall</th>"
           "<th class=\"num\">F1</th><th class=\"num\">Images</th></tr></thead>\n<tbody>\n",
@@ -845,6 +855,8 @@ static int gather(report *r, fm_err *err) {
         if (!exists(path)) continue;
         if (!(r->model = fm_model_load(path, err))) return -1;
         r->model_file = files[i];
+        r->file_tta = fm_model_tta(r->model);
+        if (!r->use_tta && fm_model_set_tta(r->model, FM_TTA_NONE, err)) return -1;
         if (i == 1)
             note(r, "%s has no model.safetensors yet; the test results use %s, the best-accuracy "
                     "checkpoint.",
@@ -869,8 +881,14 @@ static int gather(report *r, fm_err *err) {
 }
 
 int fm_report_write(const char *run_dir, const char *data_dir, const char *out_path, fm_err *err) {
+    return fm_report_write_tta(run_dir, data_dir, out_path, 1, err);
+}
+
+int fm_report_write_tta(const char *run_dir, const char *data_dir, const char *out_path,
+                        int use_tta, fm_err *err) {
     report *r = calloc(1, sizeof *r);
     if (!r) return fm__err(err, "report: out of memory");
+    r->use_tta = use_tta;
     r->run_dir = run_dir;
     r->data_dir = data_dir;
     char def_out[PATH_CAP];

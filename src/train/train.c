@@ -154,6 +154,8 @@ static int record_run(fm_model *m, const fm_train_params *p, fm_err *err) {
     if (!recipe) return fm__err(err, "out of memory for the recipe");
     free(m->recipe);
     m->recipe = recipe;
+    /* set before the first validation, which then applies it as eval will */
+    m->tta = (fm_tta)p->tta;
     m->has_split = p->val_split > 0.0 && p->val_split < 1.0;
     m->split_seed = p->seed;
     m->split_val = p->val_split;
