@@ -48,7 +48,7 @@ static const recipe_key keys[] = {
     {"augment", KEY_BOOL, AT(augment), 0, 1, 0, 0,
      "yes: rotate +-10 degrees, zoom 0.9-1.1, flip; no: none", NULL},
     {"flip", KEY_BOOL, AT(flip), 0, 1, 0, 0,
-     "yes: flip left-right with probability 0.5 (augment = no: it flips already)", NULL},
+     "yes: flip left-right with probability 0.5 (not with augment, which flips)", NULL},
     {"translate", KEY_INT, AT(translate), 0, 27, 0, 0,
      "pad-and-crop: shift by whole pixels up to N each way, black fill", NULL},
     {"erase_prob", KEY_FLOAT, AT(erase_prob), 0, 1, 0, 0,
@@ -305,14 +305,11 @@ char *fm_train_recipe_text(const fm_train_params *p) {
 }
 
 void fm_train_recipe_keys(FILE *out) {
+    const fm_train_params def = fm_train_default_params();
     for (size_t i = 0; i < N_KEYS; i++) {
-        fprintf(out, "  %-26s %s", keys[i].name, keys[i].doc);
-        if (keys[i].kind == KEY_CHOICE) {
-            char words[128];
-            choice_list(&keys[i], words, sizeof words);
-            fprintf(out, " (%s)", words);
-        }
-        fputc('\n', out);
+        fprintf(out, "  %-26s %s (default ", keys[i].name, keys[i].doc);
+        write_value(out, &def, &keys[i], 0);
+        fputs(")\n", out);
     }
 }
 
