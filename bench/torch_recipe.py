@@ -78,8 +78,9 @@ torch's cumulative average; dropout off), as the plain mean of the batch
 means and of the biased batch variances (torch averages the unbiased ones:
 they are scaled by (n - 1) / n, n values per channel in a batch).
 
-tta = flip: the test evaluations average the softmax probabilities of each
-image and its mirror image (validation does not).
+tta = flip: validation and the test evaluations average the softmax
+probabilities of each image and its mirror image, as fmnist's model does
+from the first validation on (its loss: the cross-entropy of that mean).
 
 One difference from Keras stays: PyTorch's BatchNorm updates its running
 variance with the unbiased batch variance (n/(n-1) times Keras's; n =
@@ -487,6 +488,7 @@ def field(v):
 
 
 def run(args, r):
+    tta = r["tta"] == "flip"
     torch.set_num_threads(threads_for(args.threads))
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -545,7 +547,7 @@ def run(args, r):
             t += 1
             loss_sum += loss.item() * len(b)
             correct += (out.argmax(1) == yb).sum().item()
-        val_loss, val_acc = evaluate(model, xva, yva) if has_val else (math.nan, math.nan)
+        val_loss, val_acc = evaluate(model, xva, yva, tta) if has_val else (math.nan, math.nan)
         line = "%d,%.6f,%.6f,%s,%s,%g,%.3f" % (epoch, loss_sum / len(xtr), correct / len(xtr),
                                                field(val_loss), field(val_acc), lr_used,
                                                time.time() - t0)
@@ -575,7 +577,6 @@ def run(args, r):
                 if es_wait >= r["early_stopping_patience"]:
                     break
 
-    tta = r["tta"] == "flip"
     if ck_state is not None:  # before precise BN, which changes only the final model
         best = copy.deepcopy(model)
         best.load_state_dict(ck_state)
@@ -591,7 +592,7 @@ def run(args, r):
         precise_bn(model, xtr, r, gen, augment)
         how += ", precise BN over %d batches" % r["precise_bn"]
     _, train_acc = evaluate(model, xtr, ytr)
-    _, val_acc = evaluate(model, xva, yva) if has_val else (math.nan, math.nan)
+    _, val_acc = evaluate(model, xva, yva, tta) if has_val else (math.nan, math.nan)
     _, test_acc = evaluate(model, xt, yt, tta)
     print("final model (%s): train %.4f val %s test %.4f%s"
           % (how, train_acc, "-" if math.isnan(val_acc) else "%.4f" % val_acc, test_acc,
