@@ -54,6 +54,11 @@ static int same_floats(const float *a, const float *b, size_t n) {
     return n == 0 || !memcmp(a, b, n * sizeof *a);
 }
 
+/* Steps per epoch of count images in p's batches, as fm_train counts them. */
+static int steps_of(size_t count, const fm_train_params *p) {
+    return (int)((count + (size_t)p->batch - 1) / (size_t)p->batch);
+}
+
 static void round_trip(const fm_model *m, const fm_train_params *p, const fm__train_state *s,
                        uint64_t fingerprint, size_t val_count) {
     const char *path = fuzz_tmp_path("round-trip.safetensors");
@@ -63,7 +68,8 @@ static void round_trip(const fm_model *m, const fm_train_params *p, const fm__tr
     fm_model *m2 = fm_model_parse(fm_model_description(m), "round trip", &err);
     FUZZ_ASSERT(m2, "description no longer parses: %s", err.msg);
     fm__train_state s2;
-    FUZZ_ASSERT(fm__train_state_init(&s2, m2, p, s->count) == 0, "out of memory");
+    FUZZ_ASSERT(fm__train_state_init(&s2, m2, p, s->count, steps_of(s->count, p)) == 0,
+                "out of memory");
     rc = fm__checkpoint_read(path, m2, p, &s2, fingerprint, val_count, &err);
     FUZZ_ASSERT(rc == 0, "cannot read back its own checkpoint: %s", err.msg);
     FUZZ_ASSERT(same_floats(m->params, m2->params, m->n_params) &&
@@ -72,6 +78,7 @@ static void round_trip(const fm_model *m, const fm_train_params *p, const fm__tr
                     same_floats(m->adam_v, m2->adam_v, m->n_params),
                 "weights or moments changed in the round trip");
     FUZZ_ASSERT(same_floats(s->best_state, s2.best_state, s->state_len), "best_state changed");
+    FUZZ_ASSERT(!s->ema || same_floats(s->ema, s2.ema, s->state_len), "the average changed");
     FUZZ_ASSERT(!memcmp(s->order, s2.order, s->count * sizeof *s->order), "order changed");
     FUZZ_ASSERT(!memcmp(s->rng.s, s2.rng.s, sizeof s->rng.s), "generator state changed");
     FUZZ_ASSERT(s->epoch == s2.epoch && s->step == s2.step && s->stop == s2.stop &&
@@ -101,7 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* The order tensor holds 8 bytes per training image: a larger count is
      * refused by the reader, so it need not be allocated here. */
     if (recorded_data(input.path, &train_count, &val_count, &fingerprint) == 0 &&
-        train_count <= size / 8 && fm__train_state_init(&s, m, &p, train_count) == 0) {
+        train_count <= size / 8 &&
+        fm__train_state_init(&s, m, &p, train_count, steps_of(train_count, &p)) == 0) {
         err.msg[0] = 0;
         if (fm__checkpoint_read(input.path, m, &p, &s, fingerprint, val_count, &err) == 0) {
             uint8_t *seen = calloc(train_count ? train_count : 1, 1);

@@ -70,7 +70,7 @@ static inline void fuzz_exercise_model(fm_model *m, int training) {
     FUZZ_ASSERT(fm__model_forward(m, B, training, &rng) != NULL, "forward refused a batch of %d", B);
     uint8_t labels[B] = {0, (uint8_t)(m->classes - 1)};
     fm__model_zero_grads(m);
-    fm__model_loss_backward(m, labels, B, training);
+    fm__model_loss_backward(m, labels, B, 0.0f, training);
     uint8_t *px = malloc(B * in_len);
     float *probs = malloc(B * (size_t)m->classes * sizeof *probs);
     FUZZ_ASSERT(px && probs, "out of memory");
