@@ -121,6 +121,26 @@ void fm_model_free(fm_model *model);
 
 /* The description text the model was built from. */
 const char *fm_model_description(const fm_model *model);
+/* What the network takes: one image is `channels` planes of `height` rows
+ * of `width` pixels, row-major (1, 28, 28 for a Fashion-MNIST network).
+ * Any of the pointers may be NULL. */
+void fm_model_input_shape(const fm_model *model, int *channels, int *height, int *width);
+/* The number of classes the network tells apart (10 for Fashion-MNIST). */
+int fm_model_class_count(const fm_model *model);
+/* The name of class k, 0 <= k < fm_model_class_count; NULL for any other k.
+ * A model file records the names (metadata "fmnist.class_names", a JSON
+ * array of strings) and fm_model_load keeps them; a model built from a
+ * description has Fashion-MNIST's (fm_class_names) when it has 10 classes,
+ * else "0", "1", ... */
+const char *fm_model_class_name(const fm_model *model, int k);
+/* Longest class name, in bytes. */
+#define FM_CLASS_NAME_MAX 64
+/* Renames the classes (names[0 .. fm_model_class_count)), for a network
+ * trained on other pictures; fm_model_save records the names, the ONNX
+ * export too. Each is 1 to FM_CLASS_NAME_MAX bytes of UTF-8 without control
+ * characters (fm_model_load refuses a file holding others); -1, the names
+ * unchanged, otherwise. */
+int fm_model_set_class_names(fm_model *model, const char *const *names, fm_err *err);
 /* The train/validation split of the training run behind the model, as
  * fm_train records it (from its params: seed, val_split, limit) in the model
  * and fm_model_save in the file: 0 and the values, or -1 when none is
