@@ -193,6 +193,66 @@ typedef struct fm_eval_result {
 
 int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out, fm_err *err);
 
+/* ---- classifying: the embedding API ------------------------------------ */
+
+/* Threads. A model is read-only to every function that takes it as
+ * `const fm_model *`: any number of threads may run those on one model at
+ * once (fm_model_classify, fm_model_classify_batch each with its own
+ * fm_ctx or none, fm_ctx_new, the queries, fm_model_save,
+ * fm_model_export_onnx, fm_model_summary). Inference never writes the
+ * weights; what it writes (activations) is in a context, one per call or
+ * per thread. A function that takes `fm_model *` may change the model or
+ * its own scratch memory (fm_model_predict, fm_model_evaluate, fm_train,
+ * fm_model_init, fm_model_set_tta, fm_model_set_class_names, fm_bench_run,
+ * fm_model_free): it needs the model to itself, with no other call on it
+ * running. Each call's kernels run on OpenMP threads of the calling
+ * thread's team (fm_set_threads); with several threads classifying at
+ * once, a team of 1 each (OMP_NUM_THREADS=1) keeps the cores from being
+ * oversubscribed. Everything else in the library keeps no global state. */
+
+/* An inference context: the activation memory for running one model on
+ * batches of up to `batch` images. One thread uses it at a time; make one
+ * per thread to classify from several. It serves the model it was made
+ * for, as long as that lives, and follows its test-time augmentation as it
+ * is at each call. NULL (and why) on a bad batch size or out of memory. */
+typedef struct fm_ctx fm_ctx;
+fm_ctx *fm_ctx_new(const fm_model *model, int batch, fm_err *err);
+void fm_ctx_free(fm_ctx *ctx);
+
+/* One 28x28 image: pixels row-major, 0 = black, 255 = white, light garment
+ * on black ground, as in the data set (fm_image_load makes such from a
+ * picture). Runs the model in inference mode with its own settings,
+ * test-time augmentation included, exactly as fm_model_predict does, and
+ * returns the most probable class (0-9, the lowest on a tie), with the
+ * softmax probabilities in probs when that is not NULL; -1 (and why) for a
+ * model that does not take 1x28x28 images into 10 classes, or when out of
+ * memory. Uses a context of its own per call (an allocation): for many
+ * images, fm_model_classify_batch with a context is faster. */
+int fm_model_classify(const fm_model *model, const uint8_t pixels[FM_IMAGE_PIXELS],
+                      float probs[FM_NUM_CLASSES], fm_err *err);
+
+/* The element type of the images fm_model_classify_batch reads. */
+typedef enum fm_pixel_type {
+    FM_PIXELS_U8, /* uint8_t, 0..255: the pixels as in the data set */
+    FM_PIXELS_F32 /* float: the network's input itself, pixel / 255 (0 = black,
+                     1 = white), as the ONNX export takes it; finite values. A
+                     byte v given as v / 255.0f gives FM_PIXELS_U8's results
+                     to the bit */
+} fm_pixel_type;
+
+/* n images of the model's input shape (fm_model_input_shape: C planes of
+ * H rows of W, one image after the other) of element type `type` at
+ * `pixels`: probs (when not NULL) gets n * fm_model_class_count softmax
+ * probabilities, image after image, and classes (when not NULL) the n most
+ * probable classes, each bit for bit what fm_model_classify and
+ * fm_model_predict give for that image. ctx: a context made for this model,
+ * which sets the batch (n may exceed it), or NULL for one made for the call
+ * (batches of up to 100). 0, or -1 and why (a context of another model, a
+ * value that is not finite, out of memory). */
+int fm_model_classify_batch(const fm_model *model, fm_ctx *ctx, const void *pixels,
+                            fm_pixel_type type, size_t n, float *probs, int *classes,
+                            fm_err *err);
+
 /* ---- export --------------------------------------------------------- */
 
 /* Writes the model as a standard ONNX file (opset 13) for inference in other
@@ -208,8 +268,10 @@ int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
 
 /* ---- compute -------------------------------------------------------- */
 
-/* Threads for every parallel op (0 = all cores); returns the number now in
- * use (1 in a build without OpenMP). */
+/* Threads for every parallel op the calling thread runs (0 = all cores);
+ * returns the number now in use (1 in a build without OpenMP). OpenMP keeps
+ * the setting per thread: a thread started afterwards has OMP_NUM_THREADS's
+ * (by default all cores) until it calls this. */
 int fm_set_threads(int threads);
 /* Name of the kernel table in use: "ref", "avx2" or "avx512". */
 const char *fm_kernels_name(void);
