@@ -85,6 +85,17 @@ int fm_data_detect(const char *dir, fm_data_format *format, fm_err *err);
  * else the Debian folder if it exists; NULL (and a message saying how to get
  * the data) if neither does. */
 const char *fm_data_default_dir(fm_err *err);
+/* The files holding one set of a folder in a given layout: for CSV
+ * `images` is the one file and `labels` is empty; for IDX each names the .gz
+ * file when it exists, else the plain one. fm_data_find_files fails when a
+ * file is missing or a path would not fit. */
+#define FM_DATA_PATH_MAX 4096
+typedef struct fm_data_files {
+    char images[FM_DATA_PATH_MAX];
+    char labels[FM_DATA_PATH_MAX];
+} fm_data_files;
+int fm_data_find_files(const char *dir, fm_data_format format, fm_data_set set,
+                       fm_data_files *files, fm_err *err);
 /* Loads one set from a folder in either layout, validating every byte. */
 int fm_data_load(const char *dir, fm_data_set set, fm_images *out, fm_err *err);
 /* Single-file loaders, for tools and tests. */
@@ -101,6 +112,43 @@ void fm_images_free(fm_images *imgs);
  * train (both copies; `all` is untouched). Deterministic for a given seed. */
 int fm_images_split(const fm_images *all, double val_fraction, uint64_t seed, fm_images *train,
                     fm_images *val, fm_err *err);
+
+/* ---- pictures -------------------------------------------------------- */
+
+/* fm_image_load's flags. */
+#define FM_IMAGE_INVERT 1u /* 255 - v for every pixel: a dark garment on a light ground */
+
+/* What fm_image_load found, for telling the user what became of a picture. */
+typedef struct fm_image_info {
+    int width, height;  /* the picture as stored; other than 28x28, it was resized */
+    int colour;         /* a colour PNG (palette ones too): turned grey */
+    size_t transparent; /* pixels not fully opaque, composited over the background */
+} fm_image_info;
+
+/* Reads a PNG or PGM picture (chosen by the file's first bytes, not its
+ * name) into one 28x28 image as the network takes it, as `fmnist predict`
+ * does:
+ *   - PNG of any colour type and bit depth: palettes expanded, colour turned
+ *     grey (0.2126 R + 0.7152 G + 0.0722 B), 16 bits reduced to 8, and pixels
+ *     with alpha < 255 composited over the background (v a + g (255 - a)) /
+ *     255: g black, or white with FM_IMAGE_INVERT (so that it ends black);
+ *   - PGM, binary (P5) or ASCII (P2), any maximum value up to 65535, rescaled
+ *     to 0..255;
+ *   - then resized to 28x28 when it is not, stretching to fill (crop or pad
+ *     beforehand to keep the aspect ratio): an area average along an axis
+ *     that shrinks, bilinear interpolation along one that grows;
+ *   - then, with FM_IMAGE_INVERT, 255 - v for every pixel.
+ * Fashion-MNIST pictures are light garments on a black ground, centred and
+ * filling the frame; a photo of a garment on white needs FM_IMAGE_INVERT.
+ * info (when not NULL) says what was found. -1 and why ("PATH: problem")
+ * for a file that is missing, empty, neither format, damaged, truncated,
+ * larger than 16384 pixels a side, or for unknown flags. */
+int fm_image_load(const char *path, unsigned flags, uint8_t out[FM_IMAGE_PIXELS],
+                  fm_image_info *info, fm_err *err);
+/* Writes pixels (height rows of width, row-major) as an 8-bit grey PNG,
+ * atomically. */
+int fm_image_save_png(const char *path, const uint8_t *pixels, int width, int height,
+                      fm_err *err);
 
 /* ---- models --------------------------------------------------------- */
 
@@ -459,6 +507,22 @@ typedef struct fm_train_resume_info {
 fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
                                fm_train_resume_info *info, fm_err *err);
 
+/* A hold on a run folder's lock (the one fm_train takes), for a program that
+ * keeps the folder across several calls, as the fmnist command does from
+ * start to end: fm_train, fm_train_write_run and fm_report_write, called
+ * while it holds the folder, take the lock again without waiting on
+ * themselves. With `created` non-NULL, dir is made first when missing
+ * (mkdir -p) and *created says whether it was; with `created` NULL, dir must
+ * exist. NULL and why when dir cannot be made or locked (a folder made is
+ * removed again), or another process holds it: "DIR: in use by another
+ * fmnist process (pid N); wait for it to end, or INSTEAD" (without the last
+ * part when instead is NULL). */
+typedef struct fm_run_lock fm_run_lock;
+fm_run_lock *fm_run_lock_take(const char *dir, int *created, const char *instead, fm_err *err);
+/* Lets go (unless the hold was nested in another of this process) and
+ * frees the hold; NULL does nothing. */
+void fm_run_lock_release(fm_run_lock *lock);
+
 /* (Re)writes out_dir/run.json atomically. fm_train writes it with test NULL;
  * pass the test-set evaluation to add test_loss and test_accuracy. */
 int fm_train_write_run(const fm_train_params *params, const fm_train_result *result,
@@ -530,6 +594,16 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
  * --no-tta); use_tta 1 is fm_report_write. */
 int fm_report_write_tta(const char *run_dir, const char *data_dir, const char *out_path,
                         int use_tta, fm_err *err);
+
+/* ---- small tools the fmnist command uses ------------------------------- */
+
+/* Writes s as a quoted JSON string, always valid UTF-8: a byte of s that
+ * starts no well-formed sequence (a file name in Latin-1, say) is written as
+ * \ufffd, the replacement character. Write errors are out's (ferror). */
+void fm_json_write_string(FILE *out, const char *s);
+/* 1 when a and b name the same existing file or folder (by device and
+ * inode: "models", "./models/" and a link to it are one), else 0. */
+int fm_same_file(const char *a, const char *b);
 
 #ifdef __cplusplus
 }

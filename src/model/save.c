@@ -69,7 +69,7 @@ char *fm__model_class_names_json(const fm_model *m) {
     fputc('[', f);
     for (int i = 0; i < m->classes; i++) {
         if (i) fputs(", ", f);
-        fm__json_write_string(f, m->class_names[i]);
+        fm_json_write_string(f, m->class_names[i]);
     }
     fputc(']', f);
     if (fclose(f)) {
