@@ -224,7 +224,9 @@ const char *fm_tta_name(fm_tta tta);
 
 /* Class probabilities for images [start, start+n) of a set (inference mode,
  * with the model's test-time augmentation), probs gets n * FM_NUM_CLASSES
- * floats. Batches internally. */
+ * floats. Batches internally, in activation memory it keeps in the model
+ * (for the next call): one call at a time per model. From several threads,
+ * fm_model_classify_batch gives the same floats (see "Threads" below). */
 int fm_model_predict(fm_model *model, const fm_images *imgs, size_t start, size_t n,
                      float *probs, fm_err *err);
 
@@ -256,7 +258,8 @@ int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *ou
  * running. Each call's kernels run on OpenMP threads of the calling
  * thread's team (fm_set_threads); with several threads classifying at
  * once, a team of 1 each (OMP_NUM_THREADS=1) keeps the cores from being
- * oversubscribed. Everything else in the library keeps no global state. */
+ * oversubscribed. Apart from that setting, calls share no state but what
+ * they are given (the kernel table is chosen once, race-free). */
 
 /* An inference context: the activation memory for running one model on
  * batches of up to `batch` images. One thread uses it at a time; make one
