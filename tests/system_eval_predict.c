@@ -130,6 +130,92 @@ static void check_tta(const char *weights, const char *data, const fm_images *te
     free(none);
 }
 
+/* fmnist predict --json against the library: fm_image_load of each file
+ * (as PNG and PGM, with and without --invert) then fm_model_classify give
+ * the class predict prints and its three probabilities as it prints them
+ * (%.6g), for the model as it is and with flip TTA; and predict names the
+ * classes as the model file does. */
+static void check_classify(const char *weights, const fm_images *test) {
+    enum { N = 6 };
+    char files[N][4200], args[16384];
+    const int n = N;
+    fm_err err;
+    for (int i = 0; i < N; i++) { /* PNG and binary PGM in turn */
+        const uint8_t *px = test->pixels + (size_t)i * FM_IMAGE_PIXELS;
+        char name[32];
+        snprintf(name, sizeof name, "c%d.%s", i, i % 2 ? "pgm" : "png");
+        snprintf(files[i], sizeof files[i], "%s", tu_path(name));
+        if (i % 2 == 0) {
+            CHECK_MSG(fm_image_save_png(files[i], px, 28, 28, &err) == 0, "%s", err.msg);
+        } else {
+            uint8_t pgm[13 + FM_IMAGE_PIXELS];
+            memcpy(pgm, "P5\n28 28\n255\n", 13);
+            memcpy(pgm + 13, px, FM_IMAGE_PIXELS);
+            tu_write(files[i], pgm, sizeof pgm);
+        }
+    }
+    char flip[4200];
+    snprintf(flip, sizeof flip, "%s", tu_path("classify-flip.safetensors"));
+    fm_model *m = fm_model_load(weights, &err);
+    CHECK_MSG(m, "%s", err.msg);
+    if (!m) return;
+    CHECK(fm_model_set_tta(m, FM_TTA_FLIP, &err) == 0 && fm_model_save(m, flip, &err) == 0);
+    for (int v = 0; v < 4; v++) { /* plain, flip; each without and with --invert */
+        const int tta = v & 1, invert = v >> 1;
+        CHECK(fm_model_set_tta(m, tta ? FM_TTA_FLIP : FM_TTA_NONE, &err) == 0);
+        int at = snprintf(args, sizeof args, "predict --weights '%s' --json%s", tta ? flip : weights,
+                          invert ? " --invert" : "");
+        for (int i = 0; i < n; i++) at += snprintf(args + at, sizeof args - at, " '%s'", files[i]);
+        CHECK(tu_run(args) == 0);
+        const char *out = tu_output("out.txt");
+        fm__json *j = fm__json_parse(out, strlen(out), 0, &err);
+        const fm__json *preds = j ? fm__json_get(j, "predictions") : NULL;
+        CHECK_MSG(preds && preds->type == FM__JSON_ARRAY && preds->n == (size_t)n, "%s", out);
+        for (int i = 0; preds && i < n && i < (int)preds->n; i++) {
+            uint8_t px[FM_IMAGE_PIXELS];
+            fm_image_info info;
+            CHECK_MSG(fm_image_load(files[i], invert ? FM_IMAGE_INVERT : 0, px, &info, &err) == 0,
+                      "%s", err.msg);
+            int same_px = 1;
+            for (int p = 0; p < FM_IMAGE_PIXELS; p++) {
+                uint8_t want = test->pixels[(size_t)i * FM_IMAGE_PIXELS + p];
+                same_px &= px[p] == (invert ? 255 - want : want);
+            }
+            CHECK(same_px && info.width == 28 && info.height == 28 && !info.colour &&
+                  !info.transparent);
+            float probs[FM_NUM_CLASSES];
+            int c = fm_model_classify(m, px, probs, &err);
+            const fm__json *pred = &preds->items[i], *top = fm__json_get(pred, "top3");
+            CHECK_MSG(c >= 0 && c == (int)num(pred, "class"), "%s: classify %d, predict %g",
+                      files[i], c, num(pred, "class"));
+            for (size_t k = 0; top && k < top->n; k++) {
+                int tk = (int)num(&top->items[k], "class");
+                char printed[32];
+                snprintf(printed, sizeof printed, "%.6g", tk >= 0 && tk < 10 ? probs[tk] : -1.0f);
+                CHECK_MSG(num(&top->items[k], "probability") == strtod(printed, NULL),
+                          "%s: class %d: classify %s, predict %.9g", files[i], tk, printed,
+                          num(&top->items[k], "probability"));
+            }
+        }
+        fm__json_free(j);
+    }
+
+    /* the model file's class names are the ones predict prints */
+    const char *names[FM_NUM_CLASSES] = {"top", "trousers", "jumper", "frock", "coat",
+                                         "sandal", "shirt", "trainer", "bag", "boot"};
+    char renamed[4200];
+    snprintf(renamed, sizeof renamed, "%s", tu_path("renamed.safetensors"));
+    CHECK(fm_model_set_tta(m, FM_TTA_NONE, &err) == 0 &&
+          fm_model_set_class_names(m, names, &err) == 0 && fm_model_save(m, renamed, &err) == 0);
+    int c = fm_model_classify(m, test->pixels, NULL, &err);
+    snprintf(args, sizeof args, "predict --weights '%s' '%s'", renamed, files[0]);
+    CHECK(tu_run(args) == 0 && c >= 0);
+    char want[4400];
+    snprintf(want, sizeof want, "%s: %s\n", files[0], c >= 0 ? names[c] : "?");
+    CHECK_MSG(!strncmp(tu_output("out.txt"), want, strlen(want)), "%s", tu_output("out.txt"));
+    fm_model_free(m);
+}
+
 int main(void) {
     if (!getenv("FMNIST_BIN")) SKIP("FMNIST_BIN is not set");
     fm_err err;
@@ -222,7 +308,7 @@ int main(void) {
     char png28[4200], png56[4200];
     snprintf(png28, sizeof png28, "%s", tu_path("test0.png"));
     snprintf(png56, sizeof png56, "%s", tu_path("test0-colour.png"));
-    CHECK_MSG(fm__png_write_grey(png28, test.pixels, 28, 28, &err) == 0, "%s", err.msg);
+    CHECK_MSG(fm_image_save_png(png28, test.pixels, 28, 28, &err) == 0, "%s", err.msg);
     write_rgb_png(png56, test.pixels);
     int expect = -1;
     fm_model *m = fm_model_load(weights, &err);
@@ -277,6 +363,7 @@ int main(void) {
               "stderr: %s", note);
 
     check_tta(weights, data, &small_test, png28, png56);
+    check_classify(weights, &small_test);
 
     /* failures: exit 1 and one line for bad input, exit 2 for bad usage */
     char corrupt[4200], bad_png[4200];

@@ -192,6 +192,18 @@ static void detect(void) {
     tu_write(tu_path("detect/t10k-labels-idx1-ubyte"), labels, sizeof labels);
     rc = fm_data_detect(dir, &format, &err);
     CHECK_MSG(rc == 0 && format == FM_FORMAT_IDX, "%s", err.msg);
+    /* which file of each pair: the .gz when it is there, else the plain one */
+    fm_data_files files;
+    rc = fm_data_find_files(dir, FM_FORMAT_IDX, FM_SET_TRAIN, &files, &err);
+    CHECK_MSG(rc == 0 && !strcmp(files.images, tu_path("detect/train-images-idx3-ubyte")) &&
+                  !strcmp(files.labels, tu_path("detect/train-labels-idx1-ubyte.gz")),
+              "%s: %s, %s", err.msg, files.images, files.labels);
+    tu_write_gz(tu_path("detect/t10k-labels-idx1-ubyte.gz"), labels, sizeof labels);
+    rc = fm_data_find_files(dir, FM_FORMAT_IDX, FM_SET_TEST, &files, &err);
+    CHECK_MSG(rc == 0 && !strcmp(files.labels, tu_path("detect/t10k-labels-idx1-ubyte.gz")),
+              "%s: %s", err.msg, files.labels);
+    rc = fm_data_find_files(dir, FM_FORMAT_CSV, FM_SET_TEST, &files, &err);
+    CHECK_ERR(rc, err, dir, "missing fashion-mnist_test.csv");
     fm_images imgs;
     rc = fm_data_load(dir, FM_SET_TEST, &imgs, &err);
     CHECK_MSG(rc == 0 && imgs.count == N, "%s", err.msg);
@@ -204,6 +216,10 @@ static void detect(void) {
     tu_write(tu_path("detect/fashion-mnist_test.csv"), "x", 1);
     rc = fm_data_detect(dir, &format, &err);
     CHECK_MSG(rc == 0 && format == FM_FORMAT_CSV, "%s", err.msg);
+    rc = fm_data_find_files(dir, FM_FORMAT_CSV, FM_SET_TEST, &files, &err);
+    CHECK_MSG(rc == 0 && !strcmp(files.images, tu_path("detect/fashion-mnist_test.csv")) &&
+                  files.labels[0] == 0,
+              "%s", err.msg);
     rc = fm_data_load(dir, FM_SET_TRAIN, &imgs, &err);
     CHECK_ERR(rc, err, "detect/fashion-mnist_train.csv", "line 1");
 }

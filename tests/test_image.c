@@ -1,6 +1,8 @@
 /* The image module: grey PNG write/read round trip, PNGs of every colour
  * type written straight through libpng, binary and ASCII PGM, broken files,
- * and the resize to 28x28. */
+ * the resize to 28x28, and fm_image_load, the public call made of them
+ * (what it says about a picture, --invert's background and inversion, its
+ * refusals). */
 #include "core/png.h"
 #include "check.h"
 #include "data/image.h"
@@ -69,7 +71,7 @@ static void png_files(void) {
     uint8_t px[37 * 13];
     for (int i = 0; i < 37 * 13; i++) px[i] = (uint8_t)(i * 97 + 3);
     fm_err err;
-    int rc = fm__png_write_grey(tu_path("grey.png"), px, 37, 13, &err);
+    int rc = fm_image_save_png(tu_path("grey.png"), px, 37, 13, &err);
     CHECK_MSG(rc == 0, "%s", err.msg);
     expect_image("grey round trip", tu_path("grey.png"), 37, 13, px, 0);
 
@@ -170,15 +172,15 @@ static void bad_files(void) {
     free(png);
     uint8_t *wide = calloc(20000, 1);
     fm_err err;
-    CHECK(fm__png_write_grey(tu_path("wide.png"), wide, 20000, 1, &err) == 0);
+    CHECK(fm_image_save_png(tu_path("wide.png"), wide, 20000, 1, &err) == 0);
     free(wide);
     expect_fail("wide.png", NULL, 0, "exceeds user limit");
 
     const char *nowhere = tu_path("no/such/folder/x.png");
     uint8_t one = 0;
-    int rc = fm__png_write_grey(nowhere, &one, 1, 1, &err);
+    int rc = fm_image_save_png(nowhere, &one, 1, 1, &err);
     CHECK_ERR(rc, err, nowhere, "No such file");
-    rc = fm__png_write_grey(tu_path("zero.png"), &one, 0, 1, &err);
+    rc = fm_image_save_png(tu_path("zero.png"), &one, 0, 1, &err);
     CHECK_ERR(rc, err, "cannot write a 0x1 image", NULL);
 }
 
@@ -223,11 +225,103 @@ static void resize(void) {
     CHECK_ERR(fm__image_to_28x28(&img, out, &err), err, "cannot resize a 0x5 image", NULL);
 }
 
+/* fm_image_load of path is the pieces' result: read over `background`,
+ * resized, inverted when asked; info as expected. */
+static void expect_load(const char *what, const char *path, unsigned flags, int w, int h,
+                        int colour, size_t transparent) {
+    uint8_t out[FM_IMAGE_PIXELS], want[FM_IMAGE_PIXELS];
+    fm_image_info info = {-1, -1, -1, 99};
+    fm_err err;
+    fm__image img;
+    int invert = (flags & FM_IMAGE_INVERT) != 0;
+    CHECK_MSG(fm__image_read(path, invert ? 255 : 0, &img, &err) == 0 &&
+                  fm__image_to_28x28(&img, want, &err) == 0,
+              "%s: %s", what, err.msg);
+    fm__image_free(&img);
+    if (invert)
+        for (int i = 0; i < FM_IMAGE_PIXELS; i++) want[i] = (uint8_t)(255 - want[i]);
+    CHECK_MSG(fm_image_load(path, flags, out, &info, &err) == 0, "%s: %s", what, err.msg);
+    CHECK_MSG(!memcmp(out, want, sizeof out), "%s: not the pieces' pixels", what);
+    CHECK_MSG(info.width == w && info.height == h && info.colour == colour &&
+                  info.transparent == transparent,
+              "%s: %dx%d colour %d transparent %zu", what, info.width, info.height, info.colour,
+              info.transparent);
+    CHECK(fm_image_load(path, flags, out, NULL, &err) == 0); /* info may be NULL */
+}
+
+static void load(void) {
+    fm_err err;
+    uint8_t px[FM_IMAGE_PIXELS], out[FM_IMAGE_PIXELS];
+    for (int i = 0; i < FM_IMAGE_PIXELS; i++) px[i] = (uint8_t)(i * 13 + 5);
+    /* a 28x28 grey picture is the image itself, or its negative */
+    CHECK(fm_image_save_png(tu_path("load28.png"), px, 28, 28, &err) == 0);
+    CHECK(fm_image_load(tu_path("load28.png"), 0, out, NULL, &err) == 0 &&
+          !memcmp(out, px, sizeof px));
+    CHECK(fm_image_load(tu_path("load28.png"), FM_IMAGE_INVERT, out, NULL, &err) == 0);
+    int inverted = 1;
+    for (int i = 0; i < FM_IMAGE_PIXELS; i++) inverted &= out[i] == 255 - px[i];
+    CHECK(inverted);
+    expect_load("grey 28x28", tu_path("load28.png"), 0, 28, 28, 0, 0);
+    expect_load("palette", tu_path("pal.png"), 0, 4, 1, 1, 0); /* a palette is colour */
+    expect_load("1-bit grey", tu_path("g1.png"), FM_IMAGE_INVERT, 4, 1, 0, 0);
+
+    /* colour, larger: turned grey and shrunk */
+    uint8_t rgb[56 * 56 * 3];
+    for (int i = 0; i < 56 * 56; i++) {
+        rgb[3 * i] = (uint8_t)(i % 56 * 4);
+        rgb[3 * i + 1] = (uint8_t)(i / 56 * 4);
+        rgb[3 * i + 2] = 50;
+    }
+    write_png(tu_path("rgb56.png"), 56, 56, PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_NONE, rgb, NULL, 0,
+              NULL, 0);
+    expect_load("colour 56x56", tu_path("rgb56.png"), 0, 56, 56, 1, 0);
+
+    /* transparency: black ground, or white that ends black once inverted */
+    uint8_t ga[28 * 28 * 2];
+    for (int i = 0; i < 28 * 28; i++) {
+        ga[2 * i] = 200;
+        ga[2 * i + 1] = i < 28 ? 0 : i < 56 ? 128 : 255; /* row 0 clear, row 1 half, rest opaque */
+    }
+    write_png(tu_path("alpha.png"), 28, 28, PNG_COLOR_TYPE_GRAY_ALPHA, 8, PNG_INTERLACE_NONE, ga,
+              NULL, 0, NULL, 0);
+    CHECK(fm_image_load(tu_path("alpha.png"), 0, out, NULL, &err) == 0);
+    CHECK(out[0] == 0 && out[28] == 100 && out[56] == 200); /* (200 a + 0 (255 - a)) / 255 */
+    CHECK(fm_image_load(tu_path("alpha.png"), FM_IMAGE_INVERT, out, NULL, &err) == 0);
+    CHECK(out[0] == 0 && out[28] == 255 - 227 && out[56] == 55); /* ground 255, then 255 - v */
+    expect_load("grey and alpha", tu_path("alpha.png"), 0, 28, 28, 0, 56);
+    expect_load("grey and alpha, inverted", tu_path("alpha.png"), FM_IMAGE_INVERT, 28, 28, 0, 56);
+
+    /* PGM, ASCII and binary, grown to 28x28 */
+    const char p2[] = "P2 2 2 3\n0 1\n2 3\n";
+    tu_write(tu_path("load.pgm"), p2, sizeof p2 - 1);
+    expect_load("P2 2x2", tu_path("load.pgm"), 0, 2, 2, 0, 0);
+    CHECK(fm_image_load(tu_path("load.pgm"), 0, out, NULL, &err) == 0);
+    CHECK(out[0] == 0 && out[27] == 85 && out[28 * 27] == 170 && out[FM_IMAGE_PIXELS - 1] == 255);
+    tu_write(tu_path("load5.pgm"), "P5 28 28 255\n", 13);
+    FILE *f = fopen(tu_path("load5.pgm"), "ab");
+    CHECK(f && fwrite(px, 1, sizeof px, f) == sizeof px && fclose(f) == 0);
+    CHECK(fm_image_load(tu_path("load5.pgm"), 0, out, NULL, &err) == 0 &&
+          !memcmp(out, px, sizeof px));
+
+    /* refusals name the file */
+    const char *missing = tu_path("load-missing.png");
+    CHECK_ERR(fm_image_load(missing, 0, out, NULL, &err), err, missing, "No such file");
+    CHECK_ERR(fm_image_load(tu_path("text.png"), 0, out, NULL, &err), err, "text.png",
+              "not a PNG or PGM (P5/P2) image");
+    CHECK_ERR(fm_image_load(tu_path("short.pgm"), FM_IMAGE_INVERT, out, NULL, &err), err,
+              "short.pgm", "truncated PGM data");
+    CHECK_ERR(fm_image_load(tu_path("cut.png"), 0, out, NULL, &err), err, "cut.png",
+              "bad PNG: the file ends early");
+    CHECK_ERR(fm_image_load(tu_path("load28.png"), 6, out, NULL, &err), err, "load28.png",
+              "unknown image flags 0x6");
+}
+
 int main(void) {
     tu_init("test_image");
     png_files();
     pgm_files();
     bad_files();
     resize();
+    load();
     return check_finish();
 }

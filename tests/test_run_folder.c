@@ -1,7 +1,8 @@
 /* The run-folder rules, in the library and through the command, on tiny
  * data: one process per folder (the lock: refused from another process with
  * its pid, nested within one, gone with a killed holder, no file left after
- * a clean end; fm_train, run.json and the report all take it), no silent
+ * a clean end; fm_train, run.json and the report all take it; fm_run_lock,
+ * its public face, makes the folder when asked), no silent
  * overwrite of a finished run (refused naming --out and --overwrite; with
  * --overwrite the old run goes first; an unfinished one is never replaced),
  * and a resume given the run's own command line: recipe flags, --data,
@@ -152,6 +153,42 @@ static void test_lock(void) {
     CHECK_MSG(atol(text) == (long)getpid(), "lock file says '%s'", text);
     free(text);
     fm__lock_release(&outer);
+}
+
+static int do_public_lock(const char *dir, fm_err *err) {
+    fm_run_lock *l = fm_run_lock_take(dir, NULL, "INSTEAD", err);
+    fm_run_lock_release(l);
+    return l ? 0 : -1;
+}
+
+/* fm_run_lock, the public face of the lock: makes the folder when asked,
+ * nests, refuses another process with the caller's alternative. */
+static void test_public_lock(void) {
+    char dir[4200], file[4200];
+    snprintf(dir, sizeof dir, "%s", tu_path("public/deeper"));
+    fm_err err;
+    int created = -1;
+    CHECK(!fm_run_lock_take(dir, NULL, NULL, &err) && strstr(err.msg, "cannot create the lock file"));
+    fm_run_lock *outer = fm_run_lock_take(dir, &created, NULL, &err);
+    CHECK_MSG(outer && created == 1 && tu_exists(dir, FM__LOCK_FILE), "%s", err.msg);
+    fm_run_lock *inner = fm_run_lock_take(dir, &created, NULL, &err);
+    CHECK_MSG(inner && created == 0, "%s", err.msg);
+    fm_run_lock_release(inner);
+    CHECK(tu_exists(dir, FM__LOCK_FILE)); /* the outer hold keeps it */
+    outcome o = elsewhere(do_public_lock, dir);
+    CHECK_MSG(o.rc == -1 && strstr(o.err.msg, "in use by another fmnist process") &&
+                  strstr(o.err.msg, "wait for it to end, or INSTEAD"),
+              "rc %d, %s", o.rc, o.err.msg);
+    fm_run_lock_release(outer);
+    CHECK(!tu_exists(dir, FM__LOCK_FILE));
+    o = elsewhere(do_public_lock, dir);
+    CHECK_MSG(o.rc == 0, "after the release: %s", o.err.msg);
+    fm_run_lock_release(NULL);
+    /* a folder that cannot be made */
+    snprintf(file, sizeof file, "%s", tu_path("public/plain-file"));
+    tu_write(file, "x", 1);
+    strcat(file, "/sub");
+    CHECK(!fm_run_lock_take(file, &created, NULL, &err) && strstr(err.msg, "plain-file"));
 }
 
 /* ---- no silent overwrite ---------------------------------------------------- */
@@ -340,6 +377,7 @@ int main(void) {
     fm_images_free(&test_set);
 
     test_lock();
+    test_public_lock();
     test_overwrite();
     test_command();
     fm_images_free(&tr);

@@ -326,6 +326,20 @@ static void test_model_files(void) {
     fm_model *m = fm_model_load(path, &err);
     CHECK_MSG(m != NULL, "%s", err.msg);
     if (m) CHECK(!strcmp(fm_model_description(m), SMALL) && m->layers[1].t[3].data[0] == 1.0f);
+    /* the file's class names are the model's, and saved again */
+    if (m) {
+        CHECK(fm_model_class_count(m) == 3 && !strcmp(fm_model_class_name(m, 0), "a") &&
+              !strcmp(fm_model_class_name(m, 2), "c"));
+        CHECK(!fm_model_class_name(m, 3) && !fm_model_class_name(m, -1));
+        CHECK(fm_model_set_class_names(m, (const char *[]){"caf\xc3\xa9", "b", "c"}, &err) == 0);
+        const char *again = tmp_path("renamed.safetensors");
+        CHECK_MSG(fm_model_save(m, again, &err) == 0, "%s", err.msg);
+        fm_model *r = fm_model_load(again, &err);
+        CHECK_MSG(r && !strcmp(fm_model_class_name(r, 0), "caf\xc3\xa9") &&
+                      !strcmp(fm_model_class_name(r, 1), "b"),
+                  "%s", r ? fm_model_class_name(r, 0) : err.msg);
+        fm_model_free(r);
+    }
     fm_model_free(m);
 
     model_bad(t, 8, meta + 1, 2, "missing metadata 'fmnist.description'");
@@ -337,6 +351,11 @@ static void test_model_files(void) {
               "not an array of 3 strings");
     model_bad(t, 8, (fm__st_kv[]){meta[0], {"fmnist.class_names", "[\"a\""}, meta[2]}, 3,
               "fmnist.class_names: bad JSON");
+    model_bad(t, 8, (fm__st_kv[]){meta[0], {"fmnist.class_names", "[\"a\", \"\", \"c\"]"}, meta[2]},
+              3, "metadata fmnist.class_names: class 1: a name is 1 to 64 bytes, not 0");
+    model_bad(t, 8,
+              (fm__st_kv[]){meta[0], {"fmnist.class_names", "[\"a\", \"b\", \"c\\nd\"]"}, meta[2]},
+              3, "class 2: the name holds a control character (0x0a)");
     model_bad(t, 8, (fm__st_kv[]){{"fmnist.description", "input 5 5 1\nconv filters=2\n"}, meta[1],
                                   meta[2]},
               3, "(fmnist.description):2: conv: missing kernel");

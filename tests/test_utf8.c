@@ -49,7 +49,7 @@ static void test_json(void) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    fm__json_write_string(f, "caf\xc3\xa9 caf\xe9 \xe2\x82\"\n");
+    fm_json_write_string(f, "caf\xc3\xa9 caf\xe9 \xe2\x82\"\n");
     fclose(f);
     CHECK_MSG(!strcmp(text, "\"caf\xc3\xa9 caf\\ufffd \\ufffd\\ufffd\\\"\\n\""), "%s", text);
     j = fm__json_parse(text, len, 0, &err);

@@ -85,6 +85,17 @@ int fm_data_detect(const char *dir, fm_data_format *format, fm_err *err);
  * else the Debian folder if it exists; NULL (and a message saying how to get
  * the data) if neither does. */
 const char *fm_data_default_dir(fm_err *err);
+/* The files holding one set of a folder in a given layout: for CSV
+ * `images` is the one file and `labels` is empty; for IDX each names the .gz
+ * file when it exists, else the plain one. fm_data_find_files fails when a
+ * file is missing or a path would not fit. */
+#define FM_DATA_PATH_MAX 4096
+typedef struct fm_data_files {
+    char images[FM_DATA_PATH_MAX];
+    char labels[FM_DATA_PATH_MAX];
+} fm_data_files;
+int fm_data_find_files(const char *dir, fm_data_format format, fm_data_set set,
+                       fm_data_files *files, fm_err *err);
 /* Loads one set from a folder in either layout, validating every byte. */
 int fm_data_load(const char *dir, fm_data_set set, fm_images *out, fm_err *err);
 /* Single-file loaders, for tools and tests. */
@@ -101,6 +112,43 @@ void fm_images_free(fm_images *imgs);
  * train (both copies; `all` is untouched). Deterministic for a given seed. */
 int fm_images_split(const fm_images *all, double val_fraction, uint64_t seed, fm_images *train,
                     fm_images *val, fm_err *err);
+
+/* ---- pictures -------------------------------------------------------- */
+
+/* fm_image_load's flags. */
+#define FM_IMAGE_INVERT 1u /* 255 - v for every pixel: a dark garment on a light ground */
+
+/* What fm_image_load found, for telling the user what became of a picture. */
+typedef struct fm_image_info {
+    int width, height;  /* the picture as stored; other than 28x28, it was resized */
+    int colour;         /* a colour PNG (palette ones too): turned grey */
+    size_t transparent; /* pixels not fully opaque, composited over the background */
+} fm_image_info;
+
+/* Reads a PNG or PGM picture (chosen by the file's first bytes, not its
+ * name) into one 28x28 image as the network takes it, as `fmnist predict`
+ * does:
+ *   - PNG of any colour type and bit depth: palettes expanded, colour turned
+ *     grey (0.2126 R + 0.7152 G + 0.0722 B), 16 bits reduced to 8, and pixels
+ *     with alpha < 255 composited over the background (v a + g (255 - a)) /
+ *     255: g black, or white with FM_IMAGE_INVERT (so that it ends black);
+ *   - PGM, binary (P5) or ASCII (P2), any maximum value up to 65535, rescaled
+ *     to 0..255;
+ *   - then resized to 28x28 when it is not, stretching to fill (crop or pad
+ *     beforehand to keep the aspect ratio): an area average along an axis
+ *     that shrinks, bilinear interpolation along one that grows;
+ *   - then, with FM_IMAGE_INVERT, 255 - v for every pixel.
+ * Fashion-MNIST pictures are light garments on a black ground, centred and
+ * filling the frame; a photo of a garment on white needs FM_IMAGE_INVERT.
+ * info (when not NULL) says what was found. -1 and why ("PATH: problem")
+ * for a file that is missing, empty, neither format, damaged, truncated,
+ * larger than 16384 pixels a side, or for unknown flags. */
+int fm_image_load(const char *path, unsigned flags, uint8_t out[FM_IMAGE_PIXELS],
+                  fm_image_info *info, fm_err *err);
+/* Writes pixels (height rows of width, row-major) as an 8-bit grey PNG,
+ * atomically. */
+int fm_image_save_png(const char *path, const uint8_t *pixels, int width, int height,
+                      fm_err *err);
 
 /* ---- models --------------------------------------------------------- */
 
@@ -121,6 +169,26 @@ void fm_model_free(fm_model *model);
 
 /* The description text the model was built from. */
 const char *fm_model_description(const fm_model *model);
+/* What the network takes: one image is `channels` planes of `height` rows
+ * of `width` pixels, row-major (1, 28, 28 for a Fashion-MNIST network).
+ * Any of the pointers may be NULL. */
+void fm_model_input_shape(const fm_model *model, int *channels, int *height, int *width);
+/* The number of classes the network tells apart (10 for Fashion-MNIST). */
+int fm_model_class_count(const fm_model *model);
+/* The name of class k, 0 <= k < fm_model_class_count; NULL for any other k.
+ * A model file records the names (metadata "fmnist.class_names", a JSON
+ * array of strings) and fm_model_load keeps them; a model built from a
+ * description has Fashion-MNIST's (fm_class_names) when it has 10 classes,
+ * else "0", "1", ... */
+const char *fm_model_class_name(const fm_model *model, int k);
+/* Longest class name, in bytes. */
+#define FM_CLASS_NAME_MAX 64
+/* Renames the classes (names[0 .. fm_model_class_count)), for a network
+ * trained on other pictures; fm_model_save records the names, the ONNX
+ * export too. Each is 1 to FM_CLASS_NAME_MAX bytes of UTF-8 without control
+ * characters (fm_model_load refuses a file holding others); -1, the names
+ * unchanged, otherwise. */
+int fm_model_set_class_names(fm_model *model, const char *const *names, fm_err *err);
 /* The train/validation split of the training run behind the model, as
  * fm_train records it (from its params: seed, val_split, limit) in the model
  * and fm_model_save in the file: 0 and the values, or -1 when none is
@@ -156,7 +224,9 @@ const char *fm_tta_name(fm_tta tta);
 
 /* Class probabilities for images [start, start+n) of a set (inference mode,
  * with the model's test-time augmentation), probs gets n * FM_NUM_CLASSES
- * floats. Batches internally. */
+ * floats. Batches internally, in activation memory it keeps in the model
+ * (for the next call): one call at a time per model. From several threads,
+ * fm_model_classify_batch gives the same floats (see "Threads" below). */
 int fm_model_predict(fm_model *model, const fm_images *imgs, size_t start, size_t n,
                      float *probs, fm_err *err);
 
@@ -173,6 +243,67 @@ typedef struct fm_eval_result {
 
 int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out, fm_err *err);
 
+/* ---- classifying: the embedding API ------------------------------------ */
+
+/* Threads. A model is read-only to every function that takes it as
+ * `const fm_model *`: any number of threads may run those on one model at
+ * once (fm_model_classify, fm_model_classify_batch each with its own
+ * fm_ctx or none, fm_ctx_new, the queries, fm_model_save,
+ * fm_model_export_onnx, fm_model_summary). Inference never writes the
+ * weights; what it writes (activations) is in a context, one per call or
+ * per thread. A function that takes `fm_model *` may change the model or
+ * its own scratch memory (fm_model_predict, fm_model_evaluate, fm_train,
+ * fm_model_init, fm_model_set_tta, fm_model_set_class_names, fm_bench_run,
+ * fm_model_free): it needs the model to itself, with no other call on it
+ * running. Each call's kernels run on OpenMP threads of the calling
+ * thread's team (fm_set_threads); with several threads classifying at
+ * once, a team of 1 each (OMP_NUM_THREADS=1) keeps the cores from being
+ * oversubscribed. Apart from that setting, calls share no state but what
+ * they are given (the kernel table is chosen once, race-free). */
+
+/* An inference context: the activation memory for running one model on
+ * batches of up to `batch` images. One thread uses it at a time; make one
+ * per thread to classify from several. It serves the model it was made
+ * for, as long as that lives, and follows its test-time augmentation as it
+ * is at each call. NULL (and why) on a bad batch size or out of memory. */
+typedef struct fm_ctx fm_ctx;
+fm_ctx *fm_ctx_new(const fm_model *model, int batch, fm_err *err);
+void fm_ctx_free(fm_ctx *ctx);
+
+/* One 28x28 image: pixels row-major, 0 = black, 255 = white, light garment
+ * on black ground, as in the data set (fm_image_load makes such from a
+ * picture). Runs the model in inference mode with its own settings,
+ * test-time augmentation included, exactly as fm_model_predict does, and
+ * returns the most probable class (0-9, the lowest on a tie), with the
+ * softmax probabilities in probs when that is not NULL; -1 (and why) for a
+ * model that does not take 1x28x28 images into 10 classes, or when out of
+ * memory. Uses a context of its own per call (an allocation): for many
+ * images, fm_model_classify_batch with a context is faster. */
+int fm_model_classify(const fm_model *model, const uint8_t pixels[FM_IMAGE_PIXELS],
+                      float probs[FM_NUM_CLASSES], fm_err *err);
+
+/* The element type of the images fm_model_classify_batch reads. */
+typedef enum fm_pixel_type {
+    FM_PIXELS_U8, /* uint8_t, 0..255: the pixels as in the data set */
+    FM_PIXELS_F32 /* float: the network's input itself, pixel / 255 (0 = black,
+                     1 = white), as the ONNX export takes it; finite values. A
+                     byte v given as v / 255.0f gives FM_PIXELS_U8's results
+                     to the bit */
+} fm_pixel_type;
+
+/* n images of the model's input shape (fm_model_input_shape: C planes of
+ * H rows of W, one image after the other) of element type `type` at
+ * `pixels`: probs (when not NULL) gets n * fm_model_class_count softmax
+ * probabilities, image after image, and classes (when not NULL) the n most
+ * probable classes, each bit for bit what fm_model_classify and
+ * fm_model_predict give for that image. ctx: a context made for this model,
+ * which sets the batch (n may exceed it), or NULL for one made for the call
+ * (batches of up to 100). 0, or -1 and why (a context of another model, a
+ * value that is not finite, out of memory). */
+int fm_model_classify_batch(const fm_model *model, fm_ctx *ctx, const void *pixels,
+                            fm_pixel_type type, size_t n, float *probs, int *classes,
+                            fm_err *err);
+
 /* ---- export --------------------------------------------------------- */
 
 /* Writes the model as a standard ONNX file (opset 13) for inference in other
@@ -188,8 +319,10 @@ int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
 
 /* ---- compute -------------------------------------------------------- */
 
-/* Threads for every parallel op (0 = all cores); returns the number now in
- * use (1 in a build without OpenMP). */
+/* Threads for every parallel op the calling thread runs (0 = all cores);
+ * returns the number now in use (1 in a build without OpenMP). OpenMP keeps
+ * the setting per thread: a thread started afterwards has OMP_NUM_THREADS's
+ * (by default all cores) until it calls this. */
 int fm_set_threads(int threads);
 /* Name of the kernel table in use: "ref", "avx2" or "avx512". */
 const char *fm_kernels_name(void);
@@ -377,6 +510,22 @@ typedef struct fm_train_resume_info {
 fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
                                fm_train_resume_info *info, fm_err *err);
 
+/* A hold on a run folder's lock (the one fm_train takes), for a program that
+ * keeps the folder across several calls, as the fmnist command does from
+ * start to end: fm_train, fm_train_write_run and fm_report_write, called
+ * while it holds the folder, take the lock again without waiting on
+ * themselves. With `created` non-NULL, dir is made first when missing
+ * (mkdir -p) and *created says whether it was; with `created` NULL, dir must
+ * exist. NULL and why when dir cannot be made or locked (a folder made is
+ * removed again), or another process holds it: "DIR: in use by another
+ * fmnist process (pid N); wait for it to end, or INSTEAD" (without the last
+ * part when instead is NULL). */
+typedef struct fm_run_lock fm_run_lock;
+fm_run_lock *fm_run_lock_take(const char *dir, int *created, const char *instead, fm_err *err);
+/* Lets go (unless the hold was nested in another of this process) and
+ * frees the hold; NULL does nothing. */
+void fm_run_lock_release(fm_run_lock *lock);
+
 /* (Re)writes out_dir/run.json atomically. fm_train writes it with test NULL;
  * pass the test-set evaluation to add test_loss and test_accuracy. */
 int fm_train_write_run(const fm_train_params *params, const fm_train_result *result,
@@ -448,6 +597,16 @@ int fm_report_write(const char *run_dir, const char *data_dir, const char *out_p
  * --no-tta); use_tta 1 is fm_report_write. */
 int fm_report_write_tta(const char *run_dir, const char *data_dir, const char *out_path,
                         int use_tta, fm_err *err);
+
+/* ---- small tools the fmnist command uses ------------------------------- */
+
+/* Writes s as a quoted JSON string, always valid UTF-8: a byte of s that
+ * starts no well-formed sequence (a file name in Latin-1, say) is written as
+ * \ufffd, the replacement character. Write errors are out's (ferror). */
+void fm_json_write_string(FILE *out, const char *s);
+/* 1 when a and b name the same existing file or folder (by device and
+ * inode: "models", "./models/" and a link to it are one), else 0. */
+int fm_same_file(const char *a, const char *b);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fprintf(out,

@@ -2,8 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "data/data.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -60,10 +59,10 @@ int fm_cmd_convert(int argc, char **argv) {
         fm_data_write(dst, format, &train, &test, &err) < 0) {
         rc = fm_cli_fail("%s", err.msg);
     } else {
-        fm__data_files files;
+        fm_data_files files;
         for (int s = 0; s < 2; s++) {
             const fm_images *set = s ? &test : &train;
-            if (fm__data_files_find(dst, format, s ? FM_SET_TEST : FM_SET_TRAIN, &files, &err) < 0) {
+            if (fm_data_find_files(dst, format, s ? FM_SET_TEST : FM_SET_TRAIN, &files, &err) < 0) {
                 rc = fm_cli_fail("%s", err.msg);
                 break;
             }

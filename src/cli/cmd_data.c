@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "data/data.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -57,10 +56,10 @@ int fm_cmd_data(int argc, char **argv) {
 
     fm_err err;
     fm_data_format format;
-    fm__data_files files[2];
+    fm_data_files files[2];
     if (fm_data_detect(dir, &format, &err) < 0 ||
-        fm__data_files_find(dir, format, FM_SET_TRAIN, &files[0], &err) < 0 ||
-        fm__data_files_find(dir, format, FM_SET_TEST, &files[1], &err) < 0)
+        fm_data_find_files(dir, format, FM_SET_TRAIN, &files[0], &err) < 0 ||
+        fm_data_find_files(dir, format, FM_SET_TEST, &files[1], &err) < 0)
         return fm_cli_fail("%s", err.msg);
     fm_images all = {0}, test = {0}, train = {0}, val = {0};
     int rc = 0;

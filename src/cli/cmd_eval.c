@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "core/json.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -56,7 +55,7 @@ static const char *split_origin(const split_info *how) {
 static void print_json(const char *weights, const char *split, const split_info *how,
                        const fm_model *model, const fm_eval_result *e) {
     printf("{\"weights\": ");
-    fm__json_write_string(stdout, weights);
+    fm_json_write_string(stdout, weights);
     printf(", \"split\": \"%s\", ", split);
     if (how)
         printf("\"seed\": %llu, \"val_split\": %.15g, \"limit\": %zu, \"split_from\": \"%s\", ",
@@ -67,7 +66,7 @@ static void print_json(const char *weights, const char *split, const split_info 
            fm_tta_name(fm_model_tta(model)), e->count, e->loss, e->accuracy);
     for (int c = 0; c < FM_NUM_CLASSES; c++) {
         printf("%s\n  {\"class\": %d, \"name\": ", c ? "," : "", c);
-        fm__json_write_string(stdout, fm_class_names[c]);
+        fm_json_write_string(stdout, fm_class_names[c]);
         printf(", \"precision\": %.9g, \"recall\": %.9g, \"accuracy\": %.9g}", e->precision[c],
                e->recall[c], e->class_accuracy[c]);
     }

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fputs("usage: fmnist export --weights MODEL.safetensors --onnx OUT.onnx [--no-tta]\n"

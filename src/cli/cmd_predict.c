@@ -3,9 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "data/image.h"
-#include "core/json.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -31,18 +29,6 @@ static void usage(FILE *out) {
             FM_CLI_NO_TTA_HELP
             "  --json           one JSON object {\"tta\": \"none\" or \"flip\", \"predictions\":\n"
             "                   [{image, class, name, top3: [{class, name, probability}]}]}\n");
-}
-
-/* Colour type of a PNG from its IHDR (byte 25), for the note on stderr; the
- * reader converts whatever it finds. 0 for PGM and anything unreadable. */
-static int png_is_colour(const char *path) {
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    unsigned char h[26];
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t got = fread(h, 1, sizeof h, f);
-    fclose(f);
-    return got == sizeof h && !memcmp(h, sig, 8) && !memcmp(h + 12, "IHDR", 4) && (h[25] & 2);
 }
 
 /* Indices of the k largest of p[0..n), largest first (lower index on ties). */
@@ -102,22 +88,16 @@ int fm_cmd_predict(int argc, char **argv) {
     const char *tta = fm_cli_tta_note(fm_cli_no_tta(model, no_tta), model);
     /* Read every picture before printing anything, so a bad one fails the run. */
     for (int i = 0; i < n; i++) {
-        fm__image img;
-        /* transparency goes on the ground that ends up black */
-        if (fm__image_read(paths[i], invert ? 255 : 0, &img, &err) < 0) goto fail;
-        uint8_t *px = imgs.pixels + (size_t)i * FM_IMAGE_PIXELS;
-        int colour = png_is_colour(paths[i]);
-        if (img.w != FM_IMAGE_COLS || img.h != FM_IMAGE_ROWS || colour)
-            fprintf(stderr, "fmnist: note: %s: %dx%d%s converted to 28x28 grey\n", paths[i], img.w,
-                    img.h, colour ? " colour" : "");
-        if (img.transparent)
+        fm_image_info info;
+        if (fm_image_load(paths[i], invert ? FM_IMAGE_INVERT : 0,
+                          imgs.pixels + (size_t)i * FM_IMAGE_PIXELS, &info, &err) < 0)
+            goto fail;
+        if (info.width != FM_IMAGE_COLS || info.height != FM_IMAGE_ROWS || info.colour)
+            fprintf(stderr, "fmnist: note: %s: %dx%d%s converted to 28x28 grey\n", paths[i],
+                    info.width, info.height, info.colour ? " colour" : "");
+        if (info.transparent)
             fprintf(stderr, "fmnist: note: %s: %zu transparent pixels put on %s\n", paths[i],
-                    img.transparent, invert ? "white (black once inverted)" : "black");
-        int r = fm__image_to_28x28(&img, px, &err);
-        fm__image_free(&img);
-        if (r < 0) goto fail;
-        if (invert)
-            for (int p = 0; p < FM_IMAGE_PIXELS; p++) px[p] = (uint8_t)(255 - px[p]);
+                    info.transparent, invert ? "white (black once inverted)" : "black");
     }
     if (!(probs = malloc((size_t)n * FM_NUM_CLASSES * sizeof *probs))) {
         fm_cli_fail("out of memory");
@@ -133,20 +113,20 @@ int fm_cmd_predict(int argc, char **argv) {
         top_k(p, FM_NUM_CLASSES, top, 3);
         if (json) {
             printf("%s\n  {\"image\": ", i ? "," : "");
-            fm__json_write_string(stdout, paths[i]);
+            fm_json_write_string(stdout, paths[i]);
             printf(", \"class\": %d, \"name\": ", top[0]);
-            fm__json_write_string(stdout, fm_class_names[top[0]]);
+            fm_json_write_string(stdout, fm_model_class_name(model, top[0]));
             printf(", \"top3\": [");
             for (int k = 0; k < 3; k++) {
                 printf("%s{\"class\": %d, \"name\": ", k ? ", " : "", top[k]);
-                fm__json_write_string(stdout, fm_class_names[top[k]]);
+                fm_json_write_string(stdout, fm_model_class_name(model, top[k]));
                 printf(", \"probability\": %.6g}", p[top[k]]);
             }
             printf("]}");
         } else {
-            printf("%s: %s\n", paths[i], fm_class_names[top[0]]);
+            printf("%s: %s\n", paths[i], fm_model_class_name(model, top[0]));
             for (int k = 0; k < 3; k++)
-                printf("  %-12s %6.2f%%\n", fm_class_names[top[k]], 100.0 * p[top[k]]);
+                printf("  %-12s %6.2f%%\n", fm_model_class_name(model, top[k]), 100.0 * p[top[k]]);
         }
     }
     if (json) printf("\n]}\n");

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fputs("usage: fmnist report --run DIR [--data DIR] [-o FILE] [--threads N] [--no-tta]\n"

@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "core/png.h"
+#include "cli.h"
 
 #define GRID_N 10   /* examples per class */
 #define GRID_GAP 2  /* grey pixels between cells, before scaling */
@@ -129,7 +128,7 @@ int fm_cmd_show(int argc, char **argv) {
     const int W = w * (int)scale, H = h * (int)scale;
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) big[(size_t)y * W + x] = canvas[(size_t)(y / scale) * w + x / scale];
-    if (fm__png_write_grey(out, big, W, H, &err) < 0) {
+    if (fm_image_save_png(out, big, W, H, &err) < 0) {
         rc = fm_cli_fail("%s", err.msg);
         goto done;
     }

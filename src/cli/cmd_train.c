@@ -11,9 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "core/file.h"
-#include "core/lock.h"
+#include "cli.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -319,7 +317,7 @@ int fm_cmd_train(int argc, char **argv) {
     fm_images all = {0}, train = {0}, val = {0}, testset = {0};
     fm_model *model = NULL;
     fm_train_resume_info info;
-    fm__lock lock = {.fd = -1};
+    fm_run_lock *lock = NULL;
     int rc = 1, created = 0;
     if (resume) {
         const fm_train_params asked = p;
@@ -334,14 +332,14 @@ int fm_cmd_train(int argc, char **argv) {
                         recipe, info.recipe[0] ? info.recipe : "notebook", resume);
             goto done;
         }
-        if (out_given && !fm__same_file(asked.out_dir, resume)) {
+        if (out_given && !fm_same_file(asked.out_dir, resume)) {
             fm_cli_fail("train: --out %s is not the folder being resumed, %s", asked.out_dir,
                         resume);
             goto done;
         }
         /* The data folder by any path; another one only when the run's is gone
          * (moved): fm_train then checks that it holds the run's data. */
-        if (dir && info.data_dir[0] && !fm__same_file(dir, info.data_dir) &&
+        if (dir && info.data_dir[0] && !fm_same_file(dir, info.data_dir) &&
             access(info.data_dir, F_OK) == 0) {
             fm_cli_fail("train: --data %s differs from the run's data folder %s (recorded in "
                         "%s/checkpoint.safetensors)",
@@ -371,13 +369,13 @@ int fm_cmd_train(int argc, char **argv) {
     } else {
         if (!(model = fm_cli_load_model(cfg, &cfg, &err))) goto fail;
         if (threads >= 0) p.threads = threads;
-        created = access(p.out_dir, F_OK) != 0;
-        if (fm__make_dirs(p.out_dir, &err) < 0) goto fail;
     }
     if (fm_train_params_check(&p, &err) < 0) goto fail;
     /* The run folder is this process's from here to the end (fm_train and the
-     * report take the lock again, nested). */
-    if (fm__lock_take(&lock, p.out_dir, "choose another folder (--out)", &err) < 0) goto fail;
+     * report take the lock again, nested); a fresh run makes it if needed. */
+    if (!(lock = fm_run_lock_take(p.out_dir, resume ? NULL : &created,
+                                  "choose another folder (--out)", &err)))
+        goto fail;
     if (epochs) p.epochs = epochs;
     if (!(dir = fm_cli_data_dir(dir))) goto done;
     if (fm_data_detect(dir, &format, &err) < 0 || fm_data_load(dir, FM_SET_TRAIN, &all, &err) < 0)
@@ -471,7 +469,7 @@ int fm_cmd_train(int argc, char **argv) {
 fail:
     fm_cli_fail("%s", err.msg);
 done:
-    fm__lock_release(&lock);
+    fm_run_lock_release(lock);
     /* a run that never started leaves no empty folder behind */
     if (rc != 0 && created) rmdir(p.out_dir);
     fm_model_free(model);

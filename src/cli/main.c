@@ -6,7 +6,7 @@
 #include <string.h>
 #include <errno.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 typedef struct {
     const char *name;

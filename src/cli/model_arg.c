@@ -1,7 +1,7 @@
 /* The --model argument shared by the verbs that build a network. */
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 /* configs/fashion-cnn.cfg as it was at build time (default_cfg.c.in). */
 extern const char fm_cli_default_cfg_text[];

@@ -158,7 +158,7 @@ int fm__make_dirs(const char *path, fm_err *err) {
     return 0;
 }
 
-int fm__same_file(const char *a, const char *b) {
+int fm_same_file(const char *a, const char *b) {
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;

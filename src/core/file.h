@@ -56,8 +56,6 @@ int fm__path_join(char *out, size_t cap, const char *dir, const char *name, fm_e
  * path is not a folder. */
 int fm__make_dirs(const char *path, fm_err *err);
 
-/* 1 when a and b name the same existing file or folder (by device and
- * inode: "models", "./models/" and a link to it are one), else 0. */
-int fm__same_file(const char *a, const char *b);
+/* Whether two paths name one file is fm_same_file (fmnist.h). */
 
 #endif

@@ -408,7 +408,7 @@ const fm__json *fm__json_get(const fm__json *obj, const char *key) {
     return NULL;
 }
 
-void fm__json_write_string(FILE *out, const char *s) {
+void fm_json_write_string(FILE *out, const char *s) {
     fputc('"', out);
     for (size_t left = strlen(s); left;) {
         unsigned char c = (unsigned char)*s;

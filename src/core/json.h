@@ -42,9 +42,6 @@ fm__json *fm__json_parse(const char *text, size_t len, size_t base, fm_err *err)
 void fm__json_free(fm__json *v);
 /* Member of an object, or NULL. */
 const fm__json *fm__json_get(const fm__json *obj, const char *key);
-/* Writes s as a quoted JSON string, always valid UTF-8: a byte of s that
- * starts no well-formed sequence (a file name in Latin-1, say) is written as
- * \ufffd, the replacement character. */
-void fm__json_write_string(FILE *out, const char *s);
+/* The writers' string escaping is fm_json_write_string (fmnist.h). */
 
 #endif

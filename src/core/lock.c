@@ -1,4 +1,4 @@
-/* The run folder lock (see lock.h). flock is BSD, not POSIX, but Linux and
+/* The run folder lock (see lock.h), and fm_run_lock, its public face. flock is BSD, not POSIX, but Linux and
  * the BSDs have it, and unlike fcntl's locks it belongs to the open file, so
  * one process's two opens exclude each other and a close elsewhere in the
  * process does not drop it. */
@@ -70,4 +70,37 @@ void fm__lock_release(fm__lock *l) {
     unlink(l->path);
     close(l->fd);
     l->fd = -1;
+}
+
+struct fm_run_lock {
+    fm__lock lock;
+};
+
+fm_run_lock *fm_run_lock_take(const char *dir, int *created, const char *instead, fm_err *err) {
+    fm_run_lock *l = malloc(sizeof *l);
+    if (!l) {
+        fm__err(err, "%s: out of memory", dir);
+        return NULL;
+    }
+    int made = 0;
+    if (created) {
+        made = access(dir, F_OK) != 0;
+        if (fm__make_dirs(dir, err) < 0) {
+            free(l);
+            return NULL;
+        }
+    }
+    if (fm__lock_take(&l->lock, dir, instead, err) < 0) {
+        if (made) rmdir(dir);
+        free(l);
+        return NULL;
+    }
+    if (created) *created = made;
+    return l;
+}
+
+void fm_run_lock_release(fm_run_lock *l) {
+    if (!l) return;
+    fm__lock_release(&l->lock);
+    free(l);
 }

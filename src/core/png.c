@@ -75,7 +75,7 @@ int fm__png_encode_grey(const uint8_t *pixels, int w, int h, uint8_t **out, size
     return 0;
 }
 
-int fm__png_write_grey(const char *path, const uint8_t *pixels, int w, int h, fm_err *err) {
+int fm_image_save_png(const char *path, const uint8_t *pixels, int w, int h, fm_err *err) {
     if (w <= 0 || h <= 0) return fm__err(err, "%s: cannot write a %dx%d image", path, w, h);
     uint8_t *png;
     size_t len;

@@ -37,8 +37,8 @@ static int find_idx(char *out, const char *dir, const char *name, fm_err *err) {
     return fm__err(err, "%s: missing %s.gz (or %s)", dir, name, name);
 }
 
-int fm__data_files_find(const char *dir, fm_data_format format, fm_data_set set,
-                        fm__data_files *files, fm_err *err) {
+int fm_data_find_files(const char *dir, fm_data_format format, fm_data_set set,
+                       fm_data_files *files, fm_err *err) {
     int s = set == FM_SET_TEST;
     files->labels[0] = 0;
     if (format == FM_FORMAT_CSV) {
@@ -54,10 +54,10 @@ int fm_data_detect(const char *dir, fm_data_format *format, fm_err *err) {
     struct stat st;
     if (stat(dir, &st) != 0) return fm__err(err, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return fm__err(err, "%s: not a folder", dir);
-    fm__data_files files;
+    fm_data_files files;
     int csv = 0, idx = 0;
     for (int s = 0; s < 2; s++) {
-        csv += fm__data_files_find(dir, FM_FORMAT_CSV, (fm_data_set)s, &files, NULL) == 0;
+        csv += fm_data_find_files(dir, FM_FORMAT_CSV, (fm_data_set)s, &files, NULL) == 0;
         for (int k = 0; k < 2; k++) idx += find_idx(files.images, dir, idx_names[s][k], NULL) == 0;
     }
     if (csv == 2) {
@@ -71,10 +71,10 @@ int fm_data_detect(const char *dir, fm_data_format *format, fm_err *err) {
     /* Half a layout: name the first missing file. */
     if (csv == 1)
         for (int s = 0; s < 2; s++)
-            if (fm__data_files_find(dir, FM_FORMAT_CSV, (fm_data_set)s, &files, err) < 0) return -1;
+            if (fm_data_find_files(dir, FM_FORMAT_CSV, (fm_data_set)s, &files, err) < 0) return -1;
     if (idx > 0)
         for (int s = 0; s < 2; s++)
-            if (fm__data_files_find(dir, FM_FORMAT_IDX, (fm_data_set)s, &files, err) < 0) return -1;
+            if (fm_data_find_files(dir, FM_FORMAT_IDX, (fm_data_set)s, &files, err) < 0) return -1;
     return fm__err(err,
                    "%s: no Fashion-MNIST data (expected %s and %s, or %s.gz and the other three IDX "
                    "files)",
@@ -97,9 +97,9 @@ const char *fm_data_default_dir(fm_err *err) {
 int fm_data_load(const char *dir, fm_data_set set, fm_images *out, fm_err *err) {
     memset(out, 0, sizeof *out);
     fm_data_format format;
-    fm__data_files files;
+    fm_data_files files;
     if (fm_data_detect(dir, &format, err) < 0) return -1;
-    if (fm__data_files_find(dir, format, set, &files, err) < 0) return -1;
+    if (fm_data_find_files(dir, format, set, &files, err) < 0) return -1;
     if (format == FM_FORMAT_CSV) return fm_data_load_csv(files.images, out, err);
     return fm_data_load_idx(files.images, files.labels, out, err);
 }

@@ -1,5 +1,5 @@
-/* PNG (libpng) and PGM reading into 8-bit grey, resizing to 28x28, and grey
- * PNG writing. See image.h. */
+/* PNG (libpng) and PGM reading into 8-bit grey, resizing to 28x28, and
+ * fm_image_load, which does both. See image.h. */
 #include "data/image.h"
 #include "core/error.h"
 
@@ -29,6 +29,7 @@ typedef struct png_ctx {
     uint8_t *rows_data; /* grey+alpha samples before compositing */
     png_bytep *rows;
     int background;
+    int colour; /* the file's colour type has colour */
     char warning[128]; /* the last warning, often the reason for an error */
 } png_ctx;
 
@@ -73,7 +74,8 @@ static int read_png(png_ctx *c, fm__image *img) {
      * file has any (an alpha channel or a tRNS chunk). */
     png_set_expand(png);
     png_set_strip_16(png);
-    if (png_get_color_type(png, info) & PNG_COLOR_MASK_COLOR)
+    c->colour = (png_get_color_type(png, info) & PNG_COLOR_MASK_COLOR) != 0;
+    if (c->colour)
         png_set_rgb_to_gray_fixed(png, 1, PNG_RGB_TO_GRAY_DEFAULT, PNG_RGB_TO_GRAY_DEFAULT);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -105,6 +107,7 @@ static int read_png(png_ctx *c, fm__image *img) {
     }
     img->w = (int)w;
     img->h = (int)h;
+    img->colour = c->colour;
     img->pixels = c->pixels;
     c->pixels = NULL;
     return 0;
@@ -256,5 +259,23 @@ int fm__image_to_28x28(const fm__image *img, uint8_t out[FM_IMAGE_PIXELS], fm_er
     }
     free(row);
     free(mid);
+    return 0;
+}
+
+int fm_image_load(const char *path, unsigned flags, uint8_t out[FM_IMAGE_PIXELS],
+                  fm_image_info *info, fm_err *err) {
+    if (flags & ~FM_IMAGE_INVERT)
+        return fm__err(err, "%s: unknown image flags 0x%x", path, flags & ~FM_IMAGE_INVERT);
+    const int invert = (flags & FM_IMAGE_INVERT) != 0;
+    fm__image img;
+    /* transparency goes on the ground that ends up black */
+    if (fm__image_read(path, invert ? 255 : 0, &img, err) < 0) return -1;
+    fm_image_info found = {img.w, img.h, img.colour, img.transparent};
+    int rc = fm__image_to_28x28(&img, out, err);
+    fm__image_free(&img);
+    if (rc < 0) return -1;
+    if (invert)
+        for (int p = 0; p < FM_IMAGE_PIXELS; p++) out[p] = (uint8_t)(255 - out[p]);
+    if (info) *info = found;
     return 0;
 }

@@ -1,6 +1,6 @@
-/* Grey images in files: reading PNG and PGM (for `fmnist predict` on the
- * user's own pictures), resizing to the network's 28x28 input, and writing
- * 8-bit grey PNG (for `fmnist show`).
+/* Grey images in files: reading PNG and PGM, and resizing to the network's
+ * 28x28 input, the pieces of fm_image_load (fmnist.h; it is what callers
+ * use), which this file implements with them.
  *
  * Typical use:
  *     fm__image img;
@@ -26,6 +26,7 @@ typedef struct fm__image {
     int w, h;
     uint8_t *pixels;
     size_t transparent; /* pixels that were not fully opaque (composited) */
+    int colour;         /* a colour PNG (palette included), turned grey */
 } fm__image;
 
 /* Reads a PNG or PGM, chosen by the file's first bytes (not its name), into

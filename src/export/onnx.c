@@ -256,21 +256,6 @@ static void build_graph(const fm_model *m, builder *g) {
                                        "class_names");
 }
 
-/* ["T-shirt/top", ...] as JSON, one name per model class; a model with more
- * classes than Fashion-MNIST has calls the extra ones "class N". Fits: 256
- * classes at most, 13 characters each. */
-static void class_names_json(const fm_model *m, char *out, size_t cap) {
-    size_t n = 0;
-    out[n++] = '[';
-    for (int c = 0; c < m->classes && n < cap; c++) {
-        const char *sep = c ? ", " : "";
-        if (c < FM_NUM_CLASSES)
-            n += (size_t)snprintf(out + n, cap - n, "%s\"%s\"", sep, fm_class_names[c]);
-        else n += (size_t)snprintf(out + n, cap - n, "%s\"class %d\"", sep, c);
-    }
-    if (n < cap) snprintf(out + n, cap - n, "]");
-}
-
 int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
     builder g = {0};
     build_graph(m, &g);
@@ -292,8 +277,10 @@ int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
                                    : "");
     fm__pb_str(&model, MODEL_DOC, text);
     fm__pb_msg(&model, MODEL_GRAPH, &g.graph);
-    class_names_json(m, text, sizeof text);
-    meta(&model, "class_names", text);
+    char *names = fm__model_class_names_json(m); /* the model file's record of them */
+    if (names) meta(&model, "class_names", names);
+    else model.oom = 1;
+    free(names);
     meta(&model, "input_normalization", "x = pixel / 255");
     meta(&model, "test_time_augmentation", fm_tta_name(m->tta));
     /* protobuf strings must be UTF-8: the description parser refuses any other */

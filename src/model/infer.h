@@ -11,6 +11,13 @@
 
 #include "model/model.h"
 
+/* 0 when the model takes 1x28x28 images and gives FM_NUM_CLASSES outputs
+ * (what the data, the confusion matrix and the class names assume). */
+int fm__check_io(const fm_model *m, fm_err *err);
+
+/* Index of the largest of p[0..n) (the first on ties). */
+int fm__argmax(const float *p, int n);
+
 /* A pixel value (0..255, or in between after resampling) as the network
  * sees it: x / 255 in float, Keras's preprocessing. Training's augmentation
  * uses it too, so training and inference see the same floats. */
@@ -34,5 +41,10 @@ void fm__input_scale(float *dst, const uint8_t *src, size_t len);
  * m->input_buf, m->probs, ... afterwards (see fm__model_reserve). */
 int fm__model_infer(fm_model *m, const uint8_t *pixels, const uint8_t *labels, size_t n,
                     int batch, float *probs, double *loss, fm_err *err);
+/* fm__model_infer on the network's input values themselves: x (n, C, H, W)
+ * floats, copied into m->input_buf rather than scaled, so bytes given as
+ * fm__pixel_scale(v) give fm__model_infer's results to the bit. */
+int fm__model_infer_floats(fm_model *m, const float *x, const uint8_t *labels, size_t n,
+                           int batch, float *probs, double *loss, fm_err *err);
 
 #endif

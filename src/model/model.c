@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/utf8.h"
 #include "model/model.h"
 
 #define ALIGN 64 /* bytes: whole cache lines, and aligned vector loads */
@@ -83,6 +84,55 @@ static int has_params(const fm__layer *l) {
     return 0;
 }
 
+int fm__model_set_class_names(fm_model *m, const char *const *names, const char *what,
+                              fm_err *err) {
+    size_t bytes = (size_t)m->classes * sizeof(char *);
+    for (int k = 0; k < m->classes; k++) {
+        const char *s = names[k];
+        size_t n = strlen(s);
+        if (n == 0 || n > FM_CLASS_NAME_MAX)
+            return fm__err(err, "%s: class %d: a name is 1 to %d bytes, not %zu", what, k,
+                           FM_CLASS_NAME_MAX, n);
+        size_t bad = fm__utf8_check(s, n);
+        if (bad < n)
+            return fm__err(err, "%s: class %d: byte %zu (0x%02x) of the name is not UTF-8", what,
+                           k, bad, (unsigned char)s[bad]);
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                return fm__err(err, "%s: class %d: the name holds a control character (0x%02x)",
+                               what, k, (unsigned char)s[i]);
+        bytes += n + 1;
+    }
+    char **block = malloc(bytes);
+    if (!block) return fm__err(err, "%s: out of memory for class names", m->source);
+    char *at = (char *)(block + m->classes);
+    for (int k = 0; k < m->classes; k++) {
+        size_t n = strlen(names[k]) + 1;
+        block[k] = memcpy(at, names[k], n);
+        at += n;
+    }
+    free(m->class_names);
+    m->class_names = block;
+    return 0;
+}
+
+int fm_model_set_class_names(fm_model *m, const char *const *names, fm_err *err) {
+    return fm__model_set_class_names(m, names, m->source, err);
+}
+
+/* Fashion-MNIST's names for a network of its 10 classes, else "0", "1", ... */
+static int default_class_names(fm_model *m, fm_err *err) {
+    if (m->classes == FM_NUM_CLASSES)
+        return fm__model_set_class_names(m, fm_class_names, m->source, err);
+    char nums[256][4]; /* plan() allows 256 classes at most */
+    const char *names[256];
+    for (int k = 0; k < m->classes; k++) {
+        snprintf(nums[k], sizeof nums[k], "%d", k);
+        names[k] = nums[k];
+    }
+    return fm__model_set_class_names(m, names, m->source, err);
+}
+
 fm_model *fm__model_new(const char *text, const char *source, fm_err *err) {
     fm_model *m = calloc(1, sizeof *m);
     if (!m) {
@@ -97,7 +147,7 @@ fm_model *fm__model_new(const char *text, const char *source, fm_err *err) {
         fm_model_free(m);
         return NULL;
     }
-    if (fm__cfg_parse(m, text, err) || plan(m, err)) {
+    if (fm__cfg_parse(m, text, err) || plan(m, err) || default_class_names(m, err)) {
         fm_model_free(m);
         return NULL;
     }
@@ -185,6 +235,7 @@ void fm_model_free(fm_model *m) {
     free(m->description);
     free(m->source);
     free(m->recipe);
+    free(m->class_names);
     free(m->layers);
     free(m->param_block);
     free(m->stats);
@@ -193,6 +244,18 @@ void fm_model_free(fm_model *m) {
 }
 
 const char *fm_model_description(const fm_model *m) { return m->description; }
+
+void fm_model_input_shape(const fm_model *m, int *channels, int *height, int *width) {
+    if (channels) *channels = m->input.c;
+    if (height) *height = m->input.h;
+    if (width) *width = m->input.w;
+}
+
+int fm_model_class_count(const fm_model *m) { return m->classes; }
+
+const char *fm_model_class_name(const fm_model *m, int k) {
+    return k >= 0 && k < m->classes ? m->class_names[k] : NULL;
+}
 
 int fm_model_training_split(const fm_model *m, uint64_t *seed, double *val_split, size_t *limit) {
     if (!m->has_split) return -1;

@@ -42,6 +42,9 @@ struct fm_model {
     /* test-time augmentation (fm_model_tta; metadata fmnist.tta), which
      * fm__model_infer applies */
     fm_tta tta;
+    /* the class names (fm_model_class_name; metadata fmnist.class_names):
+     * classes pointers followed by the strings, one allocation */
+    char **class_names;
     /* the training run's recipe (fm_train_recipe_text; metadata fmnist.recipe), or NULL */
     char *recipe;
     /* the training run's train/validation split (fm_model_training_split) */
@@ -82,6 +85,13 @@ struct fm_model {
 /* The fm_tta of a name fm_tta_name gives ("none", "flip"): 0, or -1 for
  * any other string. */
 int fm__tta_parse(const char *name, fm_tta *out);
+
+/* fm_model_set_class_names with messages "WHAT: class K: problem". */
+int fm__model_set_class_names(fm_model *m, const char *const *names, const char *what,
+                              fm_err *err);
+/* m's class names as a JSON array of strings (malloc'd; NULL when out of
+ * memory), as the model file and the ONNX export record them. */
+char *fm__model_class_names_json(const fm_model *m);
 
 /* Plans and allocates activations for batches of up to `batch` images
  * (reallocating only when it grows: a caller must re-read m->input_buf,

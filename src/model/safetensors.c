@@ -295,7 +295,7 @@ static char *build_header(const fm__st_entry *t, size_t n, const fm__st_kv *meta
     for (size_t i = 0; i < n; i++) {
         uint64_t bytes = dtypes[t[i].dtype].size;
         if (i) fputc(',', h);
-        fm__json_write_string(h, t[i].name);
+        fm_json_write_string(h, t[i].name);
         fprintf(h, ":{\"dtype\":\"%s\",\"shape\":[", dtypes[t[i].dtype].name);
         for (int d = 0; d < t[i].ndim; d++) {
             fprintf(h, "%s%llu", d ? "," : "", (unsigned long long)t[i].shape[d]);
@@ -309,9 +309,9 @@ static char *build_header(const fm__st_entry *t, size_t n, const fm__st_kv *meta
         fputs(n ? ",\"__metadata__\":{" : "\"__metadata__\":{", h);
         for (size_t i = 0; i < n_meta; i++) {
             if (i) fputc(',', h);
-            fm__json_write_string(h, meta[i].key);
+            fm_json_write_string(h, meta[i].key);
             fputc(':', h);
-            fm__json_write_string(h, meta[i].value);
+            fm_json_write_string(h, meta[i].value);
         }
         fputc('}', h);
     }

@@ -61,18 +61,15 @@ static float *tensor_data(const fm_model *m, const model_tensor *t) {
     return (t->in_stats ? m->stats : m->params) + t->offset;
 }
 
-/* ["T-shirt/top", ...] for the standard 10 classes, else ["0", "1", ...]. */
-static char *class_names_json(int classes) {
+char *fm__model_class_names_json(const fm_model *m) {
     char *buf = NULL;
     size_t len;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return NULL;
     fputc('[', f);
-    for (int i = 0; i < classes; i++) {
-        char num[16];
-        snprintf(num, sizeof num, "%d", i);
+    for (int i = 0; i < m->classes; i++) {
         if (i) fputs(", ", f);
-        fm__json_write_string(f, classes == FM_NUM_CLASSES ? fm_class_names[i] : num);
+        fm_json_write_string(f, m->class_names[i]);
     }
     fputc(']', f);
     if (fclose(f)) {
@@ -92,7 +89,7 @@ int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry 
     model_tensor *mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt + 1);
     fm__st_entry *e = malloc((FM__MAX_TENSORS * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
     fm__st_kv *meta = malloc((9 + n_extra_meta) * sizeof *meta);
-    char *names = class_names_json(m->classes);
+    char *names = fm__model_class_names_json(m);
     int rc = -1;
     if (!mt || !e || !meta || !names) {
         fm__err(err, "%s: out of memory", path);
@@ -139,17 +136,26 @@ static void format_shape(char *buf, size_t size, int ndim, const uint64_t *shape
     if (at < size) snprintf(buf + at, size - at, "]");
 }
 
-static int check_class_names(const fm_model *m, const char *text, const char *path, fm_err *err) {
+/* The file's class names into m: a JSON array of one string per class,
+ * each a name fm_model_set_class_names takes. */
+static int read_class_names(fm_model *m, const char *text, const char *path, fm_err *err) {
     fm_err jerr;
     fm__json *v = fm__json_parse(text, strlen(text), 0, &jerr);
     if (!v) return fm__err(err, "%s: metadata fmnist.class_names: bad JSON: %s", path, jerr.msg);
     int ok = v->type == FM__JSON_ARRAY && v->n == (size_t)m->classes;
-    for (size_t i = 0; ok && i < v->n; i++) ok = v->items[i].type == FM__JSON_STRING;
+    const char *names[256]; /* plan() allows 256 classes at most */
+    for (size_t i = 0; ok && i < v->n; i++) {
+        ok = v->items[i].type == FM__JSON_STRING;
+        names[i] = v->items[i].string;
+    }
+    char what[4200];
+    snprintf(what, sizeof what, "%s: metadata fmnist.class_names", path);
+    int rc = ok ? fm__model_set_class_names(m, names, what, err) : 0;
     fm__json_free(v);
     if (!ok)
         return fm__err(err, "%s: metadata fmnist.class_names is not an array of %d strings", path,
                        m->classes);
-    return 0;
+    return rc;
 }
 
 /* Every tensor the description needs is present as F32 with its shape, and
@@ -276,7 +282,7 @@ fm_model *fm_model_load(const char *path, fm_err *err) {
     m->source = src;
     memcpy(src, path, plen + 1);
     src = NULL;
-    if (check_class_names(m, names, path, err) || read_split(m, &f, path, err)) goto fail;
+    if (read_class_names(m, names, path, err) || read_split(m, &f, path, err)) goto fail;
     const char *tta = fm__st_meta(&f, TTA);
     if (tta && fm__tta_parse(tta, &m->tta) < 0) {
         fm__err(err, "%s: metadata '%s' = '%.40s' is not a test-time augmentation (none or flip)",

@@ -901,7 +901,7 @@ int fm_report_write_tta(const char *run_dir, const char *data_dir, const char *o
     /* Writing into the run folder takes its lock: not while a run writes there. */
     char out_dir[PATH_CAP];
     if (fm__parent_dir(out_dir, sizeof out_dir, out_path, err) < 0) goto done;
-    if (fm__same_file(out_dir, run_dir) &&
+    if (fm_same_file(out_dir, run_dir) &&
         fm__lock_take(&lock, run_dir, "write the report elsewhere", err) < 0)
         goto done;
     if (gather(r, err)) goto done;

@@ -7,24 +7,6 @@
 #include "core/error.h"
 #include "model/infer.h"
 
-int fm__check_io(const fm_model *m, fm_err *err) {
-    if (m->input.c != 1 || m->input.h != FM_IMAGE_ROWS || m->input.w != FM_IMAGE_COLS)
-        return fm__err(err, "%s: the model takes %dx%dx%d inputs; the images are 1x%dx%d",
-                       m->source, m->input.c, m->input.h, m->input.w, FM_IMAGE_ROWS,
-                       FM_IMAGE_COLS);
-    if (m->classes != FM_NUM_CLASSES)
-        return fm__err(err, "%s: the model has %d outputs; Fashion-MNIST has %d classes",
-                       m->source, m->classes, FM_NUM_CLASSES);
-    return 0;
-}
-
-int fm__argmax(const float *p, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[best]) best = i;
-    return best;
-}
-
 int fm_model_evaluate(fm_model *m, const fm_images *imgs, fm_eval_result *out, fm_err *err) {
     memset(out, 0, sizeof *out);
     if (fm__check_io(m, err) < 0) return -1;

@@ -315,7 +315,7 @@ void fm_train_recipe_keys(FILE *out) {
 
 void fm__recipe_write_json(FILE *f, const fm_train_params *p) {
     fputs("{\"name\": ", f);
-    if (p->recipe) fm__json_write_string(f, p->recipe);
+    if (p->recipe) fm_json_write_string(f, p->recipe);
     else fputs("null", f);
     for (size_t i = 0; i < N_KEYS; i++) {
         fprintf(f, ", \"%s\": ", keys[i].name);

@@ -13,7 +13,7 @@
 
 static void json_str(FILE *f, const char *s) {
     if (s)
-        fm__json_write_string(f, s);
+        fm_json_write_string(f, s);
     else
         fputs("null", f);
 }
