@@ -1,8 +1,9 @@
 # Thin wrapper over CMake. `make train` and `make test` install what they need.
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
 
-.PHONY: all build test train sanitize clean
+.PHONY: all build test train sanitize install clean
 
 all: build
 
@@ -29,6 +30,11 @@ sanitize:
 	cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DFM_SANITIZE=ON
 	cmake --build build-san -j $(JOBS)
 	cd build-san && ctest --output-on-failure -L unit
+
+# The CLI, the libraries, the header, fmnist.pc and the CMake package under
+# PREFIX (DESTDIR=... stages them elsewhere, as for a package).
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) build-san

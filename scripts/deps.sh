@@ -1,15 +1,17 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, when they are missing.
-# Usage: scripts/deps.sh build|train|test|ci
+# Usage: scripts/deps.sh build|train|test|deb|ci
 set -eu
 build="cmake make gcc pkg-config zlib1g-dev libpng-dev"
 case "${1:-build}" in
   build) want="$build" ;;
   train) want="$build dataset-fashion-mnist" ;;
   test)  want="$build dataset-fashion-mnist" ;;
+  # scripts/deb.sh: the Debian packages' build dependencies and tools.
+  deb)   want="$build dpkg-dev debhelper lintian" ;;
   # CI also brings the optional checkers (PyTorch reference, ONNX runtime, browser).
-  ci)    want="$build dataset-fashion-mnist clang libclang-rt-14-dev python3 python3-numpy python3-torch python3-onnx python3-opencv chromium" ;;
-  *) echo "usage: $0 build|train|test|ci" >&2; exit 2 ;;
+  ci)    want="$build dataset-fashion-mnist dpkg-dev debhelper lintian clang libclang-rt-14-dev python3 python3-numpy python3-torch python3-onnx python3-opencv chromium" ;;
+  *) echo "usage: $0 build|train|test|deb|ci" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

@@ -32,6 +32,14 @@ extern "C" {
 #define FM_IMAGE_PIXELS (FM_IMAGE_ROWS * FM_IMAGE_COLS)
 #define FM_NUM_CLASSES 10
 
+/* Marks what the shared library exports: it is built with hidden visibility,
+ * so everything else (the fm__ internals) stays inside it. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FM_API __attribute__((visibility("default")))
+#else
+#define FM_API
+#endif
+
 /* ---- errors --------------------------------------------------------- */
 
 /* Why the last call failed: one line, naming the file, the place and the problem. */
@@ -40,7 +48,7 @@ typedef struct fm_err {
 } fm_err;
 
 /* "T-shirt/top", "Trouser", ... indexed by label. */
-extern const char *const fm_class_names[FM_NUM_CLASSES];
+FM_API extern const char *const fm_class_names[FM_NUM_CLASSES];
 
 /* ---- random numbers ------------------------------------------------- */
 
@@ -51,14 +59,14 @@ typedef struct fm_rng {
     uint64_t s[4];
 } fm_rng;
 
-void fm_rng_seed(fm_rng *rng, uint64_t seed);
-uint64_t fm_rng_next(fm_rng *rng);
+FM_API void fm_rng_seed(fm_rng *rng, uint64_t seed);
+FM_API uint64_t fm_rng_next(fm_rng *rng);
 /* Uniform float in [0, 1) with 24 random bits. */
-float fm_rng_uniform(fm_rng *rng);
+FM_API float fm_rng_uniform(fm_rng *rng);
 /* Uniform integer in [0, n), unbiased; n > 0. */
-uint32_t fm_rng_below(fm_rng *rng, uint32_t n);
+FM_API uint32_t fm_rng_below(fm_rng *rng, uint32_t n);
 /* Fisher-Yates shuffle of a[0..n). */
-void fm_rng_shuffle_u32(fm_rng *rng, uint32_t *a, size_t n);
+FM_API void fm_rng_shuffle_u32(fm_rng *rng, uint32_t *a, size_t n);
 
 /* ---- data ----------------------------------------------------------- */
 
@@ -80,11 +88,11 @@ typedef enum fm_data_set { FM_SET_TRAIN, FM_SET_TEST } fm_data_set;
 #define FM_DEBIAN_DATA_DIR "/usr/share/datasets/fashion-mnist"
 
 /* Which layout a folder holds (CSV wins when both are present). */
-int fm_data_detect(const char *dir, fm_data_format *format, fm_err *err);
+FM_API int fm_data_detect(const char *dir, fm_data_format *format, fm_err *err);
 /* The folder used when the user names none: "./DATA" if it holds the CSVs,
  * else the Debian folder if it exists; NULL (and a message saying how to get
  * the data) if neither does. */
-const char *fm_data_default_dir(fm_err *err);
+FM_API const char *fm_data_default_dir(fm_err *err);
 /* The files holding one set of a folder in a given layout: for CSV
  * `images` is the one file and `labels` is empty; for IDX each names the .gz
  * file when it exists, else the plain one. fm_data_find_files fails when a
@@ -94,24 +102,24 @@ typedef struct fm_data_files {
     char images[FM_DATA_PATH_MAX];
     char labels[FM_DATA_PATH_MAX];
 } fm_data_files;
-int fm_data_find_files(const char *dir, fm_data_format format, fm_data_set set,
-                       fm_data_files *files, fm_err *err);
+FM_API int fm_data_find_files(const char *dir, fm_data_format format, fm_data_set set,
+                              fm_data_files *files, fm_err *err);
 /* Loads one set from a folder in either layout, validating every byte. */
-int fm_data_load(const char *dir, fm_data_set set, fm_images *out, fm_err *err);
+FM_API int fm_data_load(const char *dir, fm_data_set set, fm_images *out, fm_err *err);
 /* Single-file loaders, for tools and tests. */
-int fm_data_load_csv(const char *path, fm_images *out, fm_err *err);
-int fm_data_load_idx(const char *images_path, const char *labels_path, fm_images *out,
-                     fm_err *err);
+FM_API int fm_data_load_csv(const char *path, fm_images *out, fm_err *err);
+FM_API int fm_data_load_idx(const char *images_path, const char *labels_path, fm_images *out,
+                            fm_err *err);
 /* Writes train and test sets into dir in the given layout (IDX: gzipped). */
-int fm_data_write(const char *dir, fm_data_format format, const fm_images *train,
-                  const fm_images *test, fm_err *err);
+FM_API int fm_data_write(const char *dir, fm_data_format format, const fm_images *train,
+                         const fm_images *test, fm_err *err);
 /* Allocates an empty set of count images; pixels and labels zeroed. */
-int fm_images_alloc(fm_images *imgs, size_t count, fm_err *err);
-void fm_images_free(fm_images *imgs);
+FM_API int fm_images_alloc(fm_images *imgs, size_t count, fm_err *err);
+FM_API void fm_images_free(fm_images *imgs);
 /* Seeded split: a shuffled val_fraction of `all` goes to val, the rest to
  * train (both copies; `all` is untouched). Deterministic for a given seed. */
-int fm_images_split(const fm_images *all, double val_fraction, uint64_t seed, fm_images *train,
-                    fm_images *val, fm_err *err);
+FM_API int fm_images_split(const fm_images *all, double val_fraction, uint64_t seed,
+                           fm_images *train, fm_images *val, fm_err *err);
 
 /* ---- pictures -------------------------------------------------------- */
 
@@ -142,13 +150,15 @@ typedef struct fm_image_info {
  * filling the frame; a photo of a garment on white needs FM_IMAGE_INVERT.
  * info (when not NULL) says what was found. -1 and why ("PATH: problem")
  * for a file that is missing, empty, neither format, damaged, truncated,
- * larger than 16384 pixels a side, or for unknown flags. */
-int fm_image_load(const char *path, unsigned flags, uint8_t out[FM_IMAGE_PIXELS],
-                  fm_image_info *info, fm_err *err);
+ * larger than 16384 pixels a side, or for unknown flags. A library built
+ * without libpng (FM_PNG=OFF) reads PGM only; a PNG fails with a line that
+ * says so, as fm_image_save_png and the report do. */
+FM_API int fm_image_load(const char *path, unsigned flags, uint8_t out[FM_IMAGE_PIXELS],
+                         fm_image_info *info, fm_err *err);
 /* Writes pixels (height rows of width, row-major) as an 8-bit grey PNG,
  * atomically. */
-int fm_image_save_png(const char *path, const uint8_t *pixels, int width, int height,
-                      fm_err *err);
+FM_API int fm_image_save_png(const char *path, const uint8_t *pixels, int width, int height,
+                             fm_err *err);
 
 /* ---- models --------------------------------------------------------- */
 
@@ -158,29 +168,29 @@ typedef struct fm_model fm_model;
  * source names the text in error messages ("configs/fashion-cnn.cfg"). The
  * text must be UTF-8, comments included ("SOURCE:LINE: column N: byte 0xNN
  * is not UTF-8"), so the files that carry it are valid JSON and protobuf. */
-fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
-fm_model *fm_model_load_cfg(const char *path, fm_err *err);
+FM_API fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
+FM_API fm_model *fm_model_load_cfg(const char *path, fm_err *err);
 /* Loads a .safetensors model written by fm_model_save: description,
  * weights, BatchNorm statistics and test-time augmentation. */
-fm_model *fm_model_load(const char *path, fm_err *err);
+FM_API fm_model *fm_model_load(const char *path, fm_err *err);
 /* Writes weights, statistics and metadata atomically (temp file + rename). */
-int fm_model_save(const fm_model *model, const char *path, fm_err *err);
-void fm_model_free(fm_model *model);
+FM_API int fm_model_save(const fm_model *model, const char *path, fm_err *err);
+FM_API void fm_model_free(fm_model *model);
 
 /* The description text the model was built from. */
-const char *fm_model_description(const fm_model *model);
+FM_API const char *fm_model_description(const fm_model *model);
 /* What the network takes: one image is `channels` planes of `height` rows
  * of `width` pixels, row-major (1, 28, 28 for a Fashion-MNIST network).
  * Any of the pointers may be NULL. */
-void fm_model_input_shape(const fm_model *model, int *channels, int *height, int *width);
+FM_API void fm_model_input_shape(const fm_model *model, int *channels, int *height, int *width);
 /* The number of classes the network tells apart (10 for Fashion-MNIST). */
-int fm_model_class_count(const fm_model *model);
+FM_API int fm_model_class_count(const fm_model *model);
 /* The name of class k, 0 <= k < fm_model_class_count; NULL for any other k.
  * A model file records the names (metadata "fmnist.class_names", a JSON
  * array of strings) and fm_model_load keeps them; a model built from a
  * description has Fashion-MNIST's (fm_class_names) when it has 10 classes,
  * else "0", "1", ... */
-const char *fm_model_class_name(const fm_model *model, int k);
+FM_API const char *fm_model_class_name(const fm_model *model, int k);
 /* Longest class name, in bytes. */
 #define FM_CLASS_NAME_MAX 64
 /* Renames the classes (names[0 .. fm_model_class_count)), for a network
@@ -188,20 +198,20 @@ const char *fm_model_class_name(const fm_model *model, int k);
  * export too. Each is 1 to FM_CLASS_NAME_MAX bytes of UTF-8 without control
  * characters (fm_model_load refuses a file holding others); -1, the names
  * unchanged, otherwise. */
-int fm_model_set_class_names(fm_model *model, const char *const *names, fm_err *err);
+FM_API int fm_model_set_class_names(fm_model *model, const char *const *names, fm_err *err);
 /* The train/validation split of the training run behind the model, as
  * fm_train records it (from its params: seed, val_split, limit) in the model
  * and fm_model_save in the file: 0 and the values, or -1 when none is
  * recorded (never trained, or saved by an fmnist from before 0.1.0's split
  * metadata). fm_images_split with these values rebuilds the run's split. */
-int fm_model_training_split(const fm_model *model, uint64_t *seed, double *val_split,
-                            size_t *limit);
+FM_API int fm_model_training_split(const fm_model *model, uint64_t *seed, double *val_split,
+                                   size_t *limit);
 /* Total parameters (trainable + non-trainable); *trainable gets the first part. */
-size_t fm_model_param_count(const fm_model *model, size_t *trainable);
+FM_API size_t fm_model_param_count(const fm_model *model, size_t *trainable);
 /* Keras-style table: layer, output shape, parameters, and the totals. */
-void fm_model_summary(const fm_model *model, FILE *out);
+FM_API void fm_model_summary(const fm_model *model, FILE *out);
 /* Glorot-uniform kernels, zero biases, BatchNorm gamma 1 / beta 0 / mean 0 / var 1. */
-void fm_model_init(fm_model *model, fm_rng *rng);
+FM_API void fm_model_init(fm_model *model, fm_rng *rng);
 
 /* Test-time augmentation: what inference averages over. A model records it
  * (fm_model_save writes it into the file as metadata "fmnist.tta"; files
@@ -215,20 +225,20 @@ typedef enum fm_tta {
 } fm_tta;
 
 /* The model's test-time augmentation (FM_TTA_NONE for a new model). */
-fm_tta fm_model_tta(const fm_model *model);
+FM_API fm_tta fm_model_tta(const fm_model *model);
 /* Sets it; -1 (the model unchanged) when tta is not an fm_tta value. */
-int fm_model_set_tta(fm_model *model, fm_tta tta, fm_err *err);
+FM_API int fm_model_set_tta(fm_model *model, fm_tta tta, fm_err *err);
 /* "none", "flip" (the names the model file and recipes use), or NULL when
  * tta is not an fm_tta value. */
-const char *fm_tta_name(fm_tta tta);
+FM_API const char *fm_tta_name(fm_tta tta);
 
 /* Class probabilities for images [start, start+n) of a set (inference mode,
  * with the model's test-time augmentation), probs gets n * FM_NUM_CLASSES
  * floats. Batches internally, in activation memory it keeps in the model
  * (for the next call): one call at a time per model. From several threads,
  * fm_model_classify_batch gives the same floats (see "Threads" below). */
-int fm_model_predict(fm_model *model, const fm_images *imgs, size_t start, size_t n,
-                     float *probs, fm_err *err);
+FM_API int fm_model_predict(fm_model *model, const fm_images *imgs, size_t start, size_t n,
+                            float *probs, fm_err *err);
 
 /* Evaluation of a model on a set (inference mode, with the model's
  * test-time augmentation). */
@@ -241,7 +251,8 @@ typedef struct fm_eval_result {
     double class_accuracy[FM_NUM_CLASSES]; /* (TP + TN) / count, one-vs-rest */
 } fm_eval_result;
 
-int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out, fm_err *err);
+FM_API int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out,
+                             fm_err *err);
 
 /* ---- classifying: the embedding API ------------------------------------ */
 
@@ -267,8 +278,8 @@ int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *ou
  * for, as long as that lives, and follows its test-time augmentation as it
  * is at each call. NULL (and why) on a bad batch size or out of memory. */
 typedef struct fm_ctx fm_ctx;
-fm_ctx *fm_ctx_new(const fm_model *model, int batch, fm_err *err);
-void fm_ctx_free(fm_ctx *ctx);
+FM_API fm_ctx *fm_ctx_new(const fm_model *model, int batch, fm_err *err);
+FM_API void fm_ctx_free(fm_ctx *ctx);
 
 /* One 28x28 image: pixels row-major, 0 = black, 255 = white, light garment
  * on black ground, as in the data set (fm_image_load makes such from a
@@ -279,8 +290,8 @@ void fm_ctx_free(fm_ctx *ctx);
  * model that does not take 1x28x28 images into 10 classes, or when out of
  * memory. Uses a context of its own per call (an allocation): for many
  * images, fm_model_classify_batch with a context is faster. */
-int fm_model_classify(const fm_model *model, const uint8_t pixels[FM_IMAGE_PIXELS],
-                      float probs[FM_NUM_CLASSES], fm_err *err);
+FM_API int fm_model_classify(const fm_model *model, const uint8_t pixels[FM_IMAGE_PIXELS],
+                             float probs[FM_NUM_CLASSES], fm_err *err);
 
 /* The element type of the images fm_model_classify_batch reads. */
 typedef enum fm_pixel_type {
@@ -300,9 +311,9 @@ typedef enum fm_pixel_type {
  * which sets the batch (n may exceed it), or NULL for one made for the call
  * (batches of up to 100). 0, or -1 and why (a context of another model, a
  * value that is not finite, out of memory). */
-int fm_model_classify_batch(const fm_model *model, fm_ctx *ctx, const void *pixels,
-                            fm_pixel_type type, size_t n, float *probs, int *classes,
-                            fm_err *err);
+FM_API int fm_model_classify_batch(const fm_model *model, fm_ctx *ctx, const void *pixels,
+                                   fm_pixel_type type, size_t n, float *probs, int *classes,
+                                   fm_err *err);
 
 /* ---- export --------------------------------------------------------- */
 
@@ -315,7 +326,7 @@ int fm_model_classify_batch(const fm_model *model, fm_ctx *ctx, const void *pixe
  * network runs on the input and on its left-right mirror, and
  * "probabilities" is the mean of the two softmax outputs (fm_model_set_tta
  * FM_TTA_NONE first for a graph without it). */
-int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
+FM_API int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
 
 /* ---- compute -------------------------------------------------------- */
 
@@ -323,9 +334,9 @@ int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
  * returns the number now in use (1 in a build without OpenMP). OpenMP keeps
  * the setting per thread: a thread started afterwards has OMP_NUM_THREADS's
  * (by default all cores) until it calls this. */
-int fm_set_threads(int threads);
+FM_API int fm_set_threads(int threads);
 /* Name of the kernel table in use: "ref", "avx2" or "avx512". */
-const char *fm_kernels_name(void);
+FM_API const char *fm_kernels_name(void);
 
 /* ---- training ------------------------------------------------------- */
 
@@ -434,11 +445,11 @@ typedef struct fm_train_params {
     size_t limit;            /* training images used before the split; 0 = all */
 } fm_train_params;
 
-fm_train_params fm_train_default_params(void);
+FM_API fm_train_params fm_train_default_params(void);
 /* 0 when fm_train accepts p's settings (each in range, and together: e.g.
  * val_split 0 only without what needs validation), else -1 and why. fm_train
  * checks them too; this tells before any data is loaded. */
-int fm_train_params_check(const fm_train_params *p, fm_err *err);
+FM_API int fm_train_params_check(const fm_train_params *p, fm_err *err);
 
 /* ---- recipes ----------------------------------------------------------- */
 /* A recipe sets the recipe fields of fm_train_params from text: one
@@ -447,19 +458,19 @@ int fm_train_params_check(const fm_train_params *p, fm_err *err);
 
 /* Applies recipe text to *p; on a mistake returns -1 with
  * "SOURCE:LINE: problem" in err and leaves *p unchanged. */
-int fm_train_recipe_apply(fm_train_params *p, const char *text, const char *source,
-                          fm_err *err);
+FM_API int fm_train_recipe_apply(fm_train_params *p, const char *text, const char *source,
+                                 fm_err *err);
 /* Applies the built-in recipe of that name or else the recipe file, and sets
  * p->recipe to name_or_file (which must outlive p's use). */
-int fm_train_recipe_load(fm_train_params *p, const char *name_or_file, fm_err *err);
+FM_API int fm_train_recipe_load(fm_train_params *p, const char *name_or_file, fm_err *err);
 /* The text of a built-in recipe ("notebook": the default parameters), or
  * NULL when there is none of that name. */
-const char *fm_train_recipe_builtin(const char *name);
+FM_API const char *fm_train_recipe_builtin(const char *name);
 /* p's recipe as recipe text, every key in order (malloc'd; NULL when out of
  * memory): fm_train_recipe_apply of it gives the same fields. */
-char *fm_train_recipe_text(const fm_train_params *p);
+FM_API char *fm_train_recipe_text(const fm_train_params *p);
 /* One line per key: name and meaning. */
-void fm_train_recipe_keys(FILE *out);
+FM_API void fm_train_recipe_keys(FILE *out);
 
 typedef struct fm_train_result {
     size_t train_count, val_count;
@@ -488,8 +499,8 @@ typedef struct fm_train_result {
  * EarlyStopping, else the last weights or their moving average). Returns -1 on an I/O
  * error, bad parameters or divergence; on divergence the run folder still
  * holds everything up to the last good epoch and err says so. */
-int fm_train(fm_model *model, const fm_images *train, const fm_images *val,
-             const fm_train_params *params, fm_train_result *result, fm_err *err);
+FM_API int fm_train(fm_model *model, const fm_images *train, const fm_images *val,
+                    const fm_train_params *params, fm_train_result *result, fm_err *err);
 
 /* What a run folder's checkpoint says about the run, for resuming it. */
 typedef struct fm_train_resume_info {
@@ -507,8 +518,8 @@ typedef struct fm_train_resume_info {
  * *info; and returns the model to resume (description and weights). The
  * caller loads and splits the data as the run did and calls fm_train, which
  * checks that model, data and recipe are the run's and refuses otherwise. */
-fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
-                               fm_train_resume_info *info, fm_err *err);
+FM_API fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
+                                      fm_train_resume_info *info, fm_err *err);
 
 /* A hold on a run folder's lock (the one fm_train takes), for a program that
  * keeps the folder across several calls, as the fmnist command does from
@@ -521,15 +532,16 @@ fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
  * fmnist process (pid N); wait for it to end, or INSTEAD" (without the last
  * part when instead is NULL). */
 typedef struct fm_run_lock fm_run_lock;
-fm_run_lock *fm_run_lock_take(const char *dir, int *created, const char *instead, fm_err *err);
+FM_API fm_run_lock *fm_run_lock_take(const char *dir, int *created, const char *instead,
+                                     fm_err *err);
 /* Lets go (unless the hold was nested in another of this process) and
  * frees the hold; NULL does nothing. */
-void fm_run_lock_release(fm_run_lock *lock);
+FM_API void fm_run_lock_release(fm_run_lock *lock);
 
 /* (Re)writes out_dir/run.json atomically. fm_train writes it with test NULL;
  * pass the test-set evaluation to add test_loss and test_accuracy. */
-int fm_train_write_run(const fm_train_params *params, const fm_train_result *result,
-                       const fm_eval_result *test, fm_err *err);
+FM_API int fm_train_write_run(const fm_train_params *params, const fm_train_result *result,
+                              const fm_eval_result *test, fm_err *err);
 
 /* ---- benchmark ------------------------------------------------------ */
 
@@ -549,7 +561,7 @@ typedef struct fm_bench_params {
     int layers;      /* 1: also time every layer's forward and backward */
 } fm_bench_params;
 
-fm_bench_params fm_bench_default_params(void);
+FM_API fm_bench_params fm_bench_default_params(void);
 
 /* One layer's medians over the timed training steps (with params.layers). */
 typedef struct fm_bench_layer {
@@ -573,9 +585,9 @@ typedef struct fm_bench_result {
 /* Runs the benchmark on `model`, whose weights and BatchNorm statistics it
  * overwrites (fresh initialisation from a fixed seed, then training). Fails
  * on bad parameters, when out of memory, or if the loss stops being finite. */
-int fm_bench_run(fm_model *model, const fm_bench_params *params, fm_bench_result *result,
-                 fm_err *err);
-void fm_bench_result_free(fm_bench_result *result);
+FM_API int fm_bench_run(fm_model *model, const fm_bench_params *params, fm_bench_result *result,
+                        fm_err *err);
+FM_API void fm_bench_result_free(fm_bench_result *result);
 
 /* ---- reports -------------------------------------------------------- */
 
@@ -591,22 +603,23 @@ void fm_bench_result_free(fm_bench_result *result);
  * malformed, or a file present is unreadable. Parts that are merely absent
  * (no run.json, no model yet, no data found) are left out and said so in the
  * page; on success err->msg then lists them (empty when nothing was left out). */
-int fm_report_write(const char *run_dir, const char *data_dir, const char *out_path, fm_err *err);
+FM_API int fm_report_write(const char *run_dir, const char *data_dir, const char *out_path,
+                           fm_err *err);
 /* fm_report_write with use_tta 0: the test evaluation runs without
  * test-time augmentation, whatever the model file records (fmnist report
  * --no-tta); use_tta 1 is fm_report_write. */
-int fm_report_write_tta(const char *run_dir, const char *data_dir, const char *out_path,
-                        int use_tta, fm_err *err);
+FM_API int fm_report_write_tta(const char *run_dir, const char *data_dir, const char *out_path,
+                               int use_tta, fm_err *err);
 
 /* ---- small tools the fmnist command uses ------------------------------- */
 
 /* Writes s as a quoted JSON string, always valid UTF-8: a byte of s that
  * starts no well-formed sequence (a file name in Latin-1, say) is written as
  * \ufffd, the replacement character. Write errors are out's (ferror). */
-void fm_json_write_string(FILE *out, const char *s);
+FM_API void fm_json_write_string(FILE *out, const char *s);
 /* 1 when a and b name the same existing file or folder (by device and
  * inode: "models", "./models/" and a link to it are one), else 0. */
-int fm_same_file(const char *a, const char *b);
+FM_API int fm_same_file(const char *a, const char *b);
 
 #ifdef __cplusplus
 }

@@ -2,14 +2,17 @@
  * the report can embed the bytes and a file goes through the atomic writer. */
 #include "core/png.h"
 
+#ifdef FM_HAVE_PNG
 #include <png.h>
 #include <setjmp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/file.h"
 
+#ifdef FM_HAVE_PNG
 typedef struct {
     uint8_t *data;
     size_t len, cap;
@@ -74,6 +77,17 @@ int fm__png_encode_grey(const uint8_t *pixels, int w, int h, uint8_t **out, size
     free(buf);
     return 0;
 }
+#else
+/* Built without libpng (FM_PNG=OFF, for inference-only users): the report and
+ * fmnist show, which write PNG, fail with this line. */
+int fm__png_encode_grey(const uint8_t *pixels, int w, int h, uint8_t **out, size_t *out_len,
+                        fm_err *err) {
+    *out = NULL;
+    *out_len = 0;
+    return fm__err(err, "PNG writing is not available: fmnist was built without libpng "
+                        "(FM_PNG=OFF)");
+}
+#endif
 
 int fm_image_save_png(const char *path, const uint8_t *pixels, int w, int h, fm_err *err) {
     if (w <= 0 || h <= 0) return fm__err(err, "%s: cannot write a %dx%d image", path, w, h);

@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <math.h>
+#ifdef FM_HAVE_PNG
 #include <png.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@ void fm__image_free(fm__image *img) {
     memset(img, 0, sizeof *img);
 }
 
+#ifdef FM_HAVE_PNG
 /* ---- PNG ------------------------------------------------------------- */
 
 /* libpng reports errors through a callback that must not return: it fills
@@ -113,6 +116,8 @@ static int read_png(png_ctx *c, fm__image *img) {
     return 0;
 }
 
+#endif
+
 /* ---- PGM ------------------------------------------------------------- */
 
 /* Reads the next decimal number of a PGM header or ASCII body, skipping
@@ -192,10 +197,15 @@ int fm__image_read(const char *path, uint8_t background, fm__image *img, fm_err 
     uint8_t sig[8];
     size_t n = fread(sig, 1, sizeof sig, f);
     int rc;
-    if (n == 8 && !png_sig_cmp(sig, 0, 8)) {
+    if (n == 8 && !memcmp(sig, "\x89PNG\r\n\x1a\n", 8)) {
+#ifdef FM_HAVE_PNG
         rewind(f);
         png_ctx c = {.path = path, .err = err, .f = f, .background = background};
         rc = read_png(&c, img);
+#else
+        rc = fm__err(err, "%s: a PNG, but fmnist was built without libpng (FM_PNG=OFF): "
+                          "convert it to PGM (P5/P2)", path);
+#endif
     } else if (n >= 2 && sig[0] == 'P' && (sig[1] == '5' || sig[1] == '2')) {
         fseek(f, 2, SEEK_SET);
         rc = read_pgm(path, f, sig[1] == '5', img, err);
