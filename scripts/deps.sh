@@ -7,10 +7,11 @@ case "${1:-build}" in
   build) want="$build" ;;
   train) want="$build dataset-fashion-mnist" ;;
   test)  want="$build dataset-fashion-mnist" ;;
-  # scripts/deb.sh: the Debian packages' build dependencies and tools.
-  deb)   want="$build dpkg-dev debhelper lintian" ;;
+  # scripts/deb.sh: the Debian packages' build dependencies and tools
+  # (dpkg-buildpackage also checks for build-essential).
+  deb)   want="$build build-essential dpkg-dev debhelper lintian" ;;
   # CI also brings the optional checkers (PyTorch reference, ONNX runtime, browser).
-  ci)    want="$build dataset-fashion-mnist dpkg-dev debhelper lintian clang libclang-rt-14-dev python3 python3-numpy python3-torch python3-onnx python3-opencv chromium" ;;
+  ci)    want="$build dataset-fashion-mnist build-essential dpkg-dev debhelper lintian clang libclang-rt-14-dev python3 python3-numpy python3-torch python3-onnx python3-opencv chromium" ;;
   *) echo "usage: $0 build|train|test|deb|ci" >&2; exit 2 ;;
 esac
 missing=""
