@@ -11,13 +11,11 @@
 
 #include "check.h"
 #include "clitest.h"
+#include "traintest.h"
 #include "model/model.h"
 #include "train/ema.h"
 #include "train/schedule.h"
 #include "train/train.h"
-
-#define CHECK_FAILS_WITH(rc, err, fragment) \
-    CHECK_MSG((rc) < 0 && strstr((err).msg, (fragment)), "rc %d, message: %s", (rc), (err).msg)
 
 static const char *net = "input 28 28 1\n"
                          "conv filters=4 kernel=3 padding=same activation=relu\n"
@@ -27,34 +25,9 @@ static const char *net = "input 28 28 1\n"
                          "flatten\n"
                          "dense units=10 activation=softmax\n";
 
-/* Class c: a bright bar across row 3 + 2c on a noisy dark ground. */
-static fm_images synth(size_t n, uint64_t seed) {
-    fm_images im;
-    fm_err err;
-    if (fm_images_alloc(&im, n, &err) < 0) exit(1);
-    fm_rng r;
-    fm_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) {
-        int c = (int)(i % FM_NUM_CLASSES);
-        uint8_t *px = im.pixels + i * FM_IMAGE_PIXELS;
-        for (int p = 0; p < FM_IMAGE_PIXELS; p++) px[p] = (uint8_t)fm_rng_below(&r, 60);
-        for (int x = 4; x < 24; x++) px[(3 + 2 * c) * FM_IMAGE_COLS + x] = 230;
-        im.labels[i] = (uint8_t)c;
-    }
-    return im;
-}
-
 static int run(const char *dir, const fm_images *tr, const fm_images *va, fm_train_params p,
                fm_train_result *r, fm_model **out, fm_err *err) {
-    fm_model *m = fm_model_parse(net, "test-net", err);
-    if (!m) return -1;
-    p.out_dir = dir;
-    int rc = fm_train(m, tr, va, &p, r, err);
-    if (out)
-        *out = m;
-    else
-        fm_model_free(m);
-    return rc;
+    return tt_train(net, dir, tr, va, p, r, out, err);
 }
 
 /* p with a recipe text applied (the test's own recipes are valid). */
@@ -140,7 +113,7 @@ int main(void) {
     test_ema_rule();
     test_restat();
 
-    fm_images tr = synth(400, 1), va = synth(100, 2), none = {0};
+    fm_images tr = tt_bars(400, 1), va = tt_bars(100, 2), none = {0};
     fm_train_params p = fm_train_default_params();
     p.epochs = 5;
     p.batch = 32;
