@@ -162,9 +162,10 @@ static const void *cfield(const fm_train_params *p, const recipe_key *k) {
 static void choice_list(const recipe_key *k, char *buf, size_t size) {
     size_t n = 0;
     buf[0] = 0;
-    for (int i = 0; k->choices[i] && n < size; i++)
-        n += (size_t)snprintf(buf + n, size - n, "%s%s", i == 0 ? "" : k->choices[i + 1] ? ", " : " or ",
-                              k->choices[i]);
+    for (int i = 0; k->choices[i] && n < size; i++) {
+        const char *sep = i == 0 ? "" : k->choices[i + 1] ? ", " : " or ";
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", sep, k->choices[i]);
+    }
 }
 
 /* Sets k in p from the text v; -1 with err "SOURCE:LINE: ..." when v is not

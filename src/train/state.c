@@ -37,7 +37,8 @@ int fm__train_check_params(const fm_train_params *p, fm_err *err) {
     if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f))
         return fm__err(err, "label smoothing must be in [0, 1) (got %g)",
                        (double)p->label_smoothing);
-    if (p->tta < FM_TTA_NONE || p->tta > FM_TTA_FLIP) return fm__err(err, "unknown test-time augmentation %d", p->tta);
+    if (p->tta < FM_TTA_NONE || p->tta > FM_TTA_FLIP)
+        return fm__err(err, "unknown test-time augmentation %d", p->tta);
     fm__aug_params aug = fm__train_aug_params(p);
     fm__optim o;
     fm__schedule sc;
