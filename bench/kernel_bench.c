@@ -6,7 +6,7 @@
  * one inference pass of the network call. Not a test: a tool for tuning.
  *
  * build: make build (the CMake target fmnist_kernel_bench, build/kernel_bench)
- * run:   build/kernel_bench [ref|avx2|avx512 [batch [reps [threads]]]]
+ * run:   build/kernel_bench [ref|portable|avx2|avx512 [batch [reps [threads]]]]
  *        e.g. build/kernel_bench avx512 64 9 1 (defaults: the table dispatch
  *        picks, batch 64, 7 runs, threads 0 = all cores) */
 #include <stdio.h>
@@ -170,7 +170,7 @@ static void bench_pool(const fm__kernels *k, int n, int c, int hw, fm_rng *rng) 
 }
 
 static void usage(FILE *f, const char *argv0) {
-    fprintf(f, "usage: %s [ref|avx2|avx512 [batch [reps 1..64 [threads]]]]\n", argv0);
+    fprintf(f, "usage: %s [ref|portable|avx2|avx512 [batch [reps 1..64 [threads]]]]\n", argv0);
 }
 
 int main(int argc, char **argv) {
@@ -182,16 +182,11 @@ int main(int argc, char **argv) {
     int n = argc > 2 ? atoi(argv[2]) : 64;
     reps = argc > 3 ? atoi(argv[3]) : 7;
     int threads = argc > 4 ? atoi(argv[4]) : 0;
-    const int known = !name || strcmp(name, "ref") == 0 || strcmp(name, "avx2") == 0 ||
-                      strcmp(name, "avx512") == 0;
-    if (!known || reps < 1 || reps > 64 || n < 1) {
+    if ((name && !fm__kernels_known(name)) || reps < 1 || reps > 64 || n < 1) {
         usage(stderr, argv[0]);
         return 2;
     }
-    const fm__kernels *k = fm__kernels_select();
-    if (name && strcmp(name, "ref") == 0) k = fm__kernels_ref();
-    else if (name && strcmp(name, "avx2") == 0) k = fm__kernels_avx2();
-    else if (name && strcmp(name, "avx512") == 0) k = fm__kernels_avx512();
+    const fm__kernels *k = name ? fm__kernels_by_name(name) : fm__kernels_select();
     if (!k) {
         fprintf(stderr, "kernel table %s is not available on this CPU\n", name);
         return 1;

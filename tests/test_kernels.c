@@ -93,7 +93,7 @@ static double seen_conv_fwd, seen_conv_bwd, seen_conv_dw, seen_dense;
 
 /* The fast tables under test and the thread counts they run with: every
  * reference result is computed once and compared with each of them. */
-static const fm__kernels *fast[2];
+static const fm__kernels *fast[3];
 static int n_fast;
 #define N_CFG (2 * n_fast)
 
@@ -400,6 +400,12 @@ int main(void) {
     setenv("FMNIST_KERNELS", "ref", 1);
     CHECK(fm__kernels_select() == fm__kernels_ref());
     CHECK(strcmp(fm_kernels_name(), "ref") == 0);
+    /* The names the override and kernel_bench take; portable runs on every CPU. */
+    CHECK(fm__kernels_known("portable") && fm__kernels_known("avx512") && !fm__kernels_known("sse"));
+    CHECK(fm__kernels_by_name("ref") == fm__kernels_ref());
+    CHECK(fm__kernels_by_name("portable") == fm__kernels_portable());
+    CHECK(fm__kernels_portable() && strcmp(fm__kernels_portable()->name, "portable") == 0);
+    CHECK(!fm__kernels_by_name("sse"));
 
     fm_rng_seed(&rng, 7);
     const fm__kernels *rk = fm__kernels_ref();
@@ -407,7 +413,9 @@ int main(void) {
     static const struct {
         const char *name;
         const fm__kernels *(*get)(void);
-    } tables[] = {{"avx2", fm__kernels_avx2}, {"avx512", fm__kernels_avx512}};
+    } tables[] = {{"avx2", fm__kernels_avx2},
+                {"avx512", fm__kernels_avx512},
+                {"portable", fm__kernels_portable}};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         if (tables[i].get()) fast[n_fast++] = tables[i].get();
         else printf("SKIP: %s kernels not available on this CPU/build\n", tables[i].name);

@@ -172,6 +172,7 @@ static int kernel_tables(const fm__kernels **k) {
     k[n++] = fm__kernels_ref();
     if (fm__kernels_avx2()) k[n++] = fm__kernels_avx2();
     if (fm__kernels_avx512()) k[n++] = fm__kernels_avx512();
+    if (fm__kernels_portable()) k[n++] = fm__kernels_portable();
     const fm__kernels *sel = fm__kernels_select();
     int listed = 0;
     for (int i = 0; i < n; i++) listed |= k[i] == sel;
@@ -308,7 +309,7 @@ static void test_reduced(const char *name, int adam) {
     fm_model *m = load_model(file, BATCH_MAX);
     slot s[64];
     uint8_t labels[BATCH_MAX];
-    const fm__kernels *k[4];
+    const fm__kernels *k[5];
     int nk = kernel_tables(k);
     if (m) {
         int ns = model_slots(m, s);
@@ -368,7 +369,7 @@ static void test_full(void) {
     CHECK(m && fm_model_param_count(m, &trainable) == 1868234);
     slot s[64];
     uint8_t labels[N];
-    const fm__kernels *k[4];
+    const fm__kernels *k[5];
     int nk = kernel_tables(k);
     for (int t = 0; m && t < nk; t++) {
         const char *kern = k[t]->name;

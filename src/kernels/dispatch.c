@@ -33,16 +33,43 @@ const fm__kernels *fm__kernels_avx512(void) {
     return NULL;
 }
 
+const fm__kernels *fm__kernels_portable(void) {
+#ifdef FM_HAVE_PORTABLE_KERNELS
+    return fm__kernels_table_portable();
+#else
+    return NULL;
+#endif
+}
+
+/* The tables by name, fastest first: the automatic choice is the first this
+ * CPU and build run. */
+static const struct {
+    const char *name;
+    const fm__kernels *(*get)(void);
+} tables[] = {
+    {"avx512", fm__kernels_avx512},
+    {"avx2", fm__kernels_avx2},
+    {"portable", fm__kernels_portable},
+    {"ref", fm__kernels_ref},
+};
+
+int fm__kernels_known(const char *name) {
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (strcmp(name, tables[i].name) == 0) return 1;
+    return 0;
+}
+
+const fm__kernels *fm__kernels_by_name(const char *name) {
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (strcmp(name, tables[i].name) == 0) return tables[i].get();
+    return NULL;
+}
+
 static const fm__kernels *choose(void) {
     const char *env = getenv("FMNIST_KERNELS");
-    const fm__kernels *k = NULL;
     /* An override this CPU cannot run falls through to the automatic choice. */
-    if (env && strcmp(env, "ref") == 0) k = fm__kernels_ref();
-    else if (env && strcmp(env, "avx2") == 0) k = fm__kernels_avx2();
-    else if (env && strcmp(env, "avx512") == 0) k = fm__kernels_avx512();
-    if (!k) k = fm__kernels_avx512();
-    if (!k) k = fm__kernels_avx2();
-    if (!k) k = fm__kernels_ref();
+    const fm__kernels *k = env ? fm__kernels_by_name(env) : NULL;
+    for (size_t i = 0; !k && i < sizeof tables / sizeof tables[0]; i++) k = tables[i].get();
     return k;
 }
 

@@ -56,10 +56,11 @@ float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
  * so that workspace sizes cannot change between a query and a call. */
 int fm__kernel_threads(void);
 
-/* The tables of src/kernels/fast/, compiled for wider instruction sets
- * where the build has FM_HAVE_X86_KERNELS; the dispatcher checks the CPU
- * before handing them out. */
+/* The tables of src/kernels/fast/: the x86 ones where the build has
+ * FM_HAVE_X86_KERNELS (the dispatcher checks the CPU before handing them
+ * out), the portable one where it has FM_HAVE_PORTABLE_KERNELS. */
 const fm__kernels *fm__kernels_table_avx2(void);
 const fm__kernels *fm__kernels_table_avx512(void);
+const fm__kernels *fm__kernels_table_portable(void);
 
 #endif

@@ -113,6 +113,12 @@ const fm__kernels *fm__kernels_ref(void);
 /* NULL when this CPU (or this build) lacks the instructions. */
 const fm__kernels *fm__kernels_avx2(void);
 const fm__kernels *fm__kernels_avx512(void);
+/* The vector-extension table, on any CPU; NULL only in a build without it. */
+const fm__kernels *fm__kernels_portable(void);
+/* Whether name is one of the tables (ref, portable, avx2, avx512), and that
+ * table when this CPU and build run it (else NULL). */
+int fm__kernels_known(const char *name);
+const fm__kernels *fm__kernels_by_name(const char *name);
 /* The dispatch point: best table for this CPU, or the one FMNIST_KERNELS names. */
 const fm__kernels *fm__kernels_select(void);
 

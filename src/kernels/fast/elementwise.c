@@ -32,18 +32,6 @@ void fm__fast_relu_backward(float *din, const float *dout, const float *out, siz
     }
 }
 
-/* VL keep-mask bytes as a vector select: x where the byte is non-zero, else 0. */
-FM__INLINE vf keep(const uint8_t *mask, vf x) {
-#if VL == 16
-    return _mm512_maskz_mov_ps(_mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)mask),
-                                                  _mm_set1_epi8(-1)),
-                               x);
-#else
-    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mask));
-    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(b, _mm256_setzero_si256())), x);
-#endif
-}
-
 /* 2x2 average pooling, VL outputs at a time, summed in the reference's
  * order from +0 (so -0 sums agree too) and scaled by 0.25, which equals the
  * reference's division by 4 exactly. Other windows take the reference. */
@@ -113,7 +101,7 @@ void fm__fast_dropout_apply(float *out, const float *in, const uint8_t *mask, fl
     FM__OMP(omp parallel for schedule(static) num_threads(team()) if (chunks > 1))
     for (long ch = 0; ch < chunks; ch++) {
         size_t i = (size_t)ch * EW_CHUNK, end = i + EW_CHUNK < len ? i + EW_CHUNK : len;
-        for (; i + VL <= end; i += VL) vstore(out + i, keep(mask + i, vmul(vload(in + i), sv)));
+        for (; i + VL <= end; i += VL) vstore(out + i, vkeep_u8(mask + i, vmul(vload(in + i), sv)));
         for (; i < end; i++) out[i] = mask[i] ? in[i] * scale : 0.0f;
     }
 }
@@ -268,7 +256,7 @@ void fm__fast_maxpool_forward(float *out, uint8_t *argmax, const float *in, int 
         for (int y = 0; y < oh; y++) {
             const float *r0 = x + (size_t)2 * y * w, *r1 = r0 + w;
             /* the masked loads below do not start the hardware prefetcher */
-            for (int i = 0; i < 2 * w; i += 16) _mm_prefetch((const char *)(r0 + 8 * w + i), _MM_HINT_T0);
+            for (int i = 0; i < 2 * w; i += 16) __builtin_prefetch(r0 + 8 * w + i, 0, 3);
             for (int xb = 0; xb < ow; xb += VL) {
                 const int nx = imin(VL, ow - xb);
                 const vmask m0 = vm_first(2 * nx), m1 = vm_first(2 * nx - VL);

@@ -1,7 +1,9 @@
 /* What every fast kernel source shares. The sources in this folder are
- * compiled twice (see CMakeLists.txt), with -DFM__VL=16 and the AVX-512
- * flags and with -DFM__VL=8 and AVX2+FMA, into the "avx512" and "avx2"
- * tables; every external name goes through FM__ISA so that both builds link
+ * compiled once per table (see CMakeLists.txt): with -DFM__VL=16 and the
+ * AVX-512 flags into "avx512", with -DFM__VL=8 and AVX2+FMA into "avx2" (both
+ * on x86-64 only), and with -DFM__VL=8 -DFM__PORTABLE into "portable", in
+ * vector extensions any GCC or Clang target compiles (aarch64's NEON among
+ * them); every external name goes through FM__ISA so that the builds link
  * into one library, and only static inline helpers live in headers.
  *
  * Convolutions run on channel-innermost copies of one image at a time
@@ -26,8 +28,15 @@
 
 #include "kernels/internal.h"
 
-/* FM__ISA(fm__x) is fm__x_avx512 or fm__x_avx2; FM__ISA_NAME the table's name. */
-#if FM__VL == 16
+/* FM__ISA(fm__x) is fm__x_avx512, fm__x_avx2 or fm__x_portable; FM__ISA_NAME
+ * the table's name. */
+#if defined(FM__PORTABLE)
+#if FM__VL != 8
+#error "FM__PORTABLE is written for FM__VL 8"
+#endif
+#define FM__ISA(name) name##_portable
+#define FM__ISA_NAME "portable"
+#elif FM__VL == 16
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) ||                  \
     !defined(__AVX512VL__) || !defined(__FMA__)
 #error "FM__VL 16 needs -mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma"
@@ -97,7 +106,7 @@ static inline float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & 
  * hardware prefetcher does not see coming (each new far-away row restarts
  * it, and masked loads do not start it). */
 FM__INLINE void prefetch_row(const float *p, int len) {
-    for (int j = 0; j < len; j += 16) _mm_prefetch((const char *)(p + j), _MM_HINT_T0);
+    for (int j = 0; j < len; j += 16) __builtin_prefetch(p + j, 0, 3);
 }
 
 /* ---- the table's ops (semantics in kernels.h) ----------------------------- */

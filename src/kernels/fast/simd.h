@@ -1,16 +1,110 @@
 /* The few vector operations the fast kernels are written in, for the
- * instruction set the build chose: FM__VL 16 (AVX-512) or 8 (AVX2+FMA).
- * Everything is static inline; masks select the first n lanes. */
+ * instruction set the build chose: FM__VL 16 (AVX-512) or 8 (AVX2+FMA), or
+ * FM__PORTABLE's 8 lanes in GCC/Clang vector extensions, which the compiler
+ * lowers to whatever the target has (two NEON registers on aarch64, two SSE
+ * ones on a plain x86-64). Everything is static inline; masks select the
+ * first n lanes. */
 #ifndef FM_KERNELS_SIMD_H
 #define FM_KERNELS_SIMD_H
 
-#include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#ifndef FM__PORTABLE
+#include <immintrin.h>
+#endif
 
 #define FM__INLINE static inline __attribute__((always_inline))
 
-#if FM__VL == 16
+#if defined(FM__PORTABLE)
+
+/* Lanes are indexed as arrays; comparisons give 0 / -1 per lane, so the
+ * selects are bitwise. Masked loads and stores touch only the lanes the mask
+ * keeps, as the x86 ones do (a tail may end at the last byte of a buffer).
+ * vfma is a*b + c, fused where the target can (the table is built with
+ * -ffp-contract=fast). */
+typedef float vf __attribute__((vector_size(32)));
+typedef int32_t vmask __attribute__((vector_size(32)));
+
+FM__INLINE vmask vm_first(int n) {
+    const vmask lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    return lane < n;
+}
+FM__INLINE vf vload(const float *p) {
+    vf x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+FM__INLINE vf vloadm(const float *p, vmask m) {
+    vf x = {0};
+    for (int i = 0; i < 8; i++)
+        if (m[i]) x[i] = p[i];
+    return x;
+}
+FM__INLINE void vstore(float *p, vf x) { memcpy(p, &x, sizeof x); }
+FM__INLINE void vstorem(float *p, vf x, vmask m) {
+    for (int i = 0; i < 8; i++)
+        if (m[i]) p[i] = x[i];
+}
+FM__INLINE vf vset1(float x) { return (vf){x, x, x, x, x, x, x, x}; }
+FM__INLINE vf vzero(void) { return (vf){0}; }
+FM__INLINE vf vfma(vf a, vf b, vf c) { return a * b + c; }
+FM__INLINE vf vadd(vf a, vf b) { return a + b; }
+FM__INLINE vf vsub(vf a, vf b) { return a - b; }
+FM__INLINE vf vmul(vf a, vf b) { return a * b; }
+/* where m: x, else y */
+FM__INLINE vf vblend(vmask m, vf x, vf y) {
+    return (vf)((m & (vmask)x) | (~m & (vmask)y));
+}
+/* a > b ? a : b, b where either is NaN (as maxps) */
+FM__INLINE vf vmax(vf a, vf b) { return vblend(a > b, a, b); }
+FM__INLINE float vhsum(vf x) {
+    vf h = x + __builtin_shufflevector(x, x, 4, 5, 6, 7, 0, 1, 2, 3);
+    h = h + __builtin_shufflevector(h, h, 2, 3, 0, 1, 6, 7, 4, 5);
+    return h[0] + h[1];
+}
+FM__INLINE vf vpos_select(vf a, vf b) { return (vf)((a > 0.0f) & (vmask)b); }
+FM__INLINE vf vkeep(vf x, vmask m) { return (vf)(m & (vmask)x); }
+FM__INLINE vf vsel_gt(vf a, vf b, vf x, vf y) { return vblend(a > b, x, y); }
+FM__INLINE vf vsel_eq0(vf a, vf b, vf x) { return (vf)((a == b) & (vmask)x); }
+FM__INLINE vf vload_u8(const uint8_t *p, int n) {
+    vf x = {0};
+    for (int i = 0; i < n && i < 8; i++) x[i] = (float)p[i];
+    return x;
+}
+FM__INLINE void vstore_u8(uint8_t *p, vf x, int n) {
+    for (int i = 0; i < n && i < 8; i++) p[i] = (uint8_t)(int32_t)x[i];
+}
+FM__INLINE vf veven(vf a, vf b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
+FM__INLINE vf vodd(vf a, vf b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
+FM__INLINE vf vzip_lo(vf a, vf b) { return __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11); }
+FM__INLINE vf vzip_hi(vf a, vf b) {
+    return __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
+}
+
+FM__INLINE void vtranspose(vf r[8]) {
+    float t[8][8];
+    memcpy(t, r, sizeof t);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++) r[i][j] = t[j][i];
+}
+
+/* As the x86 ones: dst[c*cs + i*rs + j] = y[4*i + j] lane c. */
+FM__INLINE void store_tile4x4(float *dst, ptrdiff_t cs, ptrdiff_t rs, vf y[16], int nc, int ni,
+                              int nj) {
+    for (int i = 0; i < ni; i++)
+        for (int c = 0; c < nc; c++)
+            for (int j = 0; j < nj; j++) dst[c * cs + i * rs + j] = y[4 * i + j][c];
+}
+
+/* 8 keep-mask bytes as a select: x where the byte is non-zero, else 0. */
+FM__INLINE vf vkeep_u8(const uint8_t *mask, vf x) {
+    vmask m;
+    for (int i = 0; i < 8; i++) m[i] = mask[i] ? -1 : 0;
+    return vkeep(x, m);
+}
+
+#elif FM__VL == 16
 
 typedef __m512 vf;
 typedef __mmask16 vmask;
@@ -69,6 +163,13 @@ FM__INLINE vf vzip_lo(vf a, vf b) {
 FM__INLINE vf vzip_hi(vf a, vf b) {
     return _mm512_permutex2var_ps(
         a, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), b);
+}
+
+/* VL keep-mask bytes as a select: x where the byte is non-zero, else 0. */
+FM__INLINE vf vkeep_u8(const uint8_t *mask, vf x) {
+    return _mm512_maskz_mov_ps(_mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)mask),
+                                                  _mm_set1_epi8(-1)),
+                               x);
 }
 
 /* r[i] lane j <-> r[j] lane i */
@@ -199,6 +300,11 @@ FM__INLINE vf vzip_lo(vf a, vf b) {
 }
 FM__INLINE vf vzip_hi(vf a, vf b) {
     return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x31);
+}
+
+FM__INLINE vf vkeep_u8(const uint8_t *mask, vf x) {
+    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)mask));
+    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(b, _mm256_setzero_si256())), x);
 }
 
 FM__INLINE void vtranspose(vf r[8]) {

@@ -1,5 +1,5 @@
-/* The kernel table of this instruction set (fm__kernels_table_avx2 or
- * _avx512); the dispatcher checks the CPU before handing it out. */
+/* The kernel table of this instruction set (fm__kernels_table_avx2, _avx512
+ * or _portable); the dispatcher checks the CPU before handing it out. */
 #include "kernels/fast/fast.h"
 
 static const fm__kernels table = {

@@ -48,8 +48,8 @@ void fm__stage_rows(float *dst, const float *src, int c, int h, int w, int ws, i
                 const float *s = src + (size_t)cb * h * w + (size_t)(y - oy) * w + (xb - ox);
                 /* the source is usually not in cache: fetch a few rows ahead */
                 for (int i = 0; i < nc; i++) {
-                    _mm_prefetch((const char *)(s + (size_t)i * h * w + 4 * w), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(s + (size_t)i * h * w + 4 * w + VL - 1), _MM_HINT_T0);
+                    __builtin_prefetch(s + (size_t)i * h * w + 4 * w, 0, 3);
+                    __builtin_prefetch(s + (size_t)i * h * w + 4 * w + VL - 1, 0, 3);
                 }
                 for (int i = 0; i < VL; i++) r[i] = i < nc ? vloadm(s + (size_t)i * h * w, m) : vzero();
                 vtranspose(r);
