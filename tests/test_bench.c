@@ -259,6 +259,22 @@ static void test_cli(void) {
     check_tail();
 
     CHECK(tu_run("bench --help") == 0 && strstr(tu_output("out.txt"), "usage: fmnist bench"));
+    /* an FMNIST_KERNELS the dispatch cannot honour: a warning naming it and the
+     * table used instead, and the run goes on; one it honours: no warning */
+    snprintf(args, sizeof args, "bench --model '%s' --steps 1 --batch 2 --warmup 0 --infer-batch 2",
+             cfg);
+    setenv("FMNIST_KERNELS", "sse9", 1);
+    rc = tu_run(args);
+    const char *warned = tu_output("err.txt");
+    CHECK_MSG(rc == 0 && strstr(warned, "FMNIST_KERNELS=sse9: no such kernel table") &&
+                  strstr(warned, "using "),
+              "exit %d: %s", rc, warned);
+    setenv("FMNIST_KERNELS", "ref", 1);
+    rc = tu_run(args);
+    CHECK_MSG(rc == 0 && !strstr(tu_output("err.txt"), "FMNIST_KERNELS") &&
+                  strstr(tu_output("out.txt"), "kernels ref"),
+              "exit %d: %s", rc, tu_output("err.txt"));
+    unsetenv("FMNIST_KERNELS");
     /* bad flags: exit 2 and one line on stderr */
     const char *bad[] = {"--batch 0",    "--batch abc",        "--steps -1",  "--threads x",
                          "--infer-batch 0", "--warmup -1",     "--frobnicate", "--steps",

@@ -122,6 +122,17 @@ const char *fm_cli_data_dir(const char *dir) {
     return d;
 }
 
+/* The dispatch ignores an FMNIST_KERNELS it cannot honour (a table this
+ * build or CPU lacks, or no table at all); the user hears it once. */
+static void check_kernels_env(void) {
+    const char *want = getenv("FMNIST_KERNELS"), *got = fm_kernels_name();
+    if (want && *want && strcmp(want, got) != 0)
+        fprintf(stderr,
+                "fmnist: warning: FMNIST_KERNELS=%s: no such kernel table, or one this build "
+                "or CPU cannot run (the tables: ref, portable, avx2, avx512); using %s\n",
+                want, got);
+}
+
 int main(int argc, char **argv) {
     /* A write past the file size limit (ulimit -f) then fails with "File too
      * large", reported with the file's name, instead of killing the process. */
@@ -139,7 +150,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < N_VERBS; i++)
-        if (!strcmp(argv[1], verbs[i].name)) return verbs[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], verbs[i].name)) {
+            check_kernels_env();
+            return verbs[i].run(argc - 1, argv + 1);
+        }
     fm_cli_fail("unknown verb '%s'", argv[1]);
     usage(stderr);
     return 2;
