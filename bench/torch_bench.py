@@ -24,6 +24,7 @@ same work). Needs Debian's python3-torch (the pyenv python3 on PATH lacks it).
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -113,6 +114,14 @@ def build_net(path):
     return net, image, flat or c
 
 
+def kernels(torch):
+    """PyTorch's own name for the vector code it runs ("CPU capability usage"
+    in its build configuration) and whether oneDNN is on, as "kernels ..."."""
+    m = re.search(r"CPU capability usage:\s*(\S+)", torch.__config__.show())
+    dnn = "oneDNN" if torch.backends.mkldnn.is_available() else "no oneDNN"
+    return "kernels %s (%s)" % (m.group(1) if m else "unknown", dnn)
+
+
 def threads_for(requested):
     """0 means all the cores this process may use (what OpenMP takes)."""
     return requested if requested > 0 else len(os.sched_getaffinity(0))
@@ -158,8 +167,9 @@ def run(args):
 
     params = sum(p.numel() for p in net.parameters())
     tm, im = statistics.median(train_t), statistics.median(infer_t)
-    print("torch_bench: %s, %d trainable parameters, PyTorch %s, %d thread%s"
-          % (args.model, params, torch.__version__, threads, "" if threads == 1 else "s"))
+    print("torch_bench: %s, %d trainable parameters, PyTorch %s, %s, %d thread%s"
+          % (args.model, params, torch.__version__, kernels(torch), threads,
+             "" if threads == 1 else "s"))
     print("synthetic data; %d warm-up run%s, then %d timed"
           % (args.warmup, "" if args.warmup == 1 else "s", args.steps))
     print("training  batch %4d: step median %9.3f ms (fastest %9.3f ms) %10.1f images/s"
