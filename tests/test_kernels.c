@@ -409,16 +409,18 @@ int main(void) {
 
     fm_rng_seed(&rng, 7);
     const fm__kernels *rk = fm__kernels_ref();
-    /* A table this CPU or build lacks is said to be skipped, not silently left out. */
-    static const struct {
-        const char *name;
-        const fm__kernels *(*get)(void);
-    } tables[] = {{"avx2", fm__kernels_avx2},
-                {"avx512", fm__kernels_avx512},
-                {"portable", fm__kernels_portable}};
-    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-        if (tables[i].get()) fast[n_fast++] = tables[i].get();
-        else printf("SKIP: %s kernels not available on this CPU/build\n", tables[i].name);
+    /* Every table but ref; one this CPU or build lacks is said to be skipped,
+     * not silently left out. */
+    for (int i = 0; fm__kernels_table_name(i); i++) {
+        const char *name = fm__kernels_table_name(i);
+        if (!strcmp(name, "ref")) continue;
+        const fm__kernels *k = fm__kernels_by_name(name);
+        if (!k) {
+            printf("SKIP: %s kernels not available on this CPU/build\n", name);
+            continue;
+        }
+        CHECK_MSG(n_fast < (int)(sizeof fast / sizeof fast[0]), "more fast tables than fast[] holds");
+        if (n_fast < (int)(sizeof fast / sizeof fast[0])) fast[n_fast++] = k;
     }
 
     /* n, c, h, w, oc, k, stride, same */

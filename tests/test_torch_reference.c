@@ -166,17 +166,16 @@ static float *slot_ptr(fm_model *m, const slot *s) {
     return (s->stat ? m->stats : m->params) + s->off;
 }
 
-/* The kernel tables to run: the reference and every fast one this CPU has. */
-static int kernel_tables(const fm__kernels **k) {
+/* The kernel tables to run: every one this CPU and build have (the one
+ * dispatch selects among them), the reference included. */
+#define MAX_TABLES 8
+static int kernel_tables(const fm__kernels *k[MAX_TABLES]) {
     int n = 0;
-    k[n++] = fm__kernels_ref();
-    if (fm__kernels_avx2()) k[n++] = fm__kernels_avx2();
-    if (fm__kernels_avx512()) k[n++] = fm__kernels_avx512();
-    if (fm__kernels_portable()) k[n++] = fm__kernels_portable();
-    const fm__kernels *sel = fm__kernels_select();
-    int listed = 0;
-    for (int i = 0; i < n; i++) listed |= k[i] == sel;
-    if (!listed) k[n++] = sel;
+    for (int i = 0; fm__kernels_table_name(i); i++) {
+        const fm__kernels *t = fm__kernels_by_name(fm__kernels_table_name(i));
+        CHECK_MSG(n < MAX_TABLES, "more tables than MAX_TABLES");
+        if (t && n < MAX_TABLES) k[n++] = t;
+    }
     return n;
 }
 
@@ -309,7 +308,7 @@ static void test_reduced(const char *name, int adam) {
     fm_model *m = load_model(file, BATCH_MAX);
     slot s[64];
     uint8_t labels[BATCH_MAX];
-    const fm__kernels *k[5];
+    const fm__kernels *k[MAX_TABLES];
     int nk = kernel_tables(k);
     if (m) {
         int ns = model_slots(m, s);
@@ -369,7 +368,7 @@ static void test_full(void) {
     CHECK(m && fm_model_param_count(m, &trainable) == 1868234);
     slot s[64];
     uint8_t labels[N];
-    const fm__kernels *k[5];
+    const fm__kernels *k[MAX_TABLES];
     int nk = kernel_tables(k);
     for (int t = 0; m && t < nk; t++) {
         const char *kern = k[t]->name;

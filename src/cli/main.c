@@ -125,8 +125,10 @@ const char *fm_cli_data_dir(const char *dir) {
 /* The dispatch ignores an FMNIST_KERNELS it cannot honour (a table this
  * build or CPU lacks, or no table at all); the user hears it once. */
 static void check_kernels_env(void) {
-    const char *want = getenv("FMNIST_KERNELS"), *got = fm_kernels_name();
-    if (want && *want && strcmp(want, got) != 0)
+    const char *want = getenv("FMNIST_KERNELS");
+    if (!want || !*want) return;
+    const char *got = fm_kernels_name();
+    if (strcmp(want, got) != 0)
         fprintf(stderr,
                 "fmnist: warning: FMNIST_KERNELS=%s: no such kernel table, or one this build "
                 "or CPU cannot run (the tables: ref, portable, avx2, avx512); using %s\n",

@@ -53,6 +53,10 @@ static const struct {
     {"ref", fm__kernels_ref},
 };
 
+const char *fm__kernels_table_name(int i) {
+    return i >= 0 && (size_t)i < sizeof tables / sizeof tables[0] ? tables[i].name : NULL;
+}
+
 int fm__kernels_known(const char *name) {
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (strcmp(name, tables[i].name) == 0) return 1;

@@ -118,6 +118,8 @@ const fm__kernels *fm__kernels_portable(void);
 /* Whether name is one of the tables (ref, portable, avx2, avx512), and that
  * table when this CPU and build run it (else NULL). */
 int fm__kernels_known(const char *name);
+/* The name of table i, fastest first ("ref" last); NULL past the end. */
+const char *fm__kernels_table_name(int i);
 const fm__kernels *fm__kernels_by_name(const char *name);
 /* The dispatch point: best table for this CPU, or the one FMNIST_KERNELS names. */
 const fm__kernels *fm__kernels_select(void);
