@@ -2,7 +2,8 @@
  * unless told) with one kernel table, and reports medians and fastest runs:
  * GFLOP/s for convs and dense layers, counted as direct convolution (2*MACs,
  * so Winograd shows as "effective" speed), GB/s moved for the memory-bound
- * ops. The totals add up what one training step (forward, backward) and
+ * ops, and the int8 forwards of the convs and dense layers in GOP/s beside
+ * the float ones. The totals add up what one training step (forward, backward) and
  * one inference pass of the network call. Not a test: a tool for tuning.
  *
  * build: make build (the CMake target fmnist_kernel_bench, build/kernel_bench)
@@ -82,6 +83,39 @@ static void report_bw(const char *what, double sec, double bytes, int train_only
     total_train += sec, total_train_min += fastest, total_train_cpu += fastest_cpu;
 }
 
+/* The int8 layers (kernels.h's fm__qweights) beside the float forwards they
+ * replace: effective GOP/s (2*MACs, as for the float ops), and totals of
+ * their own, since an int8 model runs the float ops between them as before. */
+static double total_q, total_q_min, total_f32_layers, total_f32_layers_min;
+
+static void report_int8(const char *what, double sec, double ops) {
+    printf("  %-34s %8.3f ms %7.1f GOP/s    (fastest %8.3f ms %7.1f GOP/s)\n", what, sec * 1e3,
+           ops / sec * 1e-9, fastest * 1e3, ops / fastest * 1e-9);
+    total_q += sec, total_q_min += fastest;
+}
+
+/* Random int8 weights for rows of row_len (no folded BatchNorm: it adds an
+ * fma per input value); free with free_qweights. */
+static fm__qweights filled_qweights(int rows, int row_len, int zp, fm_rng *rng) {
+    int8_t *w = malloc((size_t)rows * row_len);
+    int32_t *wsum = malloc(sizeof(int32_t) * rows);
+    float *scale = malloc(sizeof(float) * rows), *bias = filled(rows, rng);
+    for (int o = 0; o < rows; o++) {
+        wsum[o] = 0;
+        for (int j = 0; j < row_len; j++) {
+            w[(size_t)o * row_len + j] = (int8_t)((int)fm_rng_below(rng, 2 * FM__QW_MAX + 1) - FM__QW_MAX);
+            wsum[o] += w[(size_t)o * row_len + j];
+        }
+        scale[o] = 1e-4f;
+    }
+    return (fm__qweights){.w = w, .wsum = wsum, .scale = scale, .bias = bias, .in_scale = 1.0f / 255,
+                          .zp = zp};
+}
+
+static void free_qweights(fm__qweights *q) {
+    free((void *)q->w), free((void *)q->wsum), free((void *)q->scale), free((void *)q->bias);
+}
+
 static void bench_conv(const fm__kernels *k, int n, int c, int hw, int oc, int first, fm_rng *rng) {
     fm__conv_shape s = {.n = n, .c = c, .h = hw, .w = hw, .oc = oc, .oh = hw, .ow = hw, .k = 3,
                        .stride = 1, .pad_t = 1, .pad_l = 1};
@@ -94,6 +128,16 @@ static void bench_conv(const fm__kernels *k, int n, int c, int hw, int oc, int f
     snprintf(what, sizeof what, "conv %3d->%3d %2dx%-2d forward", c, oc, hw, hw);
     TIME(t, k->conv2d_forward(out, in, w, b, &s, 1, ws));
     report(what, t, flops, 0);
+    total_f32_layers += t, total_f32_layers_min += fastest;
+    {
+        fm__qweights q = filled_qweights(oc, c * 9, first ? 0 : 128, rng);
+        void *qws = malloc(k->qconv2d_workspace(&s));
+        snprintf(what, sizeof what, "conv %3d->%3d %2dx%-2d forward int8", c, oc, hw, hw);
+        TIME(t, k->qconv2d_forward(out, in, &q, &s, 1, qws));
+        report_int8(what, t, flops);
+        free(qws);
+        free_qweights(&q);
+    }
     if (!first) { /* the first layer's input needs no gradient */
         snprintf(what, sizeof what, "conv %3d->%3d %2dx%-2d backward data", c, oc, hw, hw);
         TIME(t, k->conv2d_backward_data(din, out, w, &s, ws));
@@ -114,6 +158,16 @@ static void bench_dense(const fm__kernels *k, int n, int in_dim, int out_dim, fm
     snprintf(what, sizeof what, "dense %4d->%3d forward", in_dim, out_dim);
     TIME(t, k->dense_forward(out, in, w, b, n, in_dim, out_dim, 1));
     report(what, t, flops, 0);
+    total_f32_layers += t, total_f32_layers_min += fastest;
+    {
+        fm__qweights q = filled_qweights(out_dim, in_dim, 128, rng);
+        void *qws = malloc(k->qdense_workspace(n, in_dim, out_dim));
+        snprintf(what, sizeof what, "dense %4d->%3d forward int8", in_dim, out_dim);
+        TIME(t, k->qdense_forward(out, in, &q, n, in_dim, out_dim, 1, qws));
+        report_int8(what, t, flops);
+        free(qws);
+        free_qweights(&q);
+    }
     snprintf(what, sizeof what, "dense %4d->%3d backward data", in_dim, out_dim);
     TIME(t, k->dense_backward_data(din, out, w, n, in_dim, out_dim));
     report(what, t, flops, 1);
@@ -211,5 +265,7 @@ int main(int argc, char **argv) {
            total_fwd_min * 1e3, n / total_fwd_min, total_train_min * 1e3, n / total_train_min);
     printf("  least CPU time (all threads): inference %.2f ms, training step %.2f ms\n",
            total_fwd_cpu * 1e3, total_train_cpu * 1e3);
+    printf("  conv and dense forwards: fp32 %.2f ms (fastest %.2f), int8 %.2f ms (fastest %.2f)\n",
+           total_f32_layers * 1e3, total_f32_layers_min * 1e3, total_q * 1e3, total_q_min * 1e3);
     return 0;
 }

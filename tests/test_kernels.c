@@ -359,6 +359,152 @@ static void test_softmax(const fm__kernels *fk, const fm__kernels *rk, int n, in
     free(logits), free(p_f), free(p_r), free(d_f), free(d_r), free(labels);
 }
 
+/* ---- int8 inference: the integers are exact and the float steps the
+ * same, so every table must give the reference's outputs to the bit. ---- */
+
+static int n_qchecks;
+
+/* A random quantized layer of rows x row_len weights in [-63, 63] (row 0
+ * all 0, row 1 all 63, row 2 all -63 where there are rows enough: zero sums
+ * and the largest, which saturate vpmaddubsw's pairs if the bound is lost), its input channels in_ch with a folded BatchNorm when
+ * pre; some scales negative and some biases -0, row 0's both, so that -0
+ * outputs (which ReLU makes +0) occur. in_scale 1/128 makes exact rounding
+ * ties possible. */
+typedef struct qlayer {
+    int8_t *w;
+    int32_t *wsum;
+    float *scale, *bias, *pre_mul, *pre_add;
+    fm__qweights q;
+} qlayer;
+
+static qlayer qlayer_new(int rows, int row_len, int in_ch, int zp, int pre, float in_scale) {
+    qlayer l = {.w = malloc((size_t)rows * row_len), .wsum = malloc(sizeof(int32_t) * rows),
+                .scale = malloc(sizeof(float) * rows), .bias = malloc(sizeof(float) * rows)};
+    static const int fixed[3] = {0, FM__QW_MAX, -FM__QW_MAX};
+    for (int o = 0; o < rows; o++) {
+        int32_t sum = 0;
+        for (int j = 0; j < row_len; j++) {
+            int v = rows > 3 && o < 3 ? fixed[o]
+                                      : (int)fm_rng_below(&rng, 2 * FM__QW_MAX + 1) - FM__QW_MAX;
+            l.w[(size_t)o * row_len + j] = (int8_t)v;
+            sum += v;
+        }
+        l.wsum[o] = sum;
+        /* row 0: 0 * -scale + -0 = -0 */
+        l.scale[o] = (o % 5 == 0 ? -1.0f : 1.0f) * in_scale * (0.5f + fm_rng_uniform(&rng)) / 63;
+        l.bias[o] = o % 7 == 0 ? -0.0f : 2.0f * fm_rng_uniform(&rng) - 1.0f;
+    }
+    if (pre) {
+        l.pre_mul = malloc(sizeof(float) * in_ch);
+        l.pre_add = malloc(sizeof(float) * in_ch);
+        for (int c = 0; c < in_ch; c++) {
+            l.pre_mul[c] = (c % 3 == 2 ? -1.0f : 1.0f) * (0.25f + 2.0f * fm_rng_uniform(&rng));
+            l.pre_add[c] = 2.0f * fm_rng_uniform(&rng) - 1.0f;
+        }
+    }
+    l.q = (fm__qweights){.w = l.w, .wsum = l.wsum, .scale = l.scale, .bias = l.bias,
+                         .pre_mul = l.pre_mul, .pre_add = l.pre_add, .in_scale = in_scale, .zp = zp};
+    return l;
+}
+
+static void qlayer_free(qlayer *l) {
+    free(l->w), free(l->wsum), free(l->scale), free(l->bias), free(l->pre_mul), free(l->pre_add);
+}
+
+/* len inputs for a layer: uniform in [-1.5, 1.5) (so some clamp at 0 and
+ * 255), every 5th on a rounding tie of in_scale 1/128, and the first few
+ * NaN, +-inf, -0 and huge. */
+static float *qinput(size_t len) {
+    float *x = rnd(len);
+    for (size_t i = 0; i < len; i++) {
+        x[i] *= 1.5f;
+        if (i % 5 == 1) x[i] = (floorf(x[i] * 128.0f) + 0.5f) / 128.0f;
+    }
+    static const float odd[] = {NAN, INFINITY, -INFINITY, -0.0f, 1e30f, -1e30f};
+    for (size_t i = 0; i * 3 < len && i < sizeof odd / sizeof odd[0]; i++) x[i * 3] = odd[i];
+    return x;
+}
+
+/* The variants a layer runs in, every combination of: ReLU or not; zero
+ * point 0, middle or 255; with or without a folded BatchNorm; in_scale
+ * 1/128 or not. */
+#define N_QVARIANTS 24
+static void qvariant(int v, int *zp, int *pre, float *in_scale, int *relu) {
+    static const int zps[3] = {0, 131, 255};
+    *relu = v % 2;
+    *zp = zps[v / 2 % 3];
+    *pre = v / 6 % 2;
+    *in_scale = v / 12 % 2 ? 1.0f / 128.0f : 2.9f / 255.0f;
+}
+
+/* len bytes of work holding garbage (not zeros), 1 byte past malloc's
+ * alignment (the kernels may not assume any), with GUARD more after it
+ * (which the caller saves). */
+static uint8_t *qwork(size_t len, uint8_t **block) {
+    *block = malloc(len + 1 + GUARD);
+    memset(*block, 0xa5, len + 1 + GUARD);
+    return *block + 1;
+}
+
+static void test_qconv(const fm__kernels *rk, fm__conv_shape s, int v0, int nv) {
+    const size_t nin = (size_t)s.n * s.c * s.h * s.w, nout = (size_t)s.n * s.oc * s.oh * s.ow;
+    float *in = qinput(nin), *o_r = rnd(nout), *o_f = rnd(nout);
+    uint8_t *rblock, *rwork = qwork(rk->qconv2d_workspace(&s), &rblock);
+    for (int v = v0; v < v0 + nv; v++) {
+        int zp, pre, relu;
+        float in_scale;
+        qvariant(v % N_QVARIANTS, &zp, &pre, &in_scale, &relu);
+        qlayer l = qlayer_new(s.oc, s.c * s.k * s.k, s.c, zp, pre, in_scale);
+        rk->qconv2d_forward(o_r, in, &l.q, &s, relu, rwork);
+        for (int ci = 0; ci < N_CFG; ci++) {
+            const fm__kernels *fk = cfg(ci);
+            const size_t nws = fk->qconv2d_workspace(&s);
+            uint8_t *block, *work = qwork(nws, &block), guard[GUARD];
+            memcpy(guard, work + nws, GUARD);
+            fk->qconv2d_forward(o_f, in, &l.q, &s, relu, work);
+            CHECK_MSG(memcmp(o_f, o_r, sizeof(float) * nout) == 0 && guard_ok(o_f, nout) &&
+                          memcmp(guard, work + nws, GUARD) == 0,
+                      "%s/%dt qconv n%d c%d %dx%d oc%d k%d s%d pad %d,%d zp %d pre %d scale %g "
+                      "relu %d: not the reference's bits, or wrote past its end",
+                      fk->name, 1 + ci % 2, s.n, s.c, s.h, s.w, s.oc, s.k, s.stride, s.pad_t,
+                      s.pad_l, zp, pre, in_scale, relu);
+            n_qchecks++;
+            free(block);
+        }
+        qlayer_free(&l);
+    }
+    free(in), free(o_r), free(o_f), free(rblock);
+}
+
+static void test_qdense(const fm__kernels *rk, int n, int in_dim, int out_dim, int v0, int nv) {
+    const size_t nin = (size_t)n * in_dim, nout = (size_t)n * out_dim;
+    float *in = qinput(nin), *o_r = rnd(nout), *o_f = rnd(nout);
+    uint8_t *rblock, *rwork = qwork(rk->qdense_workspace(n, in_dim, out_dim), &rblock);
+    for (int v = v0; v < v0 + nv; v++) {
+        int zp, pre, relu;
+        float in_scale;
+        qvariant(v % N_QVARIANTS, &zp, &pre, &in_scale, &relu);
+        qlayer l = qlayer_new(out_dim, in_dim, in_dim, zp, pre, in_scale);
+        rk->qdense_forward(o_r, in, &l.q, n, in_dim, out_dim, relu, rwork);
+        for (int ci = 0; ci < N_CFG; ci++) {
+            const fm__kernels *fk = cfg(ci);
+            const size_t nws = fk->qdense_workspace(n, in_dim, out_dim);
+            uint8_t *block, *work = qwork(nws, &block), guard[GUARD];
+            memcpy(guard, work + nws, GUARD);
+            fk->qdense_forward(o_f, in, &l.q, n, in_dim, out_dim, relu, work);
+            CHECK_MSG(memcmp(o_f, o_r, sizeof(float) * nout) == 0 && guard_ok(o_f, nout) &&
+                          memcmp(guard, work + nws, GUARD) == 0,
+                      "%s/%dt qdense n%d in%d out%d zp %d pre %d scale %g relu %d: not the "
+                      "reference's bits, or wrote past its end",
+                      fk->name, 1 + ci % 2, n, in_dim, out_dim, zp, pre, in_scale, relu);
+            n_qchecks++;
+            free(block);
+        }
+        qlayer_free(&l);
+    }
+    free(in), free(o_r), free(o_f), free(rblock);
+}
+
 /* With a fixed thread count the parallel ops must be bit-identical run to run. */
 static void test_deterministic(const fm__kernels *fk) {
     fm__conv_shape s = conv_shape(5, 64, 14, 14, 64, 3, 1, 1);
@@ -460,6 +606,32 @@ int main(void) {
     for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
         test_dense(rk, dense[i][0], dense[i][1], dense[i][2]);
 
+    /* int8: n, c, h, w, oc, k, stride, same; the network's layers (in 2 of
+     * the variants each, the reference being slow there) and odd ones (in
+     * all) */
+    static const int qconvs[][8] = {
+        {3, 1, 28, 28, 64, 3, 1, 1},    {3, 64, 28, 28, 64, 3, 1, 1},
+        {3, 64, 14, 14, 128, 3, 1, 1},  {3, 128, 14, 14, 128, 3, 1, 1},
+        {1, 3, 5, 7, 5, 3, 1, 1},       {7, 5, 7, 7, 17, 3, 1, 1},
+        {2, 3, 5, 7, 6, 1, 1, 0},       {2, 3, 28, 28, 17, 5, 1, 1},
+        {3, 17, 14, 14, 5, 3, 2, 1},    {2, 16, 7, 7, 16, 3, 2, 0},
+        {1, 8, 9, 9, 6, 1, 2, 0},       {1, 32, 13, 13, 48, 3, 1, 0},
+        {1, 17, 5, 5, 3, 5, 1, 0},      {3, 64, 5, 5, 64, 5, 2, 1},
+        {2, 20, 9, 37, 24, 3, 1, 1},    {1, 1, 1, 1, 1, 1, 1, 1},
+        {7, 1, 1, 1, 1, 3, 1, 1},       {1, 128, 1, 1, 64, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof qconvs / sizeof qconvs[0]; i++) {
+        const int *v = qconvs[i];
+        test_qconv(rk, conv_shape(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), (int)i * 5,
+                   i < 4 ? 2 : N_QVARIANTS);
+    }
+    static const int qdense[][3] = {{3, 6272, 256}, {3, 256, 10}, {1, 1, 1},   {1, 100, 300},
+                                    {7, 33, 17},    {5, 31, 3},   {17, 48, 64}, {2, 64, 5},
+                                    {130, 2100, 13} /* several passes of rows */};
+    for (size_t i = 0; i < sizeof qdense / sizeof qdense[0]; i++)
+        test_qdense(rk, qdense[i][0], qdense[i][1], qdense[i][2], (int)i * 5,
+                    i < 2 ? 2 : N_QVARIANTS);
+
     static const int bn[][3] = {{1, 1, 1},     {3, 5, 7},     {7, 17, 49},
                                 {8, 64, 784}, {3, 128, 196}, {1, 3, 1}};
     static const size_t lens[] = {0, 1, 15, 16, 17, 100, 64 * 64 * 784 / 8};
@@ -496,5 +668,6 @@ int main(void) {
     printf("largest |fast-ref| / sum|terms|: conv forward %.3g, backward data %.3g, "
            "backward weights %.3g, dense %.3g (u = %.3g)\n",
            seen_conv_fwd, seen_conv_bwd, seen_conv_dw, seen_dense, U_EPS);
+    printf("int8: %d bit-exact comparisons with the reference\n", n_qchecks);
     return check_finish();
 }

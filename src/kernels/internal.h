@@ -50,6 +50,12 @@ void fm__ref_dropout_apply(float *out, const float *in, const uint8_t *mask, flo
                            size_t len);
 float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
                            const uint8_t *labels, int n, int classes, float smoothing);
+size_t fm__ref_qconv2d_workspace(const fm__conv_shape *s);
+void fm__ref_qconv2d_forward(float *out, const float *in, const fm__qweights *q,
+                             const fm__conv_shape *s, int relu, void *work);
+size_t fm__ref_qdense_workspace(int n, int in_dim, int out_dim);
+void fm__ref_qdense_forward(float *out, const float *in, const fm__qweights *q, int n, int in_dim,
+                            int out_dim, int relu, void *work);
 
 /* Most threads a fast kernel runs with, and so the number of per-thread
  * scratch areas its *_workspace() reserves: the processor count, read once

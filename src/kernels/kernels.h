@@ -30,6 +30,29 @@ typedef struct fm__conv_shape {
     int pad_t, pad_l; /* zero padding at top/left; bottom/right follow from oh/ow */
 } fm__conv_shape;
 
+/* A quantized conv or dense layer (int8 weights per output row, uint8
+ * input). Its input x is rounded to bytes,
+ *   q = clamp(round_half_even(t / in_scale) + zp, 0, 255),
+ *   t = fmaf(x, pre_mul[ch], pre_add[ch]) where a BatchNorm before the layer
+ *       is folded in (ch: x's channel, for a dense layer x's index), else x,
+ * padding is q = zp (the real 0), and each output is
+ *   acc = sum over the row of (q - zp) * w, exact in int32,
+ *   out = fmaf((float)acc, scale[o], bias[o]), then ReLU when relu.
+ * Weights stay within +-FM__QW_MAX so that two u8 * s8 products fit an int16
+ * (AVX2's vpmaddubsw saturates there). Every table computes the same
+ * integers and the same float steps, so all agree to the bit. */
+#define FM__QW_MAX 63
+typedef struct fm__qweights {
+    const int8_t *w;       /* (OC, C*K*K) or (OUT, IN): the float weights' layout */
+    const int32_t *wsum;   /* (OC) each row's sum, so acc = sum q*w - zp * wsum */
+    const float *scale;    /* (OC) in_scale * the row's weight scale */
+    const float *bias;     /* (OC) */
+    const float *pre_mul;  /* (C) or (IN): a folded BatchNorm, or NULL (then pre_add too) */
+    const float *pre_add;
+    float in_scale;        /* > 0 */
+    int zp;                /* 0..255 */
+} fm__qweights;
+
 typedef struct fm__kernels {
     const char *name; /* "ref", "avx2", "avx512" */
 
@@ -107,6 +130,17 @@ typedef struct fm__kernels {
      * Numerically stable (max-shifted); s = 0 is the plain one-hot loss. */
     float (*softmax_xent)(float *probs, float *dlogits, const float *logits,
                           const uint8_t *labels, int n, int classes, float smoothing);
+
+    /* int8 inference (post-training quantization, model/quant.c): see
+     * fm__qweights. Scratch in bytes for shape s, and for a dense layer. */
+    size_t (*qconv2d_workspace)(const fm__conv_shape *s);
+    /* out (N,OC,OH,OW) from in (N,C,H,W) through q (rows OC of C*K*K). */
+    void (*qconv2d_forward)(float *out, const float *in, const fm__qweights *q,
+                            const fm__conv_shape *s, int relu, void *work);
+    size_t (*qdense_workspace)(int n, int in_dim, int out_dim);
+    /* out (N,OUT) from in (N,IN) through q (rows OUT of IN). */
+    void (*qdense_forward)(float *out, const float *in, const fm__qweights *q, int n, int in_dim,
+                           int out_dim, int relu, void *work);
 } fm__kernels;
 
 const fm__kernels *fm__kernels_ref(void);

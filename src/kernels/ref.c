@@ -373,6 +373,78 @@ float fm__ref_softmax_xent(float *probs, float *dlogits, const float *logits,
     return n > 0 ? (float)(loss / n) : 0.0f;
 }
 
+/* ---- int8 inference (kernels.h, fm__qweights) ---- */
+
+/* The byte an input value becomes; NaN becomes 0. */
+static uint8_t quantize(float x, const fm__qweights *q, int ch) {
+    float t = q->pre_mul ? fmaf(x, q->pre_mul[ch], q->pre_add[ch]) : x;
+    float r = nearbyintf(t / q->in_scale) + (float)q->zp;
+    return !(r > 0.0f) ? 0 : r >= 255.0f ? 255 : (uint8_t)r;
+}
+
+static float dequantize(int32_t acc, const fm__qweights *q, int o, int relu) {
+    float v = fmaf((float)acc, q->scale[o], q->bias[o]);
+    return relu ? (v > 0.0f ? v : 0.0f) : v;
+}
+
+size_t fm__ref_qconv2d_workspace(const fm__conv_shape *s) {
+    return (size_t)s->c * s->h * s->w; /* one image's bytes */
+}
+
+void fm__ref_qconv2d_forward(float *out, const float *in, const fm__qweights *q,
+                             const fm__conv_shape *s, int relu, void *work) {
+    const int C = s->c, H = s->h, W = s->w, OC = s->oc, OH = s->oh, OW = s->ow, K = s->k;
+    uint8_t *xq = work;
+    for (int n = 0; n < s->n; n++) {
+        const float *x = in + (size_t)n * C * H * W;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < H * W; i++) xq[c * H * W + i] = quantize(x[c * H * W + i], q, c);
+        FM__OMP(omp parallel for schedule(static))
+        for (int o = 0; o < OC; o++) {
+            const int8_t *wr = q->w + (size_t)o * C * K * K;
+            float *y = out + ((size_t)n * OC + o) * OH * OW;
+            for (int oh = 0; oh < OH; oh++) {
+                for (int ow = 0; ow < OW; ow++) {
+                    int32_t acc = 0; /* padding is the zero point: (zp - zp) * w adds nothing */
+                    for (int c = 0; c < C; c++) {
+                        for (int kh = 0; kh < K; kh++) {
+                            int ih = oh * s->stride - s->pad_t + kh;
+                            if (ih < 0 || ih >= H) continue;
+                            for (int kw = 0; kw < K; kw++) {
+                                int iw = ow * s->stride - s->pad_l + kw;
+                                if (iw < 0 || iw >= W) continue;
+                                acc += (xq[(c * H + ih) * W + iw] - q->zp) * wr[(c * K + kh) * K + kw];
+                            }
+                        }
+                    }
+                    y[oh * OW + ow] = dequantize(acc, q, o, relu);
+                }
+            }
+        }
+    }
+}
+
+size_t fm__ref_qdense_workspace(int n, int in_dim, int out_dim) {
+    (void)out_dim;
+    return (size_t)n * in_dim;
+}
+
+void fm__ref_qdense_forward(float *out, const float *in, const fm__qweights *q, int n, int in_dim,
+                            int out_dim, int relu, void *work) {
+    uint8_t *xq = work;
+    for (size_t i = 0; i < (size_t)n * in_dim; i++) xq[i] = quantize(in[i], q, (int)(i % in_dim));
+    FM__OMP(omp parallel for collapse(2) schedule(static))
+    for (int i = 0; i < n; i++) {
+        for (int o = 0; o < out_dim; o++) {
+            const uint8_t *x = xq + (size_t)i * in_dim;
+            const int8_t *wr = q->w + (size_t)o * in_dim;
+            int32_t acc = 0;
+            for (int j = 0; j < in_dim; j++) acc += (x[j] - q->zp) * wr[j];
+            out[(size_t)i * out_dim + o] = dequantize(acc, q, o, relu);
+        }
+    }
+}
+
 static const fm__kernels ref_table = {
     .name = "ref",
     .conv2d_workspace = fm__ref_conv2d_workspace,
@@ -393,6 +465,10 @@ static const fm__kernels ref_table = {
     .avgpool_backward = fm__ref_avgpool_backward,
     .dropout_apply = fm__ref_dropout_apply,
     .softmax_xent = fm__ref_softmax_xent,
+    .qconv2d_workspace = fm__ref_qconv2d_workspace,
+    .qconv2d_forward = fm__ref_qconv2d_forward,
+    .qdense_workspace = fm__ref_qdense_workspace,
+    .qdense_forward = fm__ref_qdense_forward,
 };
 
 const fm__kernels *fm__kernels_ref(void) { return &ref_table; }

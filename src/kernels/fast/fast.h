@@ -15,7 +15,7 @@
  *   and convs with very few channels run along output pixels (conv_direct.c);
  * conv.c picks among them, each laying out its own workspace (conv.h).
  * Dense layers use the same register tile, or dot products for the forward
- * (dense.c).
+ * (dense.c). int8 inference has its own byte products (qgemm.c).
  * Parallel sums have a fixed order for a given thread count. */
 #ifndef FM_KERNELS_FAST_H
 #define FM_KERNELS_FAST_H
@@ -129,6 +129,21 @@ FM__INLINE void prefetch_row(const float *p, int len) {
 #define fm__fast_avgpool_backward FM__ISA(fm__fast_avgpool_backward)
 #define fm__fast_dropout_apply FM__ISA(fm__fast_dropout_apply)
 #define fm__kernels_table FM__ISA(fm__kernels_table)
+/* The int8 kernels are built for 8 lanes only: the avx512 table's are the
+ * avx2 build's (every AVX-512 CPU has AVX2, and the avx512 objects are
+ * compiled with it too), so a 16-lane version untested on such a CPU never
+ * ships. */
+#if FM__VL == 8
+#define fm__fast_qconv2d_workspace FM__ISA(fm__fast_qconv2d_workspace)
+#define fm__fast_qconv2d_forward FM__ISA(fm__fast_qconv2d_forward)
+#define fm__fast_qdense_workspace FM__ISA(fm__fast_qdense_workspace)
+#define fm__fast_qdense_forward FM__ISA(fm__fast_qdense_forward)
+#else
+#define fm__fast_qconv2d_workspace fm__fast_qconv2d_workspace_avx2
+#define fm__fast_qconv2d_forward fm__fast_qconv2d_forward_avx2
+#define fm__fast_qdense_workspace fm__fast_qdense_workspace_avx2
+#define fm__fast_qdense_forward fm__fast_qdense_forward_avx2
+#endif
 
 /* conv.c */
 size_t fm__fast_conv2d_workspace(const fm__conv_shape *s);
@@ -167,6 +182,13 @@ void fm__fast_avgpool_backward(float *din, const float *dout, int n, int c, int 
                                int pw);
 void fm__fast_dropout_apply(float *out, const float *in, const uint8_t *mask, float scale,
                             size_t len);
+/* qgemm.c: workspaces in bytes */
+size_t fm__fast_qconv2d_workspace(const fm__conv_shape *s);
+void fm__fast_qconv2d_forward(float *out, const float *in, const fm__qweights *q,
+                              const fm__conv_shape *s, int relu, void *work);
+size_t fm__fast_qdense_workspace(int n, int in_dim, int out_dim);
+void fm__fast_qdense_forward(float *out, const float *in, const fm__qweights *q, int n,
+                             int in_dim, int out_dim, int relu, void *work);
 /* table.c */
 const fm__kernels *fm__kernels_table(void);
 

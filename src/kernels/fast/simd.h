@@ -3,7 +3,8 @@
  * FM__PORTABLE's 8 lanes in GCC/Clang vector extensions, which the compiler
  * lowers to whatever the target has (two NEON registers on aarch64, two SSE
  * ones on a plain x86-64). Everything is static inline; masks select the
- * first n lanes. */
+ * first n lanes. The 8-lane builds also have the int8 kernels' integer
+ * lanes (vq, vb16). */
 #ifndef FM_KERNELS_SIMD_H
 #define FM_KERNELS_SIMD_H
 
@@ -102,6 +103,103 @@ FM__INLINE vf vkeep_u8(const uint8_t *mask, vf x) {
     vmask m;
     for (int i = 0; i < 8; i++) m[i] = mask[i] ? -1 : 0;
     return vkeep(x, m);
+}
+
+/* ---- the int8 kernels' (qgemm.c) -------------------------------------- */
+
+/* vq: 8 int32 lanes, also read as 32 bytes (unsigned inputs, signed
+ * weights); lane arithmetic wraps, as x86's does. */
+typedef int32_t vq __attribute__((vector_size(32)));
+typedef uint32_t vq_u32 __attribute__((vector_size(32)));
+typedef uint8_t vq_u8 __attribute__((vector_size(32)));
+typedef int8_t vq_s8 __attribute__((vector_size(32)));
+typedef int16_t vq_i16x16 __attribute__((vector_size(32)));
+typedef int16_t vq_i16x32 __attribute__((vector_size(64)));
+typedef int32_t vq_i32x16 __attribute__((vector_size(64)));
+typedef uint8_t vq_u8x8 __attribute__((vector_size(8)));
+typedef uint16_t vq_u16x8 __attribute__((vector_size(16)));
+
+FM__INLINE vq vq_zero(void) { return (vq){0}; }
+FM__INLINE vq vq_set1(int32_t x) { return (vq){x, x, x, x, x, x, x, x}; }
+FM__INLINE vq vq_load(const void *p) {
+    vq x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+FM__INLINE vq vq_sub(vq a, vq b) { return (vq)((vq_u32)a - (vq_u32)b); }
+/* acc + in each lane the sum of its 4 products of x's bytes (unsigned) by
+ * w's (signed); a pair of products stays within int16 for |w| <=
+ * FM__QW_MAX, where x86's vpmaddubsw would saturate. */
+FM__INLINE vq vq_dot4(vq acc, vq x, vq w) {
+    vq_i16x32 p = __builtin_convertvector((vq_u8)x, vq_i16x32) *
+                  __builtin_convertvector((vq_s8)w, vq_i16x32);
+    vq_i16x16 pair = __builtin_shufflevector(p, p, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                             26, 28, 30) +
+                     __builtin_shufflevector(p, p, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25,
+                                             27, 29, 31);
+    vq_i32x16 wide = __builtin_convertvector(pair, vq_i32x16);
+    vq quad = __builtin_shufflevector(wide, wide, 0, 2, 4, 6, 8, 10, 12, 14) +
+              __builtin_shufflevector(wide, wide, 1, 3, 5, 7, 9, 11, 13, 15);
+    return (vq)((vq_u32)acc + (vq_u32)quad);
+}
+FM__INLINE int32_t vq_hsum(vq x) {
+    uint32_t s = 0;
+    for (int i = 0; i < 8; i++) s += (uint32_t)x[i];
+    return (int32_t)s;
+}
+FM__INLINE vf vq_tof(vq x) { return __builtin_convertvector(x, vf); }
+/* lanes holding whole numbers, to int32 */
+FM__INLINE vq vq_fromf(vf x) { return __builtin_convertvector(x, vq); }
+/* lanes holding 0..255, to 8 bytes */
+FM__INLINE void vq_store_u8(uint8_t *p, vq x) {
+    vq_u8x8 b = __builtin_convertvector(x, vq_u8x8);
+    memcpy(p, &b, sizeof b);
+}
+/* vb16: 16 bytes, a row of a conv panel (qgemm.c) */
+typedef uint8_t vb16 __attribute__((vector_size(16)));
+FM__INLINE vb16 vb16_load(const uint8_t *p) {
+    vb16 x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+FM__INLINE vb16 vb16_zero(void) { return (vb16){0}; }
+/* the lanes from start on */
+FM__INLINE vb16 vb16_from(int start) {
+    const vb16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    return (vb16)(lane >= (vb16){0} + (uint8_t)start);
+}
+/* where m: b, else a */
+FM__INLINE vb16 vb16_blend(vb16 a, vb16 b, vb16 m) { return (a & ~m) | (b & m); }
+/* dst[4i + t] = byte i of row t */
+FM__INLINE void vinterleave4_u8(uint8_t *dst, vb16 r0, vb16 r1, vb16 r2, vb16 r3) {
+    vq_u16x8 lo01 = (vq_u16x8)__builtin_shufflevector(r0, r1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5,
+                                                      21, 6, 22, 7, 23);
+    vq_u16x8 hi01 = (vq_u16x8)__builtin_shufflevector(r0, r1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28,
+                                                      13, 29, 14, 30, 15, 31);
+    vq_u16x8 lo23 = (vq_u16x8)__builtin_shufflevector(r2, r3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5,
+                                                      21, 6, 22, 7, 23);
+    vq_u16x8 hi23 = (vq_u16x8)__builtin_shufflevector(r2, r3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28,
+                                                      13, 29, 14, 30, 15, 31);
+    vq_u16x8 q[4] = {__builtin_shufflevector(lo01, lo23, 0, 8, 1, 9, 2, 10, 3, 11),
+                     __builtin_shufflevector(lo01, lo23, 4, 12, 5, 13, 6, 14, 7, 15),
+                     __builtin_shufflevector(hi01, hi23, 0, 8, 1, 9, 2, 10, 3, 11),
+                     __builtin_shufflevector(hi01, hi23, 4, 12, 5, 13, 6, 14, 7, 15)};
+    memcpy(dst, q, sizeof q);
+}
+/* The float steps of quantization, exactly as the reference's scalar ones:
+ * a true division, round half to even (the default rounding mode, as
+ * nearbyintf), min and max, and a*b + c rounded once, as fmaf (vfma may
+ * round twice here: the product and the sum). */
+FM__INLINE vf vdiv(vf a, vf b) { return a / b; }
+FM__INLINE vf vround(vf x) {
+    for (int i = 0; i < 8; i++) x[i] = __builtin_nearbyintf(x[i]);
+    return x;
+}
+/* a < b ? a : b */
+FM__INLINE vf vmin(vf a, vf b) { return vblend(a < b, a, b); }
+FM__INLINE vf vfma_fused(vf a, vf b, vf c) {
+    for (int i = 0; i < 8; i++) a[i] = __builtin_fmaf(a[i], b[i], c[i]);
+    return a;
 }
 
 #elif FM__VL == 16
@@ -352,6 +450,56 @@ FM__INLINE void store_tile4x4(float *dst, ptrdiff_t cs, ptrdiff_t rs, vf y[16], 
         }
     }
 }
+
+/* ---- the int8 kernels' (qgemm.c; the avx512 table uses these too) ------ */
+
+/* vq: 8 int32 lanes, also read as 32 bytes (unsigned inputs, signed weights). */
+typedef __m256i vq;
+
+FM__INLINE vq vq_zero(void) { return _mm256_setzero_si256(); }
+FM__INLINE vq vq_set1(int32_t x) { return _mm256_set1_epi32(x); }
+FM__INLINE vq vq_load(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+FM__INLINE vq vq_sub(vq a, vq b) { return _mm256_sub_epi32(a, b); }
+/* acc + in each lane the sum of its 4 products of x's bytes (unsigned) by
+ * w's (signed): vpmaddubsw's pairs saturate at int16, which |w| <=
+ * FM__QW_MAX keeps them within. */
+FM__INLINE vq vq_dot4(vq acc, vq x, vq w) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), _mm256_set1_epi16(1)));
+}
+FM__INLINE int32_t vq_hsum(vq x) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+FM__INLINE vf vq_tof(vq x) { return _mm256_cvtepi32_ps(x); }
+FM__INLINE vq vq_fromf(vf x) { return _mm256_cvttps_epi32(x); }
+FM__INLINE void vq_store_u8(uint8_t *p, vq x) {
+    __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    _mm_storel_epi64((__m128i *)p, _mm_packus_epi16(w, w));
+}
+typedef __m128i vb16;
+FM__INLINE vb16 vb16_load(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)p); }
+FM__INLINE vb16 vb16_zero(void) { return _mm_setzero_si128(); }
+FM__INLINE vb16 vb16_from(int start) {
+    return _mm_cmpgt_epi8(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                          _mm_set1_epi8((char)(start - 1)));
+}
+FM__INLINE vb16 vb16_blend(vb16 a, vb16 b, vb16 m) { return _mm_blendv_epi8(a, b, m); }
+FM__INLINE void vinterleave4_u8(uint8_t *dst, vb16 r0, vb16 r1, vb16 r2, vb16 r3) {
+    __m128i lo01 = _mm_unpacklo_epi8(r0, r1), hi01 = _mm_unpackhi_epi8(r0, r1);
+    __m128i lo23 = _mm_unpacklo_epi8(r2, r3), hi23 = _mm_unpackhi_epi8(r2, r3);
+    _mm_storeu_si128((__m128i *)dst, _mm_unpacklo_epi16(lo01, lo23));
+    _mm_storeu_si128((__m128i *)(dst + 16), _mm_unpackhi_epi16(lo01, lo23));
+    _mm_storeu_si128((__m128i *)(dst + 32), _mm_unpacklo_epi16(hi01, hi23));
+    _mm_storeu_si128((__m128i *)(dst + 48), _mm_unpackhi_epi16(hi01, hi23));
+}
+/* The float steps of quantization, as the reference's scalar ones: a true
+ * division, round half to even, min, max, and fmaf. */
+FM__INLINE vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
+FM__INLINE vf vround(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+FM__INLINE vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
+FM__INLINE vf vfma_fused(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 
 #else
 #error "FM__VL must be 16 or 8"

@@ -22,6 +22,11 @@ static const fm__kernels table = {
     .avgpool_backward = fm__fast_avgpool_backward,
     .dropout_apply = fm__fast_dropout_apply,
     .softmax_xent = fm__ref_softmax_xent,
+    /* in the avx512 table, the avx2 functions (fast.h) */
+    .qconv2d_workspace = fm__fast_qconv2d_workspace,
+    .qconv2d_forward = fm__fast_qconv2d_forward,
+    .qdense_workspace = fm__fast_qdense_workspace,
+    .qdense_forward = fm__fast_qdense_forward,
 };
 
 const fm__kernels *fm__kernels_table(void) { return &table; }

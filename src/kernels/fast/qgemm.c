@@ -1,0 +1,398 @@
+/* int8 inference (kernels.h, fm__qweights): convs and dense layers as
+ * products of the quantized uint8 input by the int8 weights, summed exactly
+ * in int32 lanes four products at a time (vq_dot4: vpmaddubsw, then
+ * vpmaddwd by ones), around the reference's own float steps (a true
+ * division and round-half-even into bytes, the fused epilogue), so that
+ * every output is the reference's to the bit, for any thread count.
+ *
+ * Convs: each image becomes byte planes (C, hp, wp) padded with the zero
+ * point, and each panel of QP consecutive output pixels (rows end to end,
+ * so that only an image's last panel has idle lanes) is copied into
+ * K-quads, B (kq, QP, 4): per pixel, the bytes of 4 consecutive k (the
+ * weights' order, k = c*K*K + kh*K + kw) side by side, so that one int32
+ * of 4 packed weights broadcast against 32 bytes of B gives 8 pixels'
+ * partial sums. Tiles: QR output channels by 2 vectors of pixels, over all
+ * of k, each block of channels in turn across a group of panels. The sums
+ * are of q*w, less zp*wsum at the end, so the padding (zp) adds nothing.
+ * Threads own ranges of (image, panel) pairs and quantize the rows their
+ * panels read.
+ * Dense layers: dot products of quantized input rows with the weight rows
+ * (both contiguous), in tiles of QDN inputs by QDO rows.
+ *
+ * Built for 8 lanes only: the avx512 table uses the avx2 functions (fast.h). */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/fast/fast.h"
+
+#if FM__VL == 8
+
+#define QP 16      /* pixels per conv panel: 2 vectors, one vb16 per tap */
+#define QR 4       /* output channels per conv tile: 8 sums, 2 of B, the ones, 2 more of 16 */
+#define QDN 2      /* input rows per dense tile */
+#define QDO 4      /* weight rows per dense tile */
+#define QNB 64     /* input rows per dense pass (as dense.c) */
+#define QCHUNK 512 /* values per unit of the dense layer's quantization */
+/* B for this many bytes of panels at a time, in L2: each block of output
+ * channels then writes runs of whole lines along its planes, rather than
+ * one line per plane and panel (which leaves the first layer, with its
+ * few products per output, waiting on memory) */
+#define QGROUP_BYTES (128 * 1024)
+
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+static uint8_t *align64b(void *p) {
+    return (uint8_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
+/* The bytes 8 values t (after the folded BatchNorm) become, as the
+ * reference's quantize: max first, so that NaN gives 0. */
+FM__INLINE vq quant8(vf t, vf in_scale, vf zp) {
+    vf r = vadd(vround(vdiv(t, in_scale)), zp);
+    return vq_fromf(vmin(vmax(r, vzero()), vset1(255.0f)));
+}
+
+/* d[i] = the byte x[i] becomes, i < len. The BatchNorm factors (pm NULL:
+ * none) are pm[i], pa[i] with per_value (a dense layer's), else pm[0],
+ * pa[0] for all (a conv's channel). */
+FM__INLINE void quantize_run(uint8_t *d, const float *x, int len, const fm__qweights *q,
+                             const float *pm, const float *pa, const int per_value) {
+    const vf sc = vset1(q->in_scale), zp = vset1((float)q->zp);
+    const vf m = vset1(pm ? pm[0] : 0.0f), a = vset1(pa ? pa[0] : 0.0f);
+    int i = 0;
+    for (; i + VL <= len; i += VL) {
+        vf t = vload(x + i);
+        if (pm) t = vfma_fused(t, per_value ? vload(pm + i) : m, per_value ? vload(pa + i) : a);
+        vq_store_u8(d + i, quant8(t, sc, zp));
+    }
+    if (i < len) {
+        const vmask mk = vm_first(len - i);
+        vf t = vloadm(x + i, mk);
+        if (pm)
+            t = vfma_fused(t, per_value ? vloadm(pm + i, mk) : m, per_value ? vloadm(pa + i, mk) : a);
+        uint8_t tail[VL];
+        vq_store_u8(tail, quant8(t, sc, zp));
+        memcpy(d + i, tail, (size_t)(len - i));
+    }
+}
+
+/* ---- convs ---------------------------------------------------------------- */
+
+/* The workspace, in bytes from the 64-byte aligned start of work. */
+typedef struct qconv_plan {
+    int kdim, kq;                 /* C*K*K, and its quads (rounded up) */
+    int hp, wp;                   /* the padded planes */
+    int ppi;                      /* panels per image */
+    int group;                    /* panels gathered at a time */
+    size_t plane;                 /* hp*wp */
+    size_t wq_at;                 /* packed weights (OC/QR blocks, kq, QR), int32 */
+    size_t koff_at;               /* (kdim) where tap k reads: c*plane + kh*wp + kw */
+    size_t thread_at, per_thread; /* thread i's area at thread_at + i*per_thread: */
+    size_t b_at;                  /* the planes (C, hp, wp) at 0, B (group, kq, QP, 4) at b_at */
+    size_t total;
+} qconv_plan;
+
+static qconv_plan plan_qconv(const fm__conv_shape *s) {
+    qconv_plan p;
+    p.kdim = s->c * s->k * s->k;
+    p.kq = (p.kdim + 3) / 4;
+    p.hp = (s->oh - 1) * s->stride + s->k;
+    p.wp = (s->ow - 1) * s->stride + s->k;
+    p.ppi = (s->oh * s->ow + QP - 1) / QP;
+    p.plane = (size_t)p.hp * p.wp;
+    const int blocks = (s->oc + QR - 1) / QR;
+    p.wq_at = 0;
+    p.koff_at = rup((size_t)blocks * p.kq * QR * sizeof(int32_t), 64);
+    p.thread_at = p.koff_at + rup((size_t)p.kdim * sizeof(size_t), 64);
+    /* the reads of a panel's last lanes run up to QP - 1 bytes past the planes */
+    p.b_at = rup((size_t)s->c * p.plane + QP, 64);
+    p.group = imax(1, imin(p.ppi, QGROUP_BYTES / (p.kq * QP * 4)));
+    p.per_thread = p.b_at + (size_t)p.group * p.kq * QP * 4;
+    p.total = p.thread_at + (size_t)fm__kernel_threads() * p.per_thread + 63;
+    return p;
+}
+
+/* Blocks [b0, b1) of wq: int32 j of row o holds w[o][4j..4j+3], 0 past the
+ * row's end and in the rows past oc. */
+static void pack_qweights(int32_t *wq, const int8_t *w, int oc, int kdim, int kq, int b0, int b1) {
+    for (int ob = b0; ob < b1; ob++) {
+        for (int j = 0; j < kq; j++) {
+            for (int r = 0; r < QR; r++) {
+                const int o = ob * QR + r;
+                int8_t quad[4] = {0};
+                for (int t = 0; t < 4; t++)
+                    if (o < oc && 4 * j + t < kdim) quad[t] = w[(size_t)o * kdim + 4 * j + t];
+                memcpy(wq + ((size_t)ob * kq + j) * QR + r, quad, 4);
+            }
+        }
+    }
+}
+
+/* Padded rows [r0, r1) of the planes xp (C, hp, wp) from image x (C, H, W):
+ * its bytes at (iy + pad_t, ix + pad_l), zp around them. */
+static void quantize_rows(uint8_t *xp, const float *x, const fm__qweights *q,
+                          const fm__conv_shape *s, const qconv_plan *p, int r0, int r1) {
+    /* the columns that hold the image: [a, b) */
+    const int a = imin(imax(s->pad_l, 0), p->wp), b = imax(a, imin(p->wp, s->w + s->pad_l));
+    for (int c = 0; c < s->c; c++) {
+        for (int r = r0; r < r1; r++) {
+            uint8_t *d = xp + c * p->plane + (size_t)r * p->wp;
+            const int iy = r - s->pad_t;
+            if (iy < 0 || iy >= s->h) {
+                memset(d, q->zp, (size_t)p->wp);
+                continue;
+            }
+            memset(d, q->zp, (size_t)a);
+            quantize_run(d + a, x + ((size_t)c * s->h + iy) * s->w + (a - s->pad_l), b - a, q,
+                         q->pre_mul ? q->pre_mul + c : NULL, q->pre_add ? q->pre_add + c : NULL, 0);
+            memset(d + b, q->zp, (size_t)(p->wp - b));
+        }
+    }
+}
+
+/* Where the np output pixels from p0 (flattened (OH, OW)) read tap 0 in the
+ * planes: lane l at off[l]. With stride 1 the lanes fall in runs of
+ * consecutive bytes, one per output row: run r covers the lanes from
+ * start[r] and reads at run_off[r] + lane. Lanes past np repeat the last. */
+typedef struct qpanel {
+    ptrdiff_t off[QP];
+    int runs;
+    ptrdiff_t run_off[QP];
+    vb16 run_mask[QP]; /* the lanes from start[r] */
+} qpanel;
+
+static void plan_panel(qpanel *pn, const fm__conv_shape *s, const qconv_plan *p, int p0, int np) {
+    pn->runs = 0;
+    for (int l = 0; l < QP; l++) {
+        const int px = p0 + imin(l, np - 1), oy = px / s->ow, ox = px % s->ow;
+        pn->off[l] = ((ptrdiff_t)oy * p->wp + ox) * s->stride;
+        if (l < np && (l == 0 || ox == 0)) {
+            pn->run_off[pn->runs] = pn->off[l] - l;
+            pn->run_mask[pn->runs++] = vb16_from(l);
+        }
+    }
+}
+
+/* B (kq, QP, 4) for panel pn: byte t of lane l's quad j is tap k = 4j + t
+ * at that pixel (0 past kdim). */
+static void gather_panel(uint8_t *B, const uint8_t *xp, const size_t *koff,
+                         const fm__conv_shape *s, const qconv_plan *p, const qpanel *pn) {
+    for (int j = 0; j < p->kq; j++) {
+        vb16 row[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const int k = 4 * j + t;
+            if (k >= p->kdim) {
+                row[t] = vb16_zero();
+                continue;
+            }
+            const uint8_t *src = xp + koff[k];
+            if (s->stride == 1) {
+                /* each run's load reads on past its lanes (into later rows
+                 * or the slack), which later runs replace */
+                row[t] = vb16_load(src + pn->run_off[0]);
+                for (int r = 1; r < pn->runs; r++)
+                    row[t] = vb16_blend(row[t], vb16_load(src + pn->run_off[r]), pn->run_mask[r]);
+            } else {
+                uint8_t g[QP];
+                for (int l = 0; l < QP; l++) g[l] = src[pn->off[l]];
+                row[t] = vb16_load(g);
+            }
+        }
+        vinterleave4_u8(B + (size_t)j * QP * 4, row[0], row[1], row[2], row[3]);
+    }
+}
+
+/* out rows r < nr (channels o0 + r, ldo apart), lanes [0, np) = the
+ * epilogue of the sums of B by the packed weights wq: QR rows by nv vectors. */
+FM__INLINE void qconv_tile(const int nv, float *out, size_t ldo, int nr, int np, const uint8_t *B,
+                           const int32_t *wq, int kq, const fm__qweights *q, int o0, int relu) {
+    vq acc[QR][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < QR; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) acc[r][v] = vq_zero();
+    for (int j = 0; j < kq; j++, B += 4 * QP, wq += QR) {
+        vq x[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) x[v] = vq_load(B + 32 * v);
+#pragma GCC unroll 4
+        for (int r = 0; r < QR; r++) {
+            const vq w = vq_set1(wq[r]);
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++) acc[r][v] = vq_dot4(acc[r][v], x[v], w);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < QR; r++) {
+        if (r >= nr) break;
+        const int o = o0 + r;
+        const vq zpw = vq_set1(q->zp * q->wsum[o]);
+        const vf sc = vset1(q->scale[o]), bias = vset1(q->bias[o]);
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) {
+            vf y = vfma_fused(vq_tof(vq_sub(acc[r][v], zpw)), sc, bias);
+            if (relu) y = vpos_select(y, y); /* y > 0 ? y : 0, so -0 and NaN give +0 */
+            float *dst = out + r * ldo + v * VL;
+            if (np - v * VL >= VL) vstore(dst, y);
+            else vstorem(dst, y, vm_first(np - v * VL));
+        }
+    }
+}
+
+size_t fm__fast_qconv2d_workspace(const fm__conv_shape *s) { return plan_qconv(s).total; }
+
+void fm__fast_qconv2d_forward(float *out, const float *in, const fm__qweights *q,
+                              const fm__conv_shape *s, int relu, void *work) {
+    const qconv_plan p = plan_qconv(s);
+    uint8_t *ws = align64b(work);
+    int32_t *wq = (int32_t *)(ws + p.wq_at);
+    size_t *koff = (size_t *)(ws + p.koff_at);
+    const int blocks = (s->oc + QR - 1) / QR, kk = s->k * s->k, npix = s->oh * s->ow;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        const int nth = thread_count(), tid = thread_id();
+        int lo, hi;
+        split(blocks, nth, tid, &lo, &hi);
+        pack_qweights(wq, q->w, s->oc, p.kdim, p.kq, lo, hi);
+        split(p.kdim, nth, tid, &lo, &hi);
+        for (int k = lo; k < hi; k++)
+            koff[k] = (size_t)(k / kk) * p.plane + (size_t)(k % kk / s->k) * p.wp + k % s->k;
+        FM__OMP(omp barrier)
+        uint8_t *xp = ws + p.thread_at + (size_t)tid * p.per_thread, *B = xp + p.b_at;
+        memset(xp + s->c * p.plane, 0, QP); /* what the last lanes' reads run into */
+        split(s->n * p.ppi, nth, tid, &lo, &hi);
+        for (int it = lo; it < hi;) {
+            /* panels [a, b) of image n, reading padded rows from the first
+             * one's output row to the last one's, plus the kernel */
+            const int n = it / p.ppi, a = it % p.ppi, b = imin(hi - n * p.ppi, p.ppi);
+            quantize_rows(xp, in + (size_t)n * s->c * s->h * s->w, q, s, &p,
+                          a * QP / s->ow * s->stride,
+                          (imin(b * QP, npix) - 1) / s->ow * s->stride + s->k);
+            for (int g0 = a; g0 < b; g0 += p.group) {
+                const int g1 = imin(b, g0 + p.group);
+                const size_t bstride = (size_t)p.kq * QP * 4;
+                for (int pi = g0; pi < g1; pi++) {
+                    qpanel pn;
+                    plan_panel(&pn, s, &p, pi * QP, imin(QP, npix - pi * QP));
+                    gather_panel(B + (pi - g0) * bstride, xp, koff, s, &p, &pn);
+                }
+                for (int ob = 0; ob < blocks; ob++) {
+                    const int o0 = ob * QR, nr = imin(QR, s->oc - o0);
+                    const int32_t *wb = wq + (size_t)ob * p.kq * QR;
+                    float *y = out + ((size_t)n * s->oc + o0) * npix;
+                    for (int pi = g0; pi < g1; pi++) {
+                        const int p0 = pi * QP, np = imin(QP, npix - p0);
+                        const uint8_t *bp = B + (pi - g0) * bstride;
+                        if (np > VL) qconv_tile(2, y + p0, npix, nr, np, bp, wb, p.kq, q, o0, relu);
+                        else qconv_tile(1, y + p0, npix, nr, np, bp, wb, p.kq, q, o0, relu);
+                    }
+                }
+            }
+            it = n * p.ppi + b;
+        }
+    }
+}
+
+/* ---- dense layers --------------------------------------------------------- */
+
+/* out[i][o0 + o] for i < rn, o < ro: the epilogue of the dot products of
+ * the quantized rows x (ldx apart, zero past in_dim) with the weight rows w. */
+FM__INLINE void qdense_tile(const int rn, const int ro, float *out, int out_dim, const uint8_t *x,
+                            size_t ldx, const int8_t *w, int in_dim, const fm__qweights *q, int o0,
+                            int relu) {
+    vq acc[QDN][QDO];
+#pragma GCC unroll 2
+    for (int i = 0; i < rn; i++)
+#pragma GCC unroll 4
+        for (int o = 0; o < ro; o++) acc[i][o] = vq_zero();
+    int k = 0;
+    for (; k + 32 <= in_dim; k += 32) {
+        vq xv[QDN];
+#pragma GCC unroll 2
+        for (int i = 0; i < rn; i++) xv[i] = vq_load(x + i * ldx + k);
+#pragma GCC unroll 4
+        for (int o = 0; o < ro; o++) {
+            const vq wv = vq_load(w + (size_t)o * in_dim + k);
+#pragma GCC unroll 2
+            for (int i = 0; i < rn; i++) acc[i][o] = vq_dot4(acc[i][o], xv[i], wv);
+        }
+    }
+    if (k < in_dim) {
+        /* the rows' last bytes, zero-padded: reading on could leave w */
+        int8_t tail[QDO][32] = {{0}};
+#pragma GCC unroll 4
+        for (int o = 0; o < ro; o++) memcpy(tail[o], w + (size_t)o * in_dim + k, (size_t)(in_dim - k));
+#pragma GCC unroll 4
+        for (int o = 0; o < ro; o++) {
+            const vq wv = vq_load(tail[o]);
+#pragma GCC unroll 2
+            for (int i = 0; i < rn; i++) acc[i][o] = vq_dot4(acc[i][o], vq_load(x + i * ldx + k), wv);
+        }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < rn; i++) {
+#pragma GCC unroll 4
+        for (int o = 0; o < ro; o++) {
+            const int32_t sum = vq_hsum(acc[i][o]) - q->zp * q->wsum[o0 + o];
+            const float v = fmaf((float)sum, q->scale[o0 + o], q->bias[o0 + o]);
+            out[(size_t)i * out_dim + o0 + o] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
+    }
+}
+
+size_t fm__fast_qdense_workspace(int n, int in_dim, int out_dim) {
+    (void)out_dim;
+    return (size_t)n * rup((size_t)in_dim, 32) + 63; /* xq (n, in_dim rounded up to 32) */
+}
+
+void fm__fast_qdense_forward(float *out, const float *in, const fm__qweights *q, int n,
+                             int in_dim, int out_dim, int relu, void *work) {
+    const int ldx = (int)rup((size_t)in_dim, 32), units = (ldx + QCHUNK - 1) / QCHUNK;
+    const int blocks = (out_dim + QDO - 1) / QDO;
+    uint8_t *xq = align64b(work);
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        /* xq: the rows' bytes, then zeros (which add nothing to the sums) */
+        FM__OMP(omp for schedule(static))
+        for (int u = 0; u < n * units; u++) {
+            const int i = u / units, k0 = u % units * QCHUNK, k1 = imin(k0 + QCHUNK, ldx);
+            const int kv = imax(k0, imin(k1, in_dim));
+            uint8_t *d = xq + (size_t)i * ldx;
+            if (kv > k0)
+                quantize_run(d + k0, in + (size_t)i * in_dim + k0, kv - k0, q,
+                             q->pre_mul ? q->pre_mul + k0 : NULL, q->pre_add ? q->pre_add + k0 : NULL,
+                             1);
+            memset(d + kv, 0, (size_t)(k1 - kv));
+        }
+        int lo, hi;
+        split(blocks, thread_count(), thread_id(), &lo, &hi);
+        /* QNB rows of xq (400 KB at 6272 inputs) stay in L2 while the weights pass */
+        for (int n0 = 0; n0 < n; n0 += QNB) {
+            const int n1 = imin(n, n0 + QNB);
+            for (int ob = lo; ob < hi; ob++) {
+                const int o0 = ob * QDO, ro = imin(QDO, out_dim - o0);
+                for (int i0 = n0; i0 < n1; i0 += QDN) {
+                    const int rn = imin(QDN, n1 - i0);
+#define QDENSE_CALL(N_, O_)                                                                        \
+    qdense_tile(N_, O_, out + (size_t)i0 * out_dim, out_dim, xq + (size_t)i0 * ldx, ldx,           \
+                q->w + (size_t)o0 * in_dim, in_dim, q, o0, relu)
+                    switch (rn * 8 + ro) {
+                    case 1 * 8 + 1: QDENSE_CALL(1, 1); break;
+                    case 1 * 8 + 2: QDENSE_CALL(1, 2); break;
+                    case 1 * 8 + 3: QDENSE_CALL(1, 3); break;
+                    case 1 * 8 + 4: QDENSE_CALL(1, 4); break;
+                    case 2 * 8 + 1: QDENSE_CALL(2, 1); break;
+                    case 2 * 8 + 2: QDENSE_CALL(2, 2); break;
+                    case 2 * 8 + 3: QDENSE_CALL(2, 3); break;
+                    case 2 * 8 + 4: QDENSE_CALL(2, 4); break;
+                    default: break;
+                    }
+#undef QDENSE_CALL
+                }
+            }
+        }
+    }
+}
+
+#endif
