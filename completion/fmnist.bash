@@ -8,7 +8,7 @@ _fmnist() {
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     verb=${COMP_WORDS[1]}
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "data convert show summary train eval predict export report bench --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "data convert show summary train eval predict quantize export report bench --version --help" -- "$cur"))
         return
     fi
     case $prev in
@@ -18,9 +18,9 @@ _fmnist() {
     --to) COMPREPLY=($(compgen -W "csv idx" -- "$cur")); return ;;
     --out) if [ "$verb" = report ]; then compopt -o default; else COMPREPLY=($(compgen -d -- "$cur")); fi; return ;;
     --data | --run | --resume) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-    --weights | --model | --onnx | -o) compopt -o default; return ;;
+    --weights | --model | --onnx | --output | -o) compopt -o default; return ;;
     --epochs | --batch | --lr | --seed | --threads | --limit | --val-split | --index | --scale | \
-        --checkpoint-steps | --steps | --warmup | --infer-batch) return ;;
+        --checkpoint-steps | --steps | --warmup | --infer-batch | --calibration-images) return ;;
     esac
     case $verb in
     data) flags="--data --val-split --seed --help" ;;
@@ -32,9 +32,10 @@ _fmnist() {
                   --quiet --help" ;;
     eval) flags="--weights --data --split --val-split --seed --limit --no-tta --json --help" ;;
     predict) flags="--weights --invert --no-tta --json --help" ;;
+    quantize) flags="--weights --output -o --data --calibration-images --threads --no-eval --help" ;;
     export) flags="--weights --onnx --no-tta --help" ;;
     report) flags="--run --data --out -o --threads --no-tta --help" ;;
-    bench) flags="--model --threads --batch --steps --warmup --infer-batch --layers --help" ;;
+    bench) flags="--model --threads --batch --steps --warmup --infer-batch --layers --int8 --help" ;;
     *) return ;;
     esac
     if [[ $cur == -* ]]; then

@@ -186,6 +186,30 @@ static void gen_models(const char *configs) {
         if (fm_model_save(m, path_of("model", name), &err)) die(name, err.msg);
         fm_model_free(m);
     }
+    /* An int8 model (quantization needs 28x28 images into 10 classes), with a
+     * BatchNorm folded into the conv after it. */
+    {
+        static const char int8_cfg[] = "input 28 28 1\n"
+                                       "conv filters=2 kernel=3 padding=same activation=relu\n"
+                                       "batchnorm\n"
+                                       "conv filters=2 kernel=3 stride=2\n"
+                                       "flatten\n"
+                                       "dense units=10 activation=softmax\n";
+        fm_model *m = fm_model_parse(int8_cfg, "int8", &err);
+        if (!m) die("int8", err.msg);
+        fm_rng rng;
+        fm_rng_seed(&rng, 7);
+        fm_model_init(m, &rng);
+        fm_images calib;
+        if (fm_images_alloc(&calib, 4, &err)) die("alloc", err.msg);
+        for (int i = 0; i < 4 * FM_IMAGE_PIXELS; i++) calib.pixels[i] = (uint8_t)(i * 7919 % 256);
+        fm_quantize_params q = fm_quantize_default_params();
+        if (fm_model_quantize(m, &calib, &q, &err) ||
+            fm_model_save(m, path_of("model", "int8.safetensors"), &err))
+            die("int8", err.msg);
+        fm_images_free(&calib);
+        fm_model_free(m);
+    }
     /* A checkpoint-like file: the tiny model plus a foreign "train." tensor. */
     fm__st_file f;
     if (fm__st_read(&f, path_of("model", "tiny.cfg.safetensors"), &err)) die("read", err.msg);

@@ -20,7 +20,7 @@ for v in $verbs; do
     [ -n "$section" ] || { echo "FAIL: no section for $v in $man"; status=1; continue; }
     list=$(awk -v v="$v" '$0 ~ "^    " v "\\) flags=" { on = 1 } on { print } on && /;;/ { exit }' "$comp")
     [ -n "$list" ] || { echo "FAIL: no flag list for $v in $comp"; status=1; }
-    for f in $("$fm" "$v" --help | grep -oE '(^|[][ |])--?[a-z][a-z-]*' | sed 's/^[][ |]//' | sort -u); do
+    for f in $("$fm" "$v" --help | grep -oE '(^|[][ |])--?[a-z][a-z0-9-]*' | sed 's/^[][ |]//' | sort -u); do
         n=$((n + 1))
         printf '%s\n' "$section" | grep -qF -- "$f" || { echo "FAIL: fmnist $v $f is not in the man page"; status=1; }
         printf '%s\n' "$list" | grep -qE -- "(\"| )$f( |\"|$)" || { echo "FAIL: fmnist $v $f is not in the completion"; status=1; }

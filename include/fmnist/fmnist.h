@@ -254,6 +254,34 @@ typedef struct fm_eval_result {
 FM_API int fm_model_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out,
                              fm_err *err);
 
+/* ---- int8 models ------------------------------------------------------ */
+
+/* Post-training quantization: fm_model_quantize turns a trained float model
+ * into an int8 one in place. Conv and dense layers get int8 weights with a
+ * scale per output (7 bits: -63..63) and uint8 inputs with a scale and zero
+ * point per layer, calibrated by running the float model (in inference
+ * mode, with its test-time augmentation) over calibration images and
+ * taking each layer's input range; a BatchNorm just before such a layer is
+ * folded into the rounding of its input; they accumulate in int32. The
+ * rest runs in float. Everything that runs a model runs an int8 one the same
+ * way (predict, evaluate, classify, the report); fm_model_save writes it as
+ * an int8 model file, which fm_model_load reads back. It cannot be trained
+ * (fm_train refuses it); fm_model_export_onnx writes it as QDQ. Calibrate on
+ * training images, never the test set.
+ * Contexts (fm_ctx_new) made before quantizing keep running float. */
+typedef struct fm_quantize_params {
+    size_t calibration_images; /* 2000: how many, spread evenly over the set given */
+} fm_quantize_params;
+
+FM_API fm_quantize_params fm_quantize_default_params(void);
+/* 0, or -1 and why (an int8 model already, a model that does not take
+ * 28x28 images into 10 classes, an empty set, a layer too large to sum
+ * exactly in int32, out of memory; the model unchanged then). */
+FM_API int fm_model_quantize(fm_model *model, const fm_images *calibration,
+                             const fm_quantize_params *params, fm_err *err);
+/* "fp32", or "int8" for a quantized model. */
+FM_API const char *fm_model_precision(const fm_model *model);
+
 /* ---- classifying: the embedding API ------------------------------------ */
 
 /* Threads. A model is read-only to every function that takes it as
@@ -325,7 +353,12 @@ FM_API int fm_model_classify_batch(const fm_model *model, fm_ctx *ctx, const voi
  * metadata_props. With FM_TTA_FLIP the graph applies it as fmnist does: the
  * network runs on the input and on its left-right mirror, and
  * "probabilities" is the mean of the two softmax outputs (fm_model_set_tta
- * FM_TTA_NONE first for a graph without it). */
+ * FM_TTA_NONE first for a graph without it). An int8 model (fm_model_quantize)
+ * is written as QDQ: each quantized layer's input goes through
+ * QuantizeLinear and DequantizeLinear with its scale and zero point, and its
+ * int8 weights through a DequantizeLinear per output row (axis 0), the
+ * arithmetic fmnist's int8 kernels do (up to float rounding: they sum the
+ * integers exactly); metadata "precision" says "int8" ("fp32" otherwise). */
 FM_API int fm_model_export_onnx(const fm_model *model, const char *path, fm_err *err);
 
 /* ---- compute -------------------------------------------------------- */
@@ -559,6 +592,8 @@ typedef struct fm_bench_params {
     int steps;       /* 30: timed training steps, and as many inference batches */
     int warmup;      /* 3: untimed ones before each */
     int layers;      /* 1: also time every layer's forward and backward */
+    int int8;        /* 1: then quantize the trained network (fm_model_quantize, calibrated
+                        on the synthetic images) and time its inference batches too */
 } fm_bench_params;
 
 FM_API fm_bench_params fm_bench_default_params(void);
@@ -578,13 +613,17 @@ typedef struct fm_bench_result {
     double train_img_per_s; /* batch / train_step_s */
     double infer_img_per_s; /* infer_batch / infer_batch_s */
     double adam_s;          /* median of the Adam update alone (part of a step) */
+    double infer_int8_batch_s, infer_int8_batch_min_s; /* with params.int8, else 0 */
+    double infer_int8_img_per_s;
     int n_layers;           /* entries in layers: the model's layers, or 0 */
     fm_bench_layer *layers; /* owned: fm_bench_result_free */
 } fm_bench_result;
 
 /* Runs the benchmark on `model`, whose weights and BatchNorm statistics it
- * overwrites (fresh initialisation from a fixed seed, then training). Fails
- * on bad parameters, when out of memory, or if the loss stops being finite. */
+ * overwrites (fresh initialisation from a fixed seed, then training; with
+ * params.int8 the model ends int8). Fails on bad parameters, on an int8
+ * model (it cannot train), when out of memory, or if the loss stops being
+ * finite. */
 FM_API int fm_bench_run(fm_model *model, const fm_bench_params *params, fm_bench_result *result,
                         fm_err *err);
 FM_API void fm_bench_result_free(fm_bench_result *result);

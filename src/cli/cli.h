@@ -16,6 +16,7 @@ int fm_cmd_eval(int argc, char **argv);
 int fm_cmd_predict(int argc, char **argv);
 int fm_cmd_report(int argc, char **argv);
 int fm_cmd_export(int argc, char **argv);
+int fm_cmd_quantize(int argc, char **argv);
 int fm_cmd_bench(int argc, char **argv);
 
 /* The default network: this file when it is in the current folder, else

@@ -9,7 +9,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: fmnist bench [--model CFG] [--threads N] [--batch N] [--steps N]\n"
-            "                    [--warmup N] [--infer-batch N] [--layers]\n"
+            "                    [--warmup N] [--infer-batch N] [--layers] [--int8]\n"
             "\n"
             "Times training steps of the network (zero the gradients, forward with\n"
             "dropout, cross-entropy and backward, one Adam update: the trainer's own\n"
@@ -19,6 +19,7 @@ static void usage(FILE *out) {
             "fastest run), and ends with two lines for scripts:\n"
             "  train_img_per_s=N   training images per second (batch / median step)\n"
             "  infer_img_per_s=N   inference images per second (batch / median batch)\n"
+            "(and with --int8 a third, infer_int8_img_per_s=N).\n"
             "\n"
             "  --model CFG       model description (default " FM_CLI_DEFAULT_CFG ", else\n"
             "                    the copy built into fmnist)\n"
@@ -29,7 +30,10 @@ static void usage(FILE *out) {
             "  --warmup N        untimed runs before each (default 3)\n"
             "  --infer-batch N   inference batch (default 500, as evaluation uses)\n"
             "  --layers          also time every layer: a table of forward and backward\n"
-            "                    medians per training step and each layer's share\n");
+            "                    medians per training step and each layer's share\n"
+            "  --int8            then quantize the trained network to int8 (as fmnist\n"
+            "                    quantize does, calibrated on the synthetic images) and\n"
+            "                    time its inference batches too\n");
 }
 
 static void print_layers(const fm_bench_result *r) {
@@ -59,6 +63,7 @@ int fm_cmd_bench(int argc, char **argv) {
         {"batch", required_argument, NULL, 'b'},  {"steps", required_argument, NULL, 's'},
         {"warmup", required_argument, NULL, 'w'}, {"infer-batch", required_argument, NULL, 'i'},
         {"layers", no_argument, NULL, 'L'},       {"help", no_argument, NULL, 'h'},
+        {"int8", no_argument, NULL, '8'},
         {NULL, 0, NULL, 0},
     };
     fm_bench_params p = fm_bench_default_params();
@@ -71,6 +76,7 @@ int fm_cmd_bench(int argc, char **argv) {
         switch (c) {
         case 'm': cfg = optarg; break;
         case 'L': p.layers = 1; break;
+        case '8': p.int8 = 1; break;
         case 't':
             if (fm_cli_long("--threads", optarg, 0, 4096, &v) < 0) return 2;
             p.threads = (int)v;
@@ -119,8 +125,13 @@ int fm_cmd_bench(int argc, char **argv) {
            p.batch, 1e3 * r.train_step_s, 1e3 * r.train_step_min_s, r.train_img_per_s);
     printf("inference batch %4d: batch median %8.3f ms (fastest %9.3f ms) %10.1f images/s\n",
            p.infer_batch, 1e3 * r.infer_batch_s, 1e3 * r.infer_batch_min_s, r.infer_img_per_s);
+    if (p.int8)
+        printf("int8 infer batch %4d: batch median %8.3f ms (fastest %9.3f ms) %10.1f images/s\n",
+               p.infer_batch, 1e3 * r.infer_int8_batch_s, 1e3 * r.infer_int8_batch_min_s,
+               r.infer_int8_img_per_s);
     if (p.layers) print_layers(&r);
     printf("train_img_per_s=%.2f\ninfer_img_per_s=%.2f\n", r.train_img_per_s, r.infer_img_per_s);
+    if (p.int8) printf("infer_int8_img_per_s=%.2f\n", r.infer_int8_img_per_s);
     fm_bench_result_free(&r);
     return 0;
 }

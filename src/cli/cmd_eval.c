@@ -33,7 +33,8 @@ static void usage(FILE *out) {
             "  --json           one JSON object: loss, accuracy, count, per_class\n"
             "                   [{class, name, precision, recall, accuracy}], confusion;\n"
             "                   for train/val also seed, val_split, limit and split_from\n"
-            "                   (\"model\", \"model+flags\" or \"flags\"), and tta: the test-time\n"
+            "                   (\"model\", \"model+flags\" or \"flags\"), precision (\"fp32\"\n"
+            "                   or \"int8\": fmnist quantize), and tta: the test-time\n"
             "                   augmentation used (\"none\" or \"flip\")\n");
 }
 
@@ -61,9 +62,10 @@ static void print_json(const char *weights, const char *split, const split_info 
         printf("\"seed\": %llu, \"val_split\": %.15g, \"limit\": %zu, \"split_from\": \"%s\", ",
                how->seed, how->val_split, how->limit,
                how->recorded && !how->overridden ? "model" : how->recorded ? "model+flags" : "flags");
-    printf("\"tta\": \"%s\", \"count\": %zu, \"loss\": %.9g, \"accuracy\": %.9g,\n"
-           " \"per_class\": [",
-           fm_tta_name(fm_model_tta(model)), e->count, e->loss, e->accuracy);
+    printf("\"precision\": \"%s\", \"tta\": \"%s\", \"count\": %zu, \"loss\": %.9g, "
+           "\"accuracy\": %.9g,\n \"per_class\": [",
+           fm_model_precision(model), fm_tta_name(fm_model_tta(model)), e->count, e->loss,
+           e->accuracy);
     for (int c = 0; c < FM_NUM_CLASSES; c++) {
         printf("%s\n  {\"class\": %d, \"name\": ", c ? "," : "", c);
         fm_json_write_string(stdout, fm_class_names[c]);
@@ -79,9 +81,11 @@ static void print_json(const char *weights, const char *split, const split_info 
     printf("]}\n");
 }
 
-static void print_table(const char *weights, const char *split, const char *dir,
-                        const split_info *how, const char *tta, const fm_eval_result *e) {
+static void print_table(const char *weights, const char *precision, const char *split,
+                        const char *dir, const split_info *how, const char *tta,
+                        const fm_eval_result *e) {
     printf("weights:  %s\n", weights);
+    if (strcmp(precision, "fp32")) printf("model:    %s\n", precision);
     printf("set:      %s, %zu images from %s\n", split, e->count, dir);
     if (how) {
         printf("split:    seed %llu, validation fraction %g, ", how->seed, how->val_split);
@@ -192,7 +196,8 @@ int fm_cmd_eval(int argc, char **argv) {
     if (json)
         print_json(weights, split, shown, model, &e);
     else
-        print_table(weights, split, dir, shown, fm_cli_tta_note(recorded, model), &e);
+        print_table(weights, fm_model_precision(model), split, dir, shown,
+                    fm_cli_tta_note(recorded, model), &e);
     rc = 0;
     goto done;
 fail:

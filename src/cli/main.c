@@ -22,6 +22,7 @@ static const verb verbs[] = {
     {"train", fm_cmd_train, "train a model with the Keras recipe; writes a run folder"},
     {"eval", fm_cmd_eval, "loss, accuracy, per-class scores and confusion matrix of a model"},
     {"predict", fm_cmd_predict, "classify PNG/PGM pictures with a saved model"},
+    {"quantize", fm_cmd_quantize, "turn a trained model into a 4x smaller int8 one"},
     {"export", fm_cmd_export, "write a saved model as ONNX for other runtimes"},
     {"report", fm_cmd_report, "write a self-contained HTML report of a training run"},
     {"bench", fm_cmd_bench, "time training steps and inference on synthetic data"},

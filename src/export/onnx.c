@@ -26,6 +26,7 @@
 #include "core/file.h"
 #include "export/pb.h"
 #include "model/model.h"
+#include "model/quant.h"
 
 /* Opset 13 came with IR version 7 (ONNX 1.8); declaring no newer IR keeps
  * older readers (OpenCV 4.x, Debian 12's onnx 1.12) happy. */
@@ -42,7 +43,7 @@ enum { NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP = 4, NODE_ATTR = 
 enum { ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_INTS = 8, ATTR_TYPE = 20 };
 enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_INTS_T = 7 }; /* AttributeProto.AttributeType */
 enum { TENSOR_DIMS = 1, TENSOR_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW = 9 };
-enum { DT_FLOAT = 1 }; /* TensorProto.DataType */
+enum { DT_FLOAT = 1, DT_UINT8 = 2, DT_INT8 = 3 }; /* TensorProto.DataType */
 enum { VALUE_NAME = 1, VALUE_TYPE = 2, VALUE_DOC = 3 };
 enum { TYPE_TENSOR = 1, TTENSOR_ELEM = 1, TTENSOR_SHAPE = 2, SHAPE_DIM = 1, DIM_VALUE = 1,
        DIM_PARAM = 2 };
@@ -96,6 +97,24 @@ static void node_begin(const builder *g, fm__pb *node, const char *op, const cha
     fm__pb_str(node, NODE_OP, op);
 }
 
+/* The initializer `name`: dims, then n values of dtype at v (floats
+ * little-endian, bytes as they are). */
+static void initializer(builder *g, const char *name, int dtype, const void *v,
+                        const int64_t *dims, int ndims) {
+    fm__pb t = {0};
+    size_t n = 1;
+    for (int i = 0; i < ndims; i++) {
+        fm__pb_int(&t, TENSOR_DIMS, dims[i]);
+        n *= (size_t)dims[i];
+    }
+    fm__pb_int(&t, TENSOR_TYPE, dtype);
+    fm__pb_str(&t, TENSOR_NAME, name);
+    if (dtype == DT_FLOAT) fm__pb_floats_le(&t, TENSOR_RAW, v, n);
+    else fm__pb_bytes(&t, TENSOR_RAW, v, n);
+    fm__pb_msg(&g->graph, GRAPH_INIT, &t);
+    fm__pb_free(&t);
+}
+
 /* Adds the initializer "LAYER/WHAT" holding v with the given dims (unless
  * the branch reuses it), as the node's next input. */
 static void node_param(builder *g, fm__pb *node, const char *layer, const char *what,
@@ -103,18 +122,7 @@ static void node_param(builder *g, fm__pb *node, const char *layer, const char *
     char name[NAME_MAX_LEN];
     snprintf(name, sizeof name, "%s/%s", layer, what);
     fm__pb_str(node, NODE_INPUT, name);
-    if (!g->write_params) return;
-    fm__pb t = {0};
-    size_t n = 1;
-    for (int i = 0; i < ndims; i++) {
-        fm__pb_int(&t, TENSOR_DIMS, dims[i]);
-        n *= (size_t)dims[i];
-    }
-    fm__pb_int(&t, TENSOR_TYPE, DT_FLOAT);
-    fm__pb_str(&t, TENSOR_NAME, name);
-    fm__pb_floats_le(&t, TENSOR_RAW, v, n);
-    fm__pb_msg(&g->graph, GRAPH_INIT, &t);
-    fm__pb_free(&t);
+    if (g->write_params) initializer(g, name, DT_FLOAT, v, dims, ndims);
 }
 
 /* The node's output is named like the node and becomes the current tensor. */
@@ -133,15 +141,84 @@ static void simple(builder *g, const char *op, const char *name, int axis) {
     node_end(g, &node, name);
 }
 
+/* An int8 layer's quantized input, as QDQ: QuantizeLinear then
+ * DequantizeLinear of the current tensor with the layer's input scale and
+ * zero point, the rounding fmnist's kernels do. */
+static void qdq_input(builder *g, const fm__layer *l, const fm__qlayer *q) {
+    char scale[NAME_MAX_LEN], zp[NAME_MAX_LEN], name[NAME_MAX_LEN];
+    snprintf(scale, sizeof scale, "%s/input_scale", l->name);
+    snprintf(zp, sizeof zp, "%s/input_zero_point", l->name);
+    if (g->write_params) {
+        initializer(g, scale, DT_FLOAT, &q->in_scale, NULL, 0);
+        initializer(g, zp, DT_UINT8, &q->zp, NULL, 0);
+    }
+    static const char *const ops[2] = {"QuantizeLinear", "DequantizeLinear"};
+    static const char *const what[2] = {"input_quantized", "input_dequantized"};
+    for (int k = 0; k < 2; k++) {
+        fm__pb node;
+        snprintf(name, sizeof name, "%s%s/%s", g->prefix, l->name, what[k]);
+        node_begin(g, &node, ops[k], name);
+        fm__pb_str(&node, NODE_INPUT, scale);
+        fm__pb_str(&node, NODE_INPUT, zp);
+        node_end(g, &node, name);
+    }
+}
+
+/* An int8 layer's weight as "LAYER/WHAT": a DequantizeLinear (per output
+ * row, axis 0) of its int8 values, scales and zero zero points, written
+ * once for both branches. */
+static void qdq_weight(builder *g, const fm__layer *l, const fm__qlayer *q, const char *what,
+                       const fm__tensor *t) {
+    if (!g->write_params) return;
+    char w[NAME_MAX_LEN], scale[NAME_MAX_LEN], zp[NAME_MAX_LEN], out[NAME_MAX_LEN];
+    snprintf(w, sizeof w, "%s/%s_int8", l->name, what);
+    snprintf(scale, sizeof scale, "%s/%s_scale", l->name, what);
+    snprintf(zp, sizeof zp, "%s/%s_zero_point", l->name, what);
+    snprintf(out, sizeof out, "%s/%s", l->name, what);
+    int64_t dims[4], rows = q->rows;
+    for (int k = 0; k < t->ndim; k++) dims[k] = t->shape[k];
+    int8_t *zeros = calloc((size_t)q->rows, 1);
+    if (!zeros) {
+        g->graph.oom = 1;
+        return;
+    }
+    initializer(g, w, DT_INT8, q->w, dims, t->ndim);
+    initializer(g, scale, DT_FLOAT, q->w_scale, &rows, 1);
+    initializer(g, zp, DT_INT8, zeros, &rows, 1);
+    free(zeros);
+    fm__pb node = {0};
+    fm__pb_str(&node, NODE_INPUT, w);
+    fm__pb_str(&node, NODE_INPUT, scale);
+    fm__pb_str(&node, NODE_INPUT, zp);
+    fm__pb_str(&node, NODE_NAME, out);
+    fm__pb_str(&node, NODE_OP, "DequantizeLinear");
+    attr_int(&node, "axis", 0);
+    fm__pb_str(&node, NODE_OUTPUT, out);
+    fm__pb_msg(&g->graph, GRAPH_NODE, &node);
+    fm__pb_free(&node);
+}
+
 /* One node a layer declared: its initializers from the layer's tensors
- * (their shapes as planned), then its attributes. */
-static void layer_node(builder *g, const fm__layer *l, const fm__onnx_node *d) {
+ * (their shapes as planned), then its attributes. In an int8 layer (q not
+ * NULL) the node with the weight reads the QDQ input and weight instead. */
+static void layer_node(builder *g, const fm__layer *l, const fm__qlayer *q,
+                       const fm__onnx_node *d) {
     char name[NAME_MAX_LEN];
     snprintf(name, sizeof name, "%s%s%s", g->prefix, l->name, d->suffix);
+    int int8 = 0;
+    for (int p = 0; q && p < d->n_params; p++) int8 |= d->params[p] == l->type->qweight;
+    if (int8) qdq_input(g, l, q);
     fm__pb node;
     node_begin(g, &node, d->op, name);
     for (int p = 0; p < d->n_params; p++) {
         const fm__tensor *t = &l->t[d->params[p]];
+        if (int8 && d->params[p] == l->type->qweight) {
+            qdq_weight(g, l, q, d->param_names[p], t);
+            char w[NAME_MAX_LEN];
+            snprintf(w, sizeof w, "%s/%s", l->name, d->param_names[p]);
+            fm__pb_str(&node, NODE_INPUT, w);
+            continue;
+        }
         int64_t dims[4];
         for (int k = 0; k < t->ndim; k++) dims[k] = t->shape[k];
         node_param(g, &node, l->name, d->param_names[p], t->data, dims, t->ndim);
@@ -193,7 +270,8 @@ static void network(const fm_model *m, builder *g, const char *out) {
         const fm__layer *l = &m->layers[i];
         fm__onnx_node nodes[FM__ONNX_MAX_NODES];
         int n = l->type->onnx(l, nodes);
-        for (int k = 0; k < n; k++) layer_node(g, l, &nodes[k]);
+        const fm__qlayer *q = m->quant && m->quant->layers[i].w ? &m->quant->layers[i] : NULL;
+        for (int k = 0; k < n; k++) layer_node(g, l, q, &nodes[k]);
     }
     /* the network ends flat (the parser makes sure), with the logits */
     simple(g, "Softmax", out, 1);
@@ -283,6 +361,7 @@ int fm_model_export_onnx(const fm_model *m, const char *path, fm_err *err) {
     free(names);
     meta(&model, "input_normalization", "x = pixel / 255");
     meta(&model, "test_time_augmentation", fm_tta_name(m->tta));
+    meta(&model, "precision", fm_model_precision(m));
     /* protobuf strings must be UTF-8: the description parser refuses any other */
     meta(&model, "model_description", m->description);
 

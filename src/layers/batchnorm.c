@@ -5,6 +5,8 @@
  * beta (trainable), moving_mean, moving_variance (statistics), C each.
  *
  *   batchnorm [momentum=0.99] [eps=0.001] */
+#include <math.h>
+
 #include "layers/layer.h"
 
 enum { MOMENTUM, EPS };
@@ -68,6 +70,14 @@ static void batchnorm_backward(fm__layer *l, const fm__layer_ctx *c, float *dx, 
                              l->t[GAMMA].data, n, ch, hw);
 }
 
+/* The inference op as mul * x + add per channel, for folding. */
+static void batchnorm_affine(const fm__layer *l, float *mul, float *add) {
+    for (int i = 0; i < l->in.c; i++) {
+        mul[i] = l->t[GAMMA].data[i] / sqrtf(l->t[MOVING_VAR].data[i] + l->arg[EPS].f);
+        add[i] = l->t[BETA].data[i] - l->t[MOVING_MEAN].data[i] * mul[i];
+    }
+}
+
 static int batchnorm_onnx(const fm__layer *l, fm__onnx_node *nodes) {
     nodes[0] = (fm__onnx_node){
         .op = "BatchNormalization", .suffix = "",
@@ -83,4 +93,5 @@ const fm__layer_type fm__batchnorm_layer = {
     .keys = keys, .tensors = tensors, .n_tensors = 4, .output = FM__OUT_OWN,
     .plan = batchnorm_plan, .save_bytes = batchnorm_save,
     .forward = batchnorm_forward, .backward = batchnorm_backward, .onnx = batchnorm_onnx,
+    .affine = batchnorm_affine,
 };

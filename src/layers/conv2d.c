@@ -93,6 +93,17 @@ static void conv2d_backward(fm__layer *l, const fm__layer_ctx *c, float *dx, flo
     if (need_dx) c->k->conv2d_backward_data(dx, dy, l->t[WEIGHT].data, &s, c->work);
 }
 
+static size_t conv2d_work_int8(const fm__layer *l, const fm__kernels *k, int n) {
+    fm__conv_shape s = conv_shape(l, n);
+    return k->qconv2d_workspace(&s);
+}
+
+/* x (B,C,H,W) -> y (B,OC,OH,OW) through the int8 weights l->q */
+static void conv2d_forward_int8(fm__layer *l, const fm__layer_ctx *c, const float *x, int n) {
+    fm__conv_shape s = conv_shape(l, n);
+    c->k->qconv2d_forward(l->y, x, l->q, &s, l->arg[ACTIVATION].i == FM__ACT_RELU, c->work);
+}
+
 /* Conv with the explicit pads of Keras's padding (t, l, b, r; the odd pixel
  * at the bottom/right), then a Relu node for the fused activation. */
 static int conv2d_onnx(const fm__layer *l, fm__onnx_node *nodes) {
@@ -122,4 +133,6 @@ const fm__layer_type fm__conv2d_layer = {
     .keys = keys, .tensors = tensors, .n_tensors = 2, .output = FM__OUT_OWN,
     .plan = conv2d_plan, .work_floats = conv2d_work,
     .forward = conv2d_forward, .backward = conv2d_backward, .onnx = conv2d_onnx,
+    .qweight = WEIGHT, .qbias = BIAS,
+    .work_int8 = conv2d_work_int8, .forward_int8 = conv2d_forward_int8,
 };

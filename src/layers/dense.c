@@ -55,6 +55,16 @@ static void dense_backward(fm__layer *l, const fm__layer_ctx *c, float *dx, floa
     if (need_dx) c->k->dense_backward_data(dx, dy, l->t[WEIGHT].data, n, l->in.c, l->out.c);
 }
 
+static size_t dense_work_int8(const fm__layer *l, const fm__kernels *k, int n) {
+    return k->qdense_workspace(n, l->in.c, l->out.c);
+}
+
+/* x (B,IN) -> y (B,OUT) through the int8 weights l->q */
+static void dense_forward_int8(fm__layer *l, const fm__layer_ctx *c, const float *x, int n) {
+    c->k->qdense_forward(l->y, x, l->q, n, l->in.c, l->out.c,
+                         l->arg[ACTIVATION].i == FM__ACT_RELU, c->work);
+}
+
 /* Gemm with transB = 1 (the weights stay (OUT, IN)), then a Relu node for
  * the fused activation; softmax is the closing node the exporter adds. */
 static int dense_onnx(const fm__layer *l, fm__onnx_node *nodes) {
@@ -73,4 +83,6 @@ const fm__layer_type fm__dense_layer = {
     .keys = keys, .tensors = tensors, .n_tensors = 2, .output = FM__OUT_OWN,
     .plan = dense_plan, .gives_probs = dense_gives_probs,
     .forward = dense_forward, .backward = dense_backward, .onnx = dense_onnx,
+    .qweight = WEIGHT, .qbias = BIAS,
+    .work_int8 = dense_work_int8, .forward_int8 = dense_forward_int8,
 };

@@ -140,6 +140,13 @@ typedef struct fm__layer {
     /* planned by the model for its largest batch */
     float *y;   /* output (B, out); the input's buffer unless the type has its own */
     void *save; /* save_bytes: what forward keeps for backward */
+
+    /* int8 inference (model/quant.h), set on a quantized model only: a
+     * layer with q runs forward_int8 from it; a folded one (a BatchNorm
+     * whose affine the next layer's q applies as it rounds its input) is
+     * skipped, the next layer reading this one's input. */
+    const fm__qweights *q;
+    int folded;
 } fm__layer;
 
 /* What a pass gives a layer besides its own buffers. */
@@ -190,6 +197,21 @@ struct fm__layer_type {
     /* Its inference nodes (at most FM__ONNX_MAX_NODES) into nodes; returns
      * how many (0: the identity at inference). */
     int (*onnx)(const fm__layer *l, fm__onnx_node *nodes);
+
+    /* int8 inference (model/quant.h). A type with forward_int8 is quantized
+     * in an int8 model: tensor qweight, whose rows are its outputs (out
+     * first: OC or OUT), becomes int8 weights with a scale per row, and its
+     * input a uint8 scale and zero point; qbias is the bias the epilogue
+     * adds. forward_int8 runs it from l->q, needing work_int8 bytes of
+     * scratch (x (B, in) -> y (B, out) as forward). NULL: the type runs in
+     * float in an int8 model. */
+    int qweight, qbias;
+    size_t (*work_int8)(const fm__layer *l, const fm__kernels *k, int n);
+    void (*forward_int8)(fm__layer *l, const fm__layer_ctx *c, const float *x, int n);
+    /* The inference op as a per-channel affine, y = x * mul[ch] + add[ch]
+     * (in.c channels), for folding into the next quantized layer; NULL: the
+     * type cannot be folded. */
+    void (*affine)(const fm__layer *l, float *mul, float *add);
 };
 
 /* The types (table.c), NULL-terminated, and the one a description word names. */

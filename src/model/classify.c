@@ -39,6 +39,7 @@ fm_ctx *fm_ctx_new(const fm_model *m, int batch, fm_err *err) {
     c->run.batch_cap = 0;
     c->run.arena = NULL;
     c->run.layer_seconds = NULL;
+    c->run.observe = NULL;
     if (fm__model_reserve(&c->run, batch, err) < 0) {
         fm_ctx_free(c);
         return NULL;

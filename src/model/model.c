@@ -14,6 +14,7 @@
 #include "core/file.h"
 #include "core/utf8.h"
 #include "model/model.h"
+#include "model/quant.h"
 
 #define ALIGN 64 /* bytes: whole cache lines, and aligned vector loads */
 
@@ -240,6 +241,7 @@ void fm_model_free(fm_model *m) {
     free(m->param_block);
     free(m->stats);
     free(m->arena);
+    fm__quant_free(m);
     free(m);
 }
 
@@ -327,6 +329,7 @@ static size_t layout(fm_model *m, int B, char *base) {
         else if (base) l->y = i ? m->layers[i - 1].y : m->input_buf;
         if (type->save_bytes) CARVE(l->save, type->save_bytes(l, B));
         size_t w = type->work_floats ? type->work_floats(l, m->k, B) : 0;
+        if (l->q) w = (type->work_int8(l, m->k, B) + sizeof(float) - 1) / sizeof(float);
         if (w > work) work = w;
     }
     CARVE(m->probs, nb * m->classes * sizeof(float));
@@ -369,9 +372,12 @@ static const float *forward(fm_model *m, int n, const fm__layer_ctx *ctx) {
     const float *x = m->input_buf;
     for (int i = 0; i < m->n_layers; i++) {
         fm__layer *l = &m->layers[i];
+        if (l->folded) continue; /* int8: the next layer applies it to x */
+        if (m->observe) m->observe(m->observe_arg, i, x, (size_t)n * fm__shape_len(l->in));
         if (l->type->forward) {
             double t0 = m->layer_seconds ? fm__now() : 0.0;
-            l->type->forward(l, &c, x, n);
+            if (l->q) l->type->forward_int8(l, &c, x, n);
+            else l->type->forward(l, &c, x, n);
             if (m->layer_seconds) m->layer_seconds[2 * i] += fm__now() - t0;
         }
         x = l->y;

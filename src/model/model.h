@@ -80,6 +80,15 @@ struct fm_model {
      * the backward pass to layer_seconds[2*i + 1] (n_layers pairs, owned by
      * whoever set it). Costs two clock reads per layer and pass when on. */
     double *layer_seconds;
+    /* Calibration (model/quant.c), off (NULL) otherwise: when set, every
+     * forward pass calls it with each layer's input (len floats) before the
+     * layer runs. */
+    void (*observe)(void *arg, int layer, const float *x, size_t len);
+    void *observe_arg;
+
+    /* int8 inference: the quantized layers' weights and scales
+     * (model/quant.h), or NULL for a float model */
+    struct fm__quant *quant;
 };
 
 /* The fm_tta of a name fm_tta_name gives ("none", "flip"): 0, or -1 for

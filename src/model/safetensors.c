@@ -21,7 +21,7 @@ static const struct {
     size_t size;
 } dtypes[] = {
     [FM__ST_F32] = {"F32", 4}, [FM__ST_F64] = {"F64", 8}, [FM__ST_I32] = {"I32", 4},
-    [FM__ST_I64] = {"I64", 8}, [FM__ST_U8] = {"U8", 1},
+    [FM__ST_I64] = {"I64", 8}, [FM__ST_U8] = {"U8", 1}, [FM__ST_I8] = {"I8", 1},
 };
 #define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
 
@@ -85,7 +85,7 @@ static int parse_tensor(fm__st_tensor *t, const fm__json *v, size_t data_size, c
     while (d < N_DTYPES && strcmp(dtypes[d].name, dt->string)) d++;
     if (d == N_DTYPES)
         return fm__err(err, "%s: tensor '%.100s': unknown dtype '%.32s' (supported: F32, F64, I32, "
-                            "I64, U8)",
+                            "I64, U8, I8)",
                        src, t->name, dt->string);
     t->dtype = (fm__st_dtype)d;
 

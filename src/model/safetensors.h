@@ -27,7 +27,8 @@ typedef enum fm__st_dtype {
     FM__ST_F64,
     FM__ST_I32,
     FM__ST_I64,
-    FM__ST_U8
+    FM__ST_U8,
+    FM__ST_I8
 } fm__st_dtype;
 
 typedef struct fm__st_tensor {

@@ -12,6 +12,7 @@
 #include "core/parse.h"
 #include "core/json.h"
 #include "model/model.h"
+#include "model/quant.h"
 #include "model/safetensors.h"
 
 #define FOREIGN_PREFIX FM__MODEL_FOREIGN_PREFIX
@@ -26,39 +27,65 @@
  * a file without it (any older one too) means none. */
 #define TTA "fmnist.tta"
 
+/* What a stored tensor's values must be, beyond its dtype and shape. */
+typedef enum { ANY_FINITE, NONNEG, POSITIVE, INT8_WEIGHT, ANY_BYTE } value_rule;
+
 typedef struct {
     char name[64];
+    fm__st_dtype dtype;
     int ndim;
     uint64_t shape[4];
-    int in_stats;  /* offset is into m->stats rather than m->params */
-    int nonneg;    /* must not be negative (variances) */
-    size_t offset; /* floats */
+    value_rule rule;
+    void *data;   /* where its values live in the model (NULL: not yet allocated) */
     size_t count;
 } model_tensor;
 
+/* Most stored tensors of one layer: its own, the weight of an int8 layer
+ * twice (values and scales), and its input's scale and zero point. */
+#define MAX_STORED (FM__MAX_TENSORS + 3)
+
 /* Every stored tensor of the model, in layer order, as each layer type
- * declares them (at most FM__MAX_TENSORS per layer). */
-static int model_tensors(const fm_model *m, model_tensor *t) {
+ * declares them; with int8, the quantized layers' int8 parts in place of
+ * their float weight (model/quant.h). */
+static int model_tensors(const fm_model *m, int int8, model_tensor *t) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
+        fm__qlayer *ql = int8 && m->quant ? &m->quant->layers[i] : NULL;
+        const int quantized = int8 && fm__quant_layer(l);
         for (int j = 0; j < l->type->n_tensors; j++) {
             const fm__tensor_decl *d = &l->type->tensors[j];
+            const fm__tensor *lt = &l->t[j];
             model_tensor *x = &t[n++];
+            x->ndim = lt->ndim;
+            for (int k = 0; k < x->ndim; k++) x->shape[k] = (uint64_t)lt->shape[k];
+            x->count = lt->len;
+            if (quantized && j == l->type->qweight) {
+                *x = (model_tensor){.dtype = FM__ST_I8, .ndim = x->ndim, .rule = INT8_WEIGHT,
+                                    .data = ql ? ql->w : NULL, .count = x->count};
+                snprintf(x->name, sizeof x->name, "%s.%s_int8", l->name, d->suffix);
+                for (int k = 0; k < x->ndim; k++) x->shape[k] = (uint64_t)lt->shape[k];
+                x = &t[n++];
+                *x = (model_tensor){.dtype = FM__ST_F32, .ndim = 1, .shape = {lt->shape[0]},
+                                    .rule = POSITIVE, .data = ql ? ql->w_scale : NULL,
+                                    .count = (size_t)lt->shape[0]};
+                snprintf(x->name, sizeof x->name, "%s.%s_scale", l->name, d->suffix);
+                continue;
+            }
             snprintf(x->name, sizeof x->name, "%s.%s", l->name, d->suffix);
-            x->ndim = l->t[j].ndim;
-            for (int k = 0; k < x->ndim; k++) x->shape[k] = (uint64_t)l->t[j].shape[k];
-            x->count = l->t[j].len;
-            x->in_stats = !d->trainable;
-            x->nonneg = d->nonneg;
-            x->offset = l->t[j].offset;
+            x->dtype = FM__ST_F32;
+            x->rule = d->nonneg ? NONNEG : ANY_FINITE;
+            x->data = lt->data; /* NULL until the parameters are allocated */
         }
+        if (!quantized) continue;
+        t[n] = (model_tensor){.dtype = FM__ST_F32, .ndim = 1, .shape = {1}, .rule = POSITIVE,
+                              .data = ql ? &ql->in_scale : NULL, .count = 1};
+        snprintf(t[n++].name, sizeof t[0].name, "%s.input_scale", l->name);
+        t[n] = (model_tensor){.dtype = FM__ST_U8, .ndim = 1, .shape = {1}, .rule = ANY_BYTE,
+                              .data = ql ? &ql->zp : NULL, .count = 1};
+        snprintf(t[n++].name, sizeof t[0].name, "%s.input_zero_point", l->name);
     }
     return n;
-}
-
-static float *tensor_data(const fm_model *m, const model_tensor *t) {
-    return (t->in_stats ? m->stats : m->params) + t->offset;
 }
 
 char *fm__model_class_names_json(const fm_model *m) {
@@ -86,19 +113,19 @@ int fm_model_save(const fm_model *m, const char *path, fm_err *err) {
 int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry *extra,
                         size_t n_extra, const fm__st_kv *extra_meta, size_t n_extra_meta,
                         fm_err *err) {
-    model_tensor *mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt + 1);
-    fm__st_entry *e = malloc((FM__MAX_TENSORS * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
-    fm__st_kv *meta = malloc((9 + n_extra_meta) * sizeof *meta);
+    model_tensor *mt = malloc(MAX_STORED * (size_t)m->n_layers * sizeof *mt + 1);
+    fm__st_entry *e = malloc((MAX_STORED * (size_t)m->n_layers + n_extra) * sizeof *e + 1);
+    fm__st_kv *meta = malloc((11 + n_extra_meta) * sizeof *meta);
     char *names = fm__model_class_names_json(m);
     int rc = -1;
     if (!mt || !e || !meta || !names) {
         fm__err(err, "%s: out of memory", path);
         goto done;
     }
-    int n = model_tensors(m, mt);
+    int n = model_tensors(m, m->quant != NULL, mt);
     for (int i = 0; i < n; i++) {
-        e[i] = (fm__st_entry){.name = mt[i].name, .dtype = FM__ST_F32, .ndim = mt[i].ndim,
-                              .data = tensor_data(m, &mt[i])};
+        e[i] = (fm__st_entry){.name = mt[i].name, .dtype = mt[i].dtype, .ndim = mt[i].ndim,
+                              .data = mt[i].data};
         memcpy(e[i].shape, mt[i].shape, sizeof mt[i].shape);
     }
     for (size_t i = 0; i < n_extra; i++) e[(size_t)n + i] = extra[i];
@@ -109,6 +136,10 @@ int fm__model_save_with(const fm_model *m, const char *path, const fm__st_entry 
     size_t n_meta = 4;
     if (m->recipe) meta[n_meta++] = (fm__st_kv){RECIPE, m->recipe};
     if (m->tta != FM_TTA_NONE) meta[n_meta++] = (fm__st_kv){TTA, fm_tta_name(m->tta)};
+    if (m->quant) {
+        meta[n_meta++] = (fm__st_kv){FM__QUANT_META, "int8"};
+        meta[n_meta++] = (fm__st_kv){FM__QUANT_CALIBRATION_META, m->quant->calibration};
+    }
     char seed[32], val[32], limit[32];
     if (m->has_split) {
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->split_seed);
@@ -158,17 +189,17 @@ static int read_class_names(fm_model *m, const char *text, const char *path, fm_
     return rc;
 }
 
-/* Every tensor the description needs is present as F32 with its shape, and
- * nothing else is (apart from the foreign prefix). */
+/* Every tensor the description needs is present with its dtype and shape,
+ * and nothing else is (apart from the foreign prefix). */
 static int check_tensors(const fm__st_file *f, const model_tensor *mt, int n, const char *path,
                          fm_err *err) {
     char want[96], got[96];
     for (int i = 0; i < n; i++) {
         const fm__st_tensor *t = fm__st_find(f, mt[i].name);
         if (!t) return fm__err(err, "%s: missing tensor '%s'", path, mt[i].name);
-        if (t->dtype != FM__ST_F32)
-            return fm__err(err, "%s: tensor '%s' has dtype %s, expected F32", path, mt[i].name,
-                           fm__st_dtype_name(t->dtype));
+        if (t->dtype != mt[i].dtype)
+            return fm__err(err, "%s: tensor '%s' has dtype %s, expected %s", path, mt[i].name,
+                           fm__st_dtype_name(t->dtype), fm__st_dtype_name(mt[i].dtype));
         int same = t->ndim == mt[i].ndim;
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == mt[i].shape[d];
         if (!same) {
@@ -190,20 +221,35 @@ static int check_tensors(const fm__st_file *f, const model_tensor *mt, int n, co
     return 0;
 }
 
-/* Copies the checked tensors into m, refusing non-finite values and negative
- * variances. */
-static int copy_tensors(fm_model *m, const fm__st_file *f, const model_tensor *mt, int n,
-                        const char *path, fm_err *err) {
+/* Copies the checked tensors into the model, refusing values their rule
+ * forbids: non-finite floats, negative variances, scales that are not
+ * positive, int8 weights beyond +-FM__QW_MAX. */
+static int copy_tensors(const fm__st_file *f, const model_tensor *mt, int n, const char *path,
+                        fm_err *err) {
     for (int i = 0; i < n; i++) {
-        float *dst = tensor_data(m, &mt[i]);
-        fm__st_copy(fm__st_find(f, mt[i].name), dst);
+        fm__st_copy(fm__st_find(f, mt[i].name), mt[i].data);
+        const float *v = mt[i].data;
+        const int8_t *w = mt[i].data;
         for (size_t j = 0; j < mt[i].count; j++) {
-            if (!isfinite(dst[j]))
-                return fm__err(err, "%s: tensor '%s' holds a non-finite value at index %zu", path,
-                               mt[i].name, j);
-            if (mt[i].nonneg && dst[j] < 0.0f)
-                return fm__err(err, "%s: tensor '%s' holds a negative variance at index %zu",
-                               path, mt[i].name, j);
+            const char *bad = NULL;
+            switch (mt[i].rule) {
+            case ANY_FINITE: bad = isfinite(v[j]) ? NULL : "a non-finite value"; break;
+            case NONNEG:
+                bad = !isfinite(v[j]) ? "a non-finite value" : v[j] < 0.0f ? "a negative variance"
+                                                                            : NULL;
+                break;
+            case POSITIVE:
+                bad = isfinite(v[j]) && v[j] > 0.0f ? NULL : "a scale that is not a positive number";
+                break;
+            case INT8_WEIGHT:
+                bad = w[j] >= -FM__QW_MAX && w[j] <= FM__QW_MAX ? NULL
+                                                                : "an int8 weight beyond +-63";
+                break;
+            case ANY_BYTE: break;
+            }
+            if (bad)
+                return fm__err(err, "%s: tensor '%s' holds %s at index %zu", path, mt[i].name, bad,
+                               j);
         }
     }
     return 0;
@@ -215,10 +261,11 @@ int fm__model_read_weights(fm_model *m, const fm__st_file *f, const char *path, 
         return fm__err(err, "%s: %s", path,
                        desc ? "its model description differs from this model's"
                             : "missing metadata 'fmnist.description'");
-    model_tensor *mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt + 1);
+    if (m->quant) return fm__err(err, "%s: an int8 model's weights cannot be replaced", path);
+    model_tensor *mt = malloc(MAX_STORED * (size_t)m->n_layers * sizeof *mt + 1);
     if (!mt) return fm__err(err, "%s: out of memory", path);
-    int n = model_tensors(m, mt);
-    int rc = check_tensors(f, mt, n, path, err) || copy_tensors(m, f, mt, n, path, err) ? -1 : 0;
+    int n = model_tensors(m, 0, mt);
+    int rc = check_tensors(f, mt, n, path, err) || copy_tensors(f, mt, n, path, err) ? -1 : 0;
     free(mt);
     return rc;
 }
@@ -294,15 +341,25 @@ fm_model *fm_model_load(const char *path, fm_err *err) {
         fm__err(err, "%s: out of memory", path);
         goto fail;
     }
-    if (!(mt = malloc(FM__MAX_TENSORS * (size_t)m->n_layers * sizeof *mt))) {
+    const char *quant = fm__st_meta(&f, FM__QUANT_META);
+    const char *calibration = fm__st_meta(&f, FM__QUANT_CALIBRATION_META);
+    if (quant && strcmp(quant, "int8")) {
+        fm__err(err, "%s: metadata '%s' = '%.40s' is not a precision fmnist runs (int8)", path,
+                FM__QUANT_META, quant);
+        goto fail;
+    }
+    if (!(mt = malloc(MAX_STORED * (size_t)m->n_layers * sizeof *mt))) {
         fm__err(err, "%s: out of memory", path);
         goto fail;
     }
-    int n = model_tensors(m, mt);
+    int n = model_tensors(m, quant != NULL, mt);
     /* Only now, with every tensor known to be in the file at its full size, allocate. */
     if (check_tensors(&f, mt, n, path, err) || fm__model_alloc_params(m, err) ||
-        copy_tensors(m, &f, mt, n, path, err))
+        (quant && fm__quant_alloc(m, calibration ? calibration : "unknown", err)))
         goto fail;
+    n = model_tensors(m, quant != NULL, mt); /* now with where each goes */
+    if (copy_tensors(&f, mt, n, path, err)) goto fail;
+    if (quant) fm__quant_finish(m);
     free(mt);
     fm__st_close(&f);
     return m;

@@ -52,9 +52,30 @@ static int check_params(const fm_bench_params *p, fm_err *err) {
     return 0;
 }
 
+/* Inference batches: fm_model_evaluate's path (scaling, forward, loss),
+ * which fm_model_predict runs less the loss. Medians into *med, fastest *min. */
+static int time_inference(fm_model *m, const fm_bench_params *p, const uint8_t *pixels,
+                          const uint8_t *labels, float *probs, double *times, double *med,
+                          double *min, fm_err *err) {
+    for (int s = -p->warmup; s < p->steps; s++) {
+        double t0 = fm__now(), loss;
+        if (fm__model_infer(m, pixels, labels, (size_t)p->infer_batch, p->infer_batch, probs,
+                            &loss, err) < 0)
+            return -1;
+        if (s >= 0) times[s] = fm__now() - t0;
+    }
+    *med = median(times, p->steps); /* sorts them */
+    *min = times[0];
+    return 0;
+}
+
 int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_err *err) {
     memset(r, 0, sizeof *r);
     if (check_params(p, err) < 0) return -1;
+    if (m->quant)
+        return fm__err(err, "bench: %s is an int8 model, which cannot train; bench its float "
+                            "network, with int8 to time int8 inference as well",
+                       m->source);
     r->threads = fm_set_threads(p->threads);
     int cap = p->batch > p->infer_batch ? p->batch : p->infer_batch;
     if (fm__model_reserve(m, cap, err) < 0) return -1;
@@ -108,20 +129,24 @@ int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_e
             adam_t[s] = t2 - t1;
         }
     }
-    /* Inference batches: fm_model_evaluate's path (scaling, forward, loss),
-     * which fm_model_predict runs less the loss, on random bytes. */
+    /* Inference on random bytes. */
     for (size_t i = 0; i < px_len; i++) pixels[i] = (uint8_t)fm_rng_below(&rng, 256);
-    for (int s = -p->warmup; s < steps; s++) {
-        double t0 = fm__now(), loss;
-        if (fm__model_infer(m, pixels, labels, (size_t)p->infer_batch, cap, probs, &loss, err) < 0)
+    if (time_inference(m, p, pixels, labels, probs, infer_t, &r->infer_batch_s,
+                       &r->infer_batch_min_s, err) < 0)
+        goto done;
+    if (p->int8) {
+        fm_images calib = {(size_t)p->infer_batch, pixels, labels};
+        fm_quantize_params q = fm_quantize_default_params();
+        q.calibration_images = calib.count;
+        if (fm_model_quantize(m, &calib, &q, err) < 0 ||
+            time_inference(m, p, pixels, labels, probs, infer_t, &r->infer_int8_batch_s,
+                           &r->infer_int8_batch_min_s, err) < 0)
             goto done;
-        if (s >= 0) infer_t[s] = fm__now() - t0;
+        r->infer_int8_img_per_s = p->infer_batch / r->infer_int8_batch_s;
     }
 
     r->train_step_s = median(train_t, steps);
     r->train_step_min_s = train_t[0];
-    r->infer_batch_s = median(infer_t, steps);
-    r->infer_batch_min_s = infer_t[0];
     r->adam_s = median(adam_t, steps);
     r->train_img_per_s = p->batch / r->train_step_s;
     r->infer_img_per_s = p->infer_batch / r->infer_batch_s;

@@ -110,6 +110,10 @@ int fm__train_schedule(fm__schedule *s, const fm_train_params *p, int64_t total,
 int fm__train_check_run(const fm_model *m, const fm_images *train, const fm_images *val,
                         const fm_train_params *p, fm_err *err) {
     if (fm__train_check_params(p, err) < 0 || fm__check_io(m, err) < 0) return -1;
+    if (m->quant)
+        return fm__err(err, "%s: an int8 model cannot be trained; train the float model it was "
+                            "quantized from",
+                       m->source);
     /* not a recorded recipe value, so not in fm__train_check_params */
     if (p->checkpoint_steps < 0)
         return fm__err(err, "checkpoint steps must be >= 0 (got %d)", p->checkpoint_steps);
