@@ -4,7 +4,8 @@
 # qemu-aarch64 user emulation, the tests that say the ARM build computes what
 # the x86 one does: the portable kernel table against the reference kernels
 # on varied shapes, the layers' gradients against finite differences, the
-# network against the PyTorch fixtures, the optimizers, and short trainings.
+# network against the PyTorch fixtures, the optimizers, short trainings, and
+# int8 models (quantized, saved, loaded, run).
 # (Emulation is some 20x slower than the CPU, so it is not the whole suite:
 # the parsers, the CLI and the run folder are plain C and tested natively;
 # test_csv, whose pipe case forks, hangs under qemu-user.) It is built
@@ -16,7 +17,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build-arm64}
-tests="test_kernels test_gradcheck test_model test_torch_reference test_optim test_adam test_tta test_train test_train_recipe"
+tests="test_kernels test_gradcheck test_model test_torch_reference test_optim test_adam test_tta test_train test_train_recipe test_quant"
 scripts/deps.sh arm64
 cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
   -DFM_OPENMP=OFF

@@ -64,4 +64,40 @@ static inline char *tu_log_sans_time(const char *run_dir) {
     return s;
 }
 
+/* The int8 tests' float model: a small network with a BatchNorm between two
+ * convs (what int8 folds), trained for 2 epochs by the CLI on the first
+ * n_train training and n_test test images of the real data, written as IDX
+ * into the scratch folder's data/; the run folder is run/ (its model
+ * run/model.safetensors), `flags` go to train. Returns train's exit status,
+ * with the CHECK already made. */
+static inline int tu_train_int8_net(const fm_images *train, const fm_images *test, size_t n_train,
+                                    size_t n_test, const char *flags) {
+    static const char net[] = "input 28 28 1\n"
+                              "conv filters=8 kernel=3 padding=same activation=relu\n"
+                              "batchnorm\n"
+                              "conv filters=8 kernel=3 padding=same activation=relu\n"
+                              "maxpool 2\n"
+                              "flatten\n"
+                              "dense units=32 activation=relu\n"
+                              "dense units=10 activation=softmax\n";
+    fm_err err;
+    fm_images small_train = *train, small_test = *test;
+    small_train.count = n_train;
+    small_test.count = n_test;
+    char data[4200], cfg[4200], run_dir[4200], args[16384];
+    snprintf(data, sizeof data, "%s", tu_path("data"));
+    snprintf(cfg, sizeof cfg, "%s", tu_path("small.cfg"));
+    snprintf(run_dir, sizeof run_dir, "%s", tu_path("run"));
+    mkdir(data, 0777);
+    CHECK_MSG(fm_data_write(data, FM_FORMAT_IDX, &small_train, &small_test, &err) == 0, "%s",
+              err.msg);
+    tu_write(cfg, net, sizeof net - 1);
+    snprintf(args, sizeof args,
+             "train --model '%s' --data '%s' --out '%s' --epochs 2 --batch 32 --quiet %s", cfg,
+             data, run_dir, flags);
+    int rc = tu_run(args);
+    CHECK_MSG(rc == 0, "train: exit %d: %s", rc, tu_output("err.txt"));
+    return rc;
+}
+
 #endif

@@ -103,33 +103,13 @@ int main(void) {
              node_path);
     tu_init("system_onnx_ort");
 
-    fm_images small_train = train, small_test = test;
-    small_train.count = 600;
-    small_test.count = N_IMAGES;
     char data[4200], cfg[4200], run_dir[4200], weights[4300], int8[4300], args[16384];
     snprintf(data, sizeof data, "%s", tu_path("data"));
     snprintf(cfg, sizeof cfg, "%s", tu_path("small.cfg"));
     snprintf(run_dir, sizeof run_dir, "%s", tu_path("run"));
     snprintf(weights, sizeof weights, "%s/model.safetensors", run_dir);
     snprintf(int8, sizeof int8, "%s/model.int8.safetensors", run_dir);
-    mkdir(data, 0777);
-    CHECK_MSG(fm_data_write(data, FM_FORMAT_IDX, &small_train, &small_test, &err) == 0, "%s",
-              err.msg);
-    const char *net = "input 28 28 1\n"
-                      "conv filters=8 kernel=3 padding=same activation=relu\n"
-                      "batchnorm\n"
-                      "conv filters=8 kernel=3 padding=same activation=relu\n"
-                      "maxpool 2\n"
-                      "flatten\n"
-                      "dense units=32 activation=relu\n"
-                      "dense units=10 activation=softmax\n";
-    tu_write(cfg, net, strlen(net));
-    snprintf(args, sizeof args,
-             "train --model '%s' --data '%s' --out '%s' --epochs 2 --batch 32 --set tta=flip "
-             "--quiet",
-             cfg, data, run_dir);
-    int rc = tu_run(args);
-    CHECK_MSG(rc == 0, "train: exit %d: %s", rc, tu_output("err.txt"));
+    int rc = tu_train_int8_net(&train, &test, 600, N_IMAGES, "--set tta=flip");
     snprintf(args, sizeof args, "quantize --weights '%s' --data '%s' --calibration-images 200 "
                                 "--no-eval",
              weights, data);
