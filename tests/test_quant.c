@@ -145,6 +145,15 @@ static void test_quantize(const fm_images *calib, const fm_images *test) {
     if (back) {
         CHECK(!strcmp(fm_model_precision(back), "int8"));
         CHECK(back->layers[BN].folded && back->layers[CONV_1].q);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        fm_model_summary(back, mem);
+        fclose(mem);
+        CHECK_MSG(strstr(text, "\nint8: conv and dense weights in 8 bits, inputs in uint8 "
+                               "(minmax over 64 training images)\n"),
+                  "%s", text);
+        free(text);
         float *again = probs_of(back, test);
         CHECK(!memcmp(again, int8, test->count * 10 * sizeof *again));
         free(again);

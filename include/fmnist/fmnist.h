@@ -368,7 +368,7 @@ FM_API int fm_model_export_onnx(const fm_model *model, const char *path, fm_err 
  * the setting per thread: a thread started afterwards has OMP_NUM_THREADS's
  * (by default all cores) until it calls this. */
 FM_API int fm_set_threads(int threads);
-/* Name of the kernel table in use: "ref", "avx2" or "avx512". */
+/* Name of the kernel table in use: "ref", "portable", "avx2" or "avx512". */
 FM_API const char *fm_kernels_name(void);
 
 /* ---- training ------------------------------------------------------- */

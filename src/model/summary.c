@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "model/quant.h"
 
 /* 1868234 -> "1,868,234" */
 static void with_commas(char *buf, size_t n) {
@@ -91,5 +92,8 @@ void fm_model_summary(const fm_model *m, FILE *out) {
     with_commas(count, total - trainable);
     memory_size(mem, sizeof mem, total - trainable);
     fprintf(out, "Non-trainable params: %s (%s)\n", count, mem);
+    if (m->quant)
+        fprintf(out, "int8: conv and dense weights in 8 bits, inputs in uint8 (%s)\n",
+                m->quant->calibration);
     rule(out, '_', width);
 }
