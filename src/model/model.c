@@ -125,7 +125,7 @@ int fm_model_set_class_names(fm_model *m, const char *const *names, fm_err *err)
 static int default_class_names(fm_model *m, fm_err *err) {
     if (m->classes == FM_NUM_CLASSES)
         return fm__model_set_class_names(m, fm_class_names, m->source, err);
-    char nums[256][4]; /* plan() allows 256 classes at most */
+    char nums[256][12]; /* plan() allows 256 classes at most; room for any int */
     const char *names[256];
     for (int k = 0; k < m->classes; k++) {
         snprintf(nums[k], sizeof nums[k], "%d", k);
