@@ -4,7 +4,8 @@
 // IMAGES.f32: N * 784 little-endian floats (pixel / 255), as the graph's
 // "input" takes them; OUT.f32 gets N * 10 floats of "probabilities". With
 // ROUNDS > 0 it also times that many runs of the whole batch after one
-// untimed run, and prints "ort_img_per_s=R" (the median). Exit 3 when
+// untimed run, and prints "ort_img_per_s=R" (the median), after a first line
+// naming onnxruntime's version. Exit 3 when
 // onnxruntime-node cannot be loaded (the caller skips), 1 on any other
 // failure.
 'use strict';
@@ -27,6 +28,7 @@ async function main() {
         intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential',
         graphOptimizationLevel: 'all',
     });
+    console.log(`onnxruntime ${require('onnxruntime-node/package.json').version}`);
     const feeds = { input: new ort.Tensor('float32', x, [n, 1, 28, 28]) };
     let result = await session.run(feeds);
     const p = result.probabilities.data;
@@ -41,7 +43,6 @@ async function main() {
         times.sort((a, b) => a - b);
         console.log(`ort_img_per_s=${(n / times[Math.floor(rounds / 2)]).toFixed(2)}`);
     }
-    console.log(`onnxruntime ${require('onnxruntime-node/package.json').version}`);
 }
 main().catch((e) => {
     console.error(e.message);
