@@ -103,9 +103,8 @@ int main(void) {
              node_path);
     tu_init("system_onnx_ort");
 
-    char data[4200], cfg[4200], run_dir[4200], weights[4300], int8[4300], args[16384];
+    char data[4200], run_dir[4200], weights[4300], int8[4300], args[16384];
     snprintf(data, sizeof data, "%s", tu_path("data"));
-    snprintf(cfg, sizeof cfg, "%s", tu_path("small.cfg"));
     snprintf(run_dir, sizeof run_dir, "%s", tu_path("run"));
     snprintf(weights, sizeof weights, "%s/model.safetensors", run_dir);
     snprintf(int8, sizeof int8, "%s/model.int8.safetensors", run_dir);

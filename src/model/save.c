@@ -60,11 +60,11 @@ static int model_tensors(const fm_model *m, int int8, model_tensor *t) {
             x->ndim = lt->ndim;
             for (int k = 0; k < x->ndim; k++) x->shape[k] = (uint64_t)lt->shape[k];
             x->count = lt->len;
-            if (quantized && j == l->type->qweight) {
-                *x = (model_tensor){.dtype = FM__ST_I8, .ndim = x->ndim, .rule = INT8_WEIGHT,
-                                    .data = ql ? ql->w : NULL, .count = x->count};
+            if (quantized && j == l->type->qweight) { /* the weight's shape, in int8 */
                 snprintf(x->name, sizeof x->name, "%s.%s_int8", l->name, d->suffix);
-                for (int k = 0; k < x->ndim; k++) x->shape[k] = (uint64_t)lt->shape[k];
+                x->dtype = FM__ST_I8;
+                x->rule = INT8_WEIGHT;
+                x->data = ql ? ql->w : NULL;
                 x = &t[n++];
                 *x = (model_tensor){.dtype = FM__ST_F32, .ndim = 1, .shape = {lt->shape[0]},
                                     .rule = POSITIVE, .data = ql ? ql->w_scale : NULL,
