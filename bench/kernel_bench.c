@@ -154,9 +154,10 @@ static void bench_dense(const fm__kernels *k, int n, int in_dim, int out_dim, fm
           *b = filled(out_dim, rng), *out = filled((size_t)n * out_dim, rng),
           *din = filled((size_t)n * in_dim, rng), *dw = filled((size_t)in_dim * out_dim, rng);
     double flops = 2.0 * n * in_dim * out_dim, t;
+    float *ws = malloc(sizeof(float) * (k->dense_workspace(n, in_dim, out_dim) + 1));
     char what[64];
     snprintf(what, sizeof what, "dense %4d->%3d forward", in_dim, out_dim);
-    TIME(t, k->dense_forward(out, in, w, b, n, in_dim, out_dim, 1));
+    TIME(t, k->dense_forward(out, in, w, b, n, in_dim, out_dim, 1, ws));
     report(what, t, flops, 0);
     total_f32_layers += t, total_f32_layers_min += fastest;
     {
@@ -169,12 +170,12 @@ static void bench_dense(const fm__kernels *k, int n, int in_dim, int out_dim, fm
         free_qweights(&q);
     }
     snprintf(what, sizeof what, "dense %4d->%3d backward data", in_dim, out_dim);
-    TIME(t, k->dense_backward_data(din, out, w, n, in_dim, out_dim));
+    TIME(t, k->dense_backward_data(din, out, w, n, in_dim, out_dim, ws));
     report(what, t, flops, 1);
     snprintf(what, sizeof what, "dense %4d->%3d backward weights", in_dim, out_dim);
-    TIME(t, k->dense_backward_weights(dw, b, out, in, n, in_dim, out_dim));
+    TIME(t, k->dense_backward_weights(dw, b, out, in, n, in_dim, out_dim, ws));
     report(what, t, flops, 1);
-    free(in), free(w), free(b), free(out), free(din), free(dw);
+    free(in), free(w), free(b), free(out), free(din), free(dw), free(ws);
 }
 
 /* Batch norm (after conv1 and conv3, so on (n, c, hw)), in training and inference. */

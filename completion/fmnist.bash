@@ -27,7 +27,7 @@ _fmnist() {
     convert) flags="--to --help" ;;
     show) flags="--data --set --index --grid --scale -o --help" ;;
     summary) flags="-h --help" ;;
-    train) flags="--recipe --set --data --model --epochs --batch --lr --seed --threads --limit
+    train) flags="--recipe --set --precision --data --model --epochs --batch --lr --seed --threads --limit
                   --val-split --no-augment --out --overwrite --resume --checkpoint-steps --test
                   --quiet --help" ;;
     eval) flags="--weights --data --split --val-split --seed --limit --no-tta --json --help" ;;
@@ -35,7 +35,8 @@ _fmnist() {
     quantize) flags="--weights --output -o --data --calibration-images --threads --no-eval --help" ;;
     export) flags="--weights --onnx --no-tta --help" ;;
     report) flags="--run --data --out -o --threads --no-tta --help" ;;
-    bench) flags="--model --threads --batch --steps --warmup --infer-batch --layers --int8 --help" ;;
+    bench) flags="--model --threads --batch --steps --warmup --infer-batch --layers --int8 --precision
+                  --help" ;;
     *) return ;;
     esac
     if [[ $cur == -* ]]; then

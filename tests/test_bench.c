@@ -274,11 +274,25 @@ static void test_cli(void) {
     CHECK_MSG(rc == 0 && !strstr(tu_output("err.txt"), "FMNIST_KERNELS") &&
                   strstr(tu_output("out.txt"), "kernels ref"),
               "exit %d: %s", rc, tu_output("err.txt"));
+    /* bf16 needs a table with bf16 ops: the reference has none */
+    snprintf(args, sizeof args,
+             "bench --model '%s' --steps 1 --batch 2 --warmup 0 --infer-batch 2 --precision bf16",
+             cfg);
+    rc = tu_run(args);
+    CHECK_MSG(rc == 1 && strstr(tu_output("err.txt"), "precision bf16 needs a fast kernel table"),
+              "exit %d: %s", rc, tu_output("err.txt"));
     unsetenv("FMNIST_KERNELS");
+    /* on the automatic table it runs, and says which table the steps ran on */
+    rc = tu_run(args);
+    const char *bf = fm_kernels_train_name(FM_PRECISION_BF16);
+    char line[128];
+    snprintf(line, sizeof line, "training products in bf16 on %s", bf ? bf : "?");
+    CHECK_MSG(rc == 0 && strstr(tu_output("out.txt"), line), "exit %d: %s%s", rc,
+              tu_output("out.txt"), tu_output("err.txt"));
     /* bad flags: exit 2 and one line on stderr */
     const char *bad[] = {"--batch 0",    "--batch abc",        "--steps -1",  "--threads x",
                          "--infer-batch 0", "--warmup -1",     "--frobnicate", "--steps",
-                         "extra"};
+                         "extra",        "--precision fp16",   "--precision"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(args, sizeof args, "bench --model '%s' %s", cfg, bad[i]);
         rc = tu_run(args);

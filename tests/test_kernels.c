@@ -30,34 +30,14 @@
 #include "check.h"
 #include "fmnist/fmnist.h"
 #include "kernels/kernels.h"
+#include "kerneltest.h"
 
-#define U_EPS (1.0 / 16777216.0)
-#define TOL_SUM (64 * U_EPS)
 #define TOL_WINO (512 * U_EPS)
-#define SENTINEL 12345.678f
-#define GUARD 64
-
-static fm_rng rng;
-
-/* len floats uniform in [-1, 1), plus GUARD sentinels after them that no
- * kernel may write. */
-static float *rnd(size_t len) {
-    float *p = malloc(sizeof(float) * (len + GUARD));
-    for (size_t i = 0; i < len; i++) p[i] = 2.0f * fm_rng_uniform(&rng) - 1.0f;
-    for (size_t i = 0; i < GUARD; i++) p[len + i] = SENTINEL;
-    return p;
-}
 
 static float *absdup(const float *x, size_t len) {
     float *p = malloc(sizeof(float) * (len ? len : 1));
     for (size_t i = 0; i < len; i++) p[i] = fabsf(x[i]);
     return p;
-}
-
-static int guard_ok(const float *p, size_t len) {
-    for (size_t i = 0; i < GUARD; i++)
-        if (p[len + i] != SENTINEL) return 0;
-    return 1;
 }
 
 /* Largest |fast-ref| / (tol*mag + u*|ref|) over an array: <= 1 passes. */
@@ -72,21 +52,6 @@ static double worst(const float *fast, const float *ref, const float *mag, size_
         if (mag[i] > 0 && d / mag[i] > *rel_seen) *rel_seen = d / mag[i];
     }
     return w;
-}
-
-static fm__conv_shape conv_shape(int n, int c, int h, int w, int oc, int k, int stride, int same) {
-    fm__conv_shape s = {.n = n, .c = c, .h = h, .w = w, .oc = oc, .k = k, .stride = stride};
-    if (same) {
-        s.oh = (h + stride - 1) / stride;
-        s.ow = (w + stride - 1) / stride;
-        int ph = (s.oh - 1) * stride + k - h, pw = (s.ow - 1) * stride + k - w;
-        s.pad_t = ph > 0 ? ph / 2 : 0;
-        s.pad_l = pw > 0 ? pw / 2 : 0;
-    } else {
-        s.oh = (h - k) / stride + 1;
-        s.ow = (w - k) / stride + 1;
-    }
-    return s;
 }
 
 static double seen_conv_fwd, seen_conv_bwd, seen_conv_dw, seen_dense;
@@ -180,20 +145,20 @@ static void test_dense(const fm__kernels *rk, int n, int in_dim, int out_dim) {
     float *o_r[2], *o_m = rnd(nout), *di_r = rnd(nin), *di_m = rnd(nin);
     for (int relu = 0; relu < 2; relu++) {
         o_r[relu] = rnd(nout);
-        rk->dense_forward(o_r[relu], in, w, b, n, in_dim, out_dim, relu);
+        rk->dense_forward(o_r[relu], in, w, b, n, in_dim, out_dim, relu, NULL);
     }
-    rk->dense_forward(o_m, ain, aw, ab, n, in_dim, out_dim, 0);
-    rk->dense_backward_data(di_r, dout, w, n, in_dim, out_dim);
-    rk->dense_backward_data(di_m, adout, aw, n, in_dim, out_dim);
+    rk->dense_forward(o_m, ain, aw, ab, n, in_dim, out_dim, 0, NULL);
+    rk->dense_backward_data(di_r, dout, w, n, in_dim, out_dim, NULL);
+    rk->dense_backward_data(di_m, adout, aw, n, in_dim, out_dim, NULL);
     float *dw0 = rnd(nw), *db0 = rnd(out_dim), *dw_r = malloc(sizeof(float) * nw),
           *db_r = malloc(sizeof(float) * out_dim), *dw_m = malloc(sizeof(float) * nw),
           *db_m = malloc(sizeof(float) * out_dim);
     memcpy(dw_r, dw0, sizeof(float) * nw);
     memcpy(db_r, db0, sizeof(float) * out_dim);
-    rk->dense_backward_weights(dw_r, db_r, dout, in, n, in_dim, out_dim);
+    rk->dense_backward_weights(dw_r, db_r, dout, in, n, in_dim, out_dim, NULL);
     for (size_t i = 0; i < nw; i++) dw_m[i] = fabsf(dw_r[i]);
     for (int i = 0; i < out_dim; i++) db_m[i] = fabsf(db_r[i]);
-    rk->dense_backward_weights(dw_m, db_m, adout, ain, n, in_dim, out_dim);
+    rk->dense_backward_weights(dw_m, db_m, adout, ain, n, in_dim, out_dim, NULL);
 
     float *o_f = rnd(nout), *di_f = rnd(nin), *dw_f = rnd(nw), *db_f = rnd(out_dim);
     for (int ci = 0; ci < N_CFG; ci++) {
@@ -201,26 +166,28 @@ static void test_dense(const fm__kernels *rk, int n, int in_dim, int out_dim) {
         char what[96];
         snprintf(what, sizeof what, "%s/%dt dense n%d in%d out%d", fk->name, 1 + ci % 2, n, in_dim,
                  out_dim);
+        float *dws = malloc(sizeof(float) * (fk->dense_workspace(n, in_dim, out_dim) + 1));
         for (int relu = 0; relu < 2; relu++) {
-            fk->dense_forward(o_f, in, w, b, n, in_dim, out_dim, relu);
+            fk->dense_forward(o_f, in, w, b, n, in_dim, out_dim, relu, dws);
             double wr = worst(o_f, o_r[relu], o_m, nout, TOL_SUM, &seen_dense);
             CHECK_MSG(wr <= 1.0, "%s forward relu=%d: error %.3g x tolerance", what, relu, wr);
             CHECK_MSG(guard_ok(o_f, nout), "%s forward wrote past its end", what);
         }
-        fk->dense_backward_data(di_f, dout, w, n, in_dim, out_dim);
+        fk->dense_backward_data(di_f, dout, w, n, in_dim, out_dim, dws);
         double wr = worst(di_f, di_r, di_m, nin, TOL_SUM, &seen_dense);
         CHECK_MSG(wr <= 1.0, "%s backward data: error %.3g x tolerance", what, wr);
         CHECK_MSG(guard_ok(di_f, nin), "%s backward data wrote past its end", what);
 
         memcpy(dw_f, dw0, sizeof(float) * nw);
         memcpy(db_f, db0, sizeof(float) * out_dim);
-        fk->dense_backward_weights(dw_f, db_f, dout, in, n, in_dim, out_dim);
+        fk->dense_backward_weights(dw_f, db_f, dout, in, n, in_dim, out_dim, dws);
         wr = worst(dw_f, dw_r, dw_m, nw, TOL_SUM, &seen_dense);
         CHECK_MSG(wr <= 1.0, "%s backward weights: error %.3g x tolerance", what, wr);
         wr = worst(db_f, db_r, db_m, out_dim, TOL_SUM, &seen_dense);
         CHECK_MSG(wr <= 1.0, "%s backward bias: error %.3g x tolerance", what, wr);
         CHECK_MSG(guard_ok(dw_f, nw) && guard_ok(db_f, out_dim),
                   "%s backward weights wrote past its end", what);
+        free(dws);
     }
     free(in), free(w), free(b), free(dout), free(ain), free(aw), free(ab), free(adout);
     free(o_r[0]), free(o_r[1]), free(o_m), free(di_r), free(di_m), free(dw0), free(db0);
@@ -511,7 +478,7 @@ static void test_deterministic(const fm__kernels *fk) {
     size_t nin = (size_t)s.n * s.c * s.h * s.w, nout = (size_t)s.n * s.oc * s.oh * s.ow;
     size_t nw = (size_t)s.oc * s.c * 9;
     float *in = rnd(nin), *w = rnd(nw), *b = rnd(s.oc), *dout = rnd(nout);
-    float *ws = rnd(fk->conv2d_workspace(&s));
+    float *ws = rnd(fk->conv2d_workspace(&s)), *dws = rnd(fk->dense_workspace(64, 100, 300) + 1);
     float *r[2][4];
     for (int run = 0; run < 2; run++) {
         r[run][0] = calloc(nout, sizeof(float));
@@ -523,10 +490,10 @@ static void test_deterministic(const fm__kernels *fk) {
         fk->conv2d_backward_weights(r[run][2], r[run][2] + nw, dout, in, &s, ws);
         /* dense (64, 100) -> 300, reusing the conv arrays as data */
         float *d = r[run][3];
-        fk->dense_forward(d, in, w, dout, 64, 100, 300, 0); /* dout as the 300 biases */
-        fk->dense_backward_data(d + 64 * 300, in, w, 64, 100, 300);
+        fk->dense_forward(d, in, w, dout, 64, 100, 300, 0, dws); /* dout as the 300 biases */
+        fk->dense_backward_data(d + 64 * 300, in, w, 64, 100, 300, dws);
         fk->dense_backward_weights(d + 64 * 300 + 64 * 100, d + 64 * 300 + 64 * 100 + 30000, in,
-                                   dout, 64, 100, 300);
+                                   dout, 64, 100, 300, dws);
     }
     CHECK_MSG(memcmp(r[0][0], r[1][0], sizeof(float) * nout) == 0, "%s conv forward not repeatable",
               fk->name);
@@ -538,7 +505,7 @@ static void test_deterministic(const fm__kernels *fk) {
               "%s dense not repeatable", fk->name);
     for (int run = 0; run < 2; run++)
         for (int i = 0; i < 4; i++) free(r[run][i]);
-    free(in), free(w), free(b), free(dout), free(ws);
+    free(in), free(w), free(b), free(dout), free(ws), free(dws);
 }
 
 int main(void) {

@@ -212,6 +212,43 @@ int main(void) {
     }
     fm_model_free(pbn), fm_model_free(ref);
 
+    /* bf16 products (fm_precision): the run learns as well as fp32's, ends
+     * with other weights (the products were rounded), and records the table;
+     * auto is fp32's run to the bit where the CPU has no AVX512_BF16. */
+    const char *bf = fm_kernels_train_name(FM_PRECISION_BF16);
+    CHECK(bf && strstr(bf, "bf16"));
+    fm_model *b16 = NULL;
+    snprintf(dir, sizeof dir, "%s/bf16", tmp);
+    rc = run(dir, &tr, &none, with(nv, "precision = bf16\n"), &r, &b16, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/no-val/model.safetensors", tmp);
+    fm_model *f32 = fm_model_load(path, &err);
+    if (b16 && f32) {
+        CHECK(fm_model_evaluate(b16, &va, &e, &err) == 0);
+        CHECK_MSG(e.accuracy > 0.8, "bf16: accuracy %g", e.accuracy);
+        CHECK(memcmp(b16->params, f32->params, f32->n_params * sizeof(float)) != 0);
+    }
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    char *json = tu_text(path);
+    char want[160];
+    snprintf(want, sizeof want, "\"train_kernels\": \"%s\"", bf ? bf : "?");
+    CHECK_MSG(json && strstr(json, want) && strstr(json, "\"precision\": \"bf16\""), "run.json: %s",
+              json ? json : "(none)");
+    free(json);
+    fm_model_free(b16);
+    if (!strcmp(fm_kernels_train_name(FM_PRECISION_AUTO), fm_kernels_name())) {
+        fm_model *a = NULL;
+        snprintf(dir, sizeof dir, "%s/auto", tmp);
+        rc = run(dir, &tr, &none, with(nv, "precision = auto\n"), &r, &a, &err);
+        CHECK_MSG(rc == 0, "%s", err.msg);
+        if (a && f32) CHECK(!memcmp(a->params, f32->params, f32->n_params * sizeof(float)));
+        fm_model_free(a);
+    }
+    fm_model_free(f32);
+    fm_train_params badp = nv;
+    badp.precision = 7;
+    CHECK_FAILS_WITH(fm_train_params_check(&badp, &err), err, "unknown precision 7");
+
     /* SGD with Nesterov momentum and one-cycle, validated, EarlyStopping on. */
     snprintf(dir, sizeof dir, "%s/sgd", tmp);
     rc = run(dir, &tr, &va,

@@ -370,6 +370,22 @@ FM_API int fm_model_export_onnx(const fm_model *model, const char *path, fm_err 
 FM_API int fm_set_threads(int threads);
 /* Name of the kernel table in use: "ref", "portable", "avx2" or "avx512". */
 FM_API const char *fm_kernels_name(void);
+/* Training precision (fm_train_params.precision, fm_bench_params.precision).
+ * FP32: every op in fp32. BF16: the conv and dense products take bfloat16
+ * factors (rounded to nearest even) and keep fp32 sums, as AVX512_BF16's
+ * vdpbf16ps does, on that instruction where the CPU has it and the avx512
+ * table runs, else on an exact emulation of it (the numerics of bf16, at
+ * about fp32's direct-convolution speed). AUTO: BF16 on the instruction where
+ * it exists, else FP32. Weights, gradients, the optimizer, evaluation and
+ * saved models stay fp32 either way. */
+enum { FM_PRECISION_FP32, FM_PRECISION_BF16, FM_PRECISION_AUTO };
+/* "fp32", "bf16", "auto", or NULL for another value. */
+FM_API const char *fm_precision_name(int precision);
+/* The kernel table training at that precision runs on: fm_kernels_name()'s
+ * for fp32, else "avx512-bf16" (the instruction) or "<table>-bf16emu" (the
+ * emulation on that table); NULL when it cannot run (bf16 on the reference
+ * table, which has no bf16 ops: FMNIST_KERNELS=ref). */
+FM_API const char *fm_kernels_train_name(int precision);
 
 /* ---- training ------------------------------------------------------- */
 
@@ -451,6 +467,7 @@ typedef struct fm_train_params {
     int precise_bn;         /* K > 0: re-estimate BatchNorm statistics over K batches at the end */
     int tta;                /* an fm_tta: the model's test-time augmentation, from the
                                first validation on and in every model file saved */
+    int precision;          /* FM_PRECISION_FP32, _BF16 or _AUTO (fm_kernels_train_name) */
     const char *out_dir; /* "models" */
     FILE *progress;      /* Keras-style lines per epoch; NULL = silent */
 
@@ -594,6 +611,7 @@ typedef struct fm_bench_params {
     int layers;      /* 1: also time every layer's forward and backward */
     int int8;        /* 1: then quantize the trained network (fm_model_quantize, calibrated
                         on the synthetic images) and time its inference batches too */
+    int precision;   /* FM_PRECISION_FP32: the training steps' products (inference is fp32) */
 } fm_bench_params;
 
 FM_API fm_bench_params fm_bench_default_params(void);
@@ -607,6 +625,7 @@ typedef struct fm_bench_layer {
 
 typedef struct fm_bench_result {
     int threads; /* threads actually used */
+    const char *train_kernels; /* the table the training steps ran on (fm_kernels_train_name) */
     /* medians and fastest of the timed runs, seconds */
     double train_step_s, train_step_min_s;
     double infer_batch_s, infer_batch_min_s;

@@ -3,6 +3,7 @@
  * read: train_img_per_s=N and infer_img_per_s=N. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -10,6 +11,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: fmnist bench [--model CFG] [--threads N] [--batch N] [--steps N]\n"
             "                    [--warmup N] [--infer-batch N] [--layers] [--int8]\n"
+            "                    [--precision fp32|bf16|auto]\n"
             "\n"
             "Times training steps of the network (zero the gradients, forward with\n"
             "dropout, cross-entropy and backward, one Adam update: the trainer's own\n"
@@ -64,6 +66,7 @@ int fm_cmd_bench(int argc, char **argv) {
         {"warmup", required_argument, NULL, 'w'}, {"infer-batch", required_argument, NULL, 'i'},
         {"layers", no_argument, NULL, 'L'},       {"help", no_argument, NULL, 'h'},
         {"int8", no_argument, NULL, '8'},
+        {"precision", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     fm_bench_params p = fm_bench_default_params();
@@ -77,6 +80,16 @@ int fm_cmd_bench(int argc, char **argv) {
         case 'm': cfg = optarg; break;
         case 'L': p.layers = 1; break;
         case '8': p.int8 = 1; break;
+        case 'P': {
+            int k = 0;
+            while (fm_precision_name(k) && strcmp(optarg, fm_precision_name(k))) k++;
+            if (!fm_precision_name(k)) {
+                fm_cli_fail("bench: --precision '%s': expected fp32, bf16 or auto", optarg);
+                return 2;
+            }
+            p.precision = k;
+            break;
+        }
         case 't':
             if (fm_cli_long("--threads", optarg, 0, 4096, &v) < 0) return 2;
             p.threads = (int)v;
@@ -119,6 +132,8 @@ int fm_cmd_bench(int argc, char **argv) {
 
     printf("fmnist bench: %s, %zu parameters (%zu trainable), kernels %s, %d thread%s\n",
            source, total, trainable, fm_kernels_name(), r.threads, r.threads == 1 ? "" : "s");
+    if (strcmp(r.train_kernels, fm_kernels_name()))
+        printf("training products in %s on %s\n", fm_precision_name(p.precision), r.train_kernels);
     printf("synthetic data; %d warm-up run%s, then %d timed\n", p.warmup, p.warmup == 1 ? "" : "s",
            p.steps);
     printf("training  batch %4d: step median %9.3f ms (fastest %9.3f ms) %10.1f images/s\n",

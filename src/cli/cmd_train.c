@@ -15,8 +15,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: fmnist train [--recipe NAME|FILE] [--set KEY=VALUE]... [--data DIR]\n"
-            "                    [--model CFG] [--epochs N] [--batch N] [--lr F]\n"
+            "usage: fmnist train [--recipe NAME|FILE] [--set KEY=VALUE]... [--precision P]\n"
+            "                    [--data DIR] [--model CFG] [--epochs N] [--batch N] [--lr F]\n"
             "                    [--seed N] [--threads N] [--limit N] [--val-split F]\n"
             "                    [--no-augment] [--out DIR] [--overwrite] [--checkpoint-steps N]\n"
             "                    [--test] [--quiet]\n"
@@ -38,7 +38,11 @@ static void usage(FILE *out) {
             "                   the training recipe: a built-in one (notebook, the default)\n"
             "                   or a recipe file; the flags below override its keys\n"
             "  --set KEY=VALUE  set one recipe key (any key listed below), after the\n"
-            "                   recipe and before the flags; may be repeated\n"
+            "                   recipe and before the flags; may be repeated\n"            "  --precision fp32|bf16|auto\n"
+            "                   the training products (the recipe key precision): bf16\n"
+            "                   rounds their factors to bfloat16 and keeps fp32 sums, on\n"
+            "                   AVX512_BF16 where the CPU has it, else emulated; auto is\n"
+            "                   bf16 only where the CPU has it\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
             "                   " FM_DEBIAN_DATA_DIR "; with --resume, the run's)\n"
             "  --model CFG      model description (default " FM_CLI_DEFAULT_CFG ", else\n"
@@ -225,6 +229,7 @@ int fm_cmd_train(int argc, char **argv) {
         {"overwrite", no_argument, NULL, 'W'},
         {"recipe", required_argument, NULL, 'r'},
         {"set", required_argument, NULL, 'S'},
+        {"precision", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     fm_train_params p = fm_train_default_params();
@@ -244,11 +249,16 @@ int fm_cmd_train(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'r') recipe = optarg;
-        if (c == 'S' && n_sets == MAX_SETS) {
+        if ((c == 'S' || c == 'P') && n_sets == MAX_SETS) {
             fm_cli_fail("train: more than %d --set flags", MAX_SETS);
             return 2;
         }
         if (c == 'S') sets[n_sets++] = optarg;
+        if (c == 'P') { /* --precision P is --set precision=P */
+            static char text[64];
+            snprintf(text, sizeof text, "precision=%.50s", optarg);
+            sets[n_sets++] = text;
+        }
     }
     if (recipe && fm_train_recipe_load(&p, recipe, &err) < 0) {
         fm_cli_fail("%s", err.msg);
@@ -268,7 +278,8 @@ int fm_cmd_train(int argc, char **argv) {
         case 'W': p.overwrite = 1; break;
         case 'R': resume = optarg; break;
         case 'r': /* applied above */
-        case 'S': break;
+        case 'S':
+        case 'P': break;
         case 'A': p.augment = 0; break;
         case 'T': test = 1; break;
         case 'q': quiet = 1; break;
@@ -392,12 +403,20 @@ int fm_cmd_train(int argc, char **argv) {
     if (!quiet) {
         if (!resume) fm_model_summary(model, stdout);
         print_recipe(&p, overrides);
-        if (val.count)
-            printf("\nTraining on %zu images, validating on %zu (%s layout in %s; kernels %s)\n",
-                   train.count, val.count, p.data_format, dir, fm_kernels_name());
+        char kernels[160];
+        const char *tk = fm_kernels_train_name(p.precision);
+        if (tk && strcmp(tk, fm_kernels_name()))
+            snprintf(kernels, sizeof kernels, "kernels %s, training products on %s%s",
+                     fm_kernels_name(), tk,
+                     strstr(tk, "emu") ? " (bf16 emulated: this CPU has no AVX512_BF16)" : "");
         else
-            printf("\nTraining on %zu images, no validation (%s layout in %s; kernels %s)\n",
-                   train.count, p.data_format, dir, fm_kernels_name());
+            snprintf(kernels, sizeof kernels, "kernels %s", fm_kernels_name());
+        if (val.count)
+            printf("\nTraining on %zu images, validating on %zu (%s layout in %s; %s)\n",
+                   train.count, val.count, p.data_format, dir, kernels);
+        else
+            printf("\nTraining on %zu images, no validation (%s layout in %s; %s)\n",
+                   train.count, p.data_format, dir, kernels);
     }
     if (resume && threads > 0 && threads != info.threads)
         fprintf(stderr,

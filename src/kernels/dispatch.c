@@ -41,6 +41,45 @@ const fm__kernels *fm__kernels_portable(void) {
 #endif
 }
 
+const fm__kernels *fm__kernels_bf16(void) {
+#ifdef FM__X86_DISPATCH
+    if (fm__kernels_avx512() && __builtin_cpu_supports("avx512bf16"))
+        return fm__kernels_table_bf16_avx512();
+#endif
+    return NULL;
+}
+
+const fm__kernels *fm__kernels_bf16_emulated(const fm__kernels *base) {
+#ifdef FM__X86_DISPATCH
+    if (base && base == fm__kernels_avx512()) return fm__kernels_table_bf16emu_avx512();
+    if (base && base == fm__kernels_avx2()) return fm__kernels_table_bf16emu_avx2();
+#endif
+#ifdef FM_HAVE_PORTABLE_KERNELS
+    if (base && base == fm__kernels_portable()) return fm__kernels_table_bf16emu_portable();
+#endif
+    return NULL;
+}
+
+const fm__kernels *fm__kernels_for_precision(int precision) {
+    const fm__kernels *base = fm__kernels_select();
+    if (precision == FM_PRECISION_FP32) return base;
+    /* the instruction comes with the avx512 table: naming another in FMNIST_KERNELS turns it off */
+    const fm__kernels *hw = base == fm__kernels_avx512() ? fm__kernels_bf16() : NULL;
+    if (precision == FM_PRECISION_AUTO) return hw ? hw : base;
+    if (precision == FM_PRECISION_BF16) return hw ? hw : fm__kernels_bf16_emulated(base);
+    return NULL;
+}
+
+const char *fm_precision_name(int precision) {
+    static const char *const names[] = {"fp32", "bf16", "auto"};
+    return precision >= 0 && precision < 3 ? names[precision] : NULL;
+}
+
+const char *fm_kernels_train_name(int precision) {
+    const fm__kernels *k = fm__kernels_for_precision(precision);
+    return k ? k->name : NULL;
+}
+
 /* The tables by name, fastest first: the automatic choice is the first this
  * CPU and build run. */
 static const struct {

@@ -21,12 +21,13 @@ void fm__ref_conv2d_backward_data(float *din, const float *dout, const float *w,
                                   const fm__conv_shape *s, float *work);
 void fm__ref_conv2d_backward_weights(float *dw, float *db, const float *dout, const float *in,
                                      const fm__conv_shape *s, float *work);
+size_t fm__ref_dense_workspace(int n, int in_dim, int out_dim);
 void fm__ref_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
-                           int in_dim, int out_dim, int relu);
+                           int in_dim, int out_dim, int relu, float *work);
 void fm__ref_dense_backward_data(float *din, const float *dout, const float *w, int n, int in_dim,
-                                 int out_dim);
+                                 int out_dim, float *work);
 void fm__ref_dense_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                    int n, int in_dim, int out_dim);
+                                    int n, int in_dim, int out_dim, float *work);
 void fm__ref_batchnorm_forward_train(float *out, float *mean, float *var, float *invstd,
                                      const float *in, const float *gamma, const float *beta,
                                      int n, int c, int hw, float eps);
@@ -68,5 +69,11 @@ int fm__kernel_threads(void);
 const fm__kernels *fm__kernels_table_avx2(void);
 const fm__kernels *fm__kernels_table_avx512(void);
 const fm__kernels *fm__kernels_table_portable(void);
+/* bf16 training tables (fast/bf16.c): the emulated one of each fast table,
+ * and the AVX512_BF16 one (NULL where the compiler could not build it). */
+const fm__kernels *fm__kernels_table_bf16emu_avx2(void);
+const fm__kernels *fm__kernels_table_bf16emu_avx512(void);
+const fm__kernels *fm__kernels_table_bf16emu_portable(void);
+const fm__kernels *fm__kernels_table_bf16_avx512(void);
 
 #endif

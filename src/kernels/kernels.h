@@ -68,15 +68,17 @@ typedef struct fm__kernels {
     void (*conv2d_backward_weights)(float *dw, float *db, const float *dout, const float *in,
                                     const fm__conv_shape *s, float *work);
 
+    /* Scratch, in floats, that the dense ops below need (0 for the fp32 tables). */
+    size_t (*dense_workspace)(int n, int in_dim, int out_dim);
     /* out (N,OUT) = in (N,IN) . w^T + b; then ReLU when relu != 0. */
     void (*dense_forward)(float *out, const float *in, const float *w, const float *b, int n,
-                          int in_dim, int out_dim, int relu);
+                          int in_dim, int out_dim, int relu, float *work);
     /* din (N,IN) = dout (N,OUT) . w (OUT,IN). */
     void (*dense_backward_data)(float *din, const float *dout, const float *w, int n, int in_dim,
-                                int out_dim);
+                                int out_dim, float *work);
     /* dw (OUT,IN) += dout^T . in; db (OUT) += sum over N of dout. */
     void (*dense_backward_weights)(float *dw, float *db, const float *dout, const float *in,
-                                   int n, int in_dim, int out_dim);
+                                   int n, int in_dim, int out_dim, float *work);
 
     /* Training-mode batch norm over N*HW per channel, biased variance:
      * out = gamma*(in-mean)*invstd + beta; writes mean (C), invstd (C) = 1/sqrt(var+eps)
@@ -157,5 +159,15 @@ const char *fm__kernels_table_name(int i);
 const fm__kernels *fm__kernels_by_name(const char *name);
 /* The dispatch point: best table for this CPU, or the one FMNIST_KERNELS names. */
 const fm__kernels *fm__kernels_select(void);
+/* bf16 training (fast/bf16.c): tables whose conv and dense ops round both
+ * factors of every product to bf16 and keep fp32 sums (fm_precision in
+ * fmnist.h), the other ops being base's. The AVX512_BF16 one, or NULL when
+ * this CPU or build lacks it; the emulated one on base's instruction set
+ * (NULL for ref, which has none). */
+const fm__kernels *fm__kernels_bf16(void);
+const fm__kernels *fm__kernels_bf16_emulated(const fm__kernels *base);
+/* The table training at precision p (FM_PRECISION_*) runs on, built on
+ * fm__kernels_select(); NULL when there is none (bf16 on ref). */
+const fm__kernels *fm__kernels_for_precision(int precision);
 
 #endif

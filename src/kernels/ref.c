@@ -120,8 +120,14 @@ void fm__ref_conv2d_backward_weights(float *dw, float *db, const float *dout, co
     }
 }
 
+size_t fm__ref_dense_workspace(int n, int in_dim, int out_dim) {
+    (void)n, (void)in_dim, (void)out_dim;
+    return 0;
+}
+
 void fm__ref_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
-                           int in_dim, int out_dim, int relu) {
+                           int in_dim, int out_dim, int relu, float *work) {
+    (void)work;
     FM__OMP(omp parallel for collapse(2) schedule(static))
     for (int i = 0; i < n; i++) {
         for (int o = 0; o < out_dim; o++) {
@@ -135,7 +141,8 @@ void fm__ref_dense_forward(float *out, const float *in, const float *w, const fl
 }
 
 void fm__ref_dense_backward_data(float *din, const float *dout, const float *w, int n, int in_dim,
-                                 int out_dim) {
+                                 int out_dim, float *work) {
+    (void)work;
     FM__OMP(omp parallel for collapse(2) schedule(static))
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < in_dim; j++) {
@@ -148,7 +155,8 @@ void fm__ref_dense_backward_data(float *din, const float *dout, const float *w, 
 }
 
 void fm__ref_dense_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                    int n, int in_dim, int out_dim) {
+                                    int n, int in_dim, int out_dim, float *work) {
+    (void)work;
     FM__OMP(omp parallel for schedule(static))
     for (int o = 0; o < out_dim; o++) {
         if (db) {
@@ -451,6 +459,7 @@ static const fm__kernels ref_table = {
     .conv2d_forward = fm__ref_conv2d_forward,
     .conv2d_backward_data = fm__ref_conv2d_backward_data,
     .conv2d_backward_weights = fm__ref_conv2d_backward_weights,
+    .dense_workspace = fm__ref_dense_workspace,
     .dense_forward = fm__ref_dense_forward,
     .dense_backward_data = fm__ref_dense_backward_data,
     .dense_backward_weights = fm__ref_dense_backward_weights,

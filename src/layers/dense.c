@@ -43,7 +43,7 @@ static int dense_gives_probs(const fm__layer *l) { return l->arg[ACTIVATION].i =
 /* x (B,IN) -> y (B,OUT) */
 static void dense_forward(fm__layer *l, const fm__layer_ctx *c, const float *x, int n) {
     c->k->dense_forward(l->y, x, l->t[WEIGHT].data, l->t[BIAS].data, n, l->in.c, l->out.c,
-                        l->arg[ACTIVATION].i == FM__ACT_RELU);
+                        l->arg[ACTIVATION].i == FM__ACT_RELU, c->work);
 }
 
 /* dy (B,OUT) -> dx (B,IN); dW, db += */
@@ -51,8 +51,14 @@ static void dense_backward(fm__layer *l, const fm__layer_ctx *c, float *dx, floa
                            const float *x, int n, int need_dx) {
     if (l->arg[ACTIVATION].i == FM__ACT_RELU)
         c->k->relu_backward(dy, dy, l->y, (size_t)n * l->out.c);
-    c->k->dense_backward_weights(l->t[WEIGHT].grad, l->t[BIAS].grad, dy, x, n, l->in.c, l->out.c);
-    if (need_dx) c->k->dense_backward_data(dx, dy, l->t[WEIGHT].data, n, l->in.c, l->out.c);
+    c->k->dense_backward_weights(l->t[WEIGHT].grad, l->t[BIAS].grad, dy, x, n, l->in.c, l->out.c,
+                                 c->work);
+    if (need_dx)
+        c->k->dense_backward_data(dx, dy, l->t[WEIGHT].data, n, l->in.c, l->out.c, c->work);
+}
+
+static size_t dense_work(const fm__layer *l, const fm__kernels *k, int n) {
+    return k->dense_workspace(n, l->in.c, l->out.c);
 }
 
 static size_t dense_work_int8(const fm__layer *l, const fm__kernels *k, int n) {
@@ -82,6 +88,7 @@ const fm__layer_type fm__dense_layer = {
     .word = "dense", .stem = "dense", .keras_type = "Dense",
     .keys = keys, .tensors = tensors, .n_tensors = 2, .output = FM__OUT_OWN,
     .plan = dense_plan, .gives_probs = dense_gives_probs,
+    .work_floats = dense_work,
     .forward = dense_forward, .backward = dense_backward, .onnx = dense_onnx,
     .qweight = WEIGHT, .qbias = BIAS,
     .work_int8 = dense_work_int8, .forward_int8 = dense_forward_int8,

@@ -40,6 +40,7 @@ fm_ctx *fm_ctx_new(const fm_model *m, int batch, fm_err *err) {
     c->run.arena = NULL;
     c->run.layer_seconds = NULL;
     c->run.observe = NULL;
+    c->run.k_train = c->run.k; /* inference only */
     if (fm__model_reserve(&c->run, batch, err) < 0) {
         fm_ctx_free(c);
         return NULL;

@@ -140,7 +140,7 @@ fm_model *fm__model_new(const char *text, const char *source, fm_err *err) {
         fm__err(err, "%s: out of memory", source);
         return NULL;
     }
-    m->k = fm__kernels_select();
+    m->k = m->k_train = fm__kernels_select();
     m->description = dup_str(text);
     m->source = dup_str(source);
     if (!m->description || !m->source) {
@@ -329,6 +329,8 @@ static size_t layout(fm_model *m, int B, char *base) {
         else if (base) l->y = i ? m->layers[i - 1].y : m->input_buf;
         if (type->save_bytes) CARVE(l->save, type->save_bytes(l, B));
         size_t w = type->work_floats ? type->work_floats(l, m->k, B) : 0;
+        size_t wt = type->work_floats && m->k_train != m->k ? type->work_floats(l, m->k_train, B) : 0;
+        if (wt > w) w = wt;
         if (l->q) w = (type->work_int8(l, m->k, B) + sizeof(float) - 1) / sizeof(float);
         if (w > work) work = w;
     }
@@ -366,6 +368,13 @@ int fm__model_reserve(fm_model *m, int batch, fm_err *err) {
     return 0;
 }
 
+int fm__model_set_train_kernels(fm_model *m, const fm__kernels *k, fm_err *err) {
+    m->k_train = k;
+    const int cap = m->batch_cap;
+    m->batch_cap = 0;
+    return cap ? fm__model_reserve(m, cap, err) : 0;
+}
+
 static const float *forward(fm_model *m, int n, const fm__layer_ctx *ctx) {
     if (n <= 0 || n > m->batch_cap) return NULL;
     const fm__layer_ctx c = *ctx;
@@ -387,7 +396,7 @@ static const float *forward(fm_model *m, int n, const fm__layer_ctx *ctx) {
 }
 
 const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
-    return forward(m, n, &(fm__layer_ctx){m->k, m->work, training, rng, 0});
+    return forward(m, n, &(fm__layer_ctx){training ? m->k_train : m->k, m->work, training, rng, 0});
 }
 
 const float *fm__model_restat_forward(fm_model *m, int n, int k) {
@@ -403,7 +412,7 @@ float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, float s
     /* Input gradients are needed only down to the first layer with parameters. */
     int first = 0;
     while (first < m->n_layers && !has_params(&m->layers[first])) first++;
-    const fm__layer_ctx c = {m->k, m->work, 1, NULL, 0};
+    const fm__layer_ctx c = {m->k_train, m->work, 1, NULL, 0};
     float *dy = m->dlogits;
     for (int i = m->n_layers - 1; i >= first; i--) {
         fm__layer *l = &m->layers[i];

@@ -73,7 +73,9 @@ struct fm_model {
     float *tta_logits; /* (batch_cap, classes): the unmirrored pass's logits, for the TTA loss */
     void *arena;      /* owns everything above from input_buf on (aligned inside it) */
 
-    const fm__kernels *k;
+    const fm__kernels *k;       /* inference, and training unless k_train differs */
+    const fm__kernels *k_train; /* training passes (forward with training != 0, backward):
+                                   k, or a bf16 table (fm__model_set_train_kernels) */
 
     /* Per-layer timing for fm_bench_run, off (NULL) otherwise: when set, the
      * forward pass adds each layer's wall seconds to layer_seconds[2*i] and
@@ -108,6 +110,9 @@ char *fm__model_class_names_json(const fm_model *m);
  * FM__PREDICT_BATCH when the model has no reservation yet). */
 #define FM__PREDICT_BATCH 100
 int fm__model_reserve(fm_model *m, int batch, fm_err *err);
+/* The table training passes run on (the workspace grows to fit it; the
+ * activations are laid out again, so call it before a forward pass). */
+int fm__model_set_train_kernels(fm_model *m, const fm__kernels *k, fm_err *err);
 
 /* Runs the network on the first n rows of m->input_buf. training != 0 uses
  * batch statistics (and updates the moving ones) and dropout drawn from rng

@@ -11,6 +11,7 @@
 #include "model/infer.h"
 #include "model/model.h"
 #include "train/adam.h"
+#include "train/state.h"
 
 #define BENCH_SEED 42
 
@@ -49,7 +50,7 @@ static int check_params(const fm_bench_params *p, fm_err *err) {
         return fm__err(err, "bench: inference batch must be at least 1 (got %d)", p->infer_batch);
     if (p->steps < 1) return fm__err(err, "bench: steps must be at least 1 (got %d)", p->steps);
     if (p->warmup < 0) return fm__err(err, "bench: warm-up must be >= 0 (got %d)", p->warmup);
-    return 0;
+    return fm__train_check_precision(p->precision, "bench: ", err);
 }
 
 /* Inference batches: fm_model_evaluate's path (scaling, forward, loss),
@@ -78,7 +79,9 @@ int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_e
                        m->source);
     r->threads = fm_set_threads(p->threads);
     int cap = p->batch > p->infer_batch ? p->batch : p->infer_batch;
-    if (fm__model_reserve(m, cap, err) < 0) return -1;
+    const fm__kernels *tk = fm__kernels_for_precision(p->precision);
+    r->train_kernels = tk->name;
+    if (fm__model_set_train_kernels(m, tk, err) < 0 || fm__model_reserve(m, cap, err) < 0) return -1;
 
     const int steps = p->steps, nl = m->n_layers;
     double *train_t = malloc((size_t)steps * sizeof *train_t);
@@ -169,6 +172,7 @@ int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_e
     rc = 0;
 done:
     m->layer_seconds = NULL;
+    m->k_train = m->k;
     free(train_t);
     free(adam_t);
     free(infer_t);

@@ -31,12 +31,13 @@ typedef struct {
 
 #define AT(field) offsetof(fm_train_params, field)
 
-/* In the order of the FM_OPTIMIZER_, FM_SCHEDULE_ and FM_TTA_ values. */
+/* In the order of the FM_OPTIMIZER_, FM_SCHEDULE_, FM_TTA_ and FM_PRECISION_ values. */
 static const char *const optimizers[] = {"adam", "adamw", "sgd", NULL};
 static const char *const schedules[] = {"plateau", "constant", "cosine", "linear", "onecycle",
                                         NULL};
 static const char *const fills[] = {"zero", "random", NULL};
 static const char *const ttas[] = {"none", "flip", NULL};
+static const char *const precisions[] = {"fp32", "bf16", "auto", NULL};
 
 #define CHOICE(name, field, list, doc) {name, KEY_CHOICE, AT(field), 0, 0, 0, 0, doc, list}
 
@@ -103,6 +104,9 @@ static const recipe_key keys[] = {
     {"precise_bn", KEY_INT, AT(precise_bn), 0, 100000, 0, 0,
      "re-estimate BatchNorm statistics over this many training batches at the end; 0: off", NULL},
     CHOICE("tta", tta, ttas, "test-time augmentation the model applies: none or flip"),
+    CHOICE("precision", precision, precisions,
+           "the training products: fp32; bf16 (bf16 factors, fp32 sums: AVX512_BF16 where the "
+           "CPU has it, else emulated); auto (bf16 where the CPU has it, else fp32)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

@@ -61,6 +61,8 @@ int fm_train_write_run(const fm_train_params *p, const fm_train_result *r,
             ",\n    \"limit\": %zu,\n    \"threads\": %d,\n    \"kernels\": ",
             p->limit, r->threads);
     json_str(f, fm_kernels_name());
+    fputs(",\n    \"train_kernels\": ", f);
+    json_str(f, fm_kernels_train_name(p->precision));
     fprintf(f,
             ",\n    \"es_patience\": %d,\n    \"lr_patience\": %d,\n    \"lr_factor\": %g,"
             "\n    \"min_lr\": %g,\n    \"train_count\": %zu,\n    \"val_count\": %zu\n  },\n",

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/kernels.h"
 #include "train/train.h"
 
 int fm__train_check_params(const fm_train_params *p, fm_err *err) {
@@ -39,6 +40,7 @@ int fm__train_check_params(const fm_train_params *p, fm_err *err) {
                        (double)p->label_smoothing);
     if (p->tta < FM_TTA_NONE || p->tta > FM_TTA_FLIP)
         return fm__err(err, "unknown test-time augmentation %d", p->tta);
+    if (fm__train_check_precision(p->precision, "", err) < 0) return -1;
     fm__aug_params aug = fm__train_aug_params(p);
     fm__optim o;
     fm__schedule sc;
@@ -46,6 +48,16 @@ int fm__train_check_params(const fm_train_params *p, fm_err *err) {
         fm__train_schedule(&sc, p, 1, err) < 0)
         return -1;
     if (!p->out_dir || !*p->out_dir) return fm__err(err, "no output folder given");
+    return 0;
+}
+
+int fm__train_check_precision(int precision, const char *prefix, fm_err *err) {
+    if (!fm_precision_name(precision))
+        return fm__err(err, "%sunknown precision %d", prefix, precision);
+    if (!fm__kernels_for_precision(precision))
+        return fm__err(err, "%sprecision %s needs a fast kernel table, and the %s table has no "
+                            "bf16 ops (FMNIST_KERNELS)",
+                       prefix, fm_precision_name(precision), fm_kernels_name());
     return 0;
 }
 

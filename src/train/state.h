@@ -44,6 +44,9 @@ typedef struct fm__train_state {
 
 /* 0 when fm_train can run with these parameters, else -1 and why. */
 int fm__train_check_params(const fm_train_params *p, fm_err *err);
+/* 0 when training at precision (FM_PRECISION_*) can run here; else -1 and
+ * why, the message starting with prefix (e.g. "bench: "). */
+int fm__train_check_precision(int precision, const char *prefix, fm_err *err);
 
 /* The pieces of p's recipe: its augmentation, its optimizer (checked: -1
  * and why when unusable) and its schedule for a run of total steps (checked

@@ -498,13 +498,17 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     if (record_run(m, p, err) < 0) return -1;
     r->threads = fm_set_threads(p->threads);
     /* Validation runs in batches of the training batch's plan too. */
-    int go = fm__model_reserve(m, p->batch, err) < 0 ? STOP : begin_run(&t);
+    int go = fm__model_set_train_kernels(m, fm__kernels_for_precision(p->precision), err) < 0 ||
+                     fm__model_reserve(m, p->batch, err) < 0
+                 ? STOP
+                 : begin_run(&t);
     while (go == GO_ON && t.s.epoch < p->epochs && !t.s.stop) {
         begin_epoch(&t);
         while (go == GO_ON && t.s.step < t.steps) go = run_step(&t);
         if (go == GO_ON) go = end_epoch(&t);
     }
     int rc = go == STOP ? -1 : finish_run(&t);
+    m->k_train = m->k; /* the model leaves as it came (its workspace still fits either) */
     fm__lock_release(&t.path.lock);
     fm__train_state_free(&t.s);
     free(t.labels);

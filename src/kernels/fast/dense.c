@@ -54,7 +54,8 @@ FM__INLINE void dot_tile(const int rn, const int ro, const float *x, ptrdiff_t l
 }
 
 void fm__fast_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
-                            int in_dim, int out_dim, int relu) {
+                            int in_dim, int out_dim, int relu, float *work) {
+    (void)work;
     const int oblocks = (out_dim + RO - 1) / RO;
     FM__OMP(omp parallel num_threads(team()))
     {
@@ -114,7 +115,8 @@ static void gemm_cols(int rows, int cols, const float *a0, ptrdiff_t rsa, ptrdif
 }
 
 void fm__fast_dense_backward_data(float *din, const float *dout, const float *w, int n,
-                                  int in_dim, int out_dim) {
+                                  int in_dim, int out_dim, float *work) {
+    (void)work;
     /* din (n, in) = dout (n, out) . w (out, in): threads own column blocks */
     const int cb = NV * VL, blocks = (in_dim + cb - 1) / cb;
     FM__OMP(omp parallel num_threads(team()))
@@ -130,7 +132,8 @@ void fm__fast_dense_backward_data(float *din, const float *dout, const float *w,
 }
 
 void fm__fast_dense_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                     int n, int in_dim, int out_dim) {
+                                     int n, int in_dim, int out_dim, float *work) {
+    (void)work;
     if (db) {
         for (int i = 0; i < n; i++)
             for (int o = 0; o < out_dim; o++) db[o] += dout[(size_t)i * out_dim + o];

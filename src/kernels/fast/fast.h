@@ -155,11 +155,11 @@ void fm__fast_conv2d_backward_weights(float *dw, float *db, const float *dout, c
                                       const fm__conv_shape *s, float *work);
 /* dense.c */
 void fm__fast_dense_forward(float *out, const float *in, const float *w, const float *b, int n,
-                            int in_dim, int out_dim, int relu);
+                            int in_dim, int out_dim, int relu, float *work);
 void fm__fast_dense_backward_data(float *din, const float *dout, const float *w, int n,
-                                  int in_dim, int out_dim);
+                                  int in_dim, int out_dim, float *work);
 void fm__fast_dense_backward_weights(float *dw, float *db, const float *dout, const float *in,
-                                     int n, int in_dim, int out_dim);
+                                     int n, int in_dim, int out_dim, float *work);
 /* elementwise.c */
 void fm__fast_batchnorm_forward_train(float *out, float *mean, float *var, float *invstd,
                                       const float *in, const float *gamma, const float *beta,
@@ -191,5 +191,31 @@ void fm__fast_qdense_forward(float *out, const float *in, const fm__qweights *q,
                              int in_dim, int out_dim, int relu, void *work);
 /* table.c */
 const fm__kernels *fm__kernels_table(void);
+/* bf16.c: the bf16 training tables (kernels.h, fm__kernels_bf16) */
+#define fm__kernels_table_bf16emu FM__ISA(fm__kernels_table_bf16emu)
+const fm__kernels *fm__kernels_table_bf16emu(void);
+#if FM__VL == 16
+const fm__kernels *fm__kernels_table_bf16_avx512(void);
+#endif
+
+/* The entries every table of this build shares (table.c, bf16.c): all but
+ * the conv and dense ops, which the bf16 tables replace. In the avx512
+ * build the int8 ones are the avx2 functions (above). */
+#define FM__FAST_SHARED_OPS                                                                        \
+    .batchnorm_forward_train = fm__fast_batchnorm_forward_train,                                   \
+    .batchnorm_forward_infer = fm__fast_batchnorm_forward_infer,                                   \
+    .batchnorm_backward = fm__fast_batchnorm_backward,                                             \
+    .relu_forward = fm__fast_relu_forward,                                                         \
+    .relu_backward = fm__fast_relu_backward,                                                       \
+    .maxpool_forward = fm__fast_maxpool_forward,                                                   \
+    .maxpool_backward = fm__fast_maxpool_backward,                                                 \
+    .avgpool_forward = fm__fast_avgpool_forward,                                                   \
+    .avgpool_backward = fm__fast_avgpool_backward,                                                 \
+    .dropout_apply = fm__fast_dropout_apply,                                                       \
+    .softmax_xent = fm__ref_softmax_xent,                                                          \
+    .qconv2d_workspace = fm__fast_qconv2d_workspace,                                               \
+    .qconv2d_forward = fm__fast_qconv2d_forward,                                                   \
+    .qdense_workspace = fm__fast_qdense_workspace,                                                 \
+    .qdense_forward = fm__fast_qdense_forward,
 
 #endif

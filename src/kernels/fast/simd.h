@@ -202,6 +202,21 @@ FM__INLINE vf vfma_fused(vf a, vf b, vf c) {
     return a;
 }
 
+/* bf16 pairs (bf16.c): each 32-bit lane holds two bfloat16, the even
+ * element in the low half; vbp_lo and vbp_hi widen one of them to fp32. */
+typedef uint32_t vbp __attribute__((vector_size(32)));
+FM__INLINE vbp vbp_load(const uint32_t *p) {
+    vbp x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+FM__INLINE vbp vbp_bcast(const uint32_t *p) {
+    const uint32_t x = *p;
+    return (vbp){x, x, x, x, x, x, x, x};
+}
+FM__INLINE vf vbp_lo(vbp x) { return (vf)(x << 16); }
+FM__INLINE vf vbp_hi(vbp x) { return (vf)(x & 0xffff0000u); }
+
 #elif FM__VL == 16
 
 typedef __m512 vf;
@@ -337,6 +352,14 @@ FM__INLINE void store_tile4x4(float *dst, ptrdiff_t cs, ptrdiff_t rs, vf y[16], 
             for (int k = 0; k < 4; k++)
                 if (4 * l + k < nc) store4(dst + (4 * l + k) * cs + i * rs, lane128(z[k], l), nj);
     }
+}
+
+typedef __m512i vbp;
+FM__INLINE vbp vbp_load(const uint32_t *p) { return _mm512_loadu_si512(p); }
+FM__INLINE vbp vbp_bcast(const uint32_t *p) { return _mm512_set1_epi32((int)*p); }
+FM__INLINE vf vbp_lo(vbp x) { return _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)); }
+FM__INLINE vf vbp_hi(vbp x) {
+    return _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32((int)0xffff0000u)));
 }
 
 #elif FM__VL == 8
@@ -500,6 +523,14 @@ FM__INLINE vf vdiv(vf a, vf b) { return _mm256_div_ps(a, b); }
 FM__INLINE vf vround(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 FM__INLINE vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
 FM__INLINE vf vfma_fused(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+
+typedef __m256i vbp;
+FM__INLINE vbp vbp_load(const uint32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+FM__INLINE vbp vbp_bcast(const uint32_t *p) { return _mm256_set1_epi32((int)*p); }
+FM__INLINE vf vbp_lo(vbp x) { return _mm256_castsi256_ps(_mm256_slli_epi32(x, 16)); }
+FM__INLINE vf vbp_hi(vbp x) {
+    return _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32((int)0xffff0000u)));
+}
 
 #else
 #error "FM__VL must be 16 or 8"
