@@ -97,6 +97,30 @@ typedef struct results {
 
 static void free_results(results *r) { free(r->fwd), free(r->bwd), free(r->dw), free(r->db); }
 
+/* One table's results g (written with workspace ws of nws floats) against
+ * the reference's r with magnitudes m: nothing past any end, each op
+ * within the bound. who names the table, threads and shape. */
+static void check_results(const char *who, const results *g, const results *r, const results *m,
+                          size_t nout, size_t nin, size_t nw, size_t nb, const float *ws,
+                          size_t nws) {
+    CHECK_MSG(guard_ok(g->fwd, nout) && guard_ok(g->bwd, nin) && guard_ok(g->dw, nw) &&
+                  guard_ok(g->db, nb) && guard_ok(ws, nws),
+              "%s wrote past an end", who);
+    double e[4] = {worst(g->fwd, r->fwd, m->fwd, nout), worst(g->bwd, r->bwd, m->bwd, nin),
+                   worst(g->dw, r->dw, m->dw, nw), worst(g->db, r->db, m->db, nb)};
+    static const char *const op[] = {"forward", "backward data", "backward weights",
+                                     "backward bias"};
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(e[i] <= 1.0, "%s %s: error %.3g x tolerance", who, op[i], e[i]);
+}
+
+/* relu (n) is the ReLU of plain, exactly. */
+static void check_relu(const char *who, const float *relu, const float *plain, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += relu[i] != (plain[i] > 0.0f ? plain[i] : 0.0f);
+    CHECK_MSG(bad == 0, "%s: ReLU changed %zu outputs wrongly", who, bad);
+}
+
 static int rounds_matter; /* shapes where the unrounded reference failed the bound, as it should */
 
 static void test_conv(fm__conv_shape s) {
@@ -145,28 +169,16 @@ static void test_conv(fm__conv_shape s) {
             k->conv2d_forward(g->fwd, in, w, b, &s, 0, ws);
             k->conv2d_backward_data(g->bwd, dout, w, &s, ws);
             k->conv2d_backward_weights(g->dw, g->db, dout, in, &s, ws);
-            CHECK_MSG(guard_ok(g->fwd, nout) && guard_ok(g->bwd, nin) && guard_ok(g->dw, nw) &&
-                          guard_ok(g->db, s.oc) && guard_ok(ws, nws),
-                      "%s/%dt %s wrote past an end", k->name, 1 + th, what);
-            double e[4] = {worst(g->fwd, r.fwd, m.fwd, nout), worst(g->bwd, r.bwd, m.bwd, nin),
-                           worst(g->dw, r.dw, m.dw, nw), worst(g->db, r.db, m.db, s.oc)};
-            static const char *const op[] = {"forward", "backward data", "backward weights",
-                                             "backward bias"};
-            for (int i = 0; i < 4; i++)
-                CHECK_MSG(e[i] <= 1.0, "%s/%dt %s %s: error %.3g x tolerance", k->name, 1 + th,
-                          what, op[i], e[i]);
+            char who[200];
+            snprintf(who, sizeof who, "%s/%dt %s", k->name, 1 + th, what);
+            check_results(who, g, &r, &m, nout, nin, nw, s.oc, ws, nws);
             /* repeatable: the same call again gives the same bits */
             float *again = rnd(nout);
             k->conv2d_forward(again, in, w, b, &s, 0, ws);
-            CHECK_MSG(!memcmp(again, g->fwd, sizeof(float) * nout), "%s/%dt %s not repeatable",
-                      k->name, 1 + th, what);
+            CHECK_MSG(!memcmp(again, g->fwd, sizeof(float) * nout), "%s not repeatable", who);
             /* with ReLU: the same outputs, negatives at zero */
             k->conv2d_forward(again, in, w, b, &s, 1, ws);
-            size_t bad = 0;
-            for (size_t i = 0; i < nout; i++)
-                bad += again[i] != (g->fwd[i] > 0.0f ? g->fwd[i] : 0.0f);
-            CHECK_MSG(bad == 0, "%s/%dt %s: ReLU changed %zu outputs wrongly", k->name, 1 + th,
-                      what, bad);
+            check_relu(who, again, g->fwd, nout);
             free(again), free(ws);
         }
     }
@@ -241,22 +253,12 @@ static void test_dense(int n, int in_dim, int out_dim) {
             k->dense_forward(g.fwd, in, w, b, n, in_dim, out_dim, 0, ws);
             k->dense_backward_data(g.bwd, dout, w, n, in_dim, out_dim, ws);
             k->dense_backward_weights(g.dw, g.db, dout, in, n, in_dim, out_dim, ws);
-            CHECK_MSG(guard_ok(g.fwd, nout) && guard_ok(g.bwd, nin) && guard_ok(g.dw, nw) &&
-                          guard_ok(g.db, out_dim) && guard_ok(ws, nws),
-                      "%s/%dt %s wrote past an end", k->name, 1 + th, what);
-            double e[4] = {worst(g.fwd, r.fwd, m.fwd, nout), worst(g.bwd, r.bwd, m.bwd, nin),
-                           worst(g.dw, r.dw, m.dw, nw), worst(g.db, r.db, m.db, out_dim)};
-            static const char *const op[] = {"forward", "backward data", "backward weights",
-                                             "backward bias"};
-            for (int i = 0; i < 4; i++)
-                CHECK_MSG(e[i] <= 1.0, "%s/%dt %s %s: error %.3g x tolerance", k->name, 1 + th,
-                          what, op[i], e[i]);
+            char who[200];
+            snprintf(who, sizeof who, "%s/%dt %s", k->name, 1 + th, what);
+            check_results(who, &g, &r, &m, nout, nin, nw, out_dim, ws, nws);
             float *again = rnd(nout);
             k->dense_forward(again, in, w, b, n, in_dim, out_dim, 1, ws);
-            size_t bad = 0;
-            for (size_t i = 0; i < nout; i++) bad += again[i] != (g.fwd[i] > 0.0f ? g.fwd[i] : 0.0f);
-            CHECK_MSG(bad == 0, "%s/%dt %s: ReLU changed %zu outputs wrongly", k->name, 1 + th,
-                      what, bad);
+            check_relu(who, again, g.fwd, nout);
             free(again), free(ws);
             keep[th] = g;
         }

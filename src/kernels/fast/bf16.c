@@ -72,6 +72,17 @@ static void pack_adjacent(uint32_t *dst, const float *x, int k) {
 typedef void (*tile_fn)(float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda, int mr,
                         const uint32_t *b, ptrdiff_t ldb, int nr, int k2, int accumulate);
 
+/* Zero sums, and the rows of a (rows past mr repeat the last one). */
+FM__INLINE void tile_start(vf acc[TMR][NV], const uint32_t *ar[TMR], const uint32_t *a,
+                           ptrdiff_t lda, int mr, const int nv) {
+#pragma GCC unroll 8
+    for (int r = 0; r < TMR; r++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) acc[r][v] = vzero();
+        ar[r] = a + (ptrdiff_t)imin(r, mr - 1) * lda;
+    }
+}
+
 FM__INLINE void tile_finish(vf acc[TMR][NV], float *c, ptrdiff_t ldc, int mr, const int nv,
                             int nr, int accumulate) {
     const int tail = nr - (nv - 1) * VL;
@@ -92,12 +103,8 @@ FM__INLINE void tile_emu_nv(float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_
                             const uint32_t *b, ptrdiff_t ldb, int nr, int k2, int accumulate,
                             const int nv) {
     vf acc[TMR][NV];
-#pragma GCC unroll 8
-    for (int r = 0; r < TMR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) acc[r][v] = vzero();
     const uint32_t *ar[TMR];
-    for (int r = 0; r < TMR; r++) ar[r] = a + (ptrdiff_t)imin(r, mr - 1) * lda;
+    tile_start(acc, ar, a, lda, mr, nv);
     for (int k = 0; k < k2; k++, b += ldb) {
         /* the odd (high) products first, as vdpbf16ps adds them; B is read
          * twice rather than held, which leaves the registers to the sums */
@@ -144,12 +151,8 @@ __attribute__((target("avx512bf16"))) FM__INLINE void
 tile_hw_nv(float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda, int mr, const uint32_t *b,
            ptrdiff_t ldb, int nr, int k2, int accumulate, const int nv) {
     vf acc[TMR][NV];
-#pragma GCC unroll 8
-    for (int r = 0; r < TMR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) acc[r][v] = vzero();
     const uint32_t *ar[TMR];
-    for (int r = 0; r < TMR; r++) ar[r] = a + (ptrdiff_t)imin(r, mr - 1) * lda;
+    tile_start(acc, ar, a, lda, mr, nv);
     for (int k = 0; k < k2; k++, b += ldb) {
         __m512i bp[NV];
 #pragma GCC unroll 4
