@@ -7,7 +7,7 @@
  * one inference pass of the network call. Not a test: a tool for tuning.
  *
  * build: make build (the CMake target fmnist_kernel_bench, build/kernel_bench)
- * run:   build/kernel_bench [ref|portable|avx2|avx512 [batch [reps [threads]]]]
+ * run:   build/kernel_bench [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps [threads]]]]
  *        e.g. build/kernel_bench avx512 64 9 1 (defaults: the table dispatch
  *        picks, batch 64, 7 runs, threads 0 = all cores) */
 #include <stdio.h>
@@ -225,7 +225,7 @@ static void bench_pool(const fm__kernels *k, int n, int c, int hw, fm_rng *rng) 
 }
 
 static void usage(FILE *f, const char *argv0) {
-    fprintf(f, "usage: %s [ref|portable|avx2|avx512 [batch [reps 1..64 [threads]]]]\n", argv0);
+    fprintf(f, "usage: %s [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps 1..64 [threads]]]]\n", argv0);
 }
 
 int main(int argc, char **argv) {

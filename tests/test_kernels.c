@@ -57,15 +57,22 @@ static double worst(const float *fast, const float *ref, const float *mag, size_
 static double seen_conv_fwd, seen_conv_bwd, seen_conv_dw, seen_dense;
 
 /* The fast tables under test and the thread counts they run with: every
- * reference result is computed once and compared with each of them. */
-static const fm__kernels *fast[3];
-static int n_fast;
+ * reference result is computed once and compared with each of them. The
+ * int8 ops run on every table (qfast); the others only on the tables that
+ * have their own (fast), not on a vnni twin, whose fp32 ops are its base's. */
+static const fm__kernels *fast[6], *qfast[6];
+static int n_fast, n_qfast;
 #define N_CFG (2 * n_fast)
+#define N_QCFG (2 * n_qfast)
 
 /* Configuration i: table i/2 with 1 + i%2 threads. */
 static const fm__kernels *cfg(int i) {
     fm_set_threads(1 + i % 2);
     return fast[i / 2];
+}
+static const fm__kernels *qcfg(int i) {
+    fm_set_threads(1 + i % 2);
+    return qfast[i / 2];
 }
 
 static void test_conv(const fm__kernels *rk, fm__conv_shape s) {
@@ -423,8 +430,8 @@ static void test_qconv(const fm__kernels *rk, fm__conv_shape s, int v0, int nv) 
         qvariant(v % N_QVARIANTS, &zp, &pre, &in_scale, &relu);
         qlayer l = qlayer_new(s.oc, s.c * s.k * s.k, s.c, zp, pre, in_scale);
         rk->qconv2d_forward(o_r, in, &l.q, &s, relu, rwork);
-        for (int ci = 0; ci < N_CFG; ci++) {
-            const fm__kernels *fk = cfg(ci);
+        for (int ci = 0; ci < N_QCFG; ci++) {
+            const fm__kernels *fk = qcfg(ci);
             const size_t nws = fk->qconv2d_workspace(&s);
             uint8_t *block, *work = qwork(nws, &block), guard[GUARD];
             memcpy(guard, work + nws, GUARD);
@@ -453,8 +460,8 @@ static void test_qdense(const fm__kernels *rk, int n, int in_dim, int out_dim, i
         qvariant(v % N_QVARIANTS, &zp, &pre, &in_scale, &relu);
         qlayer l = qlayer_new(out_dim, in_dim, in_dim, zp, pre, in_scale);
         rk->qdense_forward(o_r, in, &l.q, n, in_dim, out_dim, relu, rwork);
-        for (int ci = 0; ci < N_CFG; ci++) {
-            const fm__kernels *fk = cfg(ci);
+        for (int ci = 0; ci < N_QCFG; ci++) {
+            const fm__kernels *fk = qcfg(ci);
             const size_t nws = fk->qdense_workspace(n, in_dim, out_dim);
             uint8_t *block, *work = qwork(nws, &block), guard[GUARD];
             memcpy(guard, work + nws, GUARD);
@@ -514,7 +521,18 @@ int main(void) {
     CHECK(fm__kernels_select() == fm__kernels_ref());
     CHECK(strcmp(fm_kernels_name(), "ref") == 0);
     /* The names the override and kernel_bench take; portable runs on every CPU. */
-    CHECK(fm__kernels_known("portable") && fm__kernels_known("avx512") && !fm__kernels_known("sse"));
+    CHECK(fm__kernels_known("portable") && fm__kernels_known("avx512") &&
+          fm__kernels_known("avx512-vnni") && fm__kernels_known("avx2-vnni") && !fm__kernels_known("sse"));
+    /* a vnni twin shares its base's fp32 ops and is its own int8 table */
+    for (int i = 0; i < 2; i++) {
+        const fm__kernels *twin = i ? fm__kernels_avx512_vnni() : fm__kernels_avx2_vnni();
+        const fm__kernels *base = i ? fm__kernels_avx512() : fm__kernels_avx2();
+        if (!twin) continue;
+        CHECK(fm__kernels_fp32_base(twin) == base && twin->conv2d_forward == base->conv2d_forward &&
+              twin->dense_backward_weights == base->dense_backward_weights &&
+              twin->qconv2d_forward != base->qconv2d_forward);
+    }
+    CHECK(fm__kernels_fp32_base(fm__kernels_ref()) == fm__kernels_ref());
     CHECK(fm__kernels_by_name("ref") == fm__kernels_ref());
     CHECK(fm__kernels_by_name("portable") == fm__kernels_portable());
     CHECK(fm__kernels_portable() && strcmp(fm__kernels_portable()->name, "portable") == 0);
@@ -532,8 +550,11 @@ int main(void) {
             printf("SKIP: %s kernels not available on this CPU/build\n", name);
             continue;
         }
-        CHECK_MSG(n_fast < (int)(sizeof fast / sizeof fast[0]), "more fast tables than fast[] holds");
-        if (n_fast < (int)(sizeof fast / sizeof fast[0])) fast[n_fast++] = k;
+        CHECK_MSG(n_qfast < (int)(sizeof qfast / sizeof qfast[0]), "more fast tables than qfast[] holds");
+        if (n_qfast == (int)(sizeof qfast / sizeof qfast[0])) continue;
+        qfast[n_qfast++] = k;
+        if (fm__kernels_fp32_base(k) == k) fast[n_fast++] = k;
+        else printf("%s: int8 ops only (its other ops are %s's)\n", name, fm__kernels_fp32_base(k)->name);
     }
 
     /* n, c, h, w, oc, k, stride, same */

@@ -167,14 +167,15 @@ static float *slot_ptr(fm_model *m, const slot *s) {
 }
 
 /* The kernel tables to run: every one this CPU and build have (the one
- * dispatch selects among them), the reference included. */
+ * dispatch selects among them), the reference included; a vnni twin only
+ * through its base, since they differ in the int8 ops alone. */
 #define MAX_TABLES 8
 static int kernel_tables(const fm__kernels *k[MAX_TABLES]) {
     int n = 0;
     for (int i = 0; fm__kernels_table_name(i); i++) {
         const fm__kernels *t = fm__kernels_by_name(fm__kernels_table_name(i));
         CHECK_MSG(n < MAX_TABLES, "more tables than MAX_TABLES");
-        if (t && n < MAX_TABLES) k[n++] = t;
+        if (t && fm__kernels_fp32_base(t) == t && n < MAX_TABLES) k[n++] = t;
     }
     return n;
 }

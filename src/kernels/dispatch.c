@@ -33,6 +33,27 @@ const fm__kernels *fm__kernels_avx512(void) {
     return NULL;
 }
 
+const fm__kernels *fm__kernels_avx2_vnni(void) {
+#if defined(FM__X86_DISPATCH) && defined(FM__HAVE_AVXVNNI)
+    if (fm__kernels_avx2() && __builtin_cpu_supports("avxvnni")) return fm__kernels_table_vnni_avx2();
+#endif
+    return NULL;
+}
+
+const fm__kernels *fm__kernels_avx512_vnni(void) {
+#if defined(FM__X86_DISPATCH) && defined(FM__HAVE_AVX512VNNI)
+    if (fm__kernels_avx512() && __builtin_cpu_supports("avx512vnni"))
+        return fm__kernels_table_vnni_avx512();
+#endif
+    return NULL;
+}
+
+const fm__kernels *fm__kernels_fp32_base(const fm__kernels *k) {
+    if (k && k == fm__kernels_avx512_vnni()) return fm__kernels_avx512();
+    if (k && k == fm__kernels_avx2_vnni()) return fm__kernels_avx2();
+    return k;
+}
+
 const fm__kernels *fm__kernels_portable(void) {
 #ifdef FM_HAVE_PORTABLE_KERNELS
     return fm__kernels_table_portable();
@@ -50,6 +71,7 @@ const fm__kernels *fm__kernels_bf16(void) {
 }
 
 const fm__kernels *fm__kernels_bf16_emulated(const fm__kernels *base) {
+    base = fm__kernels_fp32_base(base);
 #ifdef FM__X86_DISPATCH
     if (base && base == fm__kernels_avx512()) return fm__kernels_table_bf16emu_avx512();
     if (base && base == fm__kernels_avx2()) return fm__kernels_table_bf16emu_avx2();
@@ -61,9 +83,9 @@ const fm__kernels *fm__kernels_bf16_emulated(const fm__kernels *base) {
 }
 
 const fm__kernels *fm__kernels_for_precision(int precision) {
-    const fm__kernels *base = fm__kernels_select();
-    if (precision == FM_PRECISION_FP32) return base;
-    /* the instruction comes with the avx512 table: naming another in FMNIST_KERNELS turns it off */
+    if (precision == FM_PRECISION_FP32) return fm__kernels_select();
+    const fm__kernels *base = fm__kernels_fp32_base(fm__kernels_select());
+    /* the instruction comes with the avx512 tables: naming another in FMNIST_KERNELS turns it off */
     const fm__kernels *hw = base == fm__kernels_avx512() ? fm__kernels_bf16() : NULL;
     if (precision == FM_PRECISION_AUTO) return hw ? hw : base;
     if (precision == FM_PRECISION_BF16) return hw ? hw : fm__kernels_bf16_emulated(base);
@@ -86,7 +108,9 @@ static const struct {
     const char *name;
     const fm__kernels *(*get)(void);
 } tables[] = {
+    {"avx512-vnni", fm__kernels_avx512_vnni},
     {"avx512", fm__kernels_avx512},
+    {"avx2-vnni", fm__kernels_avx2_vnni},
     {"avx2", fm__kernels_avx2},
     {"portable", fm__kernels_portable},
     {"ref", fm__kernels_ref},

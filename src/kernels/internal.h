@@ -69,6 +69,10 @@ int fm__kernel_threads(void);
 const fm__kernels *fm__kernels_table_avx2(void);
 const fm__kernels *fm__kernels_table_avx512(void);
 const fm__kernels *fm__kernels_table_portable(void);
+/* The avx2 and avx512 tables with VNNI int8 ops (fast/table.c; NULL where
+ * the compiler could not build them). */
+const fm__kernels *fm__kernels_table_vnni_avx2(void);
+const fm__kernels *fm__kernels_table_vnni_avx512(void);
 /* bf16 training tables (fast/bf16.c): the emulated one of each fast table,
  * and the AVX512_BF16 one (NULL where the compiler could not build it). */
 const fm__kernels *fm__kernels_table_bf16emu_avx2(void);

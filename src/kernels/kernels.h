@@ -149,9 +149,17 @@ const fm__kernels *fm__kernels_ref(void);
 /* NULL when this CPU (or this build) lacks the instructions. */
 const fm__kernels *fm__kernels_avx2(void);
 const fm__kernels *fm__kernels_avx512(void);
+/* avx2 and avx512 with VNNI's vpdpbusd in the int8 ops (AVX-VNNI,
+ * AVX512-VNNI): their fp32 ops are avx2's and avx512's, and the int8 ops'
+ * results the same bits. */
+const fm__kernels *fm__kernels_avx2_vnni(void);
+const fm__kernels *fm__kernels_avx512_vnni(void);
 /* The vector-extension table, on any CPU; NULL only in a build without it. */
 const fm__kernels *fm__kernels_portable(void);
-/* Whether name is one of the tables (ref, portable, avx2, avx512), and that
+/* The fp32 table whose fp32 ops k has: avx2 for avx2-vnni, avx512 for
+ * avx512-vnni, else k. */
+const fm__kernels *fm__kernels_fp32_base(const fm__kernels *k);
+/* Whether name is one of the tables (ref, portable, avx2, avx2-vnni, avx512, avx512-vnni), and that
  * table when this CPU and build run it (else NULL). */
 int fm__kernels_known(const char *name);
 /* The name of table i, fastest first ("ref" last); NULL past the end. */

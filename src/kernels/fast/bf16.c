@@ -589,6 +589,7 @@ static void dense_backward_weights(tile_fn tile, float *dw, float *db, const flo
         .dense_workspace = bf16_dense_workspace, .dense_forward = tag##_dense_forward,             \
         .dense_backward_data = tag##_dense_backward_data,                                          \
         .dense_backward_weights = tag##_dense_backward_weights, FM__FAST_SHARED_OPS                \
+        FM__FAST_INT8_OPS                                                                          \
     }
 
 OPS(emu, tile_emu)

@@ -43,6 +43,28 @@
 #endif
 #define FM__ISA(name) name##_avx512
 #define FM__ISA_NAME "avx512"
+#elif FM__VL == 8 && defined(FM__VNNI)
+/* qgemm.c alone, a second time per VNNI flavour (CMakeLists.txt): vq_dot4 is
+ * one vpdpbusd, VEX-encoded (AVX-VNNI, FM__VNNI 256) or EVEX (AVX512-VNNI
+ * with VL, FM__VNNI 512), in place of vpmaddubsw + vpmaddwd + vpaddd */
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "FM__VNNI needs -mavx2 -mfma"
+#endif
+#if FM__VNNI == 512
+#if !defined(__AVX512VNNI__) || !defined(__AVX512VL__)
+#error "FM__VNNI 512 needs -mavx512vnni -mavx512vl"
+#endif
+#define FM__ISA(name) name##_avx512vnni
+#define FM__ISA_NAME "avx512-vnni"
+#elif FM__VNNI == 256
+#if !defined(__AVXVNNI__)
+#error "FM__VNNI 256 needs -mavxvnni"
+#endif
+#define FM__ISA(name) name##_avx2vnni
+#define FM__ISA_NAME "avx2-vnni"
+#else
+#error "FM__VNNI must be 256 or 512"
+#endif
 #elif FM__VL == 8
 #if !defined(__AVX2__) || !defined(__FMA__)
 #error "FM__VL 8 needs -mavx2 -mfma"
@@ -129,10 +151,11 @@ FM__INLINE void prefetch_row(const float *p, int len) {
 #define fm__fast_avgpool_backward FM__ISA(fm__fast_avgpool_backward)
 #define fm__fast_dropout_apply FM__ISA(fm__fast_dropout_apply)
 #define fm__kernels_table FM__ISA(fm__kernels_table)
+#define fm__kernels_table_vnni FM__ISA(fm__kernels_table_vnni)
 /* The int8 kernels are built for 8 lanes only: the avx512 table's are the
  * avx2 build's (every AVX-512 CPU has AVX2, and the avx512 objects are
- * compiled with it too), so a 16-lane version untested on such a CPU never
- * ships. */
+ * compiled with it too); the avx512-vnni table's conv tile alone runs on
+ * zmm (qgemm.c). */
 #if FM__VL == 8
 #define fm__fast_qconv2d_workspace FM__ISA(fm__fast_qconv2d_workspace)
 #define fm__fast_qconv2d_forward FM__ISA(fm__fast_qconv2d_forward)
@@ -191,6 +214,7 @@ void fm__fast_qdense_forward(float *out, const float *in, const fm__qweights *q,
                              int in_dim, int out_dim, int relu, void *work);
 /* table.c */
 const fm__kernels *fm__kernels_table(void);
+const fm__kernels *fm__kernels_table_vnni(void);
 /* bf16.c: the bf16 training tables (kernels.h, fm__kernels_bf16) */
 #define fm__kernels_table_bf16emu FM__ISA(fm__kernels_table_bf16emu)
 const fm__kernels *fm__kernels_table_bf16emu(void);
@@ -198,9 +222,33 @@ const fm__kernels *fm__kernels_table_bf16emu(void);
 const fm__kernels *fm__kernels_table_bf16_avx512(void);
 #endif
 
+/* The VNNI builds' int8 ops, for the avx2-vnni and avx512-vnni tables
+ * (table.c) where CMake found the compiler able (FM__HAVE_AVXVNNI,
+ * FM__HAVE_AVX512VNNI). */
+#define FM__VNNI_OPS_DECLARE(sfx)                                                                  \
+    size_t fm__fast_qconv2d_workspace_##sfx(const fm__conv_shape *s);                              \
+    void fm__fast_qconv2d_forward_##sfx(float *out, const float *in, const fm__qweights *q,        \
+                                        const fm__conv_shape *s, int relu, void *work);            \
+    size_t fm__fast_qdense_workspace_##sfx(int n, int in_dim, int out_dim);                         \
+    void fm__fast_qdense_forward_##sfx(float *out, const float *in, const fm__qweights *q, int n,  \
+                                       int in_dim, int out_dim, int relu, void *work);
+FM__VNNI_OPS_DECLARE(avx2vnni)
+FM__VNNI_OPS_DECLARE(avx512vnni)
+#define FM__VNNI_OPS(sfx)                                                                          \
+    .qconv2d_workspace = fm__fast_qconv2d_workspace_##sfx,                                         \
+    .qconv2d_forward = fm__fast_qconv2d_forward_##sfx,                                             \
+    .qdense_workspace = fm__fast_qdense_workspace_##sfx,                                           \
+    .qdense_forward = fm__fast_qdense_forward_##sfx,
+
 /* The entries every table of this build shares (table.c, bf16.c): all but
- * the conv and dense ops, which the bf16 tables replace. In the avx512
- * build the int8 ones are the avx2 functions (above). */
+ * the conv and dense ops, which the bf16 tables replace, and the int8 ones,
+ * which the vnni tables replace (FM__FAST_INT8_OPS). In the avx512 build the
+ * int8 ones are the avx2 functions (above). */
+#define FM__FAST_INT8_OPS                                                                          \
+    .qconv2d_workspace = fm__fast_qconv2d_workspace,                                               \
+    .qconv2d_forward = fm__fast_qconv2d_forward,                                                   \
+    .qdense_workspace = fm__fast_qdense_workspace,                                                 \
+    .qdense_forward = fm__fast_qdense_forward,
 #define FM__FAST_SHARED_OPS                                                                        \
     .batchnorm_forward_train = fm__fast_batchnorm_forward_train,                                   \
     .batchnorm_forward_infer = fm__fast_batchnorm_forward_infer,                                   \
@@ -212,10 +260,6 @@ const fm__kernels *fm__kernels_table_bf16_avx512(void);
     .avgpool_forward = fm__fast_avgpool_forward,                                                   \
     .avgpool_backward = fm__fast_avgpool_backward,                                                 \
     .dropout_apply = fm__fast_dropout_apply,                                                       \
-    .softmax_xent = fm__ref_softmax_xent,                                                          \
-    .qconv2d_workspace = fm__fast_qconv2d_workspace,                                               \
-    .qconv2d_forward = fm__fast_qconv2d_forward,                                                   \
-    .qdense_workspace = fm__fast_qdense_workspace,                                                 \
-    .qdense_forward = fm__fast_qdense_forward,
+    .softmax_xent = fm__ref_softmax_xent,
 
 #endif

@@ -19,7 +19,10 @@
  * Dense layers: dot products of quantized input rows with the weight rows
  * (both contiguous), in tiles of QDN inputs by QDO rows.
  *
- * Built for 8 lanes only: the avx512 table uses the avx2 functions (fast.h). */
+ * Built for 8 lanes only: the avx512 table uses the avx2 functions (fast.h).
+ * The VNNI builds (FM__VNNI) sum with vpdpbusd, which leaves registers for
+ * taller tiles (QR); the AVX512-VNNI one runs the conv tile on zmm, a whole
+ * panel per vector, over two panels at a time. */
 #include <math.h>
 #include <string.h>
 
@@ -28,7 +31,15 @@
 #if FM__VL == 8
 
 #define QP 16      /* pixels per conv panel: 2 vectors, one vb16 per tap */
-#define QR 4       /* output channels per conv tile: 8 sums, 2 of B, the ones, 2 more of 16 */
+/* output channels per conv tile: with vpmaddubsw, 8 sums, 2 of B, the ones,
+ * 2 more of the 16 ymm; vpdpbusd needs no temporaries, and EVEX has 32 ymm */
+#if defined(FM__VNNI) && FM__VNNI == 512
+#define QR 8
+#elif defined(FM__VNNI)
+#define QR 6
+#else
+#define QR 4
+#endif
 #define QDN 2      /* input rows per dense tile */
 #define QDO 4      /* weight rows per dense tile */
 #define QNB 64     /* input rows per dense pass (as dense.c) */
@@ -203,12 +214,21 @@ static void gather_panel(uint8_t *B, const uint8_t *xp, const size_t *koff,
     }
 }
 
+/* dst[l] for l < min(n, VL) = the epilogue of channel o's sums acc. */
+FM__INLINE void qconv_store(float *dst, int n, vq acc, const fm__qweights *q, int o, int relu) {
+    vf y = vfma_fused(vq_tof(vq_sub(acc, vq_set1(q->zp * q->wsum[o]))), vset1(q->scale[o]),
+                      vset1(q->bias[o]));
+    if (relu) y = vpos_select(y, y); /* y > 0 ? y : 0, so -0 and NaN give +0 */
+    if (n >= VL) vstore(dst, y);
+    else vstorem(dst, y, vm_first(n));
+}
+
 /* out rows r < nr (channels o0 + r, ldo apart), lanes [0, np) = the
  * epilogue of the sums of B by the packed weights wq: QR rows by nv vectors. */
 FM__INLINE void qconv_tile(const int nv, float *out, size_t ldo, int nr, int np, const uint8_t *B,
                            const int32_t *wq, int kq, const fm__qweights *q, int o0, int relu) {
     vq acc[QR][2];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < QR; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) acc[r][v] = vq_zero();
@@ -216,29 +236,59 @@ FM__INLINE void qconv_tile(const int nv, float *out, size_t ldo, int nr, int np,
         vq x[2];
 #pragma GCC unroll 2
         for (int v = 0; v < nv; v++) x[v] = vq_load(B + 32 * v);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < QR; r++) {
             const vq w = vq_set1(wq[r]);
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++) acc[r][v] = vq_dot4(acc[r][v], x[v], w);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < QR; r++) {
         if (r >= nr) break;
-        const int o = o0 + r;
-        const vq zpw = vq_set1(q->zp * q->wsum[o]);
-        const vf sc = vset1(q->scale[o]), bias = vset1(q->bias[o]);
 #pragma GCC unroll 2
-        for (int v = 0; v < nv; v++) {
-            vf y = vfma_fused(vq_tof(vq_sub(acc[r][v], zpw)), sc, bias);
-            if (relu) y = vpos_select(y, y); /* y > 0 ? y : 0, so -0 and NaN give +0 */
-            float *dst = out + r * ldo + v * VL;
-            if (np - v * VL >= VL) vstore(dst, y);
-            else vstorem(dst, y, vm_first(np - v * VL));
+        for (int v = 0; v < nv; v++)
+            qconv_store(out + r * ldo + v * VL, np - v * VL, acc[r][v], q, o0 + r, relu);
+    }
+}
+
+#if defined(FM__VNNI) && FM__VNNI == 512
+/* The same tile on zmm (16 pixels, a whole panel, per vector) over the nb
+ * panels from B, bstride apart, whose outputs lie end to end (np pixels). */
+FM__INLINE void qconv_tile_zmm(const int nb, float *out, size_t ldo, int nr, int np,
+                               const uint8_t *B, size_t bstride, const int32_t *wq, int kq,
+                               const fm__qweights *q, int o0, int relu) {
+    __m512i acc[QR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < QR; r++)
+#pragma GCC unroll 2
+        for (int b = 0; b < nb; b++) acc[r][b] = _mm512_setzero_si512();
+    for (int j = 0; j < kq; j++, B += 4 * QP, wq += QR) {
+        __m512i x[2];
+#pragma GCC unroll 2
+        for (int b = 0; b < nb; b++) x[b] = _mm512_loadu_si512(B + b * bstride);
+#pragma GCC unroll 8
+        for (int r = 0; r < QR; r++) {
+            const __m512i w = _mm512_set1_epi32(wq[r]);
+#pragma GCC unroll 2
+            for (int b = 0; b < nb; b++) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], x[b], w);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < QR; r++) {
+        if (r >= nr) break;
+#pragma GCC unroll 2
+        for (int b = 0; b < nb; b++) {
+            float *dst = out + r * ldo + b * QP;
+            const int left = np - b * QP;
+            qconv_store(dst, left, _mm512_castsi512_si256(acc[r][b]), q, o0 + r, relu);
+            if (left > VL)
+                qconv_store(dst + VL, left - VL, _mm512_extracti64x4_epi64(acc[r][b], 1), q, o0 + r,
+                            relu);
         }
     }
 }
+#endif
 
 size_t fm__fast_qconv2d_workspace(const fm__conv_shape *s) { return plan_qconv(s).total; }
 
@@ -281,12 +331,23 @@ void fm__fast_qconv2d_forward(float *out, const float *in, const fm__qweights *q
                     const int o0 = ob * QR, nr = imin(QR, s->oc - o0);
                     const int32_t *wb = wq + (size_t)ob * p.kq * QR;
                     float *y = out + ((size_t)n * s->oc + o0) * npix;
+#if defined(FM__VNNI) && FM__VNNI == 512
+                    for (int pi = g0; pi < g1; pi += 2) {
+                        const int p0 = pi * QP, np = imin(2 * QP, npix - p0);
+                        const uint8_t *bp = B + (pi - g0) * bstride;
+                        if (pi + 1 < g1)
+                            qconv_tile_zmm(2, y + p0, npix, nr, np, bp, bstride, wb, p.kq, q, o0, relu);
+                        else
+                            qconv_tile_zmm(1, y + p0, npix, nr, np, bp, bstride, wb, p.kq, q, o0, relu);
+                    }
+#else
                     for (int pi = g0; pi < g1; pi++) {
                         const int p0 = pi * QP, np = imin(QP, npix - p0);
                         const uint8_t *bp = B + (pi - g0) * bstride;
                         if (np > VL) qconv_tile(2, y + p0, npix, nr, np, bp, wb, p.kq, q, o0, relu);
                         else qconv_tile(1, y + p0, npix, nr, np, bp, wb, p.kq, q, o0, relu);
                     }
+#endif
                 }
             }
             it = n * p.ppi + b;

@@ -485,9 +485,16 @@ FM__INLINE vq vq_load(const void *p) { return _mm256_loadu_si256((const __m256i 
 FM__INLINE vq vq_sub(vq a, vq b) { return _mm256_sub_epi32(a, b); }
 /* acc + in each lane the sum of its 4 products of x's bytes (unsigned) by
  * w's (signed): vpmaddubsw's pairs saturate at int16, which |w| <=
- * FM__QW_MAX keeps them within. */
+ * FM__QW_MAX keeps them within; vpdpbusd (the VNNI builds) sums all four
+ * in int32 and gives the same. */
 FM__INLINE vq vq_dot4(vq acc, vq x, vq w) {
+#if defined(FM__VNNI) && FM__VNNI == 512
+    return _mm256_dpbusd_epi32(acc, x, w);
+#elif defined(FM__VNNI)
+    return _mm256_dpbusd_avx_epi32(acc, x, w);
+#else
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), _mm256_set1_epi16(1)));
+#endif
 }
 FM__INLINE int32_t vq_hsum(vq x) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
