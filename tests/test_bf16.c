@@ -85,8 +85,9 @@ static size_t same_bits(const float *a, const float *b, size_t len) {
 }
 
 /* The tables under test: the emulated one on every fast table this CPU runs,
- * and the vdpbf16ps one where it has the instruction. */
-static const fm__kernels *tables[4];
+ * and the vdpbf16ps and AMX ones where it has the instructions. */
+#define MAX_TABLES 5
+static const fm__kernels *tables[MAX_TABLES];
 static int n_tables;
 static const fm__kernels *hw, *hw_twin; /* the instruction, and its emulated twin */
 
@@ -157,7 +158,7 @@ static void test_conv(fm__conv_shape s) {
     ref->conv2d_backward_weights(scratch, m.db, gabs, ain, &s, NULL);
     free(scratch), free(gabs);
 
-    results got[4][2];
+    results got[MAX_TABLES][2];
     for (int t = 0; t < n_tables; t++) {
         const fm__kernels *k = tables[t];
         size_t nws = k->conv2d_workspace(&s);
@@ -241,7 +242,7 @@ static void test_dense(int n, int in_dim, int out_dim) {
     ref->dense_backward_weights(scratch, m.db, gabs, ain, n, in_dim, out_dim, NULL);
     free(scratch), free(gabs);
 
-    float *first[4] = {NULL};
+    float *first[MAX_TABLES] = {NULL};
     for (int t = 0; t < n_tables; t++) {
         const fm__kernels *k = tables[t];
         size_t nws = k->dense_workspace(n, in_dim, out_dim);
@@ -346,19 +347,25 @@ int main(void) {
         if (i == 0) hw_twin = k;
     }
     CHECK(!fm__kernels_bf16_emulated(fm__kernels_ref()));
-    hw = fm__kernels_bf16();
+    hw = fm__kernels_bf16_avx512();
     if (hw) tables[n_tables++] = hw;
     else
         printf("SKIP: avx512-bf16 (vdpbf16ps): this CPU or build has no AVX512_BF16; its order "
                "of products and sums is the emulated tables', tested here\n");
     if (!hw) hw_twin = NULL;
+    /* AMX's tdpbf16ps sums in its own order: it is held to the bound alone */
+    const fm__kernels *amx = fm__kernels_bf16_amx();
+    if (amx) tables[n_tables++] = amx;
+    else printf("SKIP: amx-bf16 (tdpbf16ps): this CPU, OS or build has no AMX-BF16\n");
+    CHECK(fm__kernels_bf16() == (amx ? amx : hw));
     for (int t = 0; t < n_tables; t++) printf("testing %s\n", tables[t]->name);
 
     /* which table training at each precision gets */
     CHECK(fm__kernels_for_precision(FM_PRECISION_FP32) == fm__kernels_select());
     const fm__kernels *autok = fm__kernels_for_precision(FM_PRECISION_AUTO);
-    CHECK(hw ? autok == hw || fm__kernels_fp32_base(fm__kernels_select()) != fm__kernels_avx512()
-             : autok == fm__kernels_select());
+    const fm__kernels *instr = fm__kernels_bf16();
+    CHECK(instr ? autok == instr || fm__kernels_fp32_base(fm__kernels_select()) != fm__kernels_avx512()
+                : autok == fm__kernels_select());
     const fm__kernels *bf = fm__kernels_for_precision(FM_PRECISION_BF16);
     CHECK(bf && strstr(bf->name, "bf16"));
     CHECK(fm_kernels_train_name(FM_PRECISION_BF16) && !strcmp(fm_kernels_train_name(FM_PRECISION_BF16), bf->name));

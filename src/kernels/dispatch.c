@@ -1,4 +1,5 @@
 /* Picks the kernel table once, by CPU features, and owns the thread count. */
+#define _DEFAULT_SOURCE 1 /* syscall(), for the AMX permission */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,13 @@
 
 #if defined(FM_HAVE_X86_KERNELS) && (defined(__GNUC__) || defined(__clang__))
 #define FM__X86_DISPATCH 1
+#endif
+
+#if defined(FM__X86_DISPATCH) && defined(FM__HAVE_AMX) && defined(__linux__)
+#define FM__AMX_DISPATCH 1
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 const fm__kernels *fm__kernels_avx2(void) {
@@ -62,12 +70,47 @@ const fm__kernels *fm__kernels_portable(void) {
 #endif
 }
 
-const fm__kernels *fm__kernels_bf16(void) {
+const fm__kernels *fm__kernels_bf16_avx512(void) {
 #ifdef FM__X86_DISPATCH
     if (fm__kernels_avx512() && __builtin_cpu_supports("avx512bf16"))
         return fm__kernels_table_bf16_avx512();
 #endif
     return NULL;
+}
+
+#ifdef FM__AMX_DISPATCH
+/* Whether the CPU has AMX-TILE and AMX-BF16 (CPUID 7.0 EDX bits 24 and 22:
+ * GCC 12's __builtin_cpu_supports does not know them), the OS saves the
+ * tile state (XCR0 bits 17 and 18), and Linux lets this process use it
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, which every
+ * thread of the process then has). */
+static int amx_usable(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d >> 22 & 1) || !(d >> 24 & 1)) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 27 & 1)) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo >> 17 & 3) != 3) return 0;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+}
+#endif
+
+const fm__kernels *fm__kernels_bf16_amx(void) {
+#ifdef FM__AMX_DISPATCH
+    static _Atomic int usable = -1; /* racing first calls ask the same */
+    int u = atomic_load_explicit(&usable, memory_order_acquire);
+    if (u < 0) {
+        u = amx_usable();
+        atomic_store_explicit(&usable, u, memory_order_release);
+    }
+    if (u && fm__kernels_avx512()) return fm__kernels_table_bf16_amx();
+#endif
+    return NULL;
+}
+
+const fm__kernels *fm__kernels_bf16(void) {
+    const fm__kernels *amx = fm__kernels_bf16_amx();
+    return amx ? amx : fm__kernels_bf16_avx512();
 }
 
 const fm__kernels *fm__kernels_bf16_emulated(const fm__kernels *base) {

@@ -79,5 +79,7 @@ const fm__kernels *fm__kernels_table_bf16emu_avx2(void);
 const fm__kernels *fm__kernels_table_bf16emu_avx512(void);
 const fm__kernels *fm__kernels_table_bf16emu_portable(void);
 const fm__kernels *fm__kernels_table_bf16_avx512(void);
+/* The AMX one (tdpbf16ps), NULL where the compiler could not build it. */
+const fm__kernels *fm__kernels_table_bf16_amx(void);
 
 #endif

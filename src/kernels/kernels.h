@@ -169,10 +169,14 @@ const fm__kernels *fm__kernels_by_name(const char *name);
 const fm__kernels *fm__kernels_select(void);
 /* bf16 training (fast/bf16.c): tables whose conv and dense ops round both
  * factors of every product to bf16 and keep fp32 sums (fm_precision in
- * fmnist.h), the other ops being base's. The AVX512_BF16 one, or NULL when
- * this CPU or build lacks it; the emulated one on base's instruction set
- * (NULL for ref, which has none). */
+ * fmnist.h), the other ops being base's. The one on the instructions,
+ * NULL when this CPU or build lacks them: the AMX one (tdpbf16ps) where
+ * the CPU and OS allow it, else the AVX512_BF16 one (vdpbf16ps); each
+ * alone; the emulated one on base's instruction set (NULL for ref, which
+ * has none). */
 const fm__kernels *fm__kernels_bf16(void);
+const fm__kernels *fm__kernels_bf16_amx(void);
+const fm__kernels *fm__kernels_bf16_avx512(void);
 const fm__kernels *fm__kernels_bf16_emulated(const fm__kernels *base);
 /* The table training at precision p (FM_PRECISION_*) runs on, built on
  * fm__kernels_select(); NULL when there is none (bf16 on ref). */

@@ -47,20 +47,55 @@ static inline uint32_t pair(float even, float odd) {
     return bf16_bits(even) | bf16_bits(odd) << 16;
 }
 
+/* The same rounding on 16 values at once (GCC/Clang vector extensions, so
+ * every build has it): each lane's bf16 in its top half, its low half zero. */
+typedef uint32_t vu16x32 __attribute__((vector_size(64)));
+typedef int32_t vs16x32 __attribute__((vector_size(64)));
+
+FM__INLINE vu16x32 vu_load(const float *p) {
+    vu16x32 u;
+    memcpy(&u, p, sizeof u);
+    return u;
+}
+
+FM__INLINE vu16x32 bf16_top(vu16x32 u) {
+    const vu16x32 normal = (vu16x32)((vs16x32)(u & 0x7f800000u) != 0);
+    const vu16x32 f = (u & normal) | (u & 0x80000000u & ~normal);
+    const vu16x32 rounded = f + 0x7fffu + ((f >> 16) & 1u);
+    const vu16x32 nan = (vu16x32)((vs16x32)((u & 0x7fffffffu) > 0x7f800000u));
+    return ((rounded & ~nan) | ((u | 0x00400000u) & nan)) & 0xffff0000u;
+}
+
 /* dst[j] = pair(even[j], odd[j]) for j < n (odd NULL: zeros), then 0 up to np. */
 static void pack_rows(uint32_t *dst, const float *even, const float *odd, int n, int np) {
-    if (odd) {
-        for (int j = 0; j < n; j++) dst[j] = pair(even[j], odd[j]);
-    } else {
-        for (int j = 0; j < n; j++) dst[j] = bf16_bits(even[j]);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        vu16x32 w = bf16_top(vu_load(even + j)) >> 16;
+        if (odd) w |= bf16_top(vu_load(odd + j));
+        memcpy(dst + j, &w, sizeof w);
     }
-    for (int j = n; j < np; j++) dst[j] = 0;
+    if (odd) {
+        for (; j < n; j++) dst[j] = pair(even[j], odd[j]);
+    } else {
+        for (; j < n; j++) dst[j] = bf16_bits(even[j]);
+    }
+    for (j = n; j < np; j++) dst[j] = 0;
 }
 
 /* dst[i] = pair(x[2i], x[2i+1]) over the k values of x (the last odd one 0). */
 static void pack_adjacent(uint32_t *dst, const float *x, int k) {
     const int full = k / 2;
-    for (int i = 0; i < full; i++) dst[i] = pair(x[2 * i], x[2 * i + 1]);
+    int i = 0;
+    for (; i + 16 <= full; i += 16) {
+        const vu16x32 a = bf16_top(vu_load(x + 2 * i)), b = bf16_top(vu_load(x + 2 * i + 16));
+        const vu16x32 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                                     22, 24, 26, 28, 30);
+        const vu16x32 odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21,
+                                                    23, 25, 27, 29, 31);
+        const vu16x32 w = (even >> 16) | odd;
+        memcpy(dst + i, &w, sizeof w);
+    }
+    for (; i < full; i++) dst[i] = pair(x[2 * i], x[2 * i + 1]);
     if (k % 2) dst[full] = bf16_bits(x[k - 1]);
 }
 
@@ -144,6 +179,11 @@ static void tile_emu(float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda, 
     }
 }
 
+#if FM__VL == 16 && defined(FM__HAVE_AMX)
+#include <immintrin.h>
+#define HAVE_AMX 1
+#endif
+
 #if FM__VL == 16 && !defined(FM__NO_AVX512BF16)
 #define HAVE_TILE_HW 1
 /* The same tile on vdpbf16ps. */
@@ -183,13 +223,29 @@ tile_hw(float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda, int mr, const
 
 /* ---- the matrix product ------------------------------------------------------ */
 
-/* Rows of c a task covers: a multiple of TMR. */
+/* A product engine: c (m, n; ldc) (+)= a (m rows of k2 pairs, lda apart) .
+ * b (k2 rows of pairs, ldb apart), as tasks [t_lo, t_hi) of count(m, n).
+ * The ops lay out the operands for any engine: k2 (and lda) a multiple of
+ * kpad, its pairs past the product's zero in a and in b; a readable to
+ * rup(m, MPAD) rows, b to rup(n, BNR) columns. */
+typedef struct engine engine;
+struct engine {
+    void (*tasks)(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
+                  const uint32_t *b, ptrdiff_t ldb, int m, int n, int k2, int accumulate, int t_lo,
+                  int t_hi);
+    int (*count)(int m, int n);
+    tile_fn tile; /* the register-tile engines' */
+    int kpad;
+};
+#define MPAD 32
+#define KPAD_MAX 16
+
+/* Rows of c a register-tile task covers: a multiple of TMR. */
 #define TASK_ROWS 48
 
-/* Tasks [t_lo, t_hi) of c (m, n; ldc) (+)= a (m, k2 pairs; lda) . b (k2,
- * rup(n, VL) pairs; ldb): task t is column strip t / row_tasks (BNR wide)
- * by row block t % row_tasks (TASK_ROWS high). */
-static void gemm_tasks(tile_fn tile, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
+/* Register tiles: task t is column strip t / row_tasks (BNR wide) by row
+ * block t % row_tasks (TASK_ROWS high). */
+static void tile_tasks(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
                        const uint32_t *b, ptrdiff_t ldb, int m, int n, int k2, int accumulate,
                        int t_lo, int t_hi) {
     const int row_tasks = (m + TASK_ROWS - 1) / TASK_ROWS;
@@ -199,44 +255,142 @@ static void gemm_tasks(tile_fn tile, float *c, ptrdiff_t ldc, const uint32_t *a,
         for (int k0 = 0; k0 < k2 || k0 == 0; k0 += KC2) {
             const int kl = imin(KC2, k2 - k0), acc = accumulate || k0 > 0;
             for (int i = i_lo; i < i_hi; i += TMR)
-                tile(c + (ptrdiff_t)i * ldc + j0, ldc, a + (ptrdiff_t)i * lda + k0, lda,
-                     imin(TMR, i_hi - i), b + (ptrdiff_t)k0 * ldb + j0, ldb, nr, kl, acc);
+                e->tile(c + (ptrdiff_t)i * ldc + j0, ldc, a + (ptrdiff_t)i * lda + k0, lda,
+                        imin(TMR, i_hi - i), b + (ptrdiff_t)k0 * ldb + j0, ldb, nr, kl, acc);
         }
     }
 }
 
-static int gemm_task_count(int m, int n) {
+static int tile_task_count(int m, int n) {
     return (n + BNR - 1) / BNR * ((m + TASK_ROWS - 1) / TASK_ROWS);
 }
 
+#ifdef HAVE_AMX
+/* AMX: c in blocks of 32 x 32, four 16 x 16 fp32 tiles (tmm0-3) summing
+ * tdpbf16ps of two 16-row A tiles (tmm4-5: 16 pairs per row) by two B tiles
+ * (tmm6-7: 16 pair rows of 16 columns), 16 pairs at a time. Blocks across
+ * c's edges run whole (the operands are readable that far, and the rows and
+ * columns past c's depend only on the rows and columns past a's and b's) and
+ * go through a staging tile. A task is a strip of 32 columns, all rows. */
+typedef struct amx_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+#define AMX_STRIP 32
+
+static int amx_task_count(int m, int n) {
+    (void)m;
+    return (n + AMX_STRIP - 1) / AMX_STRIP;
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) static void
+amx_tasks(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
+          const uint32_t *b, ptrdiff_t ldb, int m, int n, int k2, int accumulate, int t_lo,
+          int t_hi) {
+    (void)e;
+    if (t_lo >= t_hi) return;
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    _tile_loadconfig(&cfg);
+    float stage[16 * 16] __attribute__((aligned(64)));
+    const size_t sa = (size_t)lda * 4, sb = (size_t)ldb * 4, sc = (size_t)ldc * 4;
+    for (int t = t_lo; t < t_hi; t++) {
+        const int j0 = t * AMX_STRIP;
+        for (int i0 = 0; i0 < m; i0 += 32) {
+            /* the c tiles: whole ones straight from c, edge ones staged */
+            const int whole = i0 + 32 <= m && j0 + 32 <= n;
+            if (whole && accumulate) {
+                float *c0 = c + (ptrdiff_t)i0 * ldc + j0;
+                _tile_loadd(0, c0, sc);
+                _tile_loadd(1, c0 + 16, sc);
+                _tile_loadd(2, c0 + 16 * ldc, sc);
+                _tile_loadd(3, c0 + 16 * ldc + 16, sc);
+            } else {
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+            }
+            const uint32_t *a0 = a + (ptrdiff_t)i0 * lda, *a1 = a0 + 16 * lda;
+            for (int k = 0; k < k2; k += 16) {
+                _tile_loadd(4, a0 + k, sa);
+                _tile_loadd(5, a1 + k, sa);
+                _tile_loadd(6, b + (ptrdiff_t)k * ldb + j0, sb);
+                _tile_loadd(7, b + (ptrdiff_t)k * ldb + j0 + 16, sb);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            if (whole) {
+                float *c0 = c + (ptrdiff_t)i0 * ldc + j0;
+                _tile_stored(0, c0, sc);
+                _tile_stored(1, c0 + 16, sc);
+                _tile_stored(2, c0 + 16 * ldc, sc);
+                _tile_stored(3, c0 + 16 * ldc + 16, sc);
+                continue;
+            }
+#define AMX_STAGE_OUT(T, DI, DJ)                                                                   \
+    do {                                                                                           \
+        const int ri = i0 + (DI), cj = j0 + (DJ), nr = imin(16, m - ri), nc = imin(16, n - cj);    \
+        if (nr > 0 && nc > 0) {                                                                    \
+            _tile_stored(T, stage, 64);                                                            \
+            for (int r = 0; r < nr; r++) {                                                         \
+                float *dst = c + (ptrdiff_t)(ri + r) * ldc + cj;                                   \
+                for (int q = 0; q < nc; q++)                                                       \
+                    dst[q] = accumulate ? dst[q] + stage[r * 16 + q] : stage[r * 16 + q];          \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+            AMX_STAGE_OUT(0, 0, 0);
+            AMX_STAGE_OUT(1, 0, 16);
+            AMX_STAGE_OUT(2, 16, 0);
+            AMX_STAGE_OUT(3, 16, 16);
+#undef AMX_STAGE_OUT
+        }
+    }
+    _tile_release();
+}
+#endif
+
 /* The whole product on one thread. */
-static void gemm(tile_fn tile, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
+static void gemm(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
                  const uint32_t *b, ptrdiff_t ldb, int m, int n, int k2, int accumulate) {
-    gemm_tasks(tile, c, ldc, a, lda, b, ldb, m, n, k2, accumulate, 0, gemm_task_count(m, n));
+    e->tasks(e, c, ldc, a, lda, b, ldb, m, n, k2, accumulate, 0, e->count(m, n));
 }
 
 /* This thread's share of the product, inside a parallel region. */
-static void gemm_share(tile_fn tile, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
-                       const uint32_t *b, ptrdiff_t ldb, int m, int n, int k2, int accumulate) {
+static void gemm_share(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a,
+                       ptrdiff_t lda, const uint32_t *b, ptrdiff_t ldb, int m, int n, int k2,
+                       int accumulate) {
     int lo, hi;
-    split(gemm_task_count(m, n), thread_count(), thread_id(), &lo, &hi);
-    gemm_tasks(tile, c, ldc, a, lda, b, ldb, m, n, k2, accumulate, lo, hi);
+    split(e->count(m, n), thread_count(), thread_id(), &lo, &hi);
+    e->tasks(e, c, ldc, a, lda, b, ldb, m, n, k2, accumulate, lo, hi);
 }
 
 /* ---- workspace --------------------------------------------------------------- */
 
-/* Areas are rounded to 16 words (a 64-byte line); words are uint32 pairs or floats. */
+/* Areas are rounded to 16 words (a 64-byte line); words are uint32 pairs or
+ * floats. Sizes allow for any engine: pairs rounded up to KPAD_MAX, the
+ * rows of a to MPAD. */
 static size_t words(size_t n) { return rup(n, 16); }
 static int padn(int n) { return (int)rup((size_t)n, BNR); }
+static int kpad(const engine *e, int k2) { return e ? (int)rup((size_t)k2, e->kpad) : (int)rup((size_t)k2, KPAD_MAX); }
+static size_t arows(int m) { return rup((size_t)m, MPAD); }
 
 typedef struct conv_dims {
     int kk;     /* K = C*k*k, the im2col rows */
     int k2, c2; /* pairs over K, and over the output channels */
     int p, p2;  /* output pixels per image, and their pairs */
     int pp;     /* p padded to whole tiles */
+    int k2p, c2p, p2p; /* k2, c2, p2 padded for the engine */
 } conv_dims;
 
-static conv_dims dims(const fm__conv_shape *s) {
+static conv_dims dims(const fm__conv_shape *s, const engine *e) {
     conv_dims d;
     d.kk = s->c * s->k * s->k;
     d.k2 = (d.kk + 1) / 2;
@@ -244,33 +398,39 @@ static conv_dims dims(const fm__conv_shape *s) {
     d.p = s->oh * s->ow;
     d.p2 = (d.p + 1) / 2;
     d.pp = padn(d.p);
+    d.k2p = kpad(e, d.k2), d.c2p = kpad(e, d.c2), d.p2p = kpad(e, d.p2);
     return d;
 }
 
 /* Per op: the shared words (the packed kernel) and each thread's. */
 static size_t conv_fwd_shared(const fm__conv_shape *s, const conv_dims *d) {
-    return words((size_t)s->oc * d->k2);
+    return words(arows(s->oc) * d->k2p);
 }
 static size_t conv_fwd_thread(const conv_dims *d) {
-    return words((size_t)d->k2 * d->pp) + 2 * words((size_t)d->p);
+    return words((size_t)d->k2p * d->pp) + 2 * words((size_t)d->p);
 }
-static size_t conv_bwd_shared(const conv_dims *d) { return words((size_t)d->kk * d->c2); }
+static size_t conv_bwd_shared(const conv_dims *d) { return words(arows(d->kk) * d->c2p); }
 static size_t conv_bwd_thread(const conv_dims *d) {
-    return words((size_t)d->c2 * d->pp) + words((size_t)d->kk * d->p);
+    return words((size_t)d->c2p * d->pp) + words((size_t)d->kk * d->p);
 }
 static size_t conv_bww_thread(const fm__conv_shape *s, const conv_dims *d) {
-    return words((size_t)d->kk * d->p2) + words((size_t)d->p2 * padn(s->oc)) +
+    return words(arows(d->kk) * d->p2p) + words((size_t)d->p2p * padn(s->oc)) +
            words((size_t)s->oc * d->kk) + words((size_t)s->oc) + words((size_t)d->p);
 }
 
 static size_t bf16_conv2d_workspace(const fm__conv_shape *s) {
-    const conv_dims d = dims(s);
+    const conv_dims d = dims(s, NULL);
     const size_t nt = (size_t)fm__kernel_threads();
     size_t f = conv_fwd_shared(s, &d) + nt * conv_fwd_thread(&d);
     size_t b = conv_bwd_shared(&d) + nt * conv_bwd_thread(&d);
     size_t w = nt * conv_bww_thread(s, &d);
     size_t m = f > b ? f : b;
     return (m > w ? m : w) + ALIGN_SLACK;
+}
+
+/* row[j] = 0 for j in [from, to). */
+static void zero_words(uint32_t *row, int from, int to) {
+    if (to > from) memset(row + from, 0, sizeof(uint32_t) * (size_t)(to - from));
 }
 
 /* ---- convs --------------------------------------------------------------------- */
@@ -291,11 +451,11 @@ static void col_row(float *row, const float *img, const fm__conv_shape *s, int k
             memset(r, 0, sizeof(float) * (size_t)s->ow);
             continue;
         }
-        const float *src = plane + (size_t)iy * s->w + shift;
+        const float *src = plane + (size_t)iy * s->w;
         for (int ox = 0; ox < x_lo; ox++) r[ox] = 0.0f;
-        if (st == 1) memcpy(r + x_lo, src + x_lo, sizeof(float) * (size_t)(x_hi - x_lo));
+        if (st == 1) memcpy(r + x_lo, src + x_lo + shift, sizeof(float) * (size_t)(x_hi - x_lo));
         else
-            for (int ox = x_lo; ox < x_hi; ox++) r[ox] = src[ox * st];
+            for (int ox = x_lo; ox < x_hi; ox++) r[ox] = src[ox * st + shift];
         for (int ox = x_hi; ox < s->ow; ox++) r[ox] = 0.0f;
     }
 }
@@ -304,23 +464,34 @@ static void col_row(float *row, const float *img, const fm__conv_shape *s, int k
 static void col_row_add(float *img, const float *row, const fm__conv_shape *s, int kidx) {
     const int kk = s->k * s->k, ci = kidx / kk, ky = kidx % kk / s->k, kx = kidx % s->k;
     float *plane = img + (size_t)ci * s->h * s->w;
+    /* the output columns whose input column ox*stride - pad_l + kx is inside (as col_row) */
+    const int shift = kx - s->pad_l, st = s->stride;
+    const int x_lo = shift >= 0 ? 0 : (-shift + st - 1) / st;
+    const int x_hi = imin(s->ow, s->w - shift <= 0 ? 0 : (s->w - shift - 1) / st + 1);
     for (int oy = 0; oy < s->oh; oy++) {
-        const int iy = oy * s->stride - s->pad_t + ky;
+        const int iy = oy * st - s->pad_t + ky;
         if (iy < 0 || iy >= s->h) continue;
         const float *r = row + (size_t)oy * s->ow;
         float *dst = plane + (size_t)iy * s->w;
-        for (int ox = 0; ox < s->ow; ox++) {
-            const int ix = ox * s->stride - s->pad_l + kx;
-            if (ix >= 0 && ix < s->w) dst[ix] += r[ox];
+        if (st == 1) {
+            int ox = x_lo;
+            for (; ox + VL <= x_hi; ox += VL)
+                vstore(dst + ox + shift, vadd(vload(dst + ox + shift), vload(r + ox)));
+            if (ox < x_hi) {
+                const vmask m = vm_first(x_hi - ox);
+                vstorem(dst + ox + shift, vadd(vloadm(dst + ox + shift, m), vloadm(r + ox, m)), m);
+            }
+        } else {
+            for (int ox = x_lo; ox < x_hi; ox++) dst[ox * st + shift] += r[ox];
         }
     }
 }
 
 /* out (N,OC,OH,OW) = b + w (OC, K) . im2col(in): per image, B (k2, pp) = the
  * im2col rows in pairs. */
-static void conv_forward(tile_fn tile, float *out, const float *in, const float *w,
+static void conv_forward(const engine *e, float *out, const float *in, const float *w,
                          const float *b, const fm__conv_shape *s, int relu, float *work) {
-    const conv_dims d = dims(s);
+    const conv_dims d = dims(s, e);
     uint32_t *wp = (uint32_t *)align64(work);
     float *thread0 = (float *)wp + conv_fwd_shared(s, &d);
     const size_t per = conv_fwd_thread(&d);
@@ -328,9 +499,15 @@ static void conv_forward(tile_fn tile, float *out, const float *in, const float 
     FM__OMP(omp parallel num_threads(team()))
     {
         FM__OMP(omp for schedule(static))
-        for (int o = 0; o < s->oc; o++) pack_adjacent(wp + (size_t)o * d.k2, w + (size_t)o * d.kk, d.kk);
+        for (int o = 0; o < s->oc; o++) {
+            pack_adjacent(wp + (size_t)o * d.k2p, w + (size_t)o * d.kk, d.kk);
+            zero_words(wp + (size_t)o * d.k2p, d.k2, d.k2p);
+        }
+        FM__OMP(omp single)
+        zero_words(wp, s->oc * d.k2p, (int)arows(s->oc) * d.k2p);
         uint32_t *bp = (uint32_t *)(thread0 + (size_t)thread_id() * per);
-        float *r0 = (float *)bp + words((size_t)d.k2 * d.pp), *r1 = r0 + words((size_t)d.p);
+        float *r0 = (float *)bp + words((size_t)d.k2p * d.pp), *r1 = r0 + words((size_t)d.p);
+        zero_words(bp, d.k2 * d.pp, d.k2p * d.pp);
         int lo, hi;
         split(s->n, thread_count(), thread_id(), &lo, &hi);
         for (int n = lo; n < hi; n++) {
@@ -342,7 +519,7 @@ static void conv_forward(tile_fn tile, float *out, const float *in, const float 
                 pack_rows(bp + (size_t)k2 * d.pp, r0, odd ? r1 : NULL, d.p, d.pp);
             }
             float *o = out + (size_t)n * out_len;
-            gemm(tile, o, d.p, wp, d.k2, bp, d.pp, s->oc, d.p, d.k2, 0);
+            gemm(e, o, d.p, wp, d.k2p, bp, d.pp, s->oc, d.p, d.k2p, 0);
             for (int oc = 0; oc < s->oc; oc++) {
                 float *row = o + (size_t)oc * d.p, bias = b ? b[oc] : 0.0f;
                 for (int j = 0; j < d.p; j++) {
@@ -357,9 +534,9 @@ static void conv_forward(tile_fn tile, float *out, const float *in, const float 
 /* din = col2im(w^T (K, OC) . dout): per image, A = w^T with pairs over the
  * output channels, B (c2, pp) = dout's channel rows in pairs, C = the
  * im2col-shaped gradient (K, P). */
-static void conv_backward_data(tile_fn tile, float *din, const float *dout, const float *w,
+static void conv_backward_data(const engine *e, float *din, const float *dout, const float *w,
                                const fm__conv_shape *s, float *work) {
-    const conv_dims d = dims(s);
+    const conv_dims d = dims(s, e);
     uint32_t *wt = (uint32_t *)align64(work);
     float *thread0 = (float *)wt + conv_bwd_shared(&d);
     const size_t per = conv_bwd_thread(&d);
@@ -368,13 +545,17 @@ static void conv_backward_data(tile_fn tile, float *din, const float *dout, cons
     {
         FM__OMP(omp for schedule(static))
         for (int kidx = 0; kidx < d.kk; kidx++) {
-            uint32_t *row = wt + (size_t)kidx * d.c2;
+            uint32_t *row = wt + (size_t)kidx * d.c2p;
             for (int o2 = 0; o2 < s->oc / 2; o2++)
                 row[o2] = pair(w[(size_t)2 * o2 * d.kk + kidx], w[(size_t)(2 * o2 + 1) * d.kk + kidx]);
             if (s->oc % 2) row[d.c2 - 1] = bf16_bits(w[(size_t)(s->oc - 1) * d.kk + kidx]);
+            zero_words(row, d.c2, d.c2p);
         }
+        FM__OMP(omp single)
+        zero_words(wt, d.kk * d.c2p, (int)arows(d.kk) * d.c2p);
         uint32_t *bp = (uint32_t *)(thread0 + (size_t)thread_id() * per);
-        float *dcol = (float *)bp + words((size_t)d.c2 * d.pp);
+        float *dcol = (float *)bp + words((size_t)d.c2p * d.pp);
+        zero_words(bp, d.c2 * d.pp, d.c2p * d.pp);
         int lo, hi;
         split(s->n, thread_count(), thread_id(), &lo, &hi);
         for (int n = lo; n < hi; n++) {
@@ -384,7 +565,7 @@ static void conv_backward_data(tile_fn tile, float *din, const float *dout, cons
                 pack_rows(bp + (size_t)o2 * d.pp, g + (size_t)2 * o2 * d.p,
                           odd ? g + (size_t)(2 * o2 + 1) * d.p : NULL, d.p, d.pp);
             }
-            gemm(tile, dcol, d.p, wt, d.c2, bp, d.pp, d.kk, d.p, d.c2, 0);
+            gemm(e, dcol, d.p, wt, d.c2p, bp, d.pp, d.kk, d.p, d.c2p, 0);
             float *img = din + (size_t)n * in_len;
             memset(img, 0, sizeof(float) * in_len);
             for (int kidx = 0; kidx < d.kk; kidx++)
@@ -398,15 +579,15 @@ static void conv_backward_data(tile_fn tile, float *din, const float *dout, cons
  * (P, OC): the im2col rows pair up where they lie and only dout's fewer
  * values are scattered. db += sum dout. Each thread sums its images into its
  * own area; the areas are then added in thread order. */
-static void conv_backward_weights(tile_fn tile, float *dw, float *db, const float *dout,
+static void conv_backward_weights(const engine *e, float *dw, float *db, const float *dout,
                                   const float *in, const fm__conv_shape *s, float *work) {
-    const conv_dims d = dims(s);
+    const conv_dims d = dims(s, e);
     const int ocp = padn(s->oc);
     float *thread0 = align64(work);
     const size_t per = conv_bww_thread(s, &d), wlen = (size_t)s->oc * d.kk;
     const size_t in_len = (size_t)s->c * s->h * s->w, out_len = (size_t)s->oc * d.p;
-    const size_t a_at = 0, b_at = a_at + words((size_t)d.kk * d.p2);
-    const size_t acc_at = b_at + words((size_t)d.p2 * ocp), accb_at = acc_at + words(wlen);
+    const size_t a_at = 0, b_at = a_at + words(arows(d.kk) * d.p2p);
+    const size_t acc_at = b_at + words((size_t)d.p2p * ocp), accb_at = acc_at + words(wlen);
     const size_t row_at = accb_at + words((size_t)s->oc);
     int nt = 1;
     FM__OMP(omp parallel num_threads(team()))
@@ -418,15 +599,17 @@ static void conv_backward_weights(tile_fn tile, float *dw, float *db, const floa
         float *acc = area + acc_at, *accb = area + accb_at, *row = area + row_at;
         memset(acc, 0, sizeof(float) * wlen);
         memset(accb, 0, sizeof(float) * (size_t)s->oc);
-        for (int p2 = 0; p2 < d.p2; p2++)
-            for (int o = s->oc; o < ocp; o++) bp[(size_t)p2 * ocp + o] = 0;
+        for (int p2 = 0; p2 < d.p2; p2++) zero_words(bp + (size_t)p2 * ocp, s->oc, ocp);
+        zero_words(bp, d.p2 * ocp, d.p2p * ocp);
+        zero_words(ap, d.kk * d.p2p, (int)arows(d.kk) * d.p2p);
         int lo, hi;
         split(s->n, thread_count(), thread_id(), &lo, &hi);
         for (int n = lo; n < hi; n++) {
             const float *g = dout + (size_t)n * out_len, *img = in + (size_t)n * in_len;
             for (int kidx = 0; kidx < d.kk; kidx++) {
                 col_row(row, img, s, kidx);
-                pack_adjacent(ap + (size_t)kidx * d.p2, row, d.p);
+                pack_adjacent(ap + (size_t)kidx * d.p2p, row, d.p);
+                zero_words(ap + (size_t)kidx * d.p2p, d.p2, d.p2p);
             }
             for (int o = 0; o < s->oc; o++) {
                 const float *gr = g + (size_t)o * d.p;
@@ -437,7 +620,7 @@ static void conv_backward_weights(tile_fn tile, float *dw, float *db, const floa
                 for (int j = 0; j < d.p; j++) sum += gr[j];
                 accb[o] += sum;
             }
-            gemm(tile, acc, s->oc, ap, d.p2, bp, ocp, d.kk, s->oc, d.p2, 1);
+            gemm(e, acc, s->oc, ap, d.p2p, bp, ocp, d.kk, s->oc, d.p2p, 1);
         }
         FM__OMP(omp barrier)
         FM__OMP(omp for schedule(static))
@@ -460,37 +643,73 @@ static void conv_backward_weights(tile_fn tile, float *dw, float *db, const floa
 /* ---- dense ----------------------------------------------------------------------- */
 
 static size_t bf16_dense_workspace(int n, int in_dim, int out_dim) {
-    const size_t n2 = (size_t)(n + 1) / 2, i2 = (size_t)(in_dim + 1) / 2,
-                 o2 = (size_t)(out_dim + 1) / 2;
-    size_t f = words((size_t)out_dim * i2) + words(i2 * padn(n)) + words((size_t)out_dim * n);
-    size_t b = words((size_t)n * o2) + words(o2 * padn(in_dim));
-    size_t w = words((size_t)out_dim * n2) + words(n2 * padn(in_dim));
+    const size_t n2 = (size_t)kpad(NULL, (n + 1) / 2), i2 = (size_t)kpad(NULL, (in_dim + 1) / 2),
+                 o2 = (size_t)kpad(NULL, (out_dim + 1) / 2);
+    size_t f = words(arows(out_dim) * i2) + words(i2 * padn(n)) + words((size_t)out_dim * n);
+    size_t b = words(arows(n) * o2) + words(o2 * padn(in_dim));
+    size_t w = words(arows(out_dim) * n2) + words(n2 * padn(in_dim));
     size_t m = f > b ? f : b;
     return (m > w ? m : w) + ALIGN_SLACK;
 }
 
+/* a's rows [0, m) of k values each from x (rows ldx apart, or with
+ * transposed: x[j * ldx + i] for row i), in pairs, k2p per row (zeros past
+ * the values), and zero rows up to arows(m): this thread's share. */
+static void pack_a(uint32_t *a, const float *x, size_t ldx, int transposed, int m, int k, int k2p) {
+    const int k2 = (k + 1) / 2, rows = (int)arows(m);
+    FM__OMP(omp for schedule(static) nowait)
+    for (int i = 0; i < rows; i++) {
+        uint32_t *row = a + (size_t)i * k2p;
+        if (i >= m) {
+            zero_words(row, 0, k2p);
+            continue;
+        }
+        if (!transposed) {
+            pack_adjacent(row, x + (size_t)i * ldx, k);
+        } else {
+            for (int j = 0; j < k / 2; j++)
+                row[j] = pair(x[(size_t)2 * j * ldx + i], x[(size_t)(2 * j + 1) * ldx + i]);
+            if (k % 2) row[k2 - 1] = bf16_bits(x[(size_t)(k - 1) * ldx + i]);
+        }
+        zero_words(row, k2, k2p);
+    }
+}
+
+/* b's pair rows [0, k2p) from the rows of x (n values each, ldx apart; k of
+ * them), row r from x's rows 2r and 2r + 1, padded with zeros to ldb
+ * columns and k2p rows: this thread's share. */
+static void pack_b(uint32_t *b, const float *x, size_t ldx, int k, int n, int ldb, int k2p) {
+    FM__OMP(omp for schedule(static))
+    for (int r = 0; r < k2p; r++) {
+        if (2 * r >= k) {
+            zero_words(b + (size_t)r * ldb, 0, ldb);
+            continue;
+        }
+        pack_rows(b + (size_t)r * ldb, x + (size_t)2 * r * ldx,
+                  2 * r + 1 < k ? x + (size_t)(2 * r + 1) * ldx : NULL, n, ldb);
+    }
+}
+
 /* out (N, OUT) = in . w^T + b, as out^T (OUT, N) = w (OUT, IN) . in^T: A =
  * w's rows in pairs, B (i2, pad n) = in's columns in pairs. */
-static void dense_forward(tile_fn tile, float *out, const float *in, const float *w,
+static void dense_forward(const engine *e, float *out, const float *in, const float *w,
                           const float *b, int n, int in_dim, int out_dim, int relu, float *work) {
-    const int i2 = (in_dim + 1) / 2, np = padn(n);
-    uint32_t *ap = (uint32_t *)align64(work), *bp = ap + words((size_t)out_dim * i2);
-    float *outt = (float *)(bp + words((size_t)i2 * np));
+    const int i2 = (in_dim + 1) / 2, i2p = kpad(e, i2), np = padn(n);
+    uint32_t *ap = (uint32_t *)align64(work), *bp = ap + words(arows(out_dim) * i2p);
+    float *outt = (float *)(bp + words((size_t)i2p * np));
     FM__OMP(omp parallel num_threads(team()))
     {
-        FM__OMP(omp for schedule(static) nowait)
-        for (int o = 0; o < out_dim; o++)
-            pack_adjacent(ap + (size_t)o * i2, w + (size_t)o * in_dim, in_dim);
+        pack_a(ap, w, (size_t)in_dim, 0, out_dim, in_dim, i2p);
         FM__OMP(omp for schedule(static))
-        for (int k2 = 0; k2 < i2; k2++) {
+        for (int k2 = 0; k2 < i2p; k2++) {
             uint32_t *row = bp + (size_t)k2 * np;
-            for (int i = 0; i < n; i++) {
+            for (int i = 0; i < n && k2 < i2; i++) {
                 const float *x = in + (size_t)i * in_dim;
                 row[i] = 2 * k2 + 1 < in_dim ? pair(x[2 * k2], x[2 * k2 + 1]) : bf16_bits(x[2 * k2]);
             }
-            for (int i = n; i < np; i++) row[i] = 0;
+            zero_words(row, k2 < i2 ? n : 0, np);
         }
-        gemm_share(tile, outt, n, ap, i2, bp, np, out_dim, n, i2, 0);
+        gemm_share(e, outt, n, ap, i2p, bp, np, out_dim, n, i2p, 0);
         FM__OMP(omp barrier)
         FM__OMP(omp for schedule(static))
         for (int i = 0; i < n; i++) {
@@ -504,80 +723,69 @@ static void dense_forward(tile_fn tile, float *out, const float *in, const float
 
 /* din (N, IN) = dout (N, OUT) . w (OUT, IN): A = dout's rows in pairs, B
  * (o2, pad IN) = w's rows two by two. */
-static void dense_backward_data(tile_fn tile, float *din, const float *dout, const float *w,
+static void dense_backward_data(const engine *e, float *din, const float *dout, const float *w,
                                 int n, int in_dim, int out_dim, float *work) {
-    const int o2 = (out_dim + 1) / 2, ip = padn(in_dim);
-    uint32_t *ap = (uint32_t *)align64(work), *bp = ap + words((size_t)n * o2);
+    const int o2p = kpad(e, (out_dim + 1) / 2), ip = padn(in_dim);
+    uint32_t *ap = (uint32_t *)align64(work), *bp = ap + words(arows(n) * o2p);
     FM__OMP(omp parallel num_threads(team()))
     {
-        FM__OMP(omp for schedule(static) nowait)
-        for (int i = 0; i < n; i++)
-            pack_adjacent(ap + (size_t)i * o2, dout + (size_t)i * out_dim, out_dim);
-        FM__OMP(omp for schedule(static))
-        for (int k2 = 0; k2 < o2; k2++)
-            pack_rows(bp + (size_t)k2 * ip, w + (size_t)2 * k2 * in_dim,
-                      2 * k2 + 1 < out_dim ? w + (size_t)(2 * k2 + 1) * in_dim : NULL, in_dim, ip);
-        gemm_share(tile, din, in_dim, ap, o2, bp, ip, n, in_dim, o2, 0);
+        pack_a(ap, dout, (size_t)out_dim, 0, n, out_dim, o2p);
+        pack_b(bp, w, (size_t)in_dim, out_dim, in_dim, ip, o2p);
+        gemm_share(e, din, in_dim, ap, o2p, bp, ip, n, in_dim, o2p, 0);
     }
 }
 
 /* dw (OUT, IN) += dout^T (OUT, N) . in (N, IN), pairs over the batch; db += sum dout. */
-static void dense_backward_weights(tile_fn tile, float *dw, float *db, const float *dout,
+static void dense_backward_weights(const engine *e, float *dw, float *db, const float *dout,
                                    const float *in, int n, int in_dim, int out_dim, float *work) {
-    const int n2 = (n + 1) / 2, ip = padn(in_dim);
-    uint32_t *ap = (uint32_t *)align64(work), *bp = ap + words((size_t)out_dim * n2);
+    const int n2p = kpad(e, (n + 1) / 2), ip = padn(in_dim);
+    uint32_t *ap = (uint32_t *)align64(work), *bp = ap + words(arows(out_dim) * n2p);
     FM__OMP(omp parallel num_threads(team()))
     {
-        FM__OMP(omp for schedule(static) nowait)
-        for (int o = 0; o < out_dim; o++) {
-            uint32_t *row = ap + (size_t)o * n2;
-            for (int k2 = 0; k2 < n / 2; k2++)
-                row[k2] = pair(dout[(size_t)2 * k2 * out_dim + o], dout[(size_t)(2 * k2 + 1) * out_dim + o]);
-            if (n % 2) row[n2 - 1] = bf16_bits(dout[(size_t)(n - 1) * out_dim + o]);
-            if (db) {
+        pack_a(ap, dout, (size_t)out_dim, 1, out_dim, n, n2p);
+        if (db) {
+            FM__OMP(omp for schedule(static) nowait)
+            for (int o = 0; o < out_dim; o++) {
                 float sum = 0.0f;
                 for (int i = 0; i < n; i++) sum += dout[(size_t)i * out_dim + o];
                 db[o] += sum;
             }
         }
-        FM__OMP(omp for schedule(static))
-        for (int k2 = 0; k2 < n2; k2++)
-            pack_rows(bp + (size_t)k2 * ip, in + (size_t)2 * k2 * in_dim,
-                      2 * k2 + 1 < n ? in + (size_t)(2 * k2 + 1) * in_dim : NULL, in_dim, ip);
-        gemm_share(tile, dw, in_dim, ap, n2, bp, ip, out_dim, in_dim, n2, 1);
+        pack_b(bp, in, (size_t)in_dim, n, in_dim, ip, n2p);
+        gemm_share(e, dw, in_dim, ap, n2p, bp, ip, out_dim, in_dim, n2p, 1);
     }
 }
 
 /* ---- the tables -------------------------------------------------------------------- */
 
-/* The table's ops on one tile: OPS(emu, tile_emu) defines bf16_emu_conv2d_forward, ... */
-#define OPS(tag, TILE)                                                                             \
+/* The table's ops on one engine: OPS(emu, &engine_emu) defines emu_conv2d_forward, ... */
+#define OPS(tag, ENGINE)                                                                             \
     static void tag##_conv2d_forward(float *out, const float *in, const float *w,                 \
                                      const float *b, const fm__conv_shape *s, int relu,            \
                                      float *work) {                                                \
-        conv_forward(TILE, out, in, w, b, s, relu, work);                                          \
+        conv_forward(ENGINE, out, in, w, b, s, relu, work);                                          \
     }                                                                                              \
     static void tag##_conv2d_backward_data(float *din, const float *dout, const float *w,         \
                                            const fm__conv_shape *s, float *work) {                 \
-        conv_backward_data(TILE, din, dout, w, s, work);                                           \
+        conv_backward_data(ENGINE, din, dout, w, s, work);                                           \
     }                                                                                              \
     static void tag##_conv2d_backward_weights(float *dw, float *db, const float *dout,            \
                                               const float *in, const fm__conv_shape *s,            \
                                               float *work) {                                       \
-        conv_backward_weights(TILE, dw, db, dout, in, s, work);                                    \
+        conv_backward_weights(ENGINE, dw, db, dout, in, s, work);                                    \
     }                                                                                              \
     static void tag##_dense_forward(float *out, const float *in, const float *w, const float *b,  \
                                     int n, int in_dim, int out_dim, int relu, float *work) {       \
-        dense_forward(TILE, out, in, w, b, n, in_dim, out_dim, relu, work);                        \
+        dense_forward(ENGINE, out, in, w, b, n, in_dim, out_dim, relu, work);                        \
     }                                                                                              \
     static void tag##_dense_backward_data(float *din, const float *dout, const float *w, int n,   \
                                           int in_dim, int out_dim, float *work) {                  \
-        dense_backward_data(TILE, din, dout, w, n, in_dim, out_dim, work);                         \
+        dense_backward_data(ENGINE, din, dout, w, n, in_dim, out_dim, work);                         \
     }                                                                                              \
     static void tag##_dense_backward_weights(float *dw, float *db, const float *dout,             \
                                              const float *in, int n, int in_dim, int out_dim,      \
                                              float *work) {                                        \
-        dense_backward_weights(TILE, dw, db, dout, in, n, in_dim, out_dim, work);                  \
+        dense_backward_weights(ENGINE, dw, db, dout, in, n, in_dim, out_dim, work);                  \
     }
 
 #define TABLE(tag, NAME)                                                                           \
@@ -592,14 +800,25 @@ static void dense_backward_weights(tile_fn tile, float *dw, float *db, const flo
         FM__FAST_INT8_OPS                                                                          \
     }
 
-OPS(emu, tile_emu)
+static const engine engine_emu = {tile_tasks, tile_task_count, tile_emu, 1};
+OPS(emu, &engine_emu)
 static const fm__kernels table_emu = TABLE(emu, FM__ISA_NAME "-bf16emu");
 const fm__kernels *fm__kernels_table_bf16emu(void) { return &table_emu; }
 
 #ifdef HAVE_TILE_HW
-OPS(hw, tile_hw)
+static const engine engine_hw = {tile_tasks, tile_task_count, tile_hw, 1};
+OPS(hw, &engine_hw)
 static const fm__kernels table_hw = TABLE(hw, "avx512-bf16");
 const fm__kernels *fm__kernels_table_bf16_avx512(void) { return &table_hw; }
 #elif FM__VL == 16
 const fm__kernels *fm__kernels_table_bf16_avx512(void) { return NULL; }
+#endif
+
+#ifdef HAVE_AMX
+static const engine engine_amx = {amx_tasks, amx_task_count, NULL, 16};
+OPS(amx, &engine_amx)
+static const fm__kernels table_amx = TABLE(amx, "amx-bf16");
+const fm__kernels *fm__kernels_table_bf16_amx(void) { return &table_amx; }
+#elif FM__VL == 16
+const fm__kernels *fm__kernels_table_bf16_amx(void) { return NULL; }
 #endif

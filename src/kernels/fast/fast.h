@@ -220,6 +220,7 @@ const fm__kernels *fm__kernels_table_vnni(void);
 const fm__kernels *fm__kernels_table_bf16emu(void);
 #if FM__VL == 16
 const fm__kernels *fm__kernels_table_bf16_avx512(void);
+const fm__kernels *fm__kernels_table_bf16_amx(void);
 #endif
 
 /* The VNNI builds' int8 ops, for the avx2-vnni and avx512-vnni tables
