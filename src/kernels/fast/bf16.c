@@ -428,6 +428,15 @@ static size_t bf16_conv2d_workspace(const fm__conv_shape *s) {
     return (m > w ? m : w) + ALIGN_SLACK;
 }
 
+/* x[0] + ... + x[n-1], in VL lanes, then across them. */
+static float row_sum(const float *x, int n) {
+    vf acc = vzero();
+    int j = 0;
+    for (; j + VL <= n; j += VL) acc = vadd(acc, vload(x + j));
+    if (j < n) acc = vadd(acc, vloadm(x + j, vm_first(n - j)));
+    return vhsum(acc);
+}
+
 /* row[j] = 0 for j in [from, to). */
 static void zero_words(uint32_t *row, int from, int to) {
     if (to > from) memset(row + from, 0, sizeof(uint32_t) * (size_t)(to - from));
@@ -616,9 +625,7 @@ static void conv_backward_weights(const engine *e, float *dw, float *db, const f
                 for (int p2 = 0; p2 < d.p / 2; p2++)
                     bp[(size_t)p2 * ocp + o] = pair(gr[2 * p2], gr[2 * p2 + 1]);
                 if (d.p % 2) bp[(size_t)(d.p2 - 1) * ocp + o] = bf16_bits(gr[d.p - 1]);
-                float sum = 0.0f;
-                for (int j = 0; j < d.p; j++) sum += gr[j];
-                accb[o] += sum;
+                accb[o] += row_sum(gr, d.p);
             }
             gemm(e, acc, s->oc, ap, d.p2p, bp, ocp, d.kk, s->oc, d.p2p, 1);
         }
