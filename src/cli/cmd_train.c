@@ -41,8 +41,8 @@ static void usage(FILE *out) {
             "                   recipe and before the flags; may be repeated\n"            "  --precision fp32|bf16|auto\n"
             "                   the training products (the recipe key precision): bf16\n"
             "                   rounds their factors to bfloat16 and keeps fp32 sums, on\n"
-            "                   AVX512_BF16 where the CPU has it, else emulated; auto is\n"
-            "                   bf16 only where the CPU has it\n"
+            "                   AMX or AVX512_BF16 where the CPU has it, else emulated;\n"
+            "                   auto is bf16 only where the CPU has it\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
             "                   " FM_DEBIAN_DATA_DIR "; with --resume, the run's)\n"
             "  --model CFG      model description (default " FM_CLI_DEFAULT_CFG ", else\n"
@@ -408,7 +408,7 @@ int fm_cmd_train(int argc, char **argv) {
         if (tk && strcmp(tk, fm_kernels_name()))
             snprintf(kernels, sizeof kernels, "kernels %s, training products on %s%s",
                      fm_kernels_name(), tk,
-                     strstr(tk, "emu") ? " (bf16 emulated: this CPU has no AVX512_BF16)" : "");
+                     strstr(tk, "emu") ? " (bf16 emulated: this CPU has no AMX-BF16 or AVX512_BF16)" : "");
         else
             snprintf(kernels, sizeof kernels, "kernels %s", fm_kernels_name());
         if (val.count)

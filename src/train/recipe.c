@@ -105,7 +105,7 @@ static const recipe_key keys[] = {
      "re-estimate BatchNorm statistics over this many training batches at the end; 0: off", NULL},
     CHOICE("tta", tta, ttas, "test-time augmentation the model applies: none or flip"),
     CHOICE("precision", precision, precisions,
-           "the training products: fp32; bf16 (bf16 factors, fp32 sums: AVX512_BF16 where the "
+           "the training products: fp32; bf16 (bf16 factors, fp32 sums: AMX or AVX512_BF16 where the "
            "CPU has it, else emulated); auto (bf16 where the CPU has it, else fp32)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
