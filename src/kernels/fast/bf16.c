@@ -285,6 +285,17 @@ static int amx_task_count(int m, int n) {
     return (n + AMX_STRIP - 1) / AMX_STRIP;
 }
 
+/* c's part of the 16 x 16 tile stage at (ri, cj), inside (m, n): (+)= it. */
+static void stage_out(float *c, ptrdiff_t ldc, const float *stage, int ri, int cj, int m, int n,
+                      int accumulate) {
+    const int nr = imin(16, m - ri), nc = imin(16, n - cj);
+    for (int r = 0; r < nr; r++) {
+        float *dst = c + (ptrdiff_t)(ri + r) * ldc + cj;
+        const float *src = stage + r * 16;
+        for (int q = 0; q < nc; q++) dst[q] = accumulate ? dst[q] + src[q] : src[q];
+    }
+}
+
 __attribute__((target("amx-tile,amx-bf16"))) static void
 amx_tasks(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda,
           const uint32_t *b, ptrdiff_t ldb, int m, int n, int k2, int accumulate, int t_lo,
@@ -334,23 +345,23 @@ amx_tasks(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t
                 _tile_stored(3, c0 + 16 * ldc + 16, sc);
                 continue;
             }
-#define AMX_STAGE_OUT(T, DI, DJ)                                                                   \
-    do {                                                                                           \
-        const int ri = i0 + (DI), cj = j0 + (DJ), nr = imin(16, m - ri), nc = imin(16, n - cj);    \
-        if (nr > 0 && nc > 0) {                                                                    \
-            _tile_stored(T, stage, 64);                                                            \
-            for (int r = 0; r < nr; r++) {                                                         \
-                float *dst = c + (ptrdiff_t)(ri + r) * ldc + cj;                                   \
-                for (int q = 0; q < nc; q++)                                                       \
-                    dst[q] = accumulate ? dst[q] + stage[r * 16 + q] : stage[r * 16 + q];          \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
-            AMX_STAGE_OUT(0, 0, 0);
-            AMX_STAGE_OUT(1, 0, 16);
-            AMX_STAGE_OUT(2, 16, 0);
-            AMX_STAGE_OUT(3, 16, 16);
-#undef AMX_STAGE_OUT
+            /* the edge tiles' rows and columns inside c, through stage */
+            if (m - i0 > 0 && n - j0 > 0) {
+                _tile_stored(0, stage, 64);
+                stage_out(c, ldc, stage, i0, j0, m, n, accumulate);
+            }
+            if (m - i0 > 0 && n - j0 > 16) {
+                _tile_stored(1, stage, 64);
+                stage_out(c, ldc, stage, i0, j0 + 16, m, n, accumulate);
+            }
+            if (m - i0 > 16 && n - j0 > 0) {
+                _tile_stored(2, stage, 64);
+                stage_out(c, ldc, stage, i0 + 16, j0, m, n, accumulate);
+            }
+            if (m - i0 > 16 && n - j0 > 16) {
+                _tile_stored(3, stage, 64);
+                stage_out(c, ldc, stage, i0 + 16, j0 + 16, m, n, accumulate);
+            }
         }
     }
     _tile_release();
@@ -379,7 +390,8 @@ static void gemm_share(const engine *e, float *c, ptrdiff_t ldc, const uint32_t 
  * rows of a to MPAD. */
 static size_t words(size_t n) { return rup(n, 16); }
 static int padn(int n) { return (int)rup((size_t)n, BNR); }
-static int kpad(const engine *e, int k2) { return e ? (int)rup((size_t)k2, e->kpad) : (int)rup((size_t)k2, KPAD_MAX); }
+/* k2 pairs padded for engine e, or for any engine (e NULL: workspace sizes). */
+static int kpad(const engine *e, int k2) { return (int)rup((size_t)k2, e ? e->kpad : KPAD_MAX); }
 static size_t arows(int m) { return rup((size_t)m, MPAD); }
 
 typedef struct conv_dims {
