@@ -7,9 +7,11 @@
  * one inference pass of the network call. Not a test: a tool for tuning.
  *
  * build: make build (the CMake target fmnist_kernel_bench, build/kernel_bench)
- * run:   build/kernel_bench [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps [threads]]]]
+ * run:   build/kernel_bench [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps [threads [OP]]]]]
  *        e.g. build/kernel_bench avx512 64 9 1 (defaults: the table dispatch
- *        picks, batch 64, 7 runs, threads 0 = all cores) */
+ *        picks, batch 64, 7 runs, threads 0 = all cores, every op), or
+ *        build/kernel_bench avx2 64 31 1 "128->128 14x14 backward w" for
+ *        one op: on a noisy machine the fastest of many runs settles */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,10 @@ static float *filled(size_t len, fm_rng *rng) {
 }
 
 static int reps = 7;
+/* Only the ops whose label holds this text run (NULL: all), for timing one
+ * op many times; the totals then add up only those. */
+static const char *only;
+static int wanted(const char *what) { return !only || strstr(what, only); }
 static double total_fwd, total_train;
 
 /* Median and fastest seconds of reps runs of op (after one warm-up run):
@@ -53,6 +59,10 @@ static double fastest, fastest_cpu;
 #define TIME(median, call)                                                                         \
     do {                                                                                           \
         double t_[64];                                                                             \
+        if (!wanted(what)) {                                                                       \
+            median = fastest = fastest_cpu = 0;                                                    \
+            break;                                                                                 \
+        }                                                                                          \
         call;                                                                                      \
         fastest_cpu = 1e30;                                                                        \
         for (int r_ = 0; r_ < reps; r_++) {                                                        \
@@ -69,6 +79,7 @@ static double fastest, fastest_cpu;
 static double total_fwd_min, total_train_min, total_fwd_cpu, total_train_cpu;
 
 static void report(const char *what, double sec, double flops, int train_only) {
+    if (!wanted(what)) return;
     printf("  %-34s %8.3f ms %7.1f GFLOP/s  (fastest %8.3f ms %7.1f GFLOP/s)\n", what, sec * 1e3,
            flops / sec * 1e-9, fastest * 1e3, flops / fastest * 1e-9);
     if (!train_only) total_fwd += sec, total_fwd_min += fastest, total_fwd_cpu += fastest_cpu;
@@ -77,6 +88,7 @@ static void report(const char *what, double sec, double flops, int train_only) {
 
 /* For the memory-bound ops: bytes read and written. */
 static void report_bw(const char *what, double sec, double bytes, int train_only) {
+    if (!wanted(what)) return;
     printf("  %-34s %8.3f ms %7.1f GB/s     (fastest %8.3f ms %7.1f GB/s)\n", what, sec * 1e3,
            bytes / sec * 1e-9, fastest * 1e3, bytes / fastest * 1e-9);
     if (!train_only) total_fwd += sec, total_fwd_min += fastest, total_fwd_cpu += fastest_cpu;
@@ -89,6 +101,7 @@ static void report_bw(const char *what, double sec, double bytes, int train_only
 static double total_q, total_q_min, total_f32_layers, total_f32_layers_min;
 
 static void report_int8(const char *what, double sec, double ops) {
+    if (!wanted(what)) return;
     printf("  %-34s %8.3f ms %7.1f GOP/s    (fastest %8.3f ms %7.1f GOP/s)\n", what, sec * 1e3,
            ops / sec * 1e-9, fastest * 1e3, ops / fastest * 1e-9);
     total_q += sec, total_q_min += fastest;
@@ -225,7 +238,8 @@ static void bench_pool(const fm__kernels *k, int n, int c, int hw, fm_rng *rng) 
 }
 
 static void usage(FILE *f, const char *argv0) {
-    fprintf(f, "usage: %s [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps 1..64 [threads]]]]\n", argv0);
+    fprintf(f, "usage: %s [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps 1..64 [threads [OP]]]]]\n"
+               "  OP: time only the ops whose label contains this text\n", argv0);
 }
 
 int main(int argc, char **argv) {
@@ -237,6 +251,7 @@ int main(int argc, char **argv) {
     int n = argc > 2 ? atoi(argv[2]) : 64;
     reps = argc > 3 ? atoi(argv[3]) : 7;
     int threads = argc > 4 ? atoi(argv[4]) : 0;
+    only = argc > 5 ? argv[5] : NULL;
     if ((name && !fm__kernels_known(name)) || reps < 1 || reps > 64 || n < 1) {
         usage(stderr, argv[0]);
         return 2;
