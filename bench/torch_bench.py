@@ -122,6 +122,20 @@ def kernels(torch):
     return "kernels %s (%s)" % (m.group(1) if m else "unknown", dnn)
 
 
+def blas():
+    """The BLAS library this process has loaded, by the folder Debian's
+    alternatives keep it in ("openblas-pthread", ...; "blas" is the
+    reference netlib BLAS, several times slower), as "BLAS ..."."""
+    names = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1] if len(line.split()) >= 6 else ""
+            if re.match(r"lib(open)?blas(64)?[._]", os.path.basename(path)):
+                folder = os.path.basename(os.path.dirname(path))
+                names.add("reference (netlib)" if folder == "blas" else folder)
+    return "BLAS " + (", ".join(sorted(names)) if names else "unknown")
+
+
 def threads_for(requested):
     """0 means all the cores this process may use (what OpenMP takes)."""
     return requested if requested > 0 else len(os.sched_getaffinity(0))
@@ -167,8 +181,8 @@ def run(args):
 
     params = sum(p.numel() for p in net.parameters())
     tm, im = statistics.median(train_t), statistics.median(infer_t)
-    print("torch_bench: %s, %d trainable parameters, PyTorch %s, %s, %d thread%s"
-          % (args.model, params, torch.__version__, kernels(torch), threads,
+    print("torch_bench: %s, %d trainable parameters, PyTorch %s, %s, %s, %d thread%s"
+          % (args.model, params, torch.__version__, kernels(torch), blas(), threads,
              "" if threads == 1 else "s"))
     print("synthetic data; %d warm-up run%s, then %d timed"
           % (args.warmup, "" if args.warmup == 1 else "s", args.steps))
