@@ -154,6 +154,7 @@ KEYS = [
     ("precise_bn", int, 0, lambda v: v >= 0, ">= 0"),
     ("tta", ("none", "flip"), "none", None, None),
     ("save_best", bool, True, None, None),
+    ("model", str, "default", None, None),
 ]
 
 
@@ -162,6 +163,8 @@ def parse_value(kind, text):
         if text not in ("yes", "no"):
             raise ValueError("'%s' is not yes or no" % text)
         return text == "yes"
+    if kind is str:
+        return text
     if isinstance(kind, tuple):
         if text not in kind:
             raise ValueError("'%s' is not %s" % (text, " or ".join(kind)))
@@ -608,7 +611,8 @@ def main():
                     help="built-in recipe name (configs/recipes/NAME.recipe) or recipe file "
                     "(default %(default)s)")
     ap.add_argument("--data", default=DEBIAN_DATA, help="IDX folder (default %(default)s)")
-    ap.add_argument("--model", default=DEFAULT_CFG, help="model description (default %(default)s)")
+    ap.add_argument("--model", help="model description (default: the recipe's model, a "
+                    "built-in name meaning configs/NAME.cfg, else %s)" % DEFAULT_CFG)
     ap.add_argument("--epochs", type=int, help="epochs (at most, with early stopping); "
                     "rescales per-step schedules (default: the recipe's)")
     ap.add_argument("--batch", type=int, help="batch (default: the recipe's)")
@@ -630,6 +634,12 @@ def main():
         if value is not None:
             r[key] = value
             overridden.append(key)
+    if args.model:
+        r["model"] = args.model
+        overridden.append("model")
+    args.model = (DEFAULT_CFG if r["model"] == "default" else r["model"]
+                  if "/" in r["model"] or "." in r["model"]
+                  else os.path.join(os.path.dirname(DEFAULT_CFG), r["model"] + ".cfg"))
     check_recipe(r)
     print("recipe %s (%s)%s:" % (args.recipe, path,
                                  ", with the command line's " + ", ".join(overridden)

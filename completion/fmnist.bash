@@ -18,7 +18,8 @@ _fmnist() {
     --to) COMPREPLY=($(compgen -W "csv idx" -- "$cur")); return ;;
     --out) if [ "$verb" = report ]; then compopt -o default; else COMPREPLY=($(compgen -d -- "$cur")); fi; return ;;
     --data | --run | --resume) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-    --weights | --model | --onnx | --output | -o) compopt -o default; return ;;
+    --model) COMPREPLY=($(compgen -W "fashion-cnn fashion-cnn-bn" -- "$cur")); compopt -o default; return ;;
+    --weights | --onnx | --output | -o) compopt -o default; return ;;
     --epochs | --batch | --lr | --seed | --threads | --limit | --val-split | --index | --scale | \
         --checkpoint-steps | --steps | --warmup | --infer-batch | --calibration-images) return ;;
     esac

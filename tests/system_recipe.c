@@ -38,5 +38,42 @@ int main(void) {
     char *model = tu_text(args); /* the JSON header follows 8 bytes of its length */
     CHECK(n > 8 && strstr(model + 8, "\"fmnist.recipe\":\"epochs = 1\\nbatch = 50\\nlr = 0.002\\n") != NULL);
     free(model);
+    /* the recipe's model key builds a built-in network; --model overrides it,
+     * and the recipe records what was used */
+    const char *bn = "model = fashion-cnn-bn\naugment = no\n";
+    tu_write(path, bn, strlen(bn));
+    snprintf(args, sizeof args,
+             "train --recipe '%s' --batch 50 --epochs 1 --limit 200 --threads 1 --quiet --out '%s' "
+             "--overwrite",
+             path, run);
+    CHECK(tu_run(args) == 0);
+    snprintf(args, sizeof args, "%s/run.json", run);
+    json = tu_text(args);
+    CHECK_MSG(strstr(json, "\"model\": \"fashion-cnn-bn\"") &&
+                  strstr(json, "\"model\": \"fashion-cnn-bn (built in)\""),
+              "run.json: %s", json);
+    free(json);
+    snprintf(args, sizeof args, "%s/model.safetensors", run);
+    model = tu_text(args);
+    CHECK_MSG(model && strstr(model + 8, "batch_normalization_3"), "not the BatchNorm network");
+    free(model);
+    const char *src = getenv("FMNIST_SOURCE_DIR");
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s/configs/fashion-cnn.cfg", src ? src : ".");
+    snprintf(args, sizeof args,
+             "train --recipe '%s' --model '%s' --batch 50 --epochs 1 --limit 200 --threads 1 "
+             "--quiet --out '%s' --overwrite",
+             path, cfg, run);
+    CHECK(tu_run(args) == 0);
+    snprintf(args, sizeof args, "%s/run.json", run);
+    json = tu_text(args);
+    char want[4200];
+    snprintf(want, sizeof want, "\"model\": \"%s\"", cfg);
+    CHECK_MSG(strstr(json, want) && !strstr(json, "fashion-cnn-bn"), "run.json: %s", json);
+    free(json);
+    snprintf(args, sizeof args, "%s/model.safetensors", run);
+    model = tu_text(args);
+    CHECK_MSG(model && !strstr(model + 8, "batch_normalization_2"), "not the notebook network");
+    free(model);
     return check_finish();
 }

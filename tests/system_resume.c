@@ -193,6 +193,8 @@ int main(void) {
     snprintf(args, sizeof args, "train --resume '%s' --model '%s/configs/fashion-cnn-readme.cfg'",
              killed, src);
     expect_refusal(args, 2, "its description differs from the run's");
+    snprintf(args, sizeof args, "train --resume '%s' --model fashion-cnn-bn", killed);
+    expect_refusal(args, 2, "--model fashion-cnn-bn: its description differs from the run's");
     snprintf(args, sizeof args, "train --resume '%s'", ref);
     expect_refusal(args, 1, "no training checkpoint");
 

@@ -445,8 +445,45 @@ static void test_kernels_agree(void) {
     free(im.labels);
 }
 
+/* The built-in networks are the files in configs/ they are built from, and
+ * fm_model_load_named tells names from files. */
+static void test_builtin_networks(void) {
+    const char *src = getenv("FMNIST_SOURCE_DIR");
+    int count = 0;
+    for (const char *name; (name = fm_model_builtin_name(count)); count++) {
+        const char *text = fm_model_builtin(name);
+        CHECK_MSG(text != NULL, "%s: listed but not built in", name);
+        fm_err err;
+        fm_model *m = fm_model_load_named(name, &err);
+        CHECK_MSG(m != NULL, "%s: %s", name, m ? "" : err.msg);
+        if (m) CHECK(!strcmp(fm_model_description(m), text));
+        fm_model_free(m);
+        if (!src || !text) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/configs/%s.cfg", src, name);
+        FILE *f = fopen(path, "rb");
+        CHECK_MSG(f != NULL, "%s: no configs file", path);
+        if (!f) continue;
+        static char file[1 << 16];
+        size_t n = fread(file, 1, sizeof file - 1, f);
+        fclose(f);
+        file[n] = 0;
+        CHECK_MSG(!strcmp(file, text), "%s differs from the built-in %s", path, name);
+    }
+    CHECK(count == 2 && fm_model_builtin_name(-1) == NULL && fm_model_builtin("fashion") == NULL);
+    CHECK(fm_model_builtin("fashion-cnn") && fm_model_builtin("fashion-cnn-bn"));
+    fm_err err;
+    CHECK(fm_model_load_named("fashion-cnn-xl", &err) == NULL &&
+          strstr(err.msg, "fashion-cnn-xl: no such built-in network (built in: fashion-cnn, "
+                          "fashion-cnn-bn)"));
+    /* a name with a '.' or a '/' is a file, even where a built-in has that name */
+    CHECK(fm_model_load_named("./fashion-cnn", &err) == NULL &&
+          strstr(err.msg, "./fashion-cnn: cannot open"));
+}
+
 int main(void) {
     fm_rng_seed(&rng, 77);
+    test_builtin_networks();
     test_init();
     test_batchnorm_dropout();
     test_predict();

@@ -71,6 +71,43 @@ static void new_keys(void) {
     free(canon);
 }
 
+/* The model key: a text value, kept as written, that the recipe text can
+ * carry on one line. */
+static void model_key(void) {
+    fm_train_params p = fm_train_default_params();
+    fm_err err;
+    CHECK(!strcmp(p.model, "default"));
+    CHECK_MSG(fm_train_recipe_apply(&p, "model =  my nets/a.cfg   # a comment\n", "r.recipe",
+                                    &err) == 0,
+              "%s", err.msg);
+    CHECK(!strcmp(p.model, "my nets/a.cfg"));
+    char *canon = fm_train_recipe_text(&p);
+    CHECK(canon && strstr(canon, "\nmodel = my nets/a.cfg\n"));
+    fm_train_params q = fm_train_default_params();
+    CHECK(canon && fm_train_recipe_apply(&q, canon, "canon", &err) == 0 && same_recipe(&p, &q));
+    free(canon);
+    CHECK_MSG(fm__train_check_params(&p, &err) == 0, "%s", err.msg);
+    static const char *const unrecordable[] = {"a#b", " a", "a ", "a\nb", ""};
+    for (size_t i = 0; i < sizeof unrecordable / sizeof unrecordable[0]; i++) {
+        strcpy(p.model, unrecordable[i]);
+        CHECK_MSG(fm__train_check_params(&p, &err) == -1 && strstr(err.msg, "cannot be recorded"),
+                  "model '%s' accepted", unrecordable[i]);
+    }
+    /* the presets name their network; the notebook leaves it to the caller */
+    static const char *const presets[][2] = {
+        {"notebook", "default"}, {"fast", "fashion-cnn-bn"}, {"best", "fashion-cnn-bn"}};
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        q = fm_train_default_params();
+        CHECK(fm_train_recipe_load(&q, presets[i][0], &err) == 0 && !strcmp(q.model, presets[i][1]));
+    }
+    char text[400];
+    snprintf(text, sizeof text, "model = %0300d\n", 7);
+    fm_train_params before = fm_train_default_params();
+    q = before;
+    CHECK(fm_train_recipe_apply(&q, text, "r.recipe", &err) == -1 &&
+          strstr(err.msg, "r.recipe:1: model: longer than 255 characters") && same_recipe(&q, &before));
+}
+
 static void parse(void) {
     fm_train_params p = fm_train_default_params();
     fm_err err;
@@ -168,6 +205,20 @@ static void cli(void) {
           strstr(tu_output("err.txt"), "--set optimizer=rmsprop:1: optimizer: 'rmsprop' is not"));
     snprintf(args, sizeof args, "train --set lr --out '%s'", run);
     CHECK(tu_run(args) == 2 && strstr(tu_output("err.txt"), "--set lr: expected KEY=VALUE"));
+    /* the recipe's model key names the network, --model overrides it */
+    tu_write(path, "model = fashion-cnn-xl\n", 23);
+    snprintf(args, sizeof args, "train --recipe '%s' --out '%s'", path, run);
+    CHECK(tu_run(args) == 1 &&
+          strstr(tu_output("err.txt"),
+                 "train: the recipe's model: fashion-cnn-xl: no such built-in network"));
+    snprintf(args, sizeof args, "train --recipe '%s' --model nosuch.cfg --out '%s'", path, run);
+    CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "nosuch.cfg: cannot open"));
+    /* a network file the recipe text could not record is refused before training */
+    char net[4096];
+    snprintf(net, sizeof net, "%s", tu_path("a#b.cfg"));
+    tu_write(net, fm_model_builtin("fashion-cnn"), strlen(fm_model_builtin("fashion-cnn")));
+    snprintf(args, sizeof args, "train --model '%s' --data /nonexistent --out '%s'", net, run);
+    CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "a#b.cfg' cannot be recorded"));
     /* what needs validation is refused without it, before any data is read */
     snprintf(args, sizeof args, "train --val-split 0 --data /nonexistent --out '%s'", run);
     CHECK(tu_run(args) == 1 && strstr(tu_output("err.txt"), "val_split 0 leaves no validation"));
@@ -176,6 +227,7 @@ static void cli(void) {
 int main(void) {
     tu_init("test_recipe");
     builtin();
+    model_key();
     parse();
     new_keys();
     errors();

@@ -170,6 +170,15 @@ typedef struct fm_model fm_model;
  * is not UTF-8"), so the files that carry it are valid JSON and protobuf. */
 FM_API fm_model *fm_model_parse(const char *text, const char *source, fm_err *err);
 FM_API fm_model *fm_model_load_cfg(const char *path, fm_err *err);
+/* The built-in networks: "fashion-cnn" (the notebook's, configs/fashion-cnn.cfg)
+ * and "fashion-cnn-bn" (BatchNorm after every conv, configs/fashion-cnn-bn.cfg).
+ * fm_model_builtin gives a description's text (NULL: no such name),
+ * fm_model_builtin_name the i-th name (NULL past the last), and
+ * fm_model_load_named builds the network a name without '.' or '/' names,
+ * else the model description file. */
+FM_API const char *fm_model_builtin(const char *name);
+FM_API const char *fm_model_builtin_name(int i);
+FM_API fm_model *fm_model_load_named(const char *name_or_file, fm_err *err);
 /* Loads a .safetensors model written by fm_model_save: description,
  * weights, BatchNorm statistics and test-time augmentation. */
 FM_API fm_model *fm_model_load(const char *path, fm_err *err);
@@ -468,6 +477,10 @@ typedef struct fm_train_params {
     int tta;                /* an fm_tta: the model's test-time augmentation, from the
                                first validation on and in every model file saved */
     int precision;          /* FM_PRECISION_FP32, _BF16 or _AUTO (fm_kernels_train_name) */
+    char model[256];        /* the network the recipe is for: "default" (the caller's
+                               choice), a built-in network's name or a model
+                               description file (fm_model_load_named). fm_train
+                               records it; the CLI builds it when --model is not given */
     const char *out_dir; /* "models" */
     FILE *progress;      /* Keras-style lines per epoch; NULL = silent */
 

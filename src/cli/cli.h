@@ -20,10 +20,12 @@ int fm_cmd_quantize(int argc, char **argv);
 int fm_cmd_bench(int argc, char **argv);
 
 /* The default network: this file when it is in the current folder, else
- * the copy built into fmnist. */
+ * the copy built into the library. */
 #define FM_CLI_DEFAULT_CFG "configs/fashion-cnn.cfg"
-/* Builds the network of description file cfg, or the default one when cfg is
- * NULL; *source names where it came from. */
+#define FM_CLI_DEFAULT_NET "fashion-cnn"
+/* Builds the built-in network or description file cfg names
+ * (fm_model_load_named), or the default one when cfg is NULL; *source names
+ * where it came from. */
 fm_model *fm_cli_load_model(const char *cfg, const char **source, fm_err *err);
 
 /* Prints "fmnist: MSG" to stderr and returns 1 (the exit status for errors). */

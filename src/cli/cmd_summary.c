@@ -10,9 +10,9 @@ static void usage(FILE *out) {
             "usage: fmnist summary [MODEL]\n"
             "\n"
             "Print a Keras-style table (layer, output shape, parameters) of MODEL:\n"
-            "a model description (.cfg) or a trained model (.safetensors).\n"
-            "MODEL defaults to " FM_CLI_DEFAULT_CFG " in the current folder, else the\n"
-            "copy of it built into fmnist.\n"
+            "a built-in network (fashion-cnn, fashion-cnn-bn), a model description\n"
+            "(.cfg) or a trained model (.safetensors). MODEL defaults to\n"
+            FM_CLI_DEFAULT_CFG " in the current folder, else the built-in fashion-cnn.\n"
             "\n"
             "options:\n"
             "  -h, --help   show this help\n");

@@ -22,7 +22,7 @@ static void usage(FILE *out) {
             "                    [--test] [--quiet]\n"
             "       fmnist train --resume DIR [the same flags]\n"
             "\n"
-            "Trains the network described in CFG with a recipe. The default, notebook, is\n"
+            "Trains a network (CFG) with a recipe. The default recipe, notebook, is\n"
             "Adam, augmentation (rotation +-10 degrees, zoom 0.9-1.1, horizontal flip),\n"
             "EarlyStopping (val_loss, patience 15, best weights restored), ReduceLROnPlateau\n"
             "(val_loss, patience 8, factor 0.5) and ModelCheckpoint (val_accuracy); fast and\n"
@@ -45,8 +45,11 @@ static void usage(FILE *out) {
             "                   auto is bf16 only where the CPU has it\n"
             "  --data DIR       data folder (default: ./DATA if it holds the CSVs, else\n"
             "                   " FM_DEBIAN_DATA_DIR "; with --resume, the run's)\n"
-            "  --model CFG      model description (default " FM_CLI_DEFAULT_CFG ", else\n"
-            "                   the copy built in; with --resume, checked against the run's)\n"
+            "  --model CFG      the network: a built-in one (fashion-cnn, fashion-cnn-bn)\n"
+            "                   or a model description file (the recipe key model;\n"
+            "                   default: the recipe's, else " FM_CLI_DEFAULT_CFG " when it\n"
+            "                   exists, else fashion-cnn; with --resume, checked against\n"
+            "                   the run's)\n"
             "  --epochs N       most epochs to run (default 100)\n"
             "  --batch N        batch size (default 64)\n"
             "  --lr F           initial learning rate (default 0.001)\n"
@@ -358,7 +361,7 @@ int fm_cmd_train(int argc, char **argv) {
             goto done;
         }
         if (cfg) {
-            fm_model *given = fm_model_load_cfg(cfg, &err);
+            fm_model *given = fm_model_load_named(cfg, &err);
             if (!given) {
                 rc = 1;
                 goto fail;
@@ -378,7 +381,19 @@ int fm_cmd_train(int argc, char **argv) {
         if (!cfg) cfg = info.model_source[0] ? info.model_source : NULL;
         p.threads = threads >= 0 ? threads : info.threads;
     } else {
-        if (!(model = fm_cli_load_model(cfg, &cfg, &err))) goto fail;
+        /* --model overrides the recipe's model key, which names the network otherwise */
+        const int from_recipe = !cfg && strcmp(p.model, "default");
+        if (cfg && snprintf(p.model, sizeof p.model, "%s", cfg) >= (int)sizeof p.model) {
+            fm_cli_fail("train: --model %.60s...: longer than %d characters", cfg,
+                        (int)sizeof p.model - 1);
+            rc = 2;
+            goto done;
+        }
+        if (!(model = fm_cli_load_model(from_recipe ? p.model : cfg, &cfg, &err))) {
+            if (from_recipe) fm_cli_fail("train: the recipe's model: %s", err.msg);
+            else fm_cli_fail("%s", err.msg);
+            goto done;
+        }
         if (threads >= 0) p.threads = threads;
     }
     if (fm_train_params_check(&p, &err) < 0) goto fail;

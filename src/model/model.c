@@ -231,6 +231,45 @@ fm_model *fm_model_load_cfg(const char *path, fm_err *err) {
     return m;
 }
 
+/* The built-in networks (networks.c, generated from configs/). */
+extern const char fm__network_fashion_cnn_text[];
+extern const char fm__network_fashion_cnn_bn_text[];
+
+static const struct {
+    const char *name;
+    const char *text;
+} networks[] = {{"fashion-cnn", fm__network_fashion_cnn_text},
+                {"fashion-cnn-bn", fm__network_fashion_cnn_bn_text}};
+#define N_NETWORKS (sizeof networks / sizeof networks[0])
+
+const char *fm_model_builtin(const char *name) {
+    for (size_t i = 0; i < N_NETWORKS; i++)
+        if (!strcmp(networks[i].name, name)) return networks[i].text;
+    return NULL;
+}
+
+const char *fm_model_builtin_name(int i) {
+    return i >= 0 && (size_t)i < N_NETWORKS ? networks[i].name : NULL;
+}
+
+fm_model *fm_model_load_named(const char *name_or_file, fm_err *err) {
+    if (strchr(name_or_file, '/') || strchr(name_or_file, '.'))
+        return fm_model_load_cfg(name_or_file, err);
+    const char *text = fm_model_builtin(name_or_file);
+    if (!text) {
+        char names[256];
+        size_t n = 0;
+        for (size_t i = 0; i < N_NETWORKS && n < sizeof names; i++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                                  networks[i].name);
+        fm__err(err, "%s: no such built-in network (built in: %s); a model description file's "
+                     "name has a '.' or a '/'",
+                name_or_file, names);
+        return NULL;
+    }
+    return fm_model_parse(text, name_or_file, err);
+}
+
 void fm_model_free(fm_model *m) {
     if (!m) return;
     free(m->description);

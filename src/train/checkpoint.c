@@ -241,17 +241,18 @@ static void recipe_line(const char *text, const char *key, char *line, size_t si
 }
 
 /* Every key of the recipe text but epochs (a resume may raise it) equal in
- * a and b; else -1 and the first that differs. */
+ * a and b; else -1 and the first that differs. A key the run's text lacks
+ * came after its fmnist: the run had its default, as *p has from it. */
 static int same_recipe_text(const char *path, const char *run, const char *now, fm_err *err) {
     for (const char *s = now; *s;) {
         size_t len = strcspn(s, "\n");
-        char key[64], a[256], b[256];
+        char key[64], a[320], b[320]; /* the longest line: model = 255 characters */
         snprintf(key, sizeof key, "%.*s", (int)strcspn(s, " ="), s);
         s += len + (s[len] == '\n');
         if (!strcmp(key, "epochs")) continue;
         recipe_line(run, key, a, sizeof a);
         recipe_line(now, key, b, sizeof b);
-        if (strcmp(a, b)) {
+        if (a[0] && strcmp(a, b)) {
             const char *was = strstr(a, " = "), *now = strstr(b, " = ");
             return fm__err(err, "%s: the run's %s is %s, not %s; a resume keeps the run's recipe",
                            path, key, was ? was + 3 : "not set", now ? now + 3 : "");

@@ -17,13 +17,14 @@
 #include "core/file.h"
 #include "core/json.h"
 
-typedef enum { KEY_INT, KEY_FLOAT, KEY_DOUBLE, KEY_BOOL, KEY_CHOICE } key_kind;
+typedef enum { KEY_INT, KEY_FLOAT, KEY_DOUBLE, KEY_BOOL, KEY_CHOICE, KEY_TEXT } key_kind;
 
 typedef struct {
     const char *name;
     key_kind kind;
     size_t offset; /* into fm_train_params */
-    double lo, hi; /* inclusive, unless lo_open / hi_open exclude them */
+    double lo, hi; /* inclusive, unless lo_open / hi_open exclude them; KEY_TEXT: hi
+                      is the field's size */
     int lo_open, hi_open;
     const char *doc;
     const char *const *choices; /* KEY_CHOICE: the words, NULL-ended; the int is the index */
@@ -104,6 +105,10 @@ static const recipe_key keys[] = {
     {"precise_bn", KEY_INT, AT(precise_bn), 0, 100000, 0, 0,
      "re-estimate BatchNorm statistics over this many training batches at the end; 0: off", NULL},
     CHOICE("tta", tta, ttas, "test-time augmentation the model applies: none or flip"),
+    {"model", KEY_TEXT, AT(model), 0, sizeof(((fm_train_params *)0)->model), 0, 0,
+     "the network: default (fmnist's default network, or --model), a built-in one "
+     "(fashion-cnn, fashion-cnn-bn) or a model description file",
+     NULL},
     CHOICE("precision", precision, precisions,
            "the training products: fp32; bf16 (bf16 factors, fp32 sums: AMX or AVX512_BF16 where the "
            "CPU has it, else emulated); auto (bf16 where the CPU has it, else fp32)"),
@@ -181,6 +186,13 @@ static int set_value(fm_train_params *p, const recipe_key *k, const char *v, con
         else if (!strcmp(v, "no")) *(int *)field(p, k) = 0;
         else
             return fm__err(err, "%s:%d: %s: '%.40s' is not yes or no", source, line, k->name, v);
+        return 0;
+    }
+    if (k->kind == KEY_TEXT) {
+        if (strlen(v) >= (size_t)k->hi)
+            return fm__err(err, "%s:%d: %s: longer than %d characters", source, line, k->name,
+                           (int)k->hi - 1);
+        strcpy((char *)field(p, k), v);
         return 0;
     }
     if (k->kind == KEY_CHOICE) {
@@ -287,6 +299,8 @@ static void write_value(FILE *f, const fm_train_params *p, const recipe_key *k, 
         fputs(*(const int *)v ? (json ? "true" : "yes") : (json ? "false" : "no"), f);
     else if (k->kind == KEY_CHOICE)
         fprintf(f, json ? "\"%s\"" : "%s", k->choices[*(const int *)v]);
+    else if (k->kind == KEY_TEXT && json) fm_json_write_string(f, (const char *)v);
+    else if (k->kind == KEY_TEXT) fputs((const char *)v, f);
     else if (k->kind == KEY_INT) fprintf(f, "%d", *(const int *)v);
     else if (k->kind == KEY_FLOAT) write_number(f, (double)*(const float *)v, 1);
     else write_number(f, *(const double *)v, 0);

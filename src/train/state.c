@@ -2,6 +2,7 @@
  * fresh run and the epoch log. */
 #include "train/state.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,13 @@ int fm__train_check_params(const fm_train_params *p, fm_err *err) {
     if (p->ema && !(p->ema_decay >= 0.0f && p->ema_decay < 1.0f))
         return fm__err(err, "ema_decay must be in [0, 1) (got %g)", (double)p->ema_decay);
     if (p->precise_bn < 0) return fm__err(err, "precise_bn must be >= 0");
+    /* the recipe text records it on one line, where '#' would start a comment */
+    const size_t model_len = strnlen(p->model, sizeof p->model);
+    if (model_len == 0 || model_len == sizeof p->model || strpbrk(p->model, "#\n\r") ||
+        isspace((unsigned char)p->model[0]) || isspace((unsigned char)p->model[model_len - 1]))
+        return fm__err(err, "model '%.60s' cannot be recorded in a recipe (empty, too long, or "
+                            "with a '#', a line break or spaces at its ends)",
+                       p->model);
     if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f))
         return fm__err(err, "label smoothing must be in [0, 1) (got %g)",
                        (double)p->label_smoothing);

@@ -49,6 +49,7 @@ fm_train_params fm_train_default_params(void) {
     p.progress = NULL;
     p.val_split = 0.2;
     p.recipe = "notebook";
+    strcpy(p.model, "default");
     return p;
 }
 
