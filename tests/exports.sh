@@ -2,10 +2,11 @@
 # The shared library exports exactly the public API: every name it defines
 # dynamically starts with fm_ (the fm__ internals and everything else are
 # hidden), every declaration in the header is marked FM_API, and every FM_API
-# name in the header is exported (none is missing from the library).
-# Usage: tests/exports.sh LIBFMNIST.so fmnist.h
+# name in the header is exported (none is missing from the library); with a
+# third argument, the Debian symbols file lists exactly the exported names.
+# Usage: tests/exports.sh LIBFMNIST.so fmnist.h [libfmnist0.symbols]
 set -eu
-lib=$1 header=$2
+lib=$1 header=$2 symbols=${3:-}
 command -v nm >/dev/null || { echo "nm is missing (binutils)"; exit 77; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 status=0
@@ -25,6 +26,13 @@ if ! comm -23 "$tmp/declared" "$tmp/exported" >"$tmp/missing" || [ -s "$tmp/miss
 fi
 if comm -13 "$tmp/declared" "$tmp/exported" | grep . >"$tmp/extra"; then
     echo "FAIL: exported but not declared in the header:"; cat "$tmp/extra"; status=1
+fi
+if [ -n "$symbols" ]; then
+    sed -n 's/^ \(fm_[a-z0-9_]*\)@.*/\1/p' "$symbols" | sort -u >"$tmp/listed"
+    if ! cmp -s "$tmp/listed" "$tmp/exported"; then
+        echo "FAIL: $symbols differs from the exports (< listed only, > exported only):"
+        diff "$tmp/listed" "$tmp/exported" | grep '^[<>]'; status=1
+    fi
 fi
 [ $status = 0 ] && echo "$(wc -l <"$tmp/exported") fm_ names exported, all declared FM_API in the header, nothing else"
 exit $status
