@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/named.h"
 #include "core/utf8.h"
 #include "model/model.h"
 #include "model/quant.h"
@@ -235,17 +236,12 @@ fm_model *fm_model_load_cfg(const char *path, fm_err *err) {
 extern const char fm__network_fashion_cnn_text[];
 extern const char fm__network_fashion_cnn_bn_text[];
 
-static const struct {
-    const char *name;
-    const char *text;
-} networks[] = {{"fashion-cnn", fm__network_fashion_cnn_text},
-                {"fashion-cnn-bn", fm__network_fashion_cnn_bn_text}};
+static const fm__named_text networks[] = {{"fashion-cnn", fm__network_fashion_cnn_text},
+                                          {"fashion-cnn-bn", fm__network_fashion_cnn_bn_text}};
 #define N_NETWORKS (sizeof networks / sizeof networks[0])
 
 const char *fm_model_builtin(const char *name) {
-    for (size_t i = 0; i < N_NETWORKS; i++)
-        if (!strcmp(networks[i].name, name)) return networks[i].text;
-    return NULL;
+    return fm__named_find(networks, N_NETWORKS, name);
 }
 
 const char *fm_model_builtin_name(int i) {
@@ -253,15 +249,11 @@ const char *fm_model_builtin_name(int i) {
 }
 
 fm_model *fm_model_load_named(const char *name_or_file, fm_err *err) {
-    if (strchr(name_or_file, '/') || strchr(name_or_file, '.'))
-        return fm_model_load_cfg(name_or_file, err);
+    if (fm__named_is_file(name_or_file)) return fm_model_load_cfg(name_or_file, err);
     const char *text = fm_model_builtin(name_or_file);
     if (!text) {
         char names[256];
-        size_t n = 0;
-        for (size_t i = 0; i < N_NETWORKS && n < sizeof names; i++)
-            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
-                                  networks[i].name);
+        fm__named_list(networks, N_NETWORKS, names, sizeof names);
         fm__err(err, "%s: no such built-in network (built in: %s); a model description file's "
                      "name has a '.' or a '/'",
                 name_or_file, names);

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/named.h"
 
 typedef enum { KEY_INT, KEY_FLOAT, KEY_DOUBLE, KEY_BOOL, KEY_CHOICE, KEY_TEXT } key_kind;
 
@@ -120,17 +121,13 @@ extern const char fm__recipe_notebook_text[];
 extern const char fm__recipe_fast_text[];
 extern const char fm__recipe_best_text[];
 
-static const struct {
-    const char *name;
-    const char *text;
-} builtins[] = {{"notebook", fm__recipe_notebook_text},
-                {"fast", fm__recipe_fast_text},
-                {"best", fm__recipe_best_text}};
+static const fm__named_text builtins[] = {{"notebook", fm__recipe_notebook_text},
+                                          {"fast", fm__recipe_fast_text},
+                                          {"best", fm__recipe_best_text}};
+#define N_BUILTINS (sizeof builtins / sizeof builtins[0])
 
 const char *fm_train_recipe_builtin(const char *name) {
-    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
-        if (!strcmp(builtins[i].name, name)) return builtins[i].text;
-    return NULL;
+    return fm__named_find(builtins, N_BUILTINS, name);
 }
 
 int fm_train_recipe_load(fm_train_params *p, const char *name_or_file, fm_err *err) {
@@ -140,12 +137,9 @@ int fm_train_recipe_load(fm_train_params *p, const char *name_or_file, fm_err *e
     } else {
         char *data;
         size_t len;
-        if (!strchr(name_or_file, '/') && !strchr(name_or_file, '.')) {
+        if (!fm__named_is_file(name_or_file)) {
             char names[256];
-            size_t n = 0;
-            for (size_t i = 0; i < sizeof builtins / sizeof builtins[0] && n < sizeof names; i++)
-                n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
-                                      builtins[i].name);
+            fm__named_list(builtins, N_BUILTINS, names, sizeof names);
             return fm__err(err, "%s: no such built-in recipe (built in: %s) and no such file (a "
                                 "recipe file's name has a '.' or a '/')",
                            name_or_file, names);
