@@ -178,9 +178,14 @@ def parse_value(kind, text):
     return v
 
 
+def is_file_name(name):
+    """fmnist's rule: a name with a '/' or a '.' is a file, else a built-in one."""
+    return "/" in name or "." in name
+
+
 def recipe_path(name):
     """A recipe file's path: NAME without '/' or '.' is a built-in one."""
-    if "/" in name or "." in name:
+    if is_file_name(name):
         return name
     path = os.path.join(RECIPES, name + ".recipe")
     if not os.path.exists(path):
@@ -638,7 +643,7 @@ def main():
         r["model"] = args.model
         overridden.append("model")
     args.model = (DEFAULT_CFG if r["model"] == "default" else r["model"]
-                  if "/" in r["model"] or "." in r["model"]
+                  if is_file_name(r["model"])
                   else os.path.join(os.path.dirname(DEFAULT_CFG), r["model"] + ".cfg"))
     check_recipe(r)
     print("recipe %s (%s)%s:" % (args.recipe, path,
