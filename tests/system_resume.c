@@ -8,69 +8,16 @@
  * 1000 training images, augmentation and dropout on), the default network. */
 #include "check.h"
 #include "clitest.h"
-#include "model/safetensors.h"
 
 #include <signal.h>
-#include <time.h>
 
 static const char *bin;
 
 /* Starts `fmnist ARGS` (its output in NAME.out / NAME.err) and returns its pid. */
 static pid_t start(const char *args, const char *name) {
-    char cmd[8192], out[64], err[64];
-    snprintf(out, sizeof out, "%s.out", name);
-    snprintf(err, sizeof err, "%s.err", name);
-    snprintf(cmd, sizeof cmd, "exec '%s' %s >'%s' 2>'%s'", bin, args, tu_path(out), tu_path(err));
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Exit status of pid (128 + signal when a signal ended it). */
-static int finish(pid_t pid) {
-    int st;
-    if (waitpid(pid, &st, 0) != pid) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Position recorded in a checkpoint: 0 and *epoch, *step set when it reads
- * as complete; -1 when it is absent or unreadable. */
-static int position(const char *path, long *epoch, long *step) {
-    fm__st_file f;
-    if (fm__st_read(&f, path, NULL) < 0) return -1;
-    const fm__st_tensor *e = fm__st_find(&f, "train.epoch"), *s = fm__st_find(&f, "train.step");
-    int64_t v[2] = {-1, -1};
-    if (e && s && e->dtype == FM__ST_I64 && s->dtype == FM__ST_I64) {
-        fm__st_copy(e, &v[0]);
-        fm__st_copy(s, &v[1]);
-    }
-    fm__st_close(&f);
-    *epoch = (long)v[0];
-    *step = (long)v[1];
-    return v[0] >= 0 ? 0 : -1;
-}
-
-/* Waits (up to 10 minutes) until the checkpoint of run dir `run` shows at
- * least `epochs` epochs done and, when mid > 0, a position inside an epoch;
- * returns 0 then, -1 if the process ended first or time ran out. */
-static int wait_for(pid_t pid, const char *run, long epochs, int mid) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", run);
-    for (int i = 0; i < 300000; i++) {
-        long e, s;
-        if (position(path, &e, &s) == 0 && e >= epochs && (!mid || s > 0)) return 0;
-        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
-        sleep_ms(2);
-    }
-    return -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s", bin, args);
+    return tu_start(cmd, name);
 }
 
 static int same_file(const char *a_dir, const char *b_dir, const char *name) {
@@ -170,13 +117,13 @@ int main(void) {
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s' --checkpoint-steps 3",
              data, model, killed);
     pid_t pid = start(args, "killed");
-    CHECK_MSG(wait_for(pid, killed, 1, 1) == 0, "no mid-epoch checkpoint appeared");
+    CHECK_MSG(tu_wait_for_ckpt(pid, killed, 1, 1) == 0, "no mid-epoch checkpoint appeared");
     kill(pid, SIGKILL);
-    CHECK(finish(pid) == 128 + SIGKILL);
+    CHECK(tu_finish(pid) == 128 + SIGKILL);
     char ckpt[4300];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", killed);
     long e = -1, s = -1;
-    CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "after SIGKILL: checkpoint unreadable");
+    CHECK_MSG(tu_ckpt_position(ckpt, &e, &s) == 0 && e >= 1, "after SIGKILL: checkpoint unreadable");
     fm_model *m = fm_model_load(ckpt, &err); /* it is a model file too */
     CHECK_MSG(m != NULL, "%s", err.msg);
     fm_model_free(m);
@@ -209,9 +156,9 @@ int main(void) {
      * process says how to resume and exits 130. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, intr);
     pid = start(args, "intr");
-    CHECK_MSG(wait_for(pid, intr, 1, 0) == 0, "Ctrl-C run: no checkpoint appeared");
+    CHECK_MSG(tu_wait_for_ckpt(pid, intr, 1, 0) == 0, "Ctrl-C run: no checkpoint appeared");
     kill(pid, SIGINT);
-    rc = finish(pid);
+    rc = tu_finish(pid);
     char *msg = tu_text(tu_path("intr.err"));
     /* (inside epoch 2 unless the signal beat the loop past the epoch's end) */
     CHECK_MSG(rc == 130 && strstr(msg, "interrupted") &&
@@ -219,7 +166,7 @@ int main(void) {
               "Ctrl-C: exit %d, stderr: %s", rc, msg);
     free(msg);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", intr);
-    CHECK_MSG(position(ckpt, &e, &s) == 0 && e == 1,
+    CHECK_MSG(tu_ckpt_position(ckpt, &e, &s) == 0 && e == 1,
               "Ctrl-C: checkpoint at epoch %ld step %ld, expected in epoch 2", e, s);
     CHECK(!tu_exists(intr, "model.safetensors"));
     /* the data folder and the recipe come from the checkpoint */
@@ -229,7 +176,7 @@ int main(void) {
      * checkpoint intact and resumable. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, twice);
     pid = start(args, "twice");
-    CHECK_MSG(wait_for(pid, twice, 1, 0) == 0, "Ctrl-C twice: no checkpoint appeared");
+    CHECK_MSG(tu_wait_for_ckpt(pid, twice, 1, 0) == 0, "Ctrl-C twice: no checkpoint appeared");
     kill(pid, SIGINT);
     /* the second once the first has landed (two pending signals would merge) */
     for (int i = 0; i < 60000; i++) {
@@ -237,28 +184,28 @@ int main(void) {
         int landed = strstr(msg, "stopping after this step") != NULL;
         free(msg);
         if (landed) break;
-        sleep_ms(1);
+        tu_sleep_ms(1);
     }
     kill(pid, SIGINT);
-    rc = finish(pid);
+    rc = tu_finish(pid);
     msg = tu_text(tu_path("twice.err"));
     CHECK_MSG(rc == 130 && strstr(msg, "interrupted again"), "Ctrl-C twice: exit %d, %s", rc,
               msg);
     free(msg);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", twice);
-    CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "Ctrl-C twice: checkpoint unreadable");
+    CHECK_MSG(tu_ckpt_position(ckpt, &e, &s) == 0 && e >= 1, "Ctrl-C twice: checkpoint unreadable");
     resume_matches_ref(ref, twice, NULL, "Ctrl-C twice + resume");
 
     /* SIGTERM behaves as the first Ctrl-C, with exit status 143. */
     snprintf(args, sizeof args, ARGS " --data '%s' --model '%s' --out '%s'", data, model, term);
     pid = start(args, "term");
-    CHECK_MSG(wait_for(pid, term, 1, 0) == 0, "SIGTERM run: no checkpoint appeared");
+    CHECK_MSG(tu_wait_for_ckpt(pid, term, 1, 0) == 0, "SIGTERM run: no checkpoint appeared");
     kill(pid, SIGTERM);
-    rc = finish(pid);
+    rc = tu_finish(pid);
     msg = tu_text(tu_path("term.err"));
     CHECK_MSG(rc == 143 && strstr(msg, "resume with"), "SIGTERM: exit %d, %s", rc, msg);
     free(msg);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", term);
-    CHECK_MSG(position(ckpt, &e, &s) == 0 && e >= 1, "SIGTERM: checkpoint unreadable");
+    CHECK_MSG(tu_ckpt_position(ckpt, &e, &s) == 0 && e >= 1, "SIGTERM: checkpoint unreadable");
     return check_finish();
 }

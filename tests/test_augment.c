@@ -7,9 +7,12 @@
  * - the erasing rectangles over many draws: sizes consistent with the area
  *   and aspect ranges, corners over their whole range, how often an image is
  *   erased against the binomial spread;
- * - fm__aug_batch: each block off gives the scaled input and draws nothing,
- *   the affine alone draws and warps exactly as the notebook recipe always
- *   did, a seed repeats and another differs;
+ * - fm__aug_image over a batch from one generator: each block off gives the
+ *   scaled input and draws nothing, the affine alone draws and warps as
+ *   fm__aug_draw and fm__aug_warp, a seed repeats and another differs;
+ * - fm__aug_batch: image i from its own stream (seed, epoch, idx[i]), so an
+ *   image is augmented alike wherever it sits in whichever batch, and
+ *   differently in another epoch or run;
  * - against an independent reference (tests/torch/gen_augment_fixture.py,
  *   torchvision's rules written out with torch ops, fed fm_rng's stream
  *   ported to Python; no Python is needed here): the erasing decisions and
@@ -252,16 +255,58 @@ static void test_erase_draws(void) {
     CHECK(!any && fm_rng_next(&r1) == fm_rng_next(&r2));
 }
 
-/* ---- fm__aug_batch ----------------------------------------------------- */
+/* ---- fm__aug_image, fm__aug_batch ------------------------------------ */
 
 enum { BATCH_N = 16 };
+
+/* images idx[0..n) of set through fm__aug_image, all from one generator rng */
+static void aug_images(float *out, const fm_images *set, const uint32_t *idx, int n,
+                       const fm__aug_params *a, fm_rng *rng) {
+    for (int i = 0; i < n; i++)
+        fm__aug_image(out + (size_t)i * FM_IMAGE_PIXELS,
+                      set->pixels + (size_t)idx[i] * FM_IMAGE_PIXELS, a, rng);
+}
 
 static void run_batch(float *out, const fm_images *set, const fm__aug_params *a, uint64_t seed,
                       fm_rng *after) {
     uint32_t idx[BATCH_N];
     for (int i = 0; i < BATCH_N; i++) idx[i] = (uint32_t)(BATCH_N - 1 - i);
     fm_rng_seed(after, seed);
-    fm__aug_batch(out, set, idx, BATCH_N, a, after);
+    aug_images(out, set, idx, BATCH_N, a, after);
+}
+
+/* fm__aug_batch: image i as fm__aug_image from the stream (seed, epoch,
+ * idx[i], augment), whatever its position and company; another epoch or seed
+ * gives other images. */
+static void test_batch_streams(void) {
+    static uint8_t px[BATCH_N * FM_IMAGE_PIXELS];
+    static float b1[BATCH_N * FM_IMAGE_PIXELS], b2[BATCH_N * FM_IMAGE_PIXELS];
+    float e[FM_IMAGE_PIXELS];
+    fill_random(px, BATCH_N * FM_IMAGE_PIXELS, 62);
+    fm_images set = {BATCH_N, px, NULL};
+    fm__aug_params a = fm__aug_params_none();
+    a.flip = 1, a.translate = 2, a.erase_prob = 0.5f, a.erase_random_fill = 1;
+    uint32_t idx[BATCH_N], rev[3] = {9, 3, 5};
+    for (int i = 0; i < BATCH_N; i++) idx[i] = (uint32_t)i;
+    const fm__draws d = {5, 2, NULL};
+    fm__aug_batch(b1, &set, idx, BATCH_N, &a, &d);
+    int ok = 1;
+    for (int i = 0; i < BATCH_N; i++) {
+        fm_rng r;
+        fm__rng_stream(&r, 5, 2, (uint64_t)i, FM__DRAW_AUGMENT);
+        fm__aug_image(e, px + (size_t)i * FM_IMAGE_PIXELS, &a, &r);
+        ok &= memcmp(e, b1 + (size_t)i * FM_IMAGE_PIXELS, sizeof e) == 0;
+    }
+    CHECK_MSG(ok, "fm__aug_batch differs from fm__aug_image on each image's stream");
+    fm__aug_batch(b2, &set, rev, 3, &a, &d); /* other positions, another batch */
+    for (int i = 0; i < 3; i++)
+        CHECK(memcmp(b2 + (size_t)i * FM_IMAGE_PIXELS, b1 + (size_t)rev[i] * FM_IMAGE_PIXELS,
+                     sizeof e) == 0);
+    const fm__draws other_epoch = {5, 3, NULL}, other_seed = {6, 2, NULL};
+    fm__aug_batch(b2, &set, idx, BATCH_N, &a, &other_epoch);
+    CHECK(memcmp(b1, b2, sizeof b1) != 0);
+    fm__aug_batch(b2, &set, idx, BATCH_N, &a, &other_seed);
+    CHECK(memcmp(b1, b2, sizeof b1) != 0);
 }
 
 static void test_batch_blocks(void) {
@@ -418,7 +463,7 @@ static void reference_batches(void) {
             CHECK(fm__aug_params_check(&a, &err) == 0);
             fm_rng rng;
             fm_rng_seed(&rng, (uint64_t)seeds[c]);
-            fm__aug_batch(got, &set, idx, (int)nx, &a, &rng);
+            aug_images(got, &set, idx, (int)nx, &a, &rng);
             const float *want = outs + c * nx * FM_IMAGE_PIXELS;
             double err_max = 0;
             for (size_t i = 0; i < nx * FM_IMAGE_PIXELS; i++) {
@@ -605,11 +650,11 @@ int main(void) {
         fm_rng_seed(&r2, 11);
         fm__aug_params none = fm__aug_params_none(), affine = none;
         affine.affine = 1;
-        fm__aug_batch(b, &set, idx, 2, &none, &r1);
+        aug_images(b, &set, idx, 2, &none, &r1);
         CHECK(b[5] == px[2 * FM_IMAGE_PIXELS + 5] / 255.0f);
         CHECK(b[FM_IMAGE_PIXELS + 700] == px[700] / 255.0f);
         CHECK(fm_rng_next(&r1) == fm_rng_next(&r2));
-        fm__aug_batch(b, &set, idx, 2, &affine, &r1);
+        aug_images(b, &set, idx, 2, &affine, &r1);
         for (int i = 0; i < 2; i++) {
             fm__aug a = fm__aug_draw(&r2);
             fm__aug_warp(e, px + idx[i] * FM_IMAGE_PIXELS, 28, 28, &a);
@@ -623,6 +668,7 @@ int main(void) {
     test_erase();
     test_erase_draws();
     test_batch_blocks();
+    test_batch_streams();
     test_reference();
     return check_finish();
 }

@@ -1,9 +1,10 @@
-/* The shared utilities of src/core: the strict decimal reader, path joining
- * and whole-file reads. */
+/* The shared utilities of src/core: the strict decimal reader, path joining,
+ * whole-file reads and the training streams of core/draws.h. */
 #include <stdint.h>
 #include <string.h>
 
 #include "check.h"
+#include "core/draws.h"
 #include "core/file.h"
 #include "core/parse.h"
 #include "data/testutil.h"
@@ -67,8 +68,50 @@ static void read_file(void) {
     CHECK(fm__read_file(tu_path(""), 10, &data, &len, &err) == -1); /* a folder */
 }
 
+/* A stream is a function of its four words: the same words give the same
+ * draws, a change in any one word (or a layer name in the purpose) other
+ * draws; the uniforms of one stream are spread over [0, 1). */
+static void streams(void) {
+    static const uint64_t base[4] = {42, 3, 1000, FM__DRAW_AUGMENT};
+    fm_rng a, b;
+    fm__rng_stream(&a, base[0], base[1], base[2], base[3]);
+    fm__rng_stream(&b, base[0], base[1], base[2], base[3]);
+    CHECK(memcmp(&a, &b, sizeof a) == 0);
+    for (int w = 0; w < 4; w++) {
+        uint64_t v[4];
+        memcpy(v, base, sizeof v);
+        v[w] ^= 1; /* one bit */
+        fm__rng_stream(&b, v[0], v[1], v[2], v[3]);
+        fm_rng a2 = a;
+        CHECK_MSG(fm_rng_next(&a2) != fm_rng_next(&b), "word %d does not change the stream", w);
+    }
+    uint64_t d1 = fm__purpose_named(FM__DRAW_DROPOUT, "dropout"),
+             d2 = fm__purpose_named(FM__DRAW_DROPOUT, "dropout_1");
+    CHECK(d1 != d2 && (d1 & 0xff) == FM__DRAW_DROPOUT && (d2 & 0xff) == FM__DRAW_DROPOUT);
+    double sum = 0;
+    int lo = 0;
+    for (int i = 0; i < 10000; i++) {
+        float u = fm_rng_uniform(&a);
+        CHECK(u >= 0.0f && u < 1.0f);
+        sum += u;
+        lo += u < 0.5f;
+    }
+    CHECK(sum / 10000 > 0.48 && sum / 10000 < 0.52 && lo > 4850 && lo < 5150);
+    /* consecutive samples' first draws are not correlated into a pattern */
+    int rising = 0;
+    float prev = -1.0f;
+    for (uint64_t i = 0; i < 2000; i++) {
+        fm__rng_stream(&b, 42, 3, i, FM__DRAW_AUGMENT);
+        float u = fm_rng_uniform(&b);
+        rising += u > prev;
+        prev = u;
+    }
+    CHECK(rising > 900 && rising < 1100);
+}
+
 int main(void) {
     tu_init("test_core");
+    streams();
     parse_u64();
     path_join();
     read_file();

@@ -218,9 +218,8 @@ static void check_layer(const char *what, const char *text, int index, int n, in
         r[i] = urand();
         dy[i] = (float)r[i];
     }
-    fm_rng drop;
-    fm_rng_seed(&drop, 7);
-    const fm__layer_ctx ctx = {m->k, m->work, 1, &drop, 0};
+    const fm__draws drop = {7, 0, NULL};
+    const fm__layer_ctx ctx = {m->k, m->work, 1, &drop, 0, NULL};
     l->type->forward(l, &ctx, x, n);
     lctx c = {l, n, xd, pd, r, l->save, y};
     ref_forward(&c);
@@ -382,9 +381,7 @@ static void check_network(const char *text) {
     for (size_t i = 0; i < m->n_params; i++) p[i] = m->params[i] += (float)(0.05 * urand());
     for (int i = 0; i < m->n_layers; i++)
         act[i] = malloc((size_t)n * fm__shape_len(m->layers[i].out) * sizeof **act);
-    fm_rng drop, saved;
-    fm_rng_seed(&drop, 99);
-    saved = drop;
+    const fm__draws drop = {99, 0, NULL}; /* the same masks each pass */
     fm__model_zero_grads(m);
     CHECK(fm__model_forward(m, n, 1, &drop) == m->layers[m->n_layers - 1].y);
     float lossf = fm__model_loss_backward(m, labels, n, 0.0f, 1);
@@ -407,7 +404,6 @@ static void check_network(const char *text) {
     /* the backward accumulates: the same step again doubles the gradients */
     float *grads = malloc(m->n_params * sizeof *grads);
     memcpy(grads, m->grads, m->n_params * sizeof *grads);
-    drop = saved;
     fm__model_forward(m, n, 1, &drop);
     fm__model_loss_backward(m, labels, n, 0.0f, 1);
     worst = 0;

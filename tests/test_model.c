@@ -90,8 +90,7 @@ static void test_batchnorm_dropout(void) {
     const int n = 3;
     CHECK(fm__model_reserve(m, n, &err) == 0);
     for (int i = 0; i < n * 8; i++) m->input_buf[i] = (float)i * 0.5f - 3.0f;
-    fm_rng r;
-    fm_rng_seed(&r, 1);
+    const fm__draws r = {1, 0, NULL};
     fm__model_forward(m, n, 1, &r);
     const fm__layer *bn = &m->layers[0], *dr = &m->layers[1];
     double means[2], vars[2];
@@ -229,7 +228,7 @@ static void train_steps(fm_model *m, const fm_images *im, int steps) {
     for (int s = 0; s < steps; s++) {
         for (size_t j = 0; j < 4 * FM_IMAGE_PIXELS; j++) m->input_buf[j] = im->pixels[j] / 255.0f;
         fm__model_zero_grads(m);
-        fm__model_forward(m, 4, 1, &rng);
+        fm__model_forward(m, 4, 1, &(fm__draws){1, (uint64_t)s, NULL});
         fm__model_loss_backward(m, im->labels, 4, 0.0f, 1);
         for (size_t i = 0; i < m->n_params; i++) m->params[i] -= 0.05f * m->grads[i];
     }
@@ -424,8 +423,8 @@ static void test_kernels_agree(void) {
         a->input_buf[j] = b->input_buf[j] = im.pixels[j] / 255.0f;
     fm__model_zero_grads(a);
     fm__model_zero_grads(b);
-    fm__model_forward(a, 5, 1, &ra);
-    fm__model_forward(b, 5, 1, &rb);
+    fm__model_forward(a, 5, 1, &(fm__draws){8, 0, NULL});
+    fm__model_forward(b, 5, 1, &(fm__draws){8, 0, NULL});
     float la = fm__model_loss_backward(a, im.labels, 5, 0.0f, 1);
     float lb = fm__model_loss_backward(b, im.labels, 5, 0.0f, 1);
     CHECK_NEAR(la, lb, 1e-4);

@@ -224,8 +224,7 @@ static int load_init(fixture *fx, fm_model *m, const slot *s, int ns) {
  * grad.* and step1.*. */
 static void check_step(fixture *fx, fm_model *m, const slot *s, int ns, int n,
                        const uint8_t *labels, const char *kern) {
-    fm_rng rng;
-    fm_rng_seed(&rng, 1);
+    const fm__draws rng = {1, 0, NULL};
     fm__model_zero_grads(m);
     const float *logits = fm__model_forward(m, n, 1, &rng);
     CHECK(logits != NULL);
@@ -251,8 +250,7 @@ static void check_step(fixture *fx, fm_model *m, const slot *s, int ns, int n,
  * adam3.* (per-element tolerance adam3tol.*) and the statistics after them. */
 static void check_adam(fixture *fx, fm_model *m, const slot *s, int ns, int n,
                        const uint8_t *labels, const char *kern) {
-    fm_rng rng;
-    fm_rng_seed(&rng, 1);
+    const fm__draws rng = {1, 0, NULL};
     fm__adam adam;
     fm__adam_init(&adam, 1e-3f);
     float losses[ADAM_STEPS];
@@ -376,8 +374,7 @@ static void test_full(void) {
         m->k = k[t];
         full_weights(m);
         if (!load_batch(&fx, m, N, labels)) break;
-        fm_rng rng;
-        fm_rng_seed(&rng, 1);
+        const fm__draws rng = {1, 0, NULL};
 
         /* inference: moving statistics, dropout at its real rate (identity) */
         const float *logits = fm__model_forward(m, N, 0, &rng);

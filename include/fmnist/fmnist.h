@@ -400,10 +400,12 @@ FM_API const char *fm_kernels_train_name(int precision);
 
 /* Trains with the Keras recipe of SPEC.md: Adam on softmax cross-entropy,
  * augmentation, EarlyStopping and ReduceLROnPlateau on val_loss,
- * ModelCheckpoint on val_accuracy. One generator seeded from `seed` drives,
- * in this order, the initialisation (when `init`), then per epoch the shuffle
- * and per batch the augmentation draws and the dropout masks: the same seed
- * and thread count give the same weights bit for bit.
+ * ModelCheckpoint on val_accuracy. Each random draw has its own stream, named
+ * by (`seed`, epoch, sample, purpose): the initialisation (when `init`), each
+ * epoch's shuffle, and each training image's augmentation and dropout masks
+ * (keyed by its index in `train`): the same seed and thread count give the
+ * same weights bit for bit, and a run split over processes (fm_dist_init)
+ * draws what one process draws.
  *
  * The run folder out_dir (created if missing) gets
  *   log.csv            epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds
@@ -416,7 +418,7 @@ FM_API const char *fm_kernels_train_name(int precision);
  *                      while the run is unfinished: the whole training state
  *                      (weights, BatchNorm statistics, Adam moments and step,
  *                      learning rate, callback states with the early-stopping
- *                      snapshot, generator state, data order, position, epoch
+ *                      snapshot, data order, position, epoch
  *                      log), rewritten atomically at the end of every epoch and
  *                      every checkpoint_steps steps, and removed when the run
  *                      ends; a run killed at any instant resumes from it and
@@ -550,6 +552,11 @@ typedef struct fm_train_result {
     int lr_reductions;
     float final_lr;
     double train_seconds;
+    /* across processes (fm_dist_size() > 1): the steps this call ran and the
+     * seconds spent in their reductions across the processes (the gradients,
+     * the loss sums), BatchNorm's left out; 0 for one process */
+    int64_t reduced_steps;
+    double reduce_seconds;
     /* the last epoch run */
     double loss, accuracy, val_loss, val_accuracy;
     /* the checkpoint's and the restored epoch's */
@@ -583,6 +590,38 @@ typedef struct fm_train_resume_info {
  * checks that model, data and recipe are the run's and refuses otherwise. */
 FM_API fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *params,
                                       fm_train_resume_info *info, fm_err *err);
+
+/* ---- across processes (MPI) ---------------------------------------------
+ * Data-parallel training under mpirun (README, "Across machines"). After
+ * fm_dist_init in a process that mpirun started, the world is mpirun's N
+ * processes and fm_train, fm_train_resume_load and fm_dist_evaluate are
+ * collective: every process calls them with the same arguments (its own
+ * copy of the data) and they split the work. fm_train splits each batch
+ * over the processes and reduces gradients and BatchNorm's batch statistics,
+ * so the training is one process's with the whole batch (up to the order
+ * of float sums); process 0 alone prints progress and writes the run
+ * folder. Without mpirun the world is this one process. */
+
+/* Joins the processes mpirun (or another MPI launcher) started, when this
+ * fmnist has MPI (fm_dist_has_mpi) and was started by one; otherwise does
+ * nothing. -1 and why when a launcher started several processes and this
+ * fmnist has no MPI (each would train alone), or MPI fails to start. */
+FM_API int fm_dist_init(int *argc, char ***argv, fm_err *err);
+FM_API int fm_dist_has_mpi(void);
+/* This process's rank (0..size-1) and the number of processes: 0 and 1
+ * outside mpirun. */
+FM_API int fm_dist_rank(void);
+FM_API int fm_dist_size(void);
+/* Leaves the world (MPI_Finalize) after a run that ended normally. */
+FM_API void fm_dist_finalize(void);
+/* Stops every process of the world with exit status code (MPI_Abort), for
+ * a process that must exit while the others may wait on it; does nothing
+ * in a world of one. */
+FM_API void fm_dist_abort(int code);
+/* fm_model_evaluate split over the processes, each scoring its share of
+ * imgs; every process gets the whole result. */
+FM_API int fm_dist_evaluate(fm_model *model, const fm_images *imgs, fm_eval_result *out,
+                            fm_err *err);
 
 /* A hold on a run folder's lock (the one fm_train takes), for a program that
  * keeps the folder across several calls, as the fmnist command does from

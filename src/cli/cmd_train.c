@@ -111,13 +111,29 @@ static void on_stop_signal(int sig) {
     (void)ignored;
 }
 
+/* Under mpirun, which answers a Ctrl-C or a process's death by terminating
+ * every process (SIGTERM, then SIGKILL): a process cannot finish its step
+ * while the others are gone, so it says so in one line and exits; the last
+ * checkpoint written (atomically) is the one to resume from. The stop that
+ * writes a checkpoint is SIGUSR1, which mpirun passes on to every process. */
+static void on_terminate(int sig) {
+    static const char msg[] = "fmnist: stopped by mpirun (a process failed or the run was "
+                              "cancelled); the last checkpoint written is kept\n";
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(128 + sig);
+}
+
 static void catch_stop_signals(int on) {
-    struct sigaction sa;
+    struct sigaction sa, term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on ? on_stop_signal : SIG_DFL;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    term = sa;
+    if (on && fm_dist_size() > 1) term.sa_handler = on_terminate;
+    sigaction(SIGINT, &term, NULL);
+    sigaction(SIGTERM, &term, NULL);
+    if (fm_dist_size() > 1) sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* The recipe flags: a resume takes their values from the checkpoint, and
@@ -242,6 +258,7 @@ int fm_cmd_train(int argc, char **argv) {
     const char *sets[MAX_SETS];
     int n_sets = 0;
     int test = 0, quiet = 0, epochs = 0, threads = -1, out_given = 0;
+    const int lead = fm_dist_rank() == 0; /* the process that prints and writes the folder */
     int overrides = 0; /* flags that set a recipe key were given */
     long v;
     double d;
@@ -398,9 +415,10 @@ int fm_cmd_train(int argc, char **argv) {
     }
     if (fm_train_params_check(&p, &err) < 0) goto fail;
     /* The run folder is this process's from here to the end (fm_train and the
-     * report take the lock again, nested); a fresh run makes it if needed. */
-    if (!(lock = fm_run_lock_take(p.out_dir, resume ? NULL : &created,
-                                  "choose another folder (--out)", &err)))
+     * report take the lock again, nested); a fresh run makes it if needed.
+     * Across processes it is process 0's alone. */
+    if (lead && !(lock = fm_run_lock_take(p.out_dir, resume ? NULL : &created,
+                                          "choose another folder (--out)", &err)))
         goto fail;
     if (epochs) p.epochs = epochs;
     if (!(dir = fm_cli_data_dir(dir))) goto done;
@@ -414,6 +432,7 @@ int fm_cmd_train(int argc, char **argv) {
     p.model_source = cfg;
     p.data_dir = dir;
     p.data_format = format == FM_FORMAT_CSV ? "csv" : "idx";
+    if (!lead) quiet = 1; /* process 0 speaks for the run */
     p.progress = quiet ? NULL : stdout;
     if (!quiet) {
         if (!resume) fm_model_summary(model, stdout);
@@ -432,8 +451,14 @@ int fm_cmd_train(int argc, char **argv) {
         else
             printf("\nTraining on %zu images, no validation (%s layout in %s; %s)\n",
                    train.count, p.data_format, dir, kernels);
+        if (fm_dist_size() > 1) {
+            int each = fm_set_threads(p.threads); /* fm_train sets the same */
+            printf("Across %d processes: batches of %d split %d per process, %d thread%s "
+                   "each\n",
+                   fm_dist_size(), p.batch, p.batch / fm_dist_size(), each, each == 1 ? "" : "s");
+        }
     }
-    if (resume && threads > 0 && threads != info.threads)
+    if (lead && resume && threads > 0 && threads != info.threads)
         fprintf(stderr,
                 "fmnist: note: the run used %d threads; with %d the rest of it rounds "
                 "differently from an uninterrupted run\n",
@@ -448,8 +473,11 @@ int fm_cmd_train(int argc, char **argv) {
     if (trained < 0) {
         if (!r.interrupted) goto fail;
         fflush(stdout);
-        fm_cli_fail("%s", err.msg);
-        fprintf(stderr, "fmnist: resume with: fmnist train --resume %s\n", p.out_dir);
+        if (lead) {
+            fm_cli_fail("%s", err.msg);
+            fprintf(stderr, "fmnist: resume with: %sfmnist train --resume %s\n",
+                    fm_dist_size() > 1 ? "mpirun -np N " : "", p.out_dir);
+        }
         rc = 128 + (int)stop_signal;
         goto done;
     }
@@ -460,14 +488,18 @@ int fm_cmd_train(int argc, char **argv) {
     fm_eval_result ev;
     if (test) {
         if (fm_data_load(dir, FM_SET_TEST, &testset, &err) < 0 ||
-            fm_model_evaluate(model, &testset, &ev, &err) < 0 ||
-            fm_train_write_run(&p, &r, &ev, &err) < 0)
+            fm_dist_evaluate(model, &testset, &ev, &err) < 0 ||
+            (lead && fm_train_write_run(&p, &r, &ev, &err) < 0))
             goto fail;
     }
     /* The report loads what was saved. */
     fm_model_free(model);
     model = NULL;
     fm_images_free(&testset);
+    if (!lead) { /* process 0 reports */
+        rc = 0;
+        goto done;
+    }
     /* The report is a view of what is saved: a failure is worth a warning, not the run. */
     char report[4200];
     snprintf(report, sizeof report, "%s/report.html", p.out_dir);
@@ -480,6 +512,10 @@ int fm_cmd_train(int argc, char **argv) {
     if (r.stopped_early)
         printf(" (stopped early: val_loss had not improved for %d epochs)", p.es_patience);
     if (resume) printf(" (resumed after epoch %d, step %d)", r.resumed_epoch, r.resumed_step);
+    if (r.reduced_steps) /* process 0's wait, including for the slowest process */
+        printf("; reductions across the processes %.1f ms a step (%.1f %% of the time)",
+               1e3 * r.reduce_seconds / (double)r.reduced_steps,
+               100.0 * r.reduce_seconds / r.train_seconds);
     if (p.save_best)
         printf("\nbest model:  %s/best.safetensors (best val_accuracy %.4f, epoch %d)\n",
                p.out_dir, r.best_val_accuracy, r.best_epoch);

@@ -39,6 +39,7 @@ int fm_cli_fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("fmnist: ", stderr);
+    if (fm_dist_size() > 1) fprintf(stderr, "process %d of %d: ", fm_dist_rank(), fm_dist_size());
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -155,7 +156,15 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < N_VERBS; i++)
         if (!strcmp(argv[1], verbs[i].name)) {
             check_kernels_env();
-            return verbs[i].run(argc - 1, argv + 1);
+            if (strcmp(argv[1], "train")) return verbs[i].run(argc - 1, argv + 1);
+            /* train alone runs across the processes mpirun starts */
+            fm_err err;
+            if (fm_dist_init(&argc, &argv, &err) < 0) return fm_cli_fail("train: %s", err.msg);
+            int rc = verbs[i].run(argc - 1, argv + 1);
+            /* a process that fails may leave the others waiting on it: end them all */
+            if (rc != 0) fm_dist_abort(rc);
+            fm_dist_finalize();
+            return rc;
         }
     fm_cli_fail("unknown verb '%s'", argv[1]);
     usage(stderr);

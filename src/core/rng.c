@@ -1,5 +1,6 @@
-/* xoshiro256** (Blackman & Vigna), seeded with splitmix64. */
-#include "fmnist/fmnist.h"
+/* xoshiro256** (Blackman & Vigna), seeded with splitmix64; the training
+ * streams of core/draws.h seeded from a hash of their names. */
+#include "core/draws.h"
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -53,4 +54,24 @@ void fm_rng_shuffle_u32(fm_rng *rng, uint32_t *a, size_t n) {
         a[i - 1] = a[j];
         a[j] = t;
     }
+}
+
+/* splitmix64's finaliser over the four words in turn: each word changes
+ * every bit of the seed, and distinct names give distinct streams but for
+ * 64-bit collisions. */
+void fm__rng_stream(fm_rng *rng, uint64_t seed, uint64_t epoch, uint64_t sample,
+                    uint64_t purpose) {
+    uint64_t words[4] = {seed, epoch, sample, purpose}, h = 0x6a09e667f3bcc908ULL;
+    for (int i = 0; i < 4; i++) {
+        uint64_t x = h ^ words[i];
+        h = splitmix64(&x);
+    }
+    fm_rng_seed(rng, h);
+}
+
+uint64_t fm__purpose_named(fm__purpose base, const char *name) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = (h ^ *c) * 0x100000001b3ULL;
+    return (uint64_t)base | h << 8;
 }

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/draws.h"
+#include "dist/dist.h"
 #include "fmnist/fmnist.h"
 #include "kernels/kernels.h"
 
@@ -154,12 +156,15 @@ typedef struct fm__layer_ctx {
     const fm__kernels *k;
     float *work;  /* kernel scratch: at least the layer's work_floats */
     int training; /* batch statistics and dropout; else inference */
-    fm_rng *rng;  /* training only: dropout's draws */
+    const fm__draws *draws; /* training only: the batch's streams (dropout's) */
     /* Precise BatchNorm (training 0): k > 0 for the k-th batch of a
      * re-estimation, where BatchNorm normalises by the batch's statistics and
      * sets its moving ones to the plain mean of the k batches' so far;
      * dropout passes through. 0 otherwise. */
     int restat;
+    /* the processes the batch is split over (batch statistics span them);
+     * NULL: this process alone */
+    const fm__dist *dist;
 } fm__layer_ctx;
 
 typedef enum fm__output {

@@ -426,24 +426,30 @@ static const float *forward(fm_model *m, int n, const fm__layer_ctx *ctx) {
     return x;
 }
 
-const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng) {
-    return forward(m, n, &(fm__layer_ctx){training ? m->k_train : m->k, m->work, training, rng, 0});
+const float *fm__model_forward(fm_model *m, int n, int training, const fm__draws *draws) {
+    return forward(m, n,
+                   &(fm__layer_ctx){training ? m->k_train : m->k, m->work, training, draws, 0,
+                                    training ? m->dist : NULL});
 }
 
 const float *fm__model_restat_forward(fm_model *m, int n, int k) {
-    return k < 1 ? NULL : forward(m, n, &(fm__layer_ctx){m->k, m->work, 0, NULL, k});
+    return k < 1 ? NULL : forward(m, n, &(fm__layer_ctx){m->k, m->work, 0, NULL, k, m->dist});
 }
 
-float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, float smoothing,
-                              int backward) {
+static float loss_backward(fm_model *m, const uint8_t *labels, int n, int n_total,
+                           float smoothing, int backward) {
     const float *logits = m->layers[m->n_layers - 1].y;
     float loss = m->k->softmax_xent(m->probs, backward ? m->dlogits : NULL, logits, labels, n,
                                     m->classes, smoothing);
     if (!backward) return loss;
+    if (n_total != n) { /* the kernel's 1/n, made the batch's 1/n_total */
+        const float share = (float)n / (float)n_total;
+        for (size_t i = 0; i < (size_t)n * (size_t)m->classes; i++) m->dlogits[i] *= share;
+    }
     /* Input gradients are needed only down to the first layer with parameters. */
     int first = 0;
     while (first < m->n_layers && !has_params(&m->layers[first])) first++;
-    const fm__layer_ctx c = {m->k_train, m->work, 1, NULL, 0};
+    const fm__layer_ctx c = {m->k_train, m->work, 1, NULL, 0, m->dist};
     float *dy = m->dlogits;
     for (int i = m->n_layers - 1; i >= first; i--) {
         fm__layer *l = &m->layers[i];
@@ -456,6 +462,16 @@ float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, float s
         dy = dx;
     }
     return loss;
+}
+
+float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, float smoothing,
+                              int backward) {
+    return loss_backward(m, labels, n, n, smoothing, backward);
+}
+
+float fm__model_loss_backward_share(fm_model *m, const uint8_t *labels, int n, int n_total,
+                                    float smoothing) {
+    return loss_backward(m, labels, n, n_total, smoothing, 1);
 }
 
 void fm__model_zero_grads(fm_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }

@@ -82,6 +82,10 @@ struct fm_model {
      * the backward pass to layer_seconds[2*i + 1] (n_layers pairs, owned by
      * whoever set it). Costs two clock reads per layer and pass when on. */
     double *layer_seconds;
+    /* The processes a training batch is split over (fm_train sets it for a
+     * run across processes): BatchNorm's batch statistics span all their
+     * shares. NULL: this process alone. */
+    const fm__dist *dist;
     /* Calibration (model/quant.c), off (NULL) otherwise: when set, every
      * forward pass calls it with each layer's input (len floats) before the
      * layer runs. */
@@ -115,11 +119,11 @@ int fm__model_reserve(fm_model *m, int batch, fm_err *err);
 int fm__model_set_train_kernels(fm_model *m, const fm__kernels *k, fm_err *err);
 
 /* Runs the network on the first n rows of m->input_buf. training != 0 uses
- * batch statistics (and updates the moving ones) and dropout drawn from rng
- * (which must then be non-NULL); otherwise moving statistics and no dropout
- * (rng unused). Fills m->probs (softmax) and returns the logits (n, classes),
- * or NULL when n is not within 1..batch_cap. */
-const float *fm__model_forward(fm_model *m, int n, int training, fm_rng *rng);
+ * batch statistics (and updates the moving ones) and dropout drawn from the
+ * batch's streams (draws, which must then be non-NULL); otherwise moving
+ * statistics and no dropout (draws unused). Fills m->probs (softmax) and
+ * returns the logits (n, classes), or NULL when n is not within 1..batch_cap. */
+const float *fm__model_forward(fm_model *m, int n, int training, const fm__draws *draws);
 
 /* Precise BatchNorm's forward of batch k >= 1 of a re-estimation: as
  * training for BatchNorm (batch statistics), whose moving statistics become
@@ -132,6 +136,12 @@ const float *fm__model_restat_forward(fm_model *m, int n, int k);
  * m->grads. */
 float fm__model_loss_backward(fm_model *m, const uint8_t *labels, int n, float smoothing,
                               int backward);
+/* The same for this process's n images of a batch of n_total split over
+ * processes: the gradients are of the whole batch's mean loss (the n
+ * images' share of it), so their sum over the processes is the batch's
+ * gradient. The loss returned is still the mean over the n. */
+float fm__model_loss_backward_share(fm_model *m, const uint8_t *labels, int n, int n_total,
+                                    float smoothing);
 
 void fm__model_zero_grads(fm_model *m);
 

@@ -138,26 +138,30 @@ void fm__aug_erase(float *img, int cols, const fm__aug_rect *r, int random_fill,
     }
 }
 
-void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n,
-                   const fm__aug_params *ap, fm_rng *rng) {
+void fm__aug_image(float *out, const uint8_t *src, const fm__aug_params *ap, fm_rng *rng) {
     const int R = FM_IMAGE_ROWS, C = FM_IMAGE_COLS;
+    if (ap->affine) {
+        fm__aug a = fm__aug_draw(rng);
+        fm__aug_warp(out, src, R, C, &a);
+    } else {
+        fm__input_scale(out, src, FM_IMAGE_PIXELS);
+    }
+    if (ap->flip && fm_rng_uniform(rng) < 0.5f) fm__aug_mirror(out, R, C);
+    if (ap->translate > 0) {
+        int dx = fm__aug_randint(rng, 2 * ap->translate + 1) - ap->translate;
+        int dy = fm__aug_randint(rng, 2 * ap->translate + 1) - ap->translate;
+        fm__aug_translate(out, R, C, dx, dy);
+    }
+    fm__aug_rect r;
+    if (fm__aug_erase_draw(&r, R, C, ap, rng)) fm__aug_erase(out, C, &r, ap->erase_random_fill, rng);
+}
+
+void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n,
+                   const fm__aug_params *ap, const fm__draws *d) {
     for (int i = 0; i < n; i++) {
-        const uint8_t *src = imgs->pixels + (size_t)idx[i] * FM_IMAGE_PIXELS;
-        float *out = dst + (size_t)i * FM_IMAGE_PIXELS;
-        if (ap->affine) {
-            fm__aug a = fm__aug_draw(rng);
-            fm__aug_warp(out, src, R, C, &a);
-        } else {
-            fm__input_scale(out, src, FM_IMAGE_PIXELS);
-        }
-        if (ap->flip && fm_rng_uniform(rng) < 0.5f) fm__aug_mirror(out, R, C);
-        if (ap->translate > 0) {
-            int dx = fm__aug_randint(rng, 2 * ap->translate + 1) - ap->translate;
-            int dy = fm__aug_randint(rng, 2 * ap->translate + 1) - ap->translate;
-            fm__aug_translate(out, R, C, dx, dy);
-        }
-        fm__aug_rect r;
-        if (fm__aug_erase_draw(&r, R, C, ap, rng))
-            fm__aug_erase(out, C, &r, ap->erase_random_fill, rng);
+        fm_rng rng;
+        fm__rng_stream(&rng, d->seed, d->epoch, idx[i], FM__DRAW_AUGMENT);
+        fm__aug_image(dst + (size_t)i * FM_IMAGE_PIXELS,
+                      imgs->pixels + (size_t)idx[i] * FM_IMAGE_PIXELS, ap, &rng);
     }
 }

@@ -14,6 +14,7 @@
 #ifndef FM_TRAIN_AUGMENT_H
 #define FM_TRAIN_AUGMENT_H
 
+#include "core/draws.h"
 #include "fmnist/fmnist.h"
 
 typedef struct fm__aug {
@@ -100,13 +101,17 @@ int fm__aug_erase_draw(fm__aug_rect *r, int rows, int cols, const fm__aug_params
  * fm_rng_uniform per pixel in row-major order. */
 void fm__aug_erase(float *img, int cols, const fm__aug_rect *r, int random_fill, fm_rng *rng);
 
-/* Fills dst (n, 1, 28, 28) from images idx[0..n) of imgs, ap having passed
- * fm__aug_params_check. Image by image, in index order, its draws in order:
- * affine 4 (fm__aug_draw) then the warp, else the plain scaling; flip 1
- * (mirrored when < 0.5); translate 2 (dx, dy = fm__aug_randint(2N + 1) - N);
- * erasing as fm__aug_erase_draw, then its fill. A block that is off draws
- * nothing, so the affine alone draws what the notebook recipe always did. */
+/* dst (1, 28, 28) from the image's bytes src, ap having passed
+ * fm__aug_params_check, its draws from rng in order: affine 4 (fm__aug_draw)
+ * then the warp, else the plain scaling; flip 1 (mirrored when < 0.5);
+ * translate 2 (dx, dy = fm__aug_randint(2N + 1) - N); erasing as
+ * fm__aug_erase_draw, then its fill. A block that is off draws nothing. */
+void fm__aug_image(float *dst, const uint8_t *src, const fm__aug_params *ap, fm_rng *rng);
+
+/* Fills dst (n, 1, 28, 28) from images idx[0..n) of imgs, each as
+ * fm__aug_image with its own stream (d->seed, d->epoch, idx[i], augment):
+ * an image's augmentation depends on the epoch and the image alone. */
 void fm__aug_batch(float *dst, const fm_images *imgs, const uint32_t *idx, int n,
-                   const fm__aug_params *ap, fm_rng *rng);
+                   const fm__aug_params *ap, const fm__draws *d);
 
 #endif

@@ -116,7 +116,7 @@ int fm_bench_run(fm_model *m, const fm_bench_params *p, fm_bench_result *r, fm_e
         m->layer_seconds = s >= 0 && per_step ? per_step + (size_t)s * 2 * (size_t)nl : NULL;
         double t0 = fm__now();
         fm__model_zero_grads(m);
-        fm__model_forward(m, p->batch, 1, &rng);
+        fm__model_forward(m, p->batch, 1, &(fm__draws){BENCH_SEED, (uint64_t)(s + p->warmup), NULL});
         float loss = fm__model_loss_backward(m, labels, p->batch, 0.0f, 1);
         double t1 = fm__now();
         fm__adam_step(&adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params);

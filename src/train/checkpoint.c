@@ -126,7 +126,6 @@ int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_par
     e[n++] = (fm__st_entry){"train.adam_v", FM__ST_F32, 1, {m->n_params}, m->adam_v};
     e[n++] = (fm__st_entry){"train.best_state", FM__ST_F32, 1, {s->state_len}, s->best_state};
     e[n++] = (fm__st_entry){"train.order", FM__ST_I64, 1, {s->count}, order};
-    e[n++] = (fm__st_entry){"train.rng", FM__ST_I64, 1, {4}, s->rng.s};
     if (s->ema) e[n++] = (fm__st_entry){"train.ema", FM__ST_F32, 1, {s->state_len}, s->ema};
 
     recipe_kv kv[MAX_RECIPE];
@@ -306,32 +305,27 @@ static int count_lines(const char *s) {
     return n;
 }
 
-int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
-                        fm__train_state *s, uint64_t fingerprint, size_t val_count, fm_err *err) {
-    fm__st_file f;
-    if (fm__st_read(&f, path, err) < 0) return -1;
+static int read_state(const fm__st_file *f, const char *path, fm_model *m,
+                      const fm_train_params *p, fm__train_state *s, uint64_t fingerprint,
+                      size_t val_count, fm_err *err) {
     int rc = -1;
     int64_t *order = NULL;
     uint8_t *seen = NULL;
     const char *log;
-    if (check_run(&f, path, p, fingerprint, s->count, val_count, err) < 0 ||
-        fm__model_read_weights(m, &f, path, err) < 0 ||
-        read_floats(&f, path, "train.adam_m", m->adam_m, m->n_params, 0, err) < 0 ||
-        read_floats(&f, path, "train.adam_v", m->adam_v, m->n_params, 1, err) < 0 ||
-        read_floats(&f, path, "train.best_state", s->best_state, s->state_len, 0, err) < 0 ||
-        (s->ema && read_floats(&f, path, "train.ema", s->ema, s->state_len, 0, err) < 0) ||
-        fm__checkpoint_read_scalars(&f, path, s, err) < 0 ||
-        !(log = fm__checkpoint_meta(&f, path, META_LOG, err)))
+    if (check_run(f, path, p, fingerprint, s->count, val_count, err) < 0 ||
+        fm__model_read_weights(m, f, path, err) < 0 ||
+        read_floats(f, path, "train.adam_m", m->adam_m, m->n_params, 0, err) < 0 ||
+        read_floats(f, path, "train.adam_v", m->adam_v, m->n_params, 1, err) < 0 ||
+        read_floats(f, path, "train.best_state", s->best_state, s->state_len, 0, err) < 0 ||
+        (s->ema && read_floats(f, path, "train.ema", s->ema, s->state_len, 0, err) < 0) ||
+        fm__checkpoint_read_scalars(f, path, s, err) < 0 ||
+        !(log = fm__checkpoint_meta(f, path, META_LOG, err)))
         goto done;
 
-    const fm__st_tensor *t = want(&f, path, "train.rng", FM__ST_I64, 1, 4, err);
+    /* (a train.rng tensor, from an fmnist before per-sample streams, is
+     * ignored: the run goes on with the streams) */
+    const fm__st_tensor *t = want(f, path, "train.order", FM__ST_I64, 1, s->count, err);
     if (!t) goto done;
-    fm__st_copy(t, s->rng.s);
-    if (!(s->rng.s[0] | s->rng.s[1] | s->rng.s[2] | s->rng.s[3])) {
-        fm__err(err, "%s: tensor 'train.rng' is all zero (not a generator state)", path);
-        goto done;
-    }
-    if (!(t = want(&f, path, "train.order", FM__ST_I64, 1, s->count, err))) goto done;
     order = malloc((s->count ? s->count : 1) * sizeof *order);
     seen = calloc(s->count ? s->count : 1, 1);
     if (!order || !seen) {
@@ -376,6 +370,15 @@ int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
 done:
     free(order);
     free(seen);
-    fm__st_close(&f);
     return rc;
+}
+
+int fm__checkpoint_read(const fm__dist *d, const char *path, fm_model *m,
+                        const fm_train_params *p, fm__train_state *s, uint64_t fingerprint,
+                        size_t val_count, fm_err *err) {
+    fm__st_file f;
+    if (fm__dist_st_read(d, &f, path, err) < 0) return -1;
+    int rc = read_state(&f, path, m, p, s, fingerprint, val_count, err);
+    fm__st_close(&f);
+    return fm__dist_agree(d, rc, err);
 }

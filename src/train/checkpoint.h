@@ -6,7 +6,6 @@
  *                                    its momentum in adam_m, adam_v zero)
  *   train.best_state                 F32 (n_params + n_stats) EarlyStopping's snapshot
  *   train.order                      I64 (train count) this epoch's data order
- *   train.rng                        I64 (4) generator state (bits of the uint64s)
  *   train.ema                        F32 (n_params + n_stats) the moving average,
  *                                    when the recipe keeps one
  *   train.<scalar>                   I64 / F64 / F32 () position, running
@@ -16,6 +15,7 @@
 #ifndef FM_TRAIN_CHECKPOINT_H
 #define FM_TRAIN_CHECKPOINT_H
 
+#include "dist/dist.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "train/state.h"
@@ -33,8 +33,10 @@ int fm__checkpoint_write(const char *path, const fm_model *m, const fm_train_par
 
 /* Reads the checkpoint at path into m (weights, statistics, Adam moments) and
  * s (order, best_state and log allocated here), after checking it was written
- * for m's description, this recipe and this data. */
-int fm__checkpoint_read(const char *path, fm_model *m, const fm_train_params *p,
+ * for m's description, this recipe and this data. Collective over d: process
+ * 0 reads the file, every process gets its state (and the same answer). */
+int fm__checkpoint_read(const fm__dist *d, const char *path, fm_model *m,
+                        const fm_train_params *p,
                         fm__train_state *s, uint64_t fingerprint, size_t val_count, fm_err *err);
 
 /* For resume.c, which reads a checkpoint's recipe and position before the

@@ -10,20 +10,24 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/parse.h"
+#include "dist/dist.h"
 #include "train/checkpoint.h"
 
 fm_model *fm_train_resume_load(const char *run_dir, fm_train_params *p,
                                fm_train_resume_info *info, fm_err *err) {
     char path[4096];
     if (fm__path_join(path, sizeof path, run_dir, FM__CHECKPOINT_FILE, err) < 0) return NULL;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        fm__err(err, "%s: no training checkpoint to resume from (%s)", path, strerror(errno));
-        return NULL;
-    }
-    fclose(probe);
+    /* process 0 reads it for every process of a run across processes */
+    const fm__dist *d = fm__dist_world();
+    FILE *probe = d->rank == 0 ? fopen(path, "rb") : NULL;
+    int found = d->rank != 0 || probe
+                    ? 0
+                    : fm__err(err, "%s: no training checkpoint to resume from (%s)", path,
+                              strerror(errno));
+    if (probe) fclose(probe);
+    if (fm__dist_agree(d, found, err) < 0) return NULL;
     fm__st_file f;
-    if (fm__st_read(&f, path, err) < 0) return NULL;
+    if (fm__dist_st_read(d, &f, path, err) < 0) return NULL;
     fm_model *m = NULL;
     memset(info, 0, sizeof *info);
 

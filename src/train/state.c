@@ -213,8 +213,9 @@ void fm__train_state_free(fm__train_state *s) {
 }
 
 int fm__train_start_run(fm__train_state *s, fm_model *m, const fm_train_params *p, fm_err *err) {
-    fm_rng_seed(&s->rng, p->seed);
-    if (p->init) fm_model_init(m, &s->rng);
+    fm_rng rng;
+    fm__rng_stream(&rng, p->seed, 0, FM__NO_SAMPLE, FM__DRAW_INIT);
+    if (p->init) fm_model_init(m, &rng);
     memset(m->adam_m, 0, m->n_params * sizeof *m->adam_m);
     memset(m->adam_v, 0, m->n_params * sizeof *m->adam_v);
     s->r.loss = s->r.accuracy = s->r.val_loss = s->r.val_accuracy = NAN;
@@ -235,4 +236,39 @@ int fm__train_log_append(fm__train_state *s, const char *line, fm_err *err) {
     memcpy(s->log + s->log_len, line, len + 1);
     s->log_len += len;
     return 0;
+}
+
+/* FNV-1a of a string, for comparing texts across processes. */
+static uint64_t text_hash(uint64_t h, const char *s) {
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) h = (h ^ *c) * 0x100000001b3ULL;
+    return h;
+}
+
+int fm__train_check_dist(const fm__dist *d, int rc, const fm_model *m, const fm_images *train,
+                         const fm_images *val, const fm_train_params *p, fm_err *err) {
+    if (d->size == 1) return rc;
+    size_t last = train->count % (size_t)p->batch;
+    if (rc == 0 && p->batch % d->size)
+        rc = fm__err(err, "the batch of %d does not split over %d processes; choose a --batch "
+                          "that %d divides",
+                     p->batch, d->size, d->size);
+    else if (rc == 0 && last && last < (size_t)d->size)
+        rc = fm__err(err, "the epoch's last batch of %zu image%s (%zu training images, batches "
+                          "of %d) cannot be split over %d processes; change --batch or --limit",
+                     last, last == 1 ? "" : "s", train->count, p->batch, d->size);
+    if (fm__dist_agree(d, rc, err) < 0) return -1;
+    int same = fm__dist_same_u64(d, fm__data_fingerprint(train, val), err);
+    if (same == 0)
+        return fm__err(err, "the processes' data differ (the training and validation images' "
+                            "fingerprints): every machine needs the same data set, --limit and "
+                            "--val-split");
+    char *text = same > 0 ? fm_train_recipe_text(p) : NULL;
+    uint64_t h = text ? text_hash(text_hash(0xcbf29ce484222325ULL, text), fm_model_description(m))
+                      : 0;
+    free(text);
+    if (same > 0 && fm__dist_agree(d, h ? 0 : fm__err(err, "out of memory"), err) < 0) return -1;
+    if (same > 0 && (same = fm__dist_same_u64(d, h, err)) == 0)
+        return fm__err(err, "the processes' recipes or networks differ: start every process with "
+                            "the same flags, recipe and model files");
+    return same > 0 ? 0 : -1;
 }

@@ -6,6 +6,7 @@
 #ifndef FM_TRAIN_STATE_H
 #define FM_TRAIN_STATE_H
 
+#include "dist/dist.h"
 #include "model/model.h"
 #include "train/augment.h"
 #include "train/callbacks.h"
@@ -22,7 +23,6 @@ typedef struct fm__train_state {
     double epoch_seconds; /* spent on it so far */
     double seconds;       /* training time of the whole run so far */
 
-    fm_rng rng;
     fm__optim opt;       /* its lr: the next step's (plateau), the last step's (a schedule) */
     fm__decay decay;     /* where the weight decay applies */
     fm__schedule sched;  /* a per-step schedule's (unused by plateau) */
@@ -59,6 +59,14 @@ int fm__train_schedule(fm__schedule *s, const fm_train_params *p, int64_t total,
  * model's inputs and outputs, then the data), else -1 and the first problem. */
 int fm__train_check_run(const fm_model *m, const fm_images *train, const fm_images *val,
                         const fm_train_params *p, fm_err *err);
+
+/* A run across the processes of d (collective; 0 at once in a world of
+ * one): rc, this process's own checks so far, agreed on; then that p's batch
+ * splits over them (each share of every batch, the epoch's last too, at
+ * least one image), and that they all have the same data, recipe and
+ * network. -1 and why on every process otherwise. */
+int fm__train_check_dist(const fm__dist *d, int rc, const fm_model *m, const fm_images *train,
+                         const fm_images *val, const fm_train_params *p, fm_err *err);
 
 /* A hash of the images and labels (train then val), stored in the checkpoint
  * so a resume can tell it has the run's data. */

@@ -2,7 +2,15 @@
  * backward and Adam, then a validation pass and the three callbacks, with
  * the run folder (log.csv, best.safetensors, model.safetensors, run.json and
  * the checkpoint the run resumes from) kept up to date. The state it changes
- * is in state.h; fm_train at the bottom reads as the outline. */
+ * is in state.h; fm_train at the bottom reads as the outline.
+ *
+ * Across processes (dist/dist.h) every process runs this same loop on the
+ * same state: each step's batch is split over them, and the gradients, the
+ * step's metrics and the stop requests are summed, so every process takes
+ * the same optimizer step; validation is split likewise. Process 0 alone
+ * writes the run folder and prints; whatever can fail on one process
+ * (a file written, a checkpoint read) is agreed on by all (fm__dist_agree),
+ * so they stop together with the same message. */
 #include "train/train.h"
 
 #include <errno.h>
@@ -14,6 +22,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/lock.h"
+#include "dist/dist.h"
 #include "train/augment.h"
 #include "train/callbacks.h"
 #include "train/checkpoint.h"
@@ -67,12 +76,17 @@ typedef struct run_paths {
  * that holds an unfinished run unless this call resumes it, and one that
  * holds a finished run's models unless p->overwrite, when those go first (a
  * folder never mixes two runs). */
-static int open_folder(run_paths *path, const fm_train_params *p, fm_err *err) {
-    if (fm__make_dirs(p->out_dir, err) < 0 ||
-        fm__path_join(path->log, sizeof path->log, p->out_dir, "log.csv", err) < 0 ||
+static int name_files(run_paths *path, const fm_train_params *p, fm_err *err) {
+    if (fm__path_join(path->log, sizeof path->log, p->out_dir, "log.csv", err) < 0 ||
         fm__path_join(path->best, sizeof path->best, p->out_dir, "best.safetensors", err) < 0 ||
         fm__path_join(path->model, sizeof path->model, p->out_dir, "model.safetensors", err) < 0 ||
-        fm__path_join(path->ckpt, sizeof path->ckpt, p->out_dir, FM__CHECKPOINT_FILE, err) < 0 ||
+        fm__path_join(path->ckpt, sizeof path->ckpt, p->out_dir, FM__CHECKPOINT_FILE, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int open_folder(run_paths *path, const fm_train_params *p, fm_err *err) {
+    if (fm__make_dirs(p->out_dir, err) < 0 || name_files(path, p, err) < 0 ||
         fm__lock_take(&path->lock, p->out_dir, "choose another folder", err) < 0)
         return -1;
     struct stat st;
@@ -130,6 +144,8 @@ typedef struct run {
     fm__progress prog; /* of the epoch in progress */
     fm_train_result *r;
     fm_err *err;
+    const fm__dist *d; /* the processes; rank 0 writes the folder */
+    int writer;        /* this process writes the run folder (rank 0) */
 } run;
 
 /* What each piece tells the loop: go on; finish the run now (it diverged:
@@ -165,8 +181,16 @@ static int record_run(fm_model *m, const fm_train_params *p, fm_err *err) {
 }
 
 static int write_checkpoint(run *t) {
-    return fm__checkpoint_write(t->path.ckpt, t->m, &t->recorded, &t->s, t->fingerprint,
-                                t->val->count, t->err);
+    int rc = t->writer ? fm__checkpoint_write(t->path.ckpt, t->m, &t->recorded, &t->s,
+                                              t->fingerprint, t->val->count, t->err)
+                       : 0;
+    return fm__dist_agree(t->d, rc, t->err);
+}
+
+/* fm__write_file_atomic by the writer, agreed on by every process. */
+static int write_file(run *t, const char *path, const char *data, size_t len) {
+    return fm__dist_agree(t->d, t->writer ? fm__write_file_atomic(path, data, len, t->err) : 0,
+                          t->err);
 }
 
 /* The state and buffers, then the state read from the checkpoint or a fresh
@@ -181,27 +205,37 @@ static int begin_run(run *t) {
     t->steps = (int)((t->train->count + (size_t)p->batch - 1) / (size_t)p->batch);
     int state_ok = fm__train_state_init(&t->s, t->m, p, t->train->count, t->steps) == 0;
     t->labels = malloc((size_t)p->batch);
-    if (!state_ok || !t->labels) {
-        fm__err(t->err, "out of memory for training buffers");
+    if (fm__dist_agree(t->d,
+                       state_ok && t->labels
+                           ? 0
+                           : fm__err(t->err, "out of memory for training buffers"),
+                       t->err) < 0)
         return STOP;
-    }
     t->fingerprint = fm__data_fingerprint(t->train, t->val);
     if (p->resume) {
-        if (fm__checkpoint_read(t->path.ckpt, t->m, &t->recorded, &t->s, t->fingerprint,
+        if (fm__checkpoint_read(t->d, t->path.ckpt, t->m, &t->recorded, &t->s, t->fingerprint,
                                 t->val->count, t->err) < 0)
             return STOP;
         t->r->resumed_epoch = t->s.epoch;
         t->r->resumed_step = t->s.step;
-    } else if (fm__train_start_run(&t->s, t->m, p, t->err) < 0) {
+    } else if (fm__dist_agree(t->d, fm__train_start_run(&t->s, t->m, p, t->err), t->err) < 0) {
         return STOP;
     }
-    if (fm__write_file_atomic(t->path.log, t->s.log, t->s.log_len, t->err) < 0) return STOP;
+    if (write_file(t, t->path.log, t->s.log, t->s.log_len) < 0) return STOP;
 
     if (t->out && p->resume)
         fprintf(t->out, "Resuming from %s: %d epoch%s done, %d/%d steps of the next\n",
                 t->path.ckpt, t->s.epoch, t->s.epoch == 1 ? "" : "s", t->s.step, t->steps);
     t->run_start = fm__now() - t->s.seconds;
     return GO_ON;
+}
+
+/* order = a permutation of 0..count-1 from the stream (seed, epoch, order). */
+static void shuffle(uint32_t *order, size_t count, uint64_t seed, uint64_t epoch) {
+    fm_rng rng;
+    fm__rng_stream(&rng, seed, epoch, FM__NO_SAMPLE, FM__DRAW_ORDER);
+    for (size_t i = 0; i < count; i++) order[i] = (uint32_t)i;
+    fm_rng_shuffle_u32(&rng, order, count);
 }
 
 /* Epoch s.epoch + 1 starts, or goes on after a resume: its clock and
@@ -211,18 +245,15 @@ static void begin_epoch(run *t) {
     t->epoch_start = fm__now() - s->epoch_seconds;
     fm__progress_begin(&t->prog, t->out, s->epoch + 1, t->p->epochs, t->steps);
     t->prog.start = t->epoch_start;
-    if (s->step == 0) {
-        for (size_t i = 0; i < t->train->count; i++) s->order[i] = (uint32_t)i;
-        fm_rng_shuffle_u32(&s->rng, s->order, t->train->count);
-    }
+    if (s->step == 0) shuffle(s->order, s->count, t->p->seed, (uint64_t)s->epoch);
 }
 
 /* After a step: the checkpoint when the cadence (never at the epoch's last
- * step: end_epoch writes that one) or an interruption asks for it. */
-static int checkpoint_in_epoch(run *t) {
+ * step: end_epoch writes that one) or an interruption (on any process)
+ * asks for it. */
+static int checkpoint_in_epoch(run *t, int interrupted) {
     fm__train_state *s = &t->s;
     const fm_train_params *p = t->p;
-    int interrupted = p->interrupt && *p->interrupt;
     if (interrupted ||
         (p->checkpoint_steps && s->step < t->steps && s->opt.t % p->checkpoint_steps == 0)) {
         double now = fm__now();
@@ -251,11 +282,35 @@ static int run_step(run *t) {
     int batch = t->p->batch;
     size_t start = (size_t)s->step * (size_t)batch;
     int n = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
-    for (int i = 0; i < n; i++) t->labels[i] = train->labels[s->order[start + i]];
-    fm__aug_batch(m->input_buf, train, s->order + start, n, &t->aug, &s->rng);
+    /* this process's share of the batch: at least one image (fm__train_check_dist) */
+    size_t lo, hi;
+    fm__dist_share(t->d, (size_t)n, &lo, &hi);
+    const int mine = (int)(hi - lo);
+    const uint32_t *samples = s->order + start + lo;
+    for (int i = 0; i < mine; i++) t->labels[i] = train->labels[samples[i]];
+    const fm__draws draws = {t->p->seed, (uint64_t)s->epoch, samples};
+    fm__aug_batch(m->input_buf, train, samples, mine, &t->aug, &draws);
     fm__model_zero_grads(m);
-    fm__model_forward(m, n, 1, &s->rng);
-    float loss = fm__model_loss_backward(m, t->labels, n, t->p->label_smoothing, 1);
+    fm__model_forward(m, mine, 1, &draws);
+    float loss = fm__model_loss_backward_share(m, t->labels, mine, n, t->p->label_smoothing);
+    int64_t correct = 0;
+    for (int i = 0; i < mine; i++)
+        correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
+                   t->labels[i];
+    /* the batch's loss, correct count and stop requests over the processes */
+    int interrupted = t->p->interrupt && *t->p->interrupt;
+    double step_sums[3] = {(double)loss * mine, (double)correct, interrupted};
+    if (t->d->size > 1) {
+        double t0 = fm__now();
+        if (fm__dist_sum_f64(t->d, step_sums, 3, t->err) < 0 ||
+            fm__dist_sum_f32(t->d, m->grads, m->n_params, t->err) < 0)
+            return STOP;
+        t->r->reduce_seconds += fm__now() - t0;
+        t->r->reduced_steps++;
+        loss = (float)(step_sums[0] / n);
+        correct = (int64_t)step_sums[1];
+        interrupted = step_sums[2] > 0;
+    }
     if (!isfinite(loss)) {
         t->r->diverged = 1;
         fm__err(t->err, "the training loss became %s at epoch %d, step %d/%d; stopped",
@@ -263,9 +318,7 @@ static int run_step(run *t) {
         if (t->out) fprintf(t->out, "\n");
         return FINISH;
     }
-    for (int i = 0; i < n; i++)
-        s->correct += fm__argmax(m->probs + (size_t)i * FM_NUM_CLASSES, FM_NUM_CLASSES) ==
-                      t->labels[i];
+    s->correct += correct;
     if (t->p->schedule != FM_SCHEDULE_PLATEAU)
         s->opt.lr = (float)fm__schedule_lr(&s->sched, s->opt.t, s->total_steps);
     fm__optim_step(&s->opt, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, &s->decay);
@@ -281,7 +334,7 @@ static int run_step(run *t) {
     fm__metric running[2] = {{"accuracy", (double)s->correct / (double)s->seen},
                              {"loss", s->loss_sum / (double)s->seen}};
     fm__progress_step(&t->prog, s->step, running, 2);
-    return checkpoint_in_epoch(t);
+    return checkpoint_in_epoch(t, interrupted);
 }
 
 /* The validation pass and the callbacks on its result (the recipe's: each
@@ -297,7 +350,7 @@ static int validate(run *t, int epoch, fm_eval_result *v, int *stop, int *saved,
         fm__model_set_state(m, s->ema);
     }
     int rc = GO_ON;
-    if (fm_model_evaluate(m, t->val, v, t->err) < 0) {
+    if (fm_dist_evaluate(m, t->val, v, t->err) < 0) {
         rc = STOP;
         goto done;
     }
@@ -310,12 +363,31 @@ static int validate(run *t, int epoch, fm_eval_result *v, int *stop, int *saved,
         *lowered = fm__reduce_lr_update(&s->rlr, v->loss, &s->opt.lr);
     *prev_best = s->saver.best;
     if (p->save_best && (*saved = fm__save_best_update(&s->saver, epoch, v->accuracy))) {
-        if (fm_model_save(m, t->path.best, t->err) < 0) rc = STOP;
+        if (fm__dist_agree(t->d, t->writer ? fm_model_save(m, t->path.best, t->err) : 0,
+                           t->err) < 0)
+            rc = STOP;
         s->r.best_val_accuracy = v->accuracy;
     }
 done:
     if (p->ema) fm__model_set_state(m, s->live);
     return rc;
+}
+
+/* Every process must hold the same weights (their steps are the same):
+ * checked once an epoch, so that a reduction that gave the processes
+ * different sums stops the run instead of training several models. */
+static int same_weights(run *t) {
+    if (t->d->size == 1) return 0;
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a over the weights' bytes */
+    const unsigned char *b = (const unsigned char *)t->m->params;
+    for (size_t i = 0; i < t->m->n_params * sizeof(float); i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    int same = fm__dist_same_u64(t->d, h, t->err);
+    if (same < 0) return -1;
+    if (!same)
+        return fm__err(t->err, "the processes' weights differ after epoch %d (their gradient "
+                               "sums differed); stopped",
+                       t->s.epoch + 1);
+    return 0;
 }
 
 /* The epoch's end: validation and the callbacks (when there is a
@@ -358,8 +430,8 @@ static int end_epoch(run *t) {
     else /* no validation: its columns stay empty */
         snprintf(row, sizeof row, "%d,%.6f,%.6f,,,%.6g,%.3f\n", epoch, loss, acc,
                  (double)lr_used, secs);
-    if (fm__train_log_append(s, row, t->err) < 0 ||
-        fm__write_file_atomic(t->path.log, s->log, s->log_len, t->err) < 0)
+    if (fm__dist_agree(t->d, fm__train_log_append(s, row, t->err), t->err) < 0 ||
+        write_file(t, t->path.log, s->log, s->log_len) < 0 || same_weights(t) < 0)
         return STOP;
 
     s->epoch = epoch;
@@ -398,6 +470,8 @@ static void final_results(run *t) {
     r->diverged = keep.diverged;
     r->resumed_epoch = keep.resumed_epoch;
     r->resumed_step = keep.resumed_step;
+    r->reduced_steps = keep.reduced_steps;
+    r->reduce_seconds = keep.reduce_seconds;
     r->epochs_run = s->epoch;
     r->best_epoch = s->saver.best_epoch;
     r->restored_epoch = s->es.best_epoch;
@@ -409,9 +483,9 @@ static void final_results(run *t) {
 }
 
 /* Precise BatchNorm: the moving statistics of the model as it will be
- * saved, recomputed as the mean over K batches of training images (a fresh
- * order from the run's generator, augmented as in training) of their batch
- * statistics, dropout off. Moving averages lag weights that kept changing;
+ * saved, recomputed as the mean over K batches of training images (an order
+ * and augmentation of their own: the epoch FM__EPOCH_PRECISE_BN's streams)
+ * of their batch statistics, dropout off. Moving averages lag weights that kept changing;
  * this measures the final ones. */
 static void precise_bn(run *t) {
     fm__train_state *s = &t->s;
@@ -420,15 +494,18 @@ static void precise_bn(run *t) {
     if (t->out)
         fprintf(t->out, "Re-estimating the BatchNorm statistics over %d batch%s of %d.\n", k,
                 k == 1 ? "" : "es", batch);
-    for (size_t i = 0; i < s->count; i++) s->order[i] = (uint32_t)i;
-    fm_rng_shuffle_u32(&s->rng, s->order, s->count);
+    shuffle(s->order, s->count, t->p->seed, FM__EPOCH_PRECISE_BN);
+    const fm__draws draws = {t->p->seed, FM__EPOCH_PRECISE_BN, NULL};
     size_t at = 0;
     for (int b = 1; b <= k; b++) {
         int n = s->count < (size_t)batch ? (int)s->count : batch;
         /* batches run through the order, wrapping round when K asks for more */
         if (at + (size_t)n > s->count) at = 0;
-        fm__aug_batch(m->input_buf, t->train, s->order + at, n, &t->aug, &s->rng);
-        fm__model_restat_forward(m, n, b);
+        size_t lo, hi; /* this process's share */
+        fm__dist_share(t->d, (size_t)n, &lo, &hi);
+        fm__aug_batch(m->input_buf, t->train, s->order + at + lo, (int)(hi - lo), &t->aug,
+                      &draws);
+        fm__model_restat_forward(m, (int)(hi - lo), b);
         at += (size_t)n;
     }
 }
@@ -463,13 +540,15 @@ static int finish_run(run *t) {
     }
     if (save) {
         if (p->precise_bn) precise_bn(t);
-        save_rc = fm_model_save(t->m, t->path.model, &save_err);
+        if (t->writer) save_rc = fm_model_save(t->m, t->path.model, &save_err);
     }
-    if (save_rc == 0) save_rc = fm_train_write_run(t->p, r, NULL, &save_err);
+    if (save_rc == 0 && t->writer) save_rc = fm_train_write_run(t->p, r, NULL, &save_err);
     /* Everything the run made is saved: its checkpoint has served. */
-    if (save_rc == 0 && remove(t->path.ckpt) == 0 && fm__sync_parent(t->path.ckpt) != 0)
+    if (save_rc == 0 && t->writer && remove(t->path.ckpt) == 0 &&
+        fm__sync_parent(t->path.ckpt) != 0)
         save_rc = fm__err(&save_err, "%s: cannot sync the folder: %s", t->p->out_dir,
                           strerror(errno));
+    save_rc = fm__dist_agree(t->d, save_rc, &save_err);
     if (r->diverged) {
         size_t used = err ? strlen(err->msg) : 0;
         if (err && save_rc < 0)
@@ -493,16 +572,29 @@ static int finish_run(run *t) {
 int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
              const fm_train_params *p, fm_train_result *r, fm_err *err) {
     clear_result(r, train, val, p);
-    if (fm__train_check_run(m, train, val, p, err) < 0) return -1;
-    run t = {.m = m, .train = train, .val = val, .p = p, .out = p->progress, .r = r, .err = err};
-    if (open_folder(&t.path, p, err) < 0) return -1;
+    const fm__dist *d = fm__dist_world();
+    if (fm__train_check_dist(d, fm__train_check_run(m, train, val, p, err), m, train, val, p,
+                             err) < 0)
+        return -1;
+    run t = {.m = m, .train = train, .val = val, .p = p, .r = r, .err = err, .d = d,
+             .writer = d->rank == 0};
+    t.out = t.writer ? p->progress : NULL;
+    /* (the folder's paths are named on every process: the checkpoint is read
+     * through process 0) */
+    int opened = t.writer ? open_folder(&t.path, p, err) : name_files(&t.path, p, err);
+    if (fm__dist_agree(d, opened, err) < 0) {
+        if (t.writer && opened == 0) fm__lock_release(&t.path.lock); /* another failed */
+        return -1;
+    }
     if (record_run(m, p, err) < 0) return -1;
     r->threads = fm_set_threads(p->threads);
+    m->dist = d;
     /* Validation runs in batches of the training batch's plan too. */
-    int go = fm__model_set_train_kernels(m, fm__kernels_for_precision(p->precision), err) < 0 ||
-                     fm__model_reserve(m, p->batch, err) < 0
-                 ? STOP
-                 : begin_run(&t);
+    int planned = fm__model_set_train_kernels(m, fm__kernels_for_precision(p->precision), err) < 0 ||
+                          fm__model_reserve(m, p->batch, err) < 0
+                      ? -1
+                      : 0;
+    int go = fm__dist_agree(d, planned, err) < 0 ? STOP : begin_run(&t);
     while (go == GO_ON && t.s.epoch < p->epochs && !t.s.stop) {
         begin_epoch(&t);
         while (go == GO_ON && t.s.step < t.steps) go = run_step(&t);
@@ -510,7 +602,8 @@ int fm_train(fm_model *m, const fm_images *train, const fm_images *val,
     }
     int rc = go == STOP ? -1 : finish_run(&t);
     m->k_train = m->k; /* the model leaves as it came (its workspace still fits either) */
-    fm__lock_release(&t.path.lock);
+    m->dist = NULL;
+    if (t.writer) fm__lock_release(&t.path.lock);
     fm__train_state_free(&t.s);
     free(t.labels);
     return rc;
