@@ -20,7 +20,7 @@ build=${1:-build-arm64}
 tests="test_kernels test_gradcheck test_model test_torch_reference test_optim test_adam test_tta test_train test_train_recipe test_quant test_bf16"
 scripts/deps.sh arm64
 cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
-  -DFM_OPENMP=OFF
+  -DFM_OPENMP=OFF -DFM_MPI=OFF
 # Only what runs (Debian 12's aarch64 gcc stops with an internal error on
 # tests/system_onnx.c).
 cmake --build "$build" -j "$(nproc)" --target fmnist $tests

@@ -6,16 +6,17 @@ build="cmake make gcc pkg-config zlib1g-dev libpng-dev"
 case "${1:-build}" in
   build) want="$build" ;;
   train) want="$build dataset-fashion-mnist" ;;
-  test)  want="$build dataset-fashion-mnist" ;;
+  # tests/system_mpi.c runs training across processes with Open MPI
+  test)  want="$build dataset-fashion-mnist openmpi-bin libopenmpi-dev" ;;
   # scripts/deb.sh: the Debian packages' build dependencies and tools
   # (dpkg-buildpackage also checks for build-essential).
-  deb)   want="$build build-essential dpkg-dev debhelper lintian" ;;
+  deb)   want="$build build-essential dpkg-dev debhelper lintian libopenmpi-dev" ;;
   # scripts/arm64.sh: the cross compiler, qemu, and the libraries for arm64
   # from Debian's multiarch (added below when missing).
   arm64) want="$build gcc-aarch64-linux-gnu libc6-dev-arm64-cross libgomp1-arm64-cross qemu-user zlib1g-dev:arm64 libpng-dev:arm64" ;;
   # CI also brings the optional checkers (PyTorch reference, ONNX runtime, browser);
   # OpenBLAS so that PyTorch (bench/compare) is not on the slow reference BLAS.
-  ci)    want="$build dataset-fashion-mnist build-essential dpkg-dev debhelper lintian clang libclang-rt-14-dev python3 python3-numpy python3-torch libopenblas0-pthread python3-onnx python3-opencv chromium" ;;
+  ci)    want="$build dataset-fashion-mnist openmpi-bin libopenmpi-dev build-essential dpkg-dev debhelper lintian clang libclang-rt-14-dev python3 python3-numpy python3-torch libopenblas0-pthread python3-onnx python3-opencv chromium" ;;
   *) echo "usage: $0 build|train|test|deb|arm64|ci" >&2; exit 2 ;;
 esac
 missing=""
