@@ -93,9 +93,9 @@ static void model_key(void) {
         CHECK_MSG(fm__train_check_params(&p, &err) == -1 && strstr(err.msg, "cannot be recorded"),
                   "model '%s' accepted", unrecordable[i]);
     }
-    /* best names its network; notebook and fast leave it to the caller */
+    /* fast and best name their network; notebook leaves it to the caller */
     static const char *const presets[][2] = {
-        {"notebook", "default"}, {"fast", "default"}, {"best", "fashion-cnn-bn"}};
+        {"notebook", "default"}, {"fast", "fashion-cnn-bn"}, {"best", "fashion-cnn-bn"}};
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         q = fm_train_default_params();
         CHECK(fm_train_recipe_load(&q, presets[i][0], &err) == 0 && !strcmp(q.model, presets[i][1]));
