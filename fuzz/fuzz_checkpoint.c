@@ -7,7 +7,7 @@
  * file, fm__checkpoint_read as fm_train calls it, given the data counts and
  * fingerprint the file itself records, so an input gets past "other data" to
  * the checks of the training state: Adam moments, EarlyStopping's snapshot,
- * generator state, data order, position in the epoch and the epoch log.
+ * data order, position in the epoch and the epoch log.
  *
  * A state the reader accepts must be consistent (the order a permutation of
  * the training images, one log line per finished epoch) and survive a round
