@@ -152,9 +152,8 @@ int fm__train_check_run(const fm_model *m, const fm_images *train, const fm_imag
     return 0;
 }
 
-/* FNV-1a over 64-bit little-endian words: a fast, stable hash (not a
- * cryptographic one: it tells data apart, it does not defend against forgery). */
-static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
+uint64_t fm__hash_bytes(uint64_t h, const void *bytes, size_t n) {
+    const uint8_t *p = bytes;
     const uint64_t prime = 0x100000001b3ull;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -167,13 +166,13 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n) {
 }
 
 uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val) {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = FM__HASH_START;
     const fm_images *sets[2] = {train, val};
     for (int i = 0; i < 2; i++) {
         uint64_t count = sets[i]->count;
-        h = hash_bytes(h, (const uint8_t *)&count, sizeof count);
-        h = hash_bytes(h, sets[i]->pixels, sets[i]->count * FM_IMAGE_PIXELS);
-        h = hash_bytes(h, sets[i]->labels, sets[i]->count);
+        h = fm__hash_bytes(h, &count, sizeof count);
+        h = fm__hash_bytes(h, sets[i]->pixels, sets[i]->count * FM_IMAGE_PIXELS);
+        h = fm__hash_bytes(h, sets[i]->labels, sets[i]->count);
     }
     return h;
 }
@@ -238,12 +237,6 @@ int fm__train_log_append(fm__train_state *s, const char *line, fm_err *err) {
     return 0;
 }
 
-/* FNV-1a of a string, for comparing texts across processes. */
-static uint64_t text_hash(uint64_t h, const char *s) {
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) h = (h ^ *c) * 0x100000001b3ULL;
-    return h;
-}
-
 int fm__train_check_dist(const fm__dist *d, int rc, const fm_model *m, const fm_images *train,
                          const fm_images *val, const fm_train_params *p, fm_err *err) {
     if (d->size == 1) return rc;
@@ -263,7 +256,9 @@ int fm__train_check_dist(const fm__dist *d, int rc, const fm_model *m, const fm_
                             "fingerprints): every machine needs the same data set, --limit and "
                             "--val-split");
     char *text = same > 0 ? fm_train_recipe_text(p) : NULL;
-    uint64_t h = text ? text_hash(text_hash(0xcbf29ce484222325ULL, text), fm_model_description(m))
+    const char *net = fm_model_description(m);
+    uint64_t h = text ? fm__hash_bytes(fm__hash_bytes(FM__HASH_START, text, strlen(text)), net,
+                                       strlen(net))
                       : 0;
     free(text);
     if (same > 0 && fm__dist_agree(d, h ? 0 : fm__err(err, "out of memory"), err) < 0) return -1;

@@ -72,6 +72,12 @@ int fm__train_check_dist(const fm__dist *d, int rc, const fm_model *m, const fm_
  * so a resume can tell it has the run's data. */
 uint64_t fm__data_fingerprint(const fm_images *train, const fm_images *val);
 
+/* FNV-1a over 64-bit little-endian words, from h (FM__HASH_START to begin): a
+ * fast, stable hash (not a cryptographic one: it tells data apart, it does
+ * not defend against forgery). */
+#define FM__HASH_START 0xcbf29ce484222325ull
+uint64_t fm__hash_bytes(uint64_t h, const void *bytes, size_t n);
+
 /* A state for `count` training images in epochs of steps_per_epoch steps as
  * a run starts (or before a checkpoint read fills it): order, best_state
  * (and the average's buffers) allocated, the optimizer, schedule and

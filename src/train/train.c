@@ -378,9 +378,7 @@ done:
  * different sums stops the run instead of training several models. */
 static int same_weights(run *t) {
     if (t->d->size == 1) return 0;
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a over the weights' bytes */
-    const unsigned char *b = (const unsigned char *)t->m->params;
-    for (size_t i = 0; i < t->m->n_params * sizeof(float); i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    uint64_t h = fm__hash_bytes(FM__HASH_START, t->m->params, t->m->n_params * sizeof(float));
     int same = fm__dist_same_u64(t->d, h, t->err);
     if (same < 0) return -1;
     if (!same)
