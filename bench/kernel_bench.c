@@ -7,7 +7,7 @@
  * one inference pass of the network call. Not a test: a tool for tuning.
  *
  * build: make build (the CMake target fmnist_kernel_bench, build/kernel_bench)
- * run:   build/kernel_bench [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps [threads [OP]]]]]
+ * run:   build/kernel_bench [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni|amx-int8 [batch [reps [threads [OP]]]]]
  *        e.g. build/kernel_bench avx512 64 9 1 (defaults: the table dispatch
  *        picks, batch 64, 7 runs, threads 0 = all cores, every op), or
  *        build/kernel_bench avx2 64 31 1 "128->128 14x14 backward w" for
@@ -238,7 +238,7 @@ static void bench_pool(const fm__kernels *k, int n, int c, int hw, fm_rng *rng) 
 }
 
 static void usage(FILE *f, const char *argv0) {
-    fprintf(f, "usage: %s [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni [batch [reps 1..64 [threads [OP]]]]]\n"
+    fprintf(f, "usage: %s [ref|portable|avx2|avx2-vnni|avx512|avx512-vnni|amx-int8 [batch [reps 1..64 [threads [OP]]]]]\n"
                "  OP: time only the ops whose label contains this text\n", argv0);
 }
 

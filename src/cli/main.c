@@ -133,7 +133,7 @@ static void check_kernels_env(void) {
     if (strcmp(want, got) != 0)
         fprintf(stderr,
                 "fmnist: warning: FMNIST_KERNELS=%s: no such kernel table, or one this build "
-                "or CPU cannot run (the tables: ref, portable, avx2, avx2-vnni, avx512, avx512-vnni); using %s\n",
+                "or CPU cannot run (the tables: ref, portable, avx2, avx2-vnni, avx512, avx512-vnni, amx-int8); using %s\n",
                 want, got);
 }
 

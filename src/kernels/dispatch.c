@@ -15,7 +15,8 @@
 #define FM__X86_DISPATCH 1
 #endif
 
-#if defined(FM__X86_DISPATCH) && defined(FM__HAVE_AMX) && defined(__linux__)
+#if defined(FM__X86_DISPATCH) && (defined(FM__HAVE_AMX) || defined(FM__HAVE_AMX_INT8)) &&       \
+    defined(__linux__)
 #define FM__AMX_DISPATCH 1
 #include <cpuid.h>
 #include <sys/syscall.h>
@@ -57,7 +58,7 @@ const fm__kernels *fm__kernels_avx512_vnni(void) {
 }
 
 const fm__kernels *fm__kernels_fp32_base(const fm__kernels *k) {
-    if (k && k == fm__kernels_avx512_vnni()) return fm__kernels_avx512();
+    if (k && (k == fm__kernels_avx512_vnni() || k == fm__kernels_amx_int8())) return fm__kernels_avx512();
     if (k && k == fm__kernels_avx2_vnni()) return fm__kernels_avx2();
     return k;
 }
@@ -79,31 +80,48 @@ const fm__kernels *fm__kernels_bf16_avx512(void) {
 }
 
 #ifdef FM__AMX_DISPATCH
-/* Whether the CPU has AMX-TILE and AMX-BF16 (CPUID 7.0 EDX bits 24 and 22:
- * GCC 12's __builtin_cpu_supports does not know them), the OS saves the
+#define AMX_BF16 22 /* CPUID 7.0 EDX bits */
+#define AMX_INT8 25
+
+/* Whether the CPU has AMX-TILE and the AMX part whose CPUID bit is given
+ * (GCC 12's __builtin_cpu_supports does not know them), the OS saves the
  * tile state (XCR0 bits 17 and 18), and Linux lets this process use it
  * (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, which every
  * thread of the process then has). */
-static int amx_usable(void) {
+static int amx_usable(int bit) {
     unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d >> 22 & 1) || !(d >> 24 & 1)) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d >> bit & 1) || !(d >> 24 & 1)) return 0;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 27 & 1)) return 0; /* OSXSAVE */
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     if ((lo >> 17 & 3) != 3) return 0;
     return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
 }
+
+/* amx_usable(bit), asked once per bit: racing first calls ask the same. */
+static int amx_usable_cached(_Atomic int *usable, int bit) {
+    int u = atomic_load_explicit(usable, memory_order_acquire);
+    if (u < 0) {
+        u = amx_usable(bit);
+        atomic_store_explicit(usable, u, memory_order_release);
+    }
+    return u;
+}
 #endif
 
 const fm__kernels *fm__kernels_bf16_amx(void) {
-#ifdef FM__AMX_DISPATCH
-    static _Atomic int usable = -1; /* racing first calls ask the same */
-    int u = atomic_load_explicit(&usable, memory_order_acquire);
-    if (u < 0) {
-        u = amx_usable();
-        atomic_store_explicit(&usable, u, memory_order_release);
-    }
-    if (u && fm__kernels_avx512()) return fm__kernels_table_bf16_amx();
+#if defined(FM__AMX_DISPATCH) && defined(FM__HAVE_AMX)
+    static _Atomic int usable = -1;
+    if (amx_usable_cached(&usable, AMX_BF16) && fm__kernels_avx512()) return fm__kernels_table_bf16_amx();
+#endif
+    return NULL;
+}
+
+const fm__kernels *fm__kernels_amx_int8(void) {
+#if defined(FM__AMX_DISPATCH) && defined(FM__HAVE_AMX_INT8)
+    static _Atomic int usable = -1;
+    if (amx_usable_cached(&usable, AMX_INT8) && fm__kernels_avx512_vnni())
+        return fm__kernels_table_amx_int8();
 #endif
     return NULL;
 }
@@ -151,6 +169,7 @@ static const struct {
     const char *name;
     const fm__kernels *(*get)(void);
 } tables[] = {
+    {"amx-int8", fm__kernels_amx_int8},
     {"avx512-vnni", fm__kernels_avx512_vnni},
     {"avx512", fm__kernels_avx512},
     {"avx2-vnni", fm__kernels_avx2_vnni},

@@ -81,5 +81,8 @@ const fm__kernels *fm__kernels_table_bf16emu_portable(void);
 const fm__kernels *fm__kernels_table_bf16_avx512(void);
 /* The AMX one (tdpbf16ps), NULL where the compiler could not build it. */
 const fm__kernels *fm__kernels_table_bf16_amx(void);
+/* avx512-vnni with its int8 convs on AMX (tdpbsud; fast/table.c), NULL
+ * where the compiler could not build them. */
+const fm__kernels *fm__kernels_table_amx_int8(void);
 
 #endif

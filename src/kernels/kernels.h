@@ -154,12 +154,16 @@ const fm__kernels *fm__kernels_avx512(void);
  * results the same bits. */
 const fm__kernels *fm__kernels_avx2_vnni(void);
 const fm__kernels *fm__kernels_avx512_vnni(void);
+/* avx512-vnni with its int8 convs on AMX-INT8 (tdpbsud), where the CPU and
+ * OS allow it: the same bits. */
+const fm__kernels *fm__kernels_amx_int8(void);
 /* The vector-extension table, on any CPU; NULL only in a build without it. */
 const fm__kernels *fm__kernels_portable(void);
 /* The fp32 table whose fp32 ops k has: avx2 for avx2-vnni, avx512 for
- * avx512-vnni, else k. */
+ * avx512-vnni and amx-int8, else k. */
 const fm__kernels *fm__kernels_fp32_base(const fm__kernels *k);
-/* Whether name is one of the tables (ref, portable, avx2, avx2-vnni, avx512, avx512-vnni), and that
+/* Whether name is one of the tables (ref, portable, avx2, avx2-vnni, avx512, avx512-vnni,
+ * amx-int8), and that
  * table when this CPU and build run it (else NULL). */
 int fm__kernels_known(const char *name);
 /* The name of table i, fastest first ("ref" last); NULL past the end. */

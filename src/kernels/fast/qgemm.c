@@ -92,33 +92,37 @@ FM__INLINE void quantize_run(uint8_t *d, const float *x, int len, const fm__qwei
 /* The workspace, in bytes from the 64-byte aligned start of work. */
 typedef struct qconv_plan {
     int kdim, kq;                 /* C*K*K, and its quads (rounded up) */
+    int kqg;                      /* quads gathered per panel: kq, or for AMX whole tiles of 16 */
     int hp, wp;                   /* the padded planes */
     int ppi;                      /* panels per image */
     int group;                    /* panels gathered at a time */
     size_t plane;                 /* hp*wp */
-    size_t wq_at;                 /* packed weights (OC/QR blocks, kq, QR), int32 */
+    size_t wq_at;                 /* packed weights (OC/QR blocks, kq, QR), int32; AMX: amx_pack */
     size_t koff_at;               /* (kdim) where tap k reads: c*plane + kh*wp + kw */
     size_t thread_at, per_thread; /* thread i's area at thread_at + i*per_thread: */
     size_t b_at;                  /* the planes (C, hp, wp) at 0, B (group, kq, QP, 4) at b_at */
     size_t total;
 } qconv_plan;
 
-static qconv_plan plan_qconv(const fm__conv_shape *s) {
+/* amx: the AMX conv's plan (its weights, and B in whole tiles) */
+static qconv_plan plan_qconv(const fm__conv_shape *s, int amx) {
     qconv_plan p;
     p.kdim = s->c * s->k * s->k;
     p.kq = (p.kdim + 3) / 4;
+    p.kqg = amx ? (p.kq + 15) / 16 * 16 : p.kq;
     p.hp = (s->oh - 1) * s->stride + s->k;
     p.wp = (s->ow - 1) * s->stride + s->k;
     p.ppi = (s->oh * s->ow + QP - 1) / QP;
     p.plane = (size_t)p.hp * p.wp;
-    const int blocks = (s->oc + QR - 1) / QR;
+    const size_t wbytes = amx ? (size_t)(s->oc + 31) / 32 * 32 * p.kqg * 4
+                              : (size_t)(s->oc + QR - 1) / QR * p.kq * QR * sizeof(int32_t);
     p.wq_at = 0;
-    p.koff_at = rup((size_t)blocks * p.kq * QR * sizeof(int32_t), 64);
+    p.koff_at = rup(wbytes, 64);
     p.thread_at = p.koff_at + rup((size_t)p.kdim * sizeof(size_t), 64);
     /* the reads of a panel's last lanes run up to QP - 1 bytes past the planes */
     p.b_at = rup((size_t)s->c * p.plane + QP, 64);
-    p.group = imax(1, imin(p.ppi, QGROUP_BYTES / (p.kq * QP * 4)));
-    p.per_thread = p.b_at + (size_t)p.group * p.kq * QP * 4;
+    p.group = imax(1, imin(p.ppi, QGROUP_BYTES / (p.kqg * QP * 4)));
+    p.per_thread = p.b_at + (size_t)p.group * p.kqg * QP * 4;
     p.total = p.thread_at + (size_t)fm__kernel_threads() * p.per_thread + 63;
     return p;
 }
@@ -184,11 +188,11 @@ static void plan_panel(qpanel *pn, const fm__conv_shape *s, const qconv_plan *p,
     }
 }
 
-/* B (kq, QP, 4) for panel pn: byte t of lane l's quad j is tap k = 4j + t
+/* B (kqg, QP, 4) for panel pn: byte t of lane l's quad j is tap k = 4j + t
  * at that pixel (0 past kdim). */
 static void gather_panel(uint8_t *B, const uint8_t *xp, const size_t *koff,
                          const fm__conv_shape *s, const qconv_plan *p, const qpanel *pn) {
-    for (int j = 0; j < p->kq; j++) {
+    for (int j = 0; j < p->kqg; j++) {
         vb16 row[4];
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
@@ -290,27 +294,172 @@ FM__INLINE void qconv_tile_zmm(const int nb, float *out, size_t ldo, int nr, int
 }
 #endif
 
-size_t fm__fast_qconv2d_workspace(const fm__conv_shape *s) { return plan_qconv(s).total; }
+/* The products of the gathered panels [g0, g1) of image n (B, bstride
+ * apart) by every block of output channels, into out. */
+static void vector_group(float *out, const uint8_t *B, size_t bstride, const int32_t *wq,
+                       const fm__qweights *q, const fm__conv_shape *s, const qconv_plan *p, int n,
+                       int g0, int g1, int relu) {
+    const int blocks = (s->oc + QR - 1) / QR, npix = s->oh * s->ow;
+    for (int ob = 0; ob < blocks; ob++) {
+        const int o0 = ob * QR, nr = imin(QR, s->oc - o0);
+        const int32_t *wb = wq + (size_t)ob * p->kq * QR;
+        float *y = out + ((size_t)n * s->oc + o0) * npix;
+#if defined(FM__VNNI) && FM__VNNI == 512
+        for (int pi = g0; pi < g1; pi += 2) {
+            const int p0 = pi * QP, np = imin(2 * QP, npix - p0);
+            const uint8_t *bp = B + (pi - g0) * bstride;
+            if (pi + 1 < g1) qconv_tile_zmm(2, y + p0, npix, nr, np, bp, bstride, wb, p->kq, q, o0, relu);
+            else qconv_tile_zmm(1, y + p0, npix, nr, np, bp, bstride, wb, p->kq, q, o0, relu);
+        }
+#else
+        for (int pi = g0; pi < g1; pi++) {
+            const int p0 = pi * QP, np = imin(QP, npix - p0);
+            const uint8_t *bp = B + (pi - g0) * bstride;
+            if (np > VL) qconv_tile(2, y + p0, npix, nr, np, bp, wb, p->kq, q, o0, relu);
+            else qconv_tile(1, y + p0, npix, nr, np, bp, wb, p->kq, q, o0, relu);
+        }
+#endif
+    }
+}
 
-void fm__fast_qconv2d_forward(float *out, const float *in, const fm__qweights *q,
-                              const fm__conv_shape *s, int relu, void *work) {
-    const qconv_plan p = plan_qconv(s);
+#if defined(FM__VNNI) && FM__VNNI == 512 && defined(FM__HAVE_AMX_INT8)
+#define HAVE_AMX_CONV 1
+/* AMX (tdpbsud: signed bytes of A by unsigned bytes of B, 4 at a time, into
+ * int32 tiles). A gathered panel's B, (kqg, QP, 4), is already a run of
+ * B tiles: 16 quads (rows) of 16 pixels by 4 bytes each. The weights become
+ * A tiles, 16 channels (rows) by 64 taps: per block of 32 channels and
+ * tile of 64 taps, two tiles (channels 0-15, then 16-31) of 1 KB, zero past
+ * oc and kdim. Each block of 32 channels by 2 panels sums in tmm0-3 (tmm4-5
+ * the A tiles, tmm6-7 the B tiles); the sums go through a staging tile
+ * into the epilogue. The sums are exact, so the outputs are the other
+ * tables' bits. */
+typedef struct amx_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+/* Blocks [b0, b1) of 32 channels of the A tiles wa. */
+static void amx_pack(int8_t *wa, const int8_t *w, int oc, int kdim, int kqg, int b0, int b1) {
+    const int ktiles = kqg / 16;
+    for (int ob = b0; ob < b1; ob++)
+        for (int kt = 0; kt < ktiles; kt++)
+            for (int r = 0; r < 32; r++) {
+                int8_t *d = wa + (((size_t)ob * ktiles + kt) * 32 + r) * 64;
+                const int o = ob * 32 + r, k0 = kt * 64, len = o < oc ? imax(0, imin(64, kdim - k0)) : 0;
+                if (len) memcpy(d, w + (size_t)o * kdim + k0, (size_t)len);
+                memset(d + len, 0, (size_t)(64 - len));
+            }
+}
+
+/* Tiles 0-7 all 16 rows of 64 bytes. A static object: GCC 12 drops the
+ * stores into a local one that only ldtilecfg reads. */
+static const amx_config amx_tiles = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+__attribute__((target("amx-tile,amx-int8"))) static void amx_begin(void) {
+    _tile_loadconfig(&amx_tiles);
+}
+
+__attribute__((target("amx-tile"))) static void amx_end(void) { _tile_release(); }
+
+/* The epilogue of the 16 channels from o0 (ch < nch of them real) of the
+ * np pixels of one panel from p0, whose sums are in stage (16 x 16). */
+static void amx_store(float *y, int npix, const int32_t *stage, int nch, int p0, int np,
+                      const fm__qweights *q, int o0, int relu) {
+    for (int r = 0; r < nch; r++) {
+        float *dst = y + (size_t)(o0 + r) * npix + p0;
+        qconv_store(dst, np, vq_load(stage + 16 * r), q, o0 + r, relu);
+        if (np > VL) qconv_store(dst + VL, np - VL, vq_load(stage + 16 * r + VL), q, o0 + r, relu);
+    }
+}
+
+/* vector_group on AMX, between amx_begin and amx_end. */
+__attribute__((target("amx-tile,amx-int8"))) static void
+amx_group(float *out, const uint8_t *B, size_t bstride, const int8_t *wa, const fm__qweights *q,
+          const fm__conv_shape *s, const qconv_plan *p, int n, int g0, int g1, int relu) {
+    const int blocks = (s->oc + 31) / 32, ktiles = p->kqg / 16, npix = s->oh * s->ow;
+    float *y = out + (size_t)n * s->oc * npix;
+    int32_t stage[16 * 16] __attribute__((aligned(64)));
+    for (int ob = 0; ob < blocks; ob++) {
+        const int8_t *a = wa + (size_t)ob * ktiles * 2048;
+        const int o0 = ob * 32, nlo = imin(16, s->oc - o0), nhi = imin(16, s->oc - o0 - 16);
+        for (int pi = g0; pi < g1; pi += 2) {
+            const uint8_t *b0 = B + (pi - g0) * bstride;
+            const int p0 = pi * QP, np0 = imin(QP, npix - p0);
+            _tile_zero(0);
+            _tile_zero(2);
+            if (pi + 1 < g1) {
+                _tile_zero(1);
+                _tile_zero(3);
+                for (int kt = 0; kt < ktiles; kt++) {
+                    _tile_loadd(4, a + kt * 2048, 64);
+                    _tile_loadd(5, a + kt * 2048 + 1024, 64);
+                    _tile_loadd(6, b0 + kt * 1024, 64);
+                    _tile_loadd(7, b0 + bstride + kt * 1024, 64);
+                    _tile_dpbsud(0, 4, 6);
+                    _tile_dpbsud(1, 4, 7);
+                    _tile_dpbsud(2, 5, 6);
+                    _tile_dpbsud(3, 5, 7);
+                }
+                const int np1 = imin(QP, npix - p0 - QP);
+                _tile_stored(1, stage, 64);
+                amx_store(y, npix, stage, nlo, p0 + QP, np1, q, o0, relu);
+                if (nhi > 0) {
+                    _tile_stored(3, stage, 64);
+                    amx_store(y, npix, stage, nhi, p0 + QP, np1, q, o0 + 16, relu);
+                }
+            } else {
+                for (int kt = 0; kt < ktiles; kt++) {
+                    _tile_loadd(4, a + kt * 2048, 64);
+                    _tile_loadd(5, a + kt * 2048 + 1024, 64);
+                    _tile_loadd(6, b0 + kt * 1024, 64);
+                    _tile_dpbsud(0, 4, 6);
+                    _tile_dpbsud(2, 5, 6);
+                }
+            }
+            _tile_stored(0, stage, 64);
+            amx_store(y, npix, stage, nlo, p0, np0, q, o0, relu);
+            if (nhi > 0) {
+                _tile_stored(2, stage, 64);
+                amx_store(y, npix, stage, nhi, p0, np0, q, o0 + 16, relu);
+            }
+        }
+    }
+}
+#endif
+
+/* Both convs: amx (AMX builds only) picks the AMX products. */
+static void qconv_forward(float *out, const float *in, const fm__qweights *q,
+                          const fm__conv_shape *s, int relu, void *work, int amx) {
+    const qconv_plan p = plan_qconv(s, amx);
     uint8_t *ws = align64b(work);
-    int32_t *wq = (int32_t *)(ws + p.wq_at);
     size_t *koff = (size_t *)(ws + p.koff_at);
-    const int blocks = (s->oc + QR - 1) / QR, kk = s->k * s->k, npix = s->oh * s->ow;
+    const int kk = s->k * s->k, npix = s->oh * s->ow;
+    const int blocks = amx ? (s->oc + 31) / 32 : (s->oc + QR - 1) / QR;
+    const size_t bstride = (size_t)p.kqg * QP * 4;
     FM__OMP(omp parallel num_threads(team()))
     {
         const int nth = thread_count(), tid = thread_id();
         int lo, hi;
         split(blocks, nth, tid, &lo, &hi);
-        pack_qweights(wq, q->w, s->oc, p.kdim, p.kq, lo, hi);
+#ifdef HAVE_AMX_CONV
+        if (amx) amx_pack((int8_t *)(ws + p.wq_at), q->w, s->oc, p.kdim, p.kqg, lo, hi);
+        else
+#endif
+            pack_qweights((int32_t *)(ws + p.wq_at), q->w, s->oc, p.kdim, p.kq, lo, hi);
         split(p.kdim, nth, tid, &lo, &hi);
         for (int k = lo; k < hi; k++)
             koff[k] = (size_t)(k / kk) * p.plane + (size_t)(k % kk / s->k) * p.wp + k % s->k;
         FM__OMP(omp barrier)
         uint8_t *xp = ws + p.thread_at + (size_t)tid * p.per_thread, *B = xp + p.b_at;
         memset(xp + s->c * p.plane, 0, QP); /* what the last lanes' reads run into */
+#ifdef HAVE_AMX_CONV
+        if (amx) amx_begin();
+#endif
         split(s->n * p.ppi, nth, tid, &lo, &hi);
         for (int it = lo; it < hi;) {
             /* panels [a, b) of image n, reading padded rows from the first
@@ -321,39 +470,46 @@ void fm__fast_qconv2d_forward(float *out, const float *in, const fm__qweights *q
                           (imin(b * QP, npix) - 1) / s->ow * s->stride + s->k);
             for (int g0 = a; g0 < b; g0 += p.group) {
                 const int g1 = imin(b, g0 + p.group);
-                const size_t bstride = (size_t)p.kq * QP * 4;
                 for (int pi = g0; pi < g1; pi++) {
                     qpanel pn;
                     plan_panel(&pn, s, &p, pi * QP, imin(QP, npix - pi * QP));
                     gather_panel(B + (pi - g0) * bstride, xp, koff, s, &p, &pn);
                 }
-                for (int ob = 0; ob < blocks; ob++) {
-                    const int o0 = ob * QR, nr = imin(QR, s->oc - o0);
-                    const int32_t *wb = wq + (size_t)ob * p.kq * QR;
-                    float *y = out + ((size_t)n * s->oc + o0) * npix;
-#if defined(FM__VNNI) && FM__VNNI == 512
-                    for (int pi = g0; pi < g1; pi += 2) {
-                        const int p0 = pi * QP, np = imin(2 * QP, npix - p0);
-                        const uint8_t *bp = B + (pi - g0) * bstride;
-                        if (pi + 1 < g1)
-                            qconv_tile_zmm(2, y + p0, npix, nr, np, bp, bstride, wb, p.kq, q, o0, relu);
-                        else
-                            qconv_tile_zmm(1, y + p0, npix, nr, np, bp, bstride, wb, p.kq, q, o0, relu);
-                    }
-#else
-                    for (int pi = g0; pi < g1; pi++) {
-                        const int p0 = pi * QP, np = imin(QP, npix - p0);
-                        const uint8_t *bp = B + (pi - g0) * bstride;
-                        if (np > VL) qconv_tile(2, y + p0, npix, nr, np, bp, wb, p.kq, q, o0, relu);
-                        else qconv_tile(1, y + p0, npix, nr, np, bp, wb, p.kq, q, o0, relu);
-                    }
+#ifdef HAVE_AMX_CONV
+                if (amx) amx_group(out, B, bstride, (const int8_t *)(ws + p.wq_at), q, s, &p, n, g0, g1, relu);
+                else
 #endif
-                }
+                    vector_group(out, B, bstride, (const int32_t *)(ws + p.wq_at), q, s, &p, n, g0, g1, relu);
             }
             it = n * p.ppi + b;
         }
+#ifdef HAVE_AMX_CONV
+        if (amx) amx_end();
+#endif
     }
 }
+
+size_t fm__fast_qconv2d_workspace(const fm__conv_shape *s) { return plan_qconv(s, 0).total; }
+
+void fm__fast_qconv2d_forward(float *out, const float *in, const fm__qweights *q,
+                              const fm__conv_shape *s, int relu, void *work) {
+    qconv_forward(out, in, q, s, relu, work, 0);
+}
+
+#ifdef HAVE_AMX_CONV
+/* A tile takes 64 taps: below half of that (a first layer's 9) its zero
+ * padding costs more than the vector products. */
+static int amx_pays(const fm__conv_shape *s) { return s->c * s->k * s->k > 32; }
+
+size_t fm__fast_qconv2d_workspace_amx(const fm__conv_shape *s) {
+    return plan_qconv(s, amx_pays(s)).total;
+}
+
+void fm__fast_qconv2d_forward_amx(float *out, const float *in, const fm__qweights *q,
+                                  const fm__conv_shape *s, int relu, void *work) {
+    qconv_forward(out, in, q, s, relu, work, amx_pays(s));
+}
+#endif
 
 /* ---- dense layers --------------------------------------------------------- */
 

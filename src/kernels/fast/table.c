@@ -2,7 +2,8 @@
  * _avx512 or _portable), and on x86 its vnni twin: the same table with the
  * int8 ops of a VNNI build of qgemm.c (fm__kernels_table_vnni_avx2 on
  * AVX-VNNI, _avx512 on AVX512-VNNI; NULL where the compiler could not build
- * them). The dispatcher checks the CPU before handing any out. */
+ * them), and in the avx512 build the amx-int8 table: avx512-vnni with the
+ * int8 convs on AMX. The dispatcher checks the CPU before handing any out. */
 #include "kernels/fast/fast.h"
 
 #define FP32_OPS                                                                                   \
@@ -34,4 +35,19 @@ const fm__kernels *fm__kernels_table_vnni(void) {
     return NULL;
 #endif
 }
+#endif
+
+#if FM__VL == 16
+#if defined(FM__HAVE_AVX512VNNI) && defined(FM__HAVE_AMX_INT8)
+static const fm__kernels table_amx_int8 = {
+    .name = "amx-int8", FP32_OPS
+    .qconv2d_workspace = fm__fast_qconv2d_workspace_amx,
+    .qconv2d_forward = fm__fast_qconv2d_forward_amx,
+    .qdense_workspace = fm__fast_qdense_workspace_avx512vnni,
+    .qdense_forward = fm__fast_qdense_forward_avx512vnni,
+};
+const fm__kernels *fm__kernels_table_amx_int8(void) { return &table_amx_int8; }
+#else
+const fm__kernels *fm__kernels_table_amx_int8(void) { return NULL; }
+#endif
 #endif
