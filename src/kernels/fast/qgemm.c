@@ -143,24 +143,25 @@ static void pack_qweights(int32_t *wq, const int8_t *w, int oc, int kdim, int kq
     }
 }
 
-/* Padded rows [r0, r1) of the planes xp (C, hp, wp) from image x (C, H, W):
- * its bytes at (iy + pad_t, ix + pad_l), zp around them. */
+/* Padded rows [r0, r1) of the planes xp (C, hp, wp), plane = hp*wp bytes
+ * apart, from image x (C, H, W): its bytes at (iy + pad_t, ix + pad_l), zp
+ * around them. */
 static void quantize_rows(uint8_t *xp, const float *x, const fm__qweights *q,
-                          const fm__conv_shape *s, const qconv_plan *p, int r0, int r1) {
+                          const fm__conv_shape *s, int wp, size_t plane, int r0, int r1) {
     /* the columns that hold the image: [a, b) */
-    const int a = imin(imax(s->pad_l, 0), p->wp), b = imax(a, imin(p->wp, s->w + s->pad_l));
+    const int a = imin(imax(s->pad_l, 0), wp), b = imax(a, imin(wp, s->w + s->pad_l));
     for (int c = 0; c < s->c; c++) {
         for (int r = r0; r < r1; r++) {
-            uint8_t *d = xp + c * p->plane + (size_t)r * p->wp;
+            uint8_t *d = xp + c * plane + (size_t)r * wp;
             const int iy = r - s->pad_t;
             if (iy < 0 || iy >= s->h) {
-                memset(d, q->zp, (size_t)p->wp);
+                memset(d, q->zp, (size_t)wp);
                 continue;
             }
             memset(d, q->zp, (size_t)a);
             quantize_run(d + a, x + ((size_t)c * s->h + iy) * s->w + (a - s->pad_l), b - a, q,
                          q->pre_mul ? q->pre_mul + c : NULL, q->pre_add ? q->pre_add + c : NULL, 0);
-            memset(d + b, q->zp, (size_t)(p->wp - b));
+            memset(d + b, q->zp, (size_t)(wp - b));
         }
     }
 }
@@ -430,6 +431,198 @@ amx_group(float *out, const uint8_t *B, size_t bstride, const int8_t *wa, const 
         }
     }
 }
+
+/* Stride-1 convs on AMX without a gather ("implicit" products): the
+ * quantized planes become quad planes X (cq, plane4, 4), cq quads of 4
+ * channels (zp past C; cq rounded up to whole tiles of 16), each quad plane
+ * the padded (hp, wp) pixels by their 4 bytes, then 16 pixels of slack. An
+ * output at q = oy*wp + ox (the padded width, ox >= ow being discarded
+ * lanes) reads tap (kh, kw) at q + kh*wp + kw for every channel, so the B
+ * tile of 16 outputs from q0 for tap (kh, kw) and quads [16t, 16t + 16) is
+ * the 64 bytes at pixel q0 + kh*wp + kw of those 16 quad planes: one tile
+ * load, plane4*4 bytes apart. The weights are A tiles per block of 32
+ * channels, tap and tile of quads (channels 0-15, then 16-31). The valid
+ * lanes of 16 outputs are consecutive output pixels (raster order), so
+ * each channel's row of a C tile is compressed into one masked store. */
+typedef struct amx_direct_plan {
+    int hp, wp, cq, taps, ktiles; /* ktiles: tiles of 16 quads per tap */
+    int nq, ppi;                  /* outputs on the padded width, (oh-1)*wp + ow; panels of 16 */
+    size_t plane;                 /* hp*wp */
+    size_t plane4;                /* pixels per quad plane: plane + slack, to 16 */
+    size_t wa_at, thread_at, per_thread, x_at, total;
+} amx_direct_plan;
+
+static amx_direct_plan plan_amx_direct(const fm__conv_shape *s) {
+    amx_direct_plan p;
+    p.hp = s->oh - 1 + s->k;
+    p.wp = s->ow - 1 + s->k;
+    p.cq = (s->c + 63) / 64 * 16;
+    p.ktiles = p.cq / 16;
+    p.taps = s->k * s->k;
+    p.nq = (s->oh - 1) * p.wp + s->ow;
+    p.ppi = (p.nq + 15) / 16;
+    p.plane = (size_t)p.hp * p.wp;
+    p.plane4 = rup(p.plane + 16, 16);
+    p.wa_at = 0;
+    p.thread_at = rup((size_t)(s->oc + 31) / 32 * p.taps * p.ktiles * 2048, 64);
+    /* the planes (C, hp, wp), as quantize_rows writes them, whose last
+     * 16-byte reads run up to 15 bytes on; then X */
+    p.x_at = rup((size_t)s->c * p.plane + 16, 64);
+    p.per_thread = p.x_at + (size_t)p.cq * p.plane4 * 4;
+    p.total = p.thread_at + (size_t)fm__kernel_threads() * p.per_thread + 63;
+    return p;
+}
+
+/* Blocks [b0, b1) of 32 channels of the A tiles: byte 4*i + t of row r of
+ * the tile (ob, tap, kt) is the weight of channel ob*32 + r, input channel
+ * 4*(16*kt + i) + t, at that tap; 0 past oc and C. */
+static void amx_direct_pack(int8_t *wa, const int8_t *w, const fm__conv_shape *s,
+                            const amx_direct_plan *p, int b0, int b1) {
+    for (int ob = b0; ob < b1; ob++)
+        for (int tap = 0; tap < p->taps; tap++)
+            for (int kt = 0; kt < p->ktiles; kt++) {
+                int8_t *d = wa + (((size_t)ob * p->taps + tap) * p->ktiles + kt) * 2048;
+                for (int r = 0; r < 32; r++)
+                    for (int b = 0; b < 64; b++) {
+                        const int o = ob * 32 + r, c = kt * 64 + b;
+                        d[r * 64 + b] = o < s->oc && c < s->c ? w[((size_t)o * s->c + c) * p->taps + tap] : 0;
+                    }
+            }
+}
+
+/* Padded rows [r0, r1) of the planar planes xp into the quad planes X:
+ * 16 pixels at a time (the last run's extra pixels land in the next row,
+ * written after it, or in the slack). */
+static void amx_direct_interleave(uint8_t *X, const uint8_t *xp, const fm__qweights *q,
+                                  const fm__conv_shape *s, const amx_direct_plan *p, int r0, int r1) {
+    const vb16 zp = _mm_set1_epi8((char)q->zp);
+    for (int j = 0; j < p->cq; j++) {
+        for (int r = r0; r < r1; r++) {
+            const size_t at = (size_t)r * p->wp;
+            uint8_t *d = X + ((size_t)j * p->plane4 + at) * 4;
+            for (int x = 0; x < p->wp; x += 16) {
+                vb16 row[4];
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++) {
+                    const int c = 4 * j + t;
+                    row[t] = c < s->c ? vb16_load(xp + c * p->plane + at + x) : zp;
+                }
+                vinterleave4_u8(d + (size_t)x * 4, row[0], row[1], row[2], row[3]);
+            }
+        }
+    }
+}
+
+/* The epilogue of the channels [o0, o0 + nch) (rows of stage, 16 x 16) at
+ * the valid lanes (mask) of 16 outputs, whose first valid lane is output
+ * pixel first. */
+static void amx_direct_store(float *y, int npix, const int32_t *stage, int nch, __mmask16 valid,
+                             int first, const fm__qweights *q, int o0, int relu) {
+    const __mmask16 head = (__mmask16)((1u << __builtin_popcount(valid)) - 1);
+    for (int r = 0; r < nch; r++) {
+        const int o = o0 + r;
+        const __m512i acc = _mm512_sub_epi32(_mm512_load_si512(stage + 16 * r), _mm512_set1_epi32(q->zp * q->wsum[o]));
+        __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(q->scale[o]), _mm512_set1_ps(q->bias[o]));
+        if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps()); /* v > 0 ? v : +0, NaN too */
+        _mm512_mask_storeu_ps(y + (size_t)o * npix + first, head, _mm512_maskz_compress_ps(valid, v));
+    }
+}
+
+/* The valid lanes of the 16 outputs from q0 (ox < ow, q < nq), and the
+ * output pixel of the first. */
+static __mmask16 amx_direct_lanes(const fm__conv_shape *s, const amx_direct_plan *p, int q0, int *first) {
+    unsigned m = 0;
+    *first = -1;
+    for (int l = 0; l < 16; l++) {
+        const int qq = q0 + l, oy = qq / p->wp, ox = qq % p->wp;
+        if (qq < p->nq && ox < s->ow) {
+            m |= 1u << l;
+            if (*first < 0) *first = oy * s->ow + ox;
+        }
+    }
+    return (__mmask16)m;
+}
+
+/* Panels [a, b) of image n: its outputs y (OC, OH*OW). */
+__attribute__((target("amx-tile,amx-int8"))) static void
+amx_direct_panels(float *y, const uint8_t *X, const int8_t *wa, const fm__qweights *q,
+                  const fm__conv_shape *s, const amx_direct_plan *p, int a, int b, int relu) {
+    const int blocks = (s->oc + 31) / 32, npix = s->oh * s->ow;
+    const size_t stride = p->plane4 * 4, tstride = 16 * stride;
+    int32_t stage[16 * 16] __attribute__((aligned(64)));
+    for (int ob = 0; ob < blocks; ob++) {
+        const int o0 = ob * 32, nlo = imin(16, s->oc - o0), nhi = imin(16, s->oc - o0 - 16);
+        const int8_t *wb = wa + (size_t)ob * p->taps * p->ktiles * 2048;
+        for (int pi = a; pi < b; pi += 2) {
+            const int two = pi + 1 < b, q0 = pi * 16;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            const int8_t *at = wb;
+            for (int kh = 0; kh < s->k; kh++)
+                for (int kw = 0; kw < s->k; kw++) {
+                    const uint8_t *bt = X + (size_t)(q0 + kh * p->wp + kw) * 4;
+                    for (int kt = 0; kt < p->ktiles; kt++, at += 2048, bt += tstride) {
+                        _tile_loadd(4, at, 64);
+                        _tile_loadd(5, at + 1024, 64);
+                        _tile_loadd(6, bt, stride);
+                        _tile_dpbsud(0, 4, 6);
+                        _tile_dpbsud(2, 5, 6);
+                        if (two) {
+                            _tile_loadd(7, bt + 64, stride);
+                            _tile_dpbsud(1, 4, 7);
+                            _tile_dpbsud(3, 5, 7);
+                        }
+                    }
+                }
+            for (int h = 0; h <= two; h++) {
+                int first;
+                const __mmask16 valid = amx_direct_lanes(s, p, q0 + 16 * h, &first);
+                if (!valid) continue;
+                if (h) _tile_stored(1, stage, 64);
+                else _tile_stored(0, stage, 64);
+                amx_direct_store(y, npix, stage, nlo, valid, first, q, o0, relu);
+                if (nhi > 0) {
+                    if (h) _tile_stored(3, stage, 64);
+                    else _tile_stored(2, stage, 64);
+                    amx_direct_store(y, npix, stage, nhi, valid, first, q, o0 + 16, relu);
+                }
+            }
+        }
+    }
+}
+
+static void amx_direct_forward(float *out, const float *in, const fm__qweights *q,
+                               const fm__conv_shape *s, int relu, void *work) {
+    const amx_direct_plan p = plan_amx_direct(s);
+    uint8_t *ws = align64b(work);
+    const int8_t *wa = (const int8_t *)(ws + p.wa_at);
+    const int npix = s->oh * s->ow;
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        const int nth = thread_count(), tid = thread_id();
+        int lo, hi;
+        split((s->oc + 31) / 32, nth, tid, &lo, &hi);
+        amx_direct_pack((int8_t *)(ws + p.wa_at), q->w, s, &p, lo, hi);
+        uint8_t *xp = ws + p.thread_at + (size_t)tid * p.per_thread, *X = xp + p.x_at;
+        /* rows no panel of this thread needs are read by discarded lanes only */
+        memset(xp, q->zp, p.per_thread);
+        FM__OMP(omp barrier)
+        amx_begin();
+        split(s->n * p.ppi, nth, tid, &lo, &hi);
+        for (int it = lo; it < hi;) {
+            const int n = it / p.ppi, a = it % p.ppi, b = imin(hi - n * p.ppi, p.ppi);
+            /* the padded rows the valid outputs of [16a, 16b) read */
+            const int r0 = a * 16 / p.wp, r1 = (imin(b * 16, p.nq) - 1) / p.wp + s->k;
+            quantize_rows(xp, in + (size_t)n * s->c * s->h * s->w, q, s, p.wp, p.plane, r0, r1);
+            amx_direct_interleave(X, xp, q, s, &p, r0, r1);
+            amx_direct_panels(out + (size_t)n * s->oc * npix, X, wa, q, s, &p, a, b, relu);
+            it = n * p.ppi + b;
+        }
+        amx_end();
+    }
+}
 #endif
 
 /* Both convs: amx (AMX builds only) picks the AMX products. */
@@ -465,7 +658,7 @@ static void qconv_forward(float *out, const float *in, const fm__qweights *q,
             /* panels [a, b) of image n, reading padded rows from the first
              * one's output row to the last one's, plus the kernel */
             const int n = it / p.ppi, a = it % p.ppi, b = imin(hi - n * p.ppi, p.ppi);
-            quantize_rows(xp, in + (size_t)n * s->c * s->h * s->w, q, s, &p,
+            quantize_rows(xp, in + (size_t)n * s->c * s->h * s->w, q, s, p.wp, p.plane,
                           a * QP / s->ow * s->stride,
                           (imin(b * QP, npix) - 1) / s->ow * s->stride + s->k);
             for (int g0 = a; g0 < b; g0 += p.group) {
@@ -502,12 +695,14 @@ void fm__fast_qconv2d_forward(float *out, const float *in, const fm__qweights *q
 static int amx_pays(const fm__conv_shape *s) { return s->c * s->k * s->k > 32; }
 
 size_t fm__fast_qconv2d_workspace_amx(const fm__conv_shape *s) {
+    if (s->stride == 1 && amx_pays(s)) return plan_amx_direct(s).total;
     return plan_qconv(s, amx_pays(s)).total;
 }
 
 void fm__fast_qconv2d_forward_amx(float *out, const float *in, const fm__qweights *q,
                                   const fm__conv_shape *s, int relu, void *work) {
-    qconv_forward(out, in, q, s, relu, work, amx_pays(s));
+    if (s->stride == 1 && amx_pays(s)) amx_direct_forward(out, in, q, s, relu, work);
+    else qconv_forward(out, in, q, s, relu, work, amx_pays(s));
 }
 #endif
 
