@@ -522,10 +522,13 @@ int main(void) {
     CHECK(strcmp(fm_kernels_name(), "ref") == 0);
     /* The names the override and kernel_bench take; portable runs on every CPU. */
     CHECK(fm__kernels_known("portable") && fm__kernels_known("avx512") &&
-          fm__kernels_known("avx512-vnni") && fm__kernels_known("avx2-vnni") && !fm__kernels_known("sse"));
-    /* a vnni twin shares its base's fp32 ops and is its own int8 table */
-    for (int i = 0; i < 2; i++) {
-        const fm__kernels *twin = i ? fm__kernels_avx512_vnni() : fm__kernels_avx2_vnni();
+          fm__kernels_known("avx512-vnni") && fm__kernels_known("avx2-vnni") &&
+          fm__kernels_known("amx-int8") && !fm__kernels_known("sse"));
+    /* a vnni or amx twin shares its base's fp32 ops and is its own int8 table */
+    for (int i = 0; i < 3; i++) {
+        const fm__kernels *twin = i == 2 ? fm__kernels_amx_int8()
+                                  : i     ? fm__kernels_avx512_vnni()
+                                          : fm__kernels_avx2_vnni();
         const fm__kernels *base = i ? fm__kernels_avx512() : fm__kernels_avx2();
         if (!twin) continue;
         CHECK(fm__kernels_fp32_base(twin) == base && twin->conv2d_forward == base->conv2d_forward &&

@@ -144,10 +144,10 @@ static void pack_qweights(int32_t *wq, const int8_t *w, int oc, int kdim, int kq
 }
 
 /* Padded rows [r0, r1) of the planes xp (C, hp, wp), plane = hp*wp bytes
- * apart, from image x (C, H, W): its bytes at (iy + pad_t, ix + pad_l), zp
- * around them. */
+ * apart, from image x (C, H, W): its bytes at (iy + pad_t, ix + pad_l), and
+ * with pads zp around them (without: the caller keeps them zp). */
 static void quantize_rows(uint8_t *xp, const float *x, const fm__qweights *q,
-                          const fm__conv_shape *s, int wp, size_t plane, int r0, int r1) {
+                          const fm__conv_shape *s, int wp, size_t plane, int r0, int r1, int pads) {
     /* the columns that hold the image: [a, b) */
     const int a = imin(imax(s->pad_l, 0), wp), b = imax(a, imin(wp, s->w + s->pad_l));
     for (int c = 0; c < s->c; c++) {
@@ -155,13 +155,13 @@ static void quantize_rows(uint8_t *xp, const float *x, const fm__qweights *q,
             uint8_t *d = xp + c * plane + (size_t)r * wp;
             const int iy = r - s->pad_t;
             if (iy < 0 || iy >= s->h) {
-                memset(d, q->zp, (size_t)wp);
+                if (pads) memset(d, q->zp, (size_t)wp);
                 continue;
             }
-            memset(d, q->zp, (size_t)a);
+            if (pads) memset(d, q->zp, (size_t)a);
             quantize_run(d + a, x + ((size_t)c * s->h + iy) * s->w + (a - s->pad_l), b - a, q,
                          q->pre_mul ? q->pre_mul + c : NULL, q->pre_add ? q->pre_add + c : NULL, 0);
-            memset(d + b, q->zp, (size_t)(wp - b));
+            if (pads) memset(d + b, q->zp, (size_t)(wp - b));
         }
     }
 }
@@ -606,7 +606,8 @@ static void amx_direct_forward(float *out, const float *in, const fm__qweights *
         split((s->oc + 31) / 32, nth, tid, &lo, &hi);
         amx_direct_pack((int8_t *)(ws + p.wa_at), q->w, s, &p, lo, hi);
         uint8_t *xp = ws + p.thread_at + (size_t)tid * p.per_thread, *X = xp + p.x_at;
-        /* rows no panel of this thread needs are read by discarded lanes only */
+        /* the padding, which quantize_rows leaves as it is; and the rows no
+         * panel of this thread needs, which discarded lanes alone read */
         memset(xp, q->zp, p.per_thread);
         FM__OMP(omp barrier)
         amx_begin();
@@ -615,7 +616,7 @@ static void amx_direct_forward(float *out, const float *in, const fm__qweights *
             const int n = it / p.ppi, a = it % p.ppi, b = imin(hi - n * p.ppi, p.ppi);
             /* the padded rows the valid outputs of [16a, 16b) read */
             const int r0 = a * 16 / p.wp, r1 = (imin(b * 16, p.nq) - 1) / p.wp + s->k;
-            quantize_rows(xp, in + (size_t)n * s->c * s->h * s->w, q, s, p.wp, p.plane, r0, r1);
+            quantize_rows(xp, in + (size_t)n * s->c * s->h * s->w, q, s, p.wp, p.plane, r0, r1, 0);
             amx_direct_interleave(X, xp, q, s, &p, r0, r1);
             amx_direct_panels(out + (size_t)n * s->oc * npix, X, wa, q, s, &p, a, b, relu);
             it = n * p.ppi + b;
@@ -660,7 +661,7 @@ static void qconv_forward(float *out, const float *in, const fm__qweights *q,
             const int n = it / p.ppi, a = it % p.ppi, b = imin(hi - n * p.ppi, p.ppi);
             quantize_rows(xp, in + (size_t)n * s->c * s->h * s->w, q, s, p.wp, p.plane,
                           a * QP / s->ow * s->stride,
-                          (imin(b * QP, npix) - 1) / s->ow * s->stride + s->k);
+                          (imin(b * QP, npix) - 1) / s->ow * s->stride + s->k, 1);
             for (int g0 = a; g0 < b; g0 += p.group) {
                 const int g1 = imin(b, g0 + p.group);
                 for (int pi = g0; pi < g1; pi++) {
