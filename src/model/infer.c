@@ -3,6 +3,7 @@
  * and arg max its callers share. */
 #include "model/infer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -120,11 +121,17 @@ static float infer_batch(fm_model *m, input in, size_t at, const uint8_t *labels
 
 static int infer(fm_model *m, input in, const uint8_t *labels, size_t n, int batch, float *probs,
                  double *loss, fm_err *err) {
-    if (!m->batch_cap && fm__model_reserve(m, batch, err) < 0) return -1;
+    /* An int8 model's layers pass float activations, which at hundreds of
+     * images stream through memory between layers: FM__INT8_CHUNK at a time
+     * stay in cache. fp32's layers are bound by their arithmetic, and its
+     * batches stay whole (the bits of the notebook recipe's val_loss). */
+    const int chunk = m->quant ? FM__INT8_CHUNK : INT_MAX;
+    if (!m->batch_cap && fm__model_reserve(m, batch < chunk ? batch : chunk, err) < 0) return -1;
+    const int step = m->batch_cap < chunk ? m->batch_cap : chunk;
     const size_t k = (size_t)m->classes;
     double loss_sum = 0.0;
     for (size_t done = 0; done < n;) {
-        int b = n - done < (size_t)m->batch_cap ? (int)(n - done) : m->batch_cap;
+        int b = n - done < (size_t)step ? (int)(n - done) : step;
         float l = infer_batch(m, in, done, labels ? labels + done : NULL, b, probs + done * k);
         loss_sum += (double)l * b; /* the batch's mean, weighted back by its size */
         done += (size_t)b;

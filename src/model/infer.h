@@ -23,13 +23,19 @@ int fm__argmax(const float *p, int n);
  * uses it too, so training and inference see the same floats. */
 static inline float fm__pixel_scale(float x) { return x / 255.0f; }
 
+/* The most images an int8 model's forward pass takes at a time: on the
+ * 2-core AMX Xeon its inference runs 1.7x faster at 32 than at 500 per
+ * pass (BENCHMARKS.md), fp32 the same at both. */
+#define FM__INT8_CHUNK 32
+
 /* dst[i] = fm__pixel_scale(src[i]) for len pixels. */
 void fm__input_scale(float *dst, const uint8_t *src, size_t len);
 
 /* Runs m in inference mode (BatchNorm moving statistics, no dropout) on n
  * samples: pixels (n, C, H, W) bytes in m->input's shape, each batch scaled
  * into m->input_buf and run forward, in batches of m->batch_cap (reserving
- * `batch` first when m has no reservation yet). probs (n, classes) receives
+ * `batch` first when m has no reservation yet; an int8 model in batches of
+ * at most FM__INT8_CHUNK, and reserving no more). probs (n, classes) receives
  * the softmax. With labels (n, each < classes), *loss is the mean softmax
  * cross-entropy from the logits: each batch's mean weighted by its size,
  * summed in double, over n (NAN when n is 0); labels NULL leaves *loss alone.
