@@ -618,7 +618,8 @@ int main(void) {
     }
     static const int qdense[][3] = {{3, 6272, 256}, {3, 256, 10}, {1, 1, 1},   {1, 100, 300},
                                     {7, 33, 17},    {5, 31, 3},   {17, 48, 64}, {2, 64, 5},
-                                    {130, 2100, 13} /* several passes of rows */};
+                                    {130, 2100, 13} /* several passes of rows */,
+                                    {40, 70, 40} /* amx-int8: 3 blocks of 16 rows, 2 of 32 columns */};
     for (size_t i = 0; i < sizeof qdense / sizeof qdense[0]; i++)
         test_qdense(rk, qdense[i][0], qdense[i][1], qdense[i][2], (int)i * 5,
                     i < 2 ? 2 : N_QVARIANTS);

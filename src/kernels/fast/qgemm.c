@@ -759,25 +759,31 @@ size_t fm__fast_qdense_workspace(int n, int in_dim, int out_dim) {
     return (size_t)n * rup((size_t)in_dim, 32) + 63; /* xq (n, in_dim rounded up to 32) */
 }
 
+/* xq (n, ldx): the n input rows' bytes, then zeros (which add nothing to
+ * the sums); the threads of the enclosing parallel region share the work. */
+static void qdense_quantize(uint8_t *xq, const float *in, const fm__qweights *q, int n, int in_dim,
+                            int ldx) {
+    const int units = (ldx + QCHUNK - 1) / QCHUNK;
+    FM__OMP(omp for schedule(static))
+    for (int u = 0; u < n * units; u++) {
+        const int i = u / units, k0 = u % units * QCHUNK, k1 = imin(k0 + QCHUNK, ldx);
+        const int kv = imax(k0, imin(k1, in_dim));
+        uint8_t *d = xq + (size_t)i * ldx;
+        if (kv > k0)
+            quantize_run(d + k0, in + (size_t)i * in_dim + k0, kv - k0, q,
+                         q->pre_mul ? q->pre_mul + k0 : NULL, q->pre_add ? q->pre_add + k0 : NULL, 1);
+        memset(d + kv, 0, (size_t)(k1 - kv));
+    }
+}
+
 void fm__fast_qdense_forward(float *out, const float *in, const fm__qweights *q, int n,
                              int in_dim, int out_dim, int relu, void *work) {
-    const int ldx = (int)rup((size_t)in_dim, 32), units = (ldx + QCHUNK - 1) / QCHUNK;
+    const int ldx = (int)rup((size_t)in_dim, 32);
     const int blocks = (out_dim + QDO - 1) / QDO;
     uint8_t *xq = align64b(work);
     FM__OMP(omp parallel num_threads(team()))
     {
-        /* xq: the rows' bytes, then zeros (which add nothing to the sums) */
-        FM__OMP(omp for schedule(static))
-        for (int u = 0; u < n * units; u++) {
-            const int i = u / units, k0 = u % units * QCHUNK, k1 = imin(k0 + QCHUNK, ldx);
-            const int kv = imax(k0, imin(k1, in_dim));
-            uint8_t *d = xq + (size_t)i * ldx;
-            if (kv > k0)
-                quantize_run(d + k0, in + (size_t)i * in_dim + k0, kv - k0, q,
-                             q->pre_mul ? q->pre_mul + k0 : NULL, q->pre_add ? q->pre_add + k0 : NULL,
-                             1);
-            memset(d + kv, 0, (size_t)(k1 - kv));
-        }
+        qdense_quantize(xq, in, q, n, in_dim, ldx);
         int lo, hi;
         split(blocks, thread_count(), thread_id(), &lo, &hi);
         /* QNB rows of xq (400 KB at 6272 inputs) stay in L2 while the weights pass */
@@ -807,5 +813,148 @@ void fm__fast_qdense_forward(float *out, const float *in, const fm__qweights *q,
         }
     }
 }
+
+#ifdef HAVE_AMX_CONV
+/* Dense layers on AMX: out^T (out_dim, n) = w (out_dim, in_dim) by xq^T.
+ * The A tiles are 16 weight rows by 64 inputs, loaded from w in place (or
+ * through a zero-padded copy at the edges: past out_dim or in_dim). B
+ * holds the quantized rows as tiles of 16 quads (rows) by 16 samples, per
+ * block of 16 samples: (n/16, ldx/64, 16, 16, 4). Blocks of 32 weight rows
+ * by 32 samples sum in tmm0-3; the sums are exact. */
+typedef struct amx_dense_plan {
+    int ldx, ktiles, sblocks;
+    size_t b_at, stage_at, total;
+} amx_dense_plan;
+
+static amx_dense_plan plan_amx_dense(int n, int in_dim) {
+    amx_dense_plan p;
+    p.ldx = (int)rup((size_t)in_dim, 64);
+    p.ktiles = p.ldx / 64;
+    p.sblocks = (n + 15) / 16;
+    p.b_at = rup((size_t)n * p.ldx, 64);
+    p.stage_at = p.b_at + (size_t)p.sblocks * p.ktiles * 1024;
+    /* per thread: two A tiles' copies */
+    p.total = p.stage_at + (size_t)fm__kernel_threads() * 2048 + 63;
+    return p;
+}
+
+/* Sample blocks [b0, b1) of B from xq: quad j of sample i is row j % 16,
+ * column i % 16 of tile (i / 16, j / 16); 0 past n. */
+static void amx_dense_interleave(uint32_t *B, const uint8_t *xq, int n, const amx_dense_plan *p,
+                                 int b0, int b1) {
+    for (int sb = b0; sb < b1; sb++)
+        for (int kt = 0; kt < p->ktiles; kt++) {
+            uint32_t *t = B + ((size_t)sb * p->ktiles + kt) * 256;
+            for (int i = 0; i < 16; i++) {
+                const int smp = sb * 16 + i;
+                for (int jj = 0; jj < 16; jj++) {
+                    uint32_t v = 0;
+                    if (smp < n) memcpy(&v, xq + (size_t)smp * p->ldx + (kt * 16 + jj) * 4, 4);
+                    t[jj * 16 + i] = v;
+                }
+            }
+        }
+}
+
+/* The A tile of weight rows [o0, o0 + 16) by inputs [k0, k0 + 64) into
+ * tile register R: from w where whole, else through the zero-padded copy. */
+#define AMX_LOAD_A(R, w, o0, k0, out_dim, in_dim, copy)                                           \
+    do {                                                                                           \
+        if ((o0) + 16 <= (out_dim) && (k0) + 64 <= (in_dim)) {                                     \
+            _tile_loadd(R, (w) + (size_t)(o0) * (in_dim) + (k0), (in_dim));                        \
+        } else {                                                                                   \
+            memset((copy), 0, 1024);                                                               \
+            const int rows_ = imax(0, imin(16, (out_dim) - (o0))), len_ = imin(64, (in_dim) - (k0)); \
+            for (int r_ = 0; r_ < rows_; r_++)                                                     \
+                memcpy((copy) + r_ * 64, (w) + (size_t)((o0) + r_) * (in_dim) + (k0), (size_t)len_); \
+            _tile_loadd(R, (copy), 64);                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* out rows [s0, s0 + 16) (samples, < n) by columns [o0, o0 + 16) (< out_dim)
+ * = the epilogue of the sums in stage (16 weight rows by 16 samples). */
+static void amx_dense_store(float *out, const int32_t *stage, int n, int out_dim, int s0, int o0,
+                            const fm__qweights *q, int relu) {
+    for (int r = 0; r < 16 && o0 + r < out_dim; r++) {
+        const int o = o0 + r;
+        for (int i = 0; i < 16 && s0 + i < n; i++) {
+            const float v = fmaf((float)(stage[r * 16 + i] - q->zp * q->wsum[o]), q->scale[o], q->bias[o]);
+            out[(size_t)(s0 + i) * out_dim + o] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
+    }
+}
+
+__attribute__((target("amx-tile,amx-int8"))) static void
+amx_dense_blocks(float *out, const uint8_t *B, const int8_t *w, int8_t *copy, const fm__qweights *q,
+                 int n, int in_dim, int out_dim, const amx_dense_plan *p, int ob0, int ob1, int relu) {
+    int32_t stage[16 * 16] __attribute__((aligned(64)));
+    for (int ob = ob0; ob < ob1; ob++) {
+        const int o0 = ob * 32;
+        for (int sb = 0; sb < p->sblocks; sb += 2) {
+            const int two = sb + 1 < p->sblocks;
+            const uint8_t *b0 = B + (size_t)sb * p->ktiles * 1024, *b1 = b0 + (size_t)p->ktiles * 1024;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int kt = 0; kt < p->ktiles; kt++) {
+                AMX_LOAD_A(4, w, o0, kt * 64, out_dim, in_dim, copy);
+                AMX_LOAD_A(5, w, o0 + 16, kt * 64, out_dim, in_dim, copy + 1024);
+                _tile_loadd(6, b0 + kt * 1024, 64);
+                _tile_dpbsud(0, 4, 6);
+                _tile_dpbsud(2, 5, 6);
+                if (two) {
+                    _tile_loadd(7, b1 + kt * 1024, 64);
+                    _tile_dpbsud(1, 4, 7);
+                    _tile_dpbsud(3, 5, 7);
+                }
+            }
+            _tile_stored(0, stage, 64);
+            amx_dense_store(out, stage, n, out_dim, sb * 16, o0, q, relu);
+            _tile_stored(2, stage, 64);
+            amx_dense_store(out, stage, n, out_dim, sb * 16, o0 + 16, q, relu);
+            if (two) {
+                _tile_stored(1, stage, 64);
+                amx_dense_store(out, stage, n, out_dim, sb * 16 + 16, o0, q, relu);
+                _tile_stored(3, stage, 64);
+                amx_dense_store(out, stage, n, out_dim, sb * 16 + 16, o0 + 16, q, relu);
+            }
+        }
+    }
+}
+
+/* As amx_pays; and a layer of fewer outputs than a tile's 16 rows (the
+ * classifier's 10) is faster on vpdpbusd than through padded tiles. */
+static int amx_dense_pays(int in_dim, int out_dim) { return in_dim > 32 && out_dim >= 16; }
+
+size_t fm__fast_qdense_workspace_amx(int n, int in_dim, int out_dim) {
+    return amx_dense_pays(in_dim, out_dim) ? plan_amx_dense(n, in_dim).total
+                                           : fm__fast_qdense_workspace(n, in_dim, out_dim);
+}
+
+void fm__fast_qdense_forward_amx(float *out, const float *in, const fm__qweights *q, int n,
+                                 int in_dim, int out_dim, int relu, void *work) {
+    if (!amx_dense_pays(in_dim, out_dim)) {
+        fm__fast_qdense_forward(out, in, q, n, in_dim, out_dim, relu, work);
+        return;
+    }
+    const amx_dense_plan p = plan_amx_dense(n, in_dim);
+    uint8_t *ws = align64b(work);
+    FM__OMP(omp parallel num_threads(team()))
+    {
+        const int nth = thread_count(), tid = thread_id();
+        qdense_quantize(ws, in, q, n, in_dim, p.ldx);
+        int lo, hi;
+        split(p.sblocks, nth, tid, &lo, &hi);
+        amx_dense_interleave((uint32_t *)(ws + p.b_at), ws, n, &p, lo, hi);
+        FM__OMP(omp barrier)
+        split((out_dim + 31) / 32, nth, tid, &lo, &hi);
+        amx_begin();
+        amx_dense_blocks(out, ws + p.b_at, q->w, (int8_t *)(ws + p.stage_at + (size_t)tid * 2048), q, n,
+                         in_dim, out_dim, &p, lo, hi, relu);
+        amx_end();
+    }
+}
+#endif
 
 #endif

@@ -43,8 +43,8 @@ static const fm__kernels table_amx_int8 = {
     .name = "amx-int8", FP32_OPS
     .qconv2d_workspace = fm__fast_qconv2d_workspace_amx,
     .qconv2d_forward = fm__fast_qconv2d_forward_amx,
-    .qdense_workspace = fm__fast_qdense_workspace_avx512vnni,
-    .qdense_forward = fm__fast_qdense_forward_avx512vnni,
+    .qdense_workspace = fm__fast_qdense_workspace_amx,
+    .qdense_forward = fm__fast_qdense_forward_amx,
 };
 const fm__kernels *fm__kernels_table_amx_int8(void) { return &table_amx_int8; }
 #else
