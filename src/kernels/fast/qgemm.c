@@ -22,7 +22,10 @@
  * Built for 8 lanes only: the avx512 table uses the avx2 functions (fast.h).
  * The VNNI builds (FM__VNNI) sum with vpdpbusd, which leaves registers for
  * taller tiles (QR); the AVX512-VNNI one runs the conv tile on zmm, a whole
- * panel per vector, over two panels at a time. */
+ * panel per vector, over two panels at a time. That build also holds the
+ * amx-int8 table's AMX ops (FM__HAVE_AMX_INT8, below): a gathered panel is
+ * already a run of AMX B tiles, stride-1 convs skip the gather altogether,
+ * and dense layers load their weight rows as A tiles. */
 #include <math.h>
 #include <string.h>
 
