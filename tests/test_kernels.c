@@ -341,17 +341,29 @@ static int n_qchecks;
 /* A random quantized layer of rows x row_len weights in [-63, 63] (row 0
  * all 0, row 1 all 63, row 2 all -63 where there are rows enough: zero sums
  * and the largest, which saturate vpmaddubsw's pairs if the bound is lost), its input channels in_ch with a folded BatchNorm when
- * pre; some scales negative and some biases -0, row 0's both, so that -0
+ * fold has FOLD_PRE, its outputs with one when it has FOLD_POST; some scales negative and some biases -0, row 0's both, so that -0
  * outputs (which ReLU makes +0) occur. in_scale 1/128 makes exact rounding
  * ties possible. */
 typedef struct qlayer {
     int8_t *w;
     int32_t *wsum;
-    float *scale, *bias, *pre_mul, *pre_add;
+    float *scale, *bias, *pre_mul, *pre_add, *post_mul, *post_add;
     fm__qweights q;
 } qlayer;
 
-static qlayer qlayer_new(int rows, int row_len, int in_ch, int zp, int pre, float in_scale) {
+enum { FOLD_PRE = 1, FOLD_POST = 2 };
+
+/* n factors of a folded BatchNorm: some negative, and offsets */
+static void bn_factors(float **mul, float **add, int n) {
+    *mul = malloc(sizeof(float) * n);
+    *add = malloc(sizeof(float) * n);
+    for (int c = 0; c < n; c++) {
+        (*mul)[c] = (c % 3 == 2 ? -1.0f : 1.0f) * (0.25f + 2.0f * fm_rng_uniform(&rng));
+        (*add)[c] = 2.0f * fm_rng_uniform(&rng) - 1.0f;
+    }
+}
+
+static qlayer qlayer_new(int rows, int row_len, int in_ch, int zp, int fold, float in_scale) {
     qlayer l = {.w = malloc((size_t)rows * row_len), .wsum = malloc(sizeof(int32_t) * rows),
                 .scale = malloc(sizeof(float) * rows), .bias = malloc(sizeof(float) * rows)};
     static const int fixed[3] = {0, FM__QW_MAX, -FM__QW_MAX};
@@ -368,21 +380,17 @@ static qlayer qlayer_new(int rows, int row_len, int in_ch, int zp, int pre, floa
         l.scale[o] = (o % 5 == 0 ? -1.0f : 1.0f) * in_scale * (0.5f + fm_rng_uniform(&rng)) / 63;
         l.bias[o] = o % 7 == 0 ? -0.0f : 2.0f * fm_rng_uniform(&rng) - 1.0f;
     }
-    if (pre) {
-        l.pre_mul = malloc(sizeof(float) * in_ch);
-        l.pre_add = malloc(sizeof(float) * in_ch);
-        for (int c = 0; c < in_ch; c++) {
-            l.pre_mul[c] = (c % 3 == 2 ? -1.0f : 1.0f) * (0.25f + 2.0f * fm_rng_uniform(&rng));
-            l.pre_add[c] = 2.0f * fm_rng_uniform(&rng) - 1.0f;
-        }
-    }
+    if (fold & FOLD_PRE) bn_factors(&l.pre_mul, &l.pre_add, in_ch);
+    if (fold & FOLD_POST) bn_factors(&l.post_mul, &l.post_add, rows);
     l.q = (fm__qweights){.w = l.w, .wsum = l.wsum, .scale = l.scale, .bias = l.bias,
-                         .pre_mul = l.pre_mul, .pre_add = l.pre_add, .in_scale = in_scale, .zp = zp};
+                         .pre_mul = l.pre_mul, .pre_add = l.pre_add, .post_mul = l.post_mul,
+                         .post_add = l.post_add, .in_scale = in_scale, .zp = zp};
     return l;
 }
 
 static void qlayer_free(qlayer *l) {
     free(l->w), free(l->wsum), free(l->scale), free(l->bias), free(l->pre_mul), free(l->pre_add);
+    free(l->post_mul), free(l->post_add);
 }
 
 /* len inputs for a layer: uniform in [-1.5, 1.5) (so some clamp at 0 and
@@ -400,15 +408,15 @@ static float *qinput(size_t len) {
 }
 
 /* The variants a layer runs in, every combination of: ReLU or not; zero
- * point 0, middle or 255; with or without a folded BatchNorm; in_scale
- * 1/128 or not. */
-#define N_QVARIANTS 24
-static void qvariant(int v, int *zp, int *pre, float *in_scale, int *relu) {
+ * point 0, middle or 255; with or without a folded BatchNorm before it,
+ * and after it; in_scale 1/128 or not. */
+#define N_QVARIANTS 48
+static void qvariant(int v, int *zp, int *fold, float *in_scale, int *relu) {
     static const int zps[3] = {0, 131, 255};
     *relu = v % 2;
     *zp = zps[v / 2 % 3];
-    *pre = v / 6 % 2;
-    *in_scale = v / 12 % 2 ? 1.0f / 128.0f : 2.9f / 255.0f;
+    *fold = v / 6 % 4;
+    *in_scale = v / 24 % 2 ? 1.0f / 128.0f : 2.9f / 255.0f;
 }
 
 /* len bytes of work holding garbage (not zeros), 1 byte past malloc's
@@ -425,10 +433,10 @@ static void test_qconv(const fm__kernels *rk, fm__conv_shape s, int v0, int nv) 
     float *in = qinput(nin), *o_r = rnd(nout), *o_f = rnd(nout);
     uint8_t *rblock, *rwork = qwork(rk->qconv2d_workspace(&s), &rblock);
     for (int v = v0; v < v0 + nv; v++) {
-        int zp, pre, relu;
+        int zp, fold, relu;
         float in_scale;
-        qvariant(v % N_QVARIANTS, &zp, &pre, &in_scale, &relu);
-        qlayer l = qlayer_new(s.oc, s.c * s.k * s.k, s.c, zp, pre, in_scale);
+        qvariant(v % N_QVARIANTS, &zp, &fold, &in_scale, &relu);
+        qlayer l = qlayer_new(s.oc, s.c * s.k * s.k, s.c, zp, fold, in_scale);
         rk->qconv2d_forward(o_r, in, &l.q, &s, relu, rwork);
         for (int ci = 0; ci < N_QCFG; ci++) {
             const fm__kernels *fk = qcfg(ci);
@@ -438,10 +446,10 @@ static void test_qconv(const fm__kernels *rk, fm__conv_shape s, int v0, int nv) 
             fk->qconv2d_forward(o_f, in, &l.q, &s, relu, work);
             CHECK_MSG(memcmp(o_f, o_r, sizeof(float) * nout) == 0 && guard_ok(o_f, nout) &&
                           memcmp(guard, work + nws, GUARD) == 0,
-                      "%s/%dt qconv n%d c%d %dx%d oc%d k%d s%d pad %d,%d zp %d pre %d scale %g "
+                      "%s/%dt qconv n%d c%d %dx%d oc%d k%d s%d pad %d,%d zp %d fold %d scale %g "
                       "relu %d: not the reference's bits, or wrote past its end",
                       fk->name, 1 + ci % 2, s.n, s.c, s.h, s.w, s.oc, s.k, s.stride, s.pad_t,
-                      s.pad_l, zp, pre, in_scale, relu);
+                      s.pad_l, zp, fold, in_scale, relu);
             n_qchecks++;
             free(block);
         }
@@ -455,10 +463,10 @@ static void test_qdense(const fm__kernels *rk, int n, int in_dim, int out_dim, i
     float *in = qinput(nin), *o_r = rnd(nout), *o_f = rnd(nout);
     uint8_t *rblock, *rwork = qwork(rk->qdense_workspace(n, in_dim, out_dim), &rblock);
     for (int v = v0; v < v0 + nv; v++) {
-        int zp, pre, relu;
+        int zp, fold, relu;
         float in_scale;
-        qvariant(v % N_QVARIANTS, &zp, &pre, &in_scale, &relu);
-        qlayer l = qlayer_new(out_dim, in_dim, in_dim, zp, pre, in_scale);
+        qvariant(v % N_QVARIANTS, &zp, &fold, &in_scale, &relu);
+        qlayer l = qlayer_new(out_dim, in_dim, in_dim, zp, fold, in_scale);
         rk->qdense_forward(o_r, in, &l.q, n, in_dim, out_dim, relu, rwork);
         for (int ci = 0; ci < N_QCFG; ci++) {
             const fm__kernels *fk = qcfg(ci);
@@ -468,9 +476,9 @@ static void test_qdense(const fm__kernels *rk, int n, int in_dim, int out_dim, i
             fk->qdense_forward(o_f, in, &l.q, n, in_dim, out_dim, relu, work);
             CHECK_MSG(memcmp(o_f, o_r, sizeof(float) * nout) == 0 && guard_ok(o_f, nout) &&
                           memcmp(guard, work + nws, GUARD) == 0,
-                      "%s/%dt qdense n%d in%d out%d zp %d pre %d scale %g relu %d: not the "
+                      "%s/%dt qdense n%d in%d out%d zp %d fold %d scale %g relu %d: not the "
                       "reference's bits, or wrote past its end",
-                      fk->name, 1 + ci % 2, n, in_dim, out_dim, zp, pre, in_scale, relu);
+                      fk->name, 1 + ci % 2, n, in_dim, out_dim, zp, fold, in_scale, relu);
             n_qchecks++;
             free(block);
         }

@@ -1,6 +1,7 @@
 /* int8 models (model/quant.h): what fm_model_quantize builds (weights in 7
  * bits using their range per row, the first layer's pixels exact, the
- * BatchNorm before a conv folded), that the int8 network stays close to
+ * BatchNorm before a conv folded into its input, the one before a pooling
+ * into the outputs of the conv before it), that the int8 network stays close to
  * the float one it came from, that every way of running it (infer, the
  * contexts, a saved and reloaded file) gives the same floats, the refusals,
  * and the model file's checks on damaged int8 tensors. The kernels are
@@ -16,17 +17,19 @@
 #include "model/safetensors.h"
 
 /* conv (relu) -> batchnorm -> conv, as the notebook's network has it, then
- * pooling, dense layers and softmax: every kind of layer int8 meets. */
+ * a batchnorm before pooling (as fashion-cnn-bn has it), dense layers and
+ * softmax: every kind of layer int8 meets. */
 static const char *const DESC = "input 28 28 1\n"
                                 "conv filters=8 kernel=3 padding=same activation=relu\n"
                                 "batchnorm\n"
                                 "conv filters=12 kernel=3 padding=same activation=relu\n"
+                                "batchnorm\n"
                                 "maxpool 2\n"
                                 "dropout 0.25\n"
                                 "flatten\n"
                                 "dense units=24 activation=relu\n"
                                 "dense units=10 activation=softmax\n";
-enum { CONV, BN, CONV_1, MAXPOOL, DROPOUT, FLATTEN, DENSE, DENSE_1 };
+enum { CONV, BN, CONV_1, BN_1, MAXPOOL, DROPOUT, FLATTEN, DENSE, DENSE_1 };
 
 static fm_rng rng;
 static char dir[64];
@@ -41,10 +44,12 @@ static fm_model *float_model(void) {
         exit(1);
     }
     fm_model_init(m, &rng);
-    fm__layer *bn = &m->layers[BN];
-    for (int j = 0; j < 4; j++)
-        for (size_t i = 0; i < bn->t[j].len; i++)
-            bn->t[j].data[i] = j == 3 ? 0.2f + fm_rng_uniform(&rng) : fm_rng_uniform(&rng) - 0.3f;
+    for (int b = 0; b < 2; b++) {
+        fm__layer *bn = &m->layers[b ? BN_1 : BN];
+        for (int j = 0; j < 4; j++)
+            for (size_t i = 0; i < bn->t[j].len; i++)
+                bn->t[j].data[i] = j == 3 ? 0.2f + fm_rng_uniform(&rng) : fm_rng_uniform(&rng) - 0.3f;
+    }
     return m;
 }
 
@@ -80,22 +85,28 @@ static void test_quantize(const fm_images *calib, const fm_images *test) {
     CHECK_MSG(fm_model_quantize(m, calib, &qp, &err) == 0, "%s", err.msg);
     CHECK(!strcmp(fm_model_precision(m), "int8"));
 
-    /* What runs how: conv and dense in int8, the BatchNorm folded into the
-     * conv after it, the rest in float. */
+    /* What runs how: conv and dense in int8, the first BatchNorm folded into
+     * the conv after it, the second into the conv before it, the rest in
+     * float. */
     for (int i = 0; i < m->n_layers; i++) {
         const fm__layer *l = &m->layers[i];
         int quantized = i == CONV || i == CONV_1 || i == DENSE || i == DENSE_1;
         CHECK_MSG((l->q != NULL) == quantized, "layer %s", l->name);
-        CHECK_MSG(l->folded == (i == BN), "layer %s", l->name);
+        CHECK_MSG(l->folded == (i == BN || i == BN_1), "layer %s", l->name);
     }
     const fm__qlayer *q = m->quant->layers;
     CHECK(q[CONV_1].pre_mul && q[CONV_1].pre_add && !q[CONV].pre_mul && !q[DENSE].pre_mul);
+    CHECK(q[CONV_1].post_mul && q[CONV_1].post_add && !q[CONV].post_mul && !q[DENSE].post_mul &&
+          !q[DENSE_1].post_mul);
     /* the pixels / 255 of the first layer round back to the pixels */
     CHECK(q[CONV].zp == 0 && q[CONV].in_scale == 1.0f / 255.0f);
-    /* after the BatchNorm the input goes negative: a zero point inside the range */
+    /* after a BatchNorm (with some negative gammas) the input goes negative:
+     * a zero point inside the range, for the conv and, past the pooling, the
+     * dense layer alike */
     CHECK_MSG(q[CONV_1].zp > 0 && q[CONV_1].zp < 255, "zp %d", q[CONV_1].zp);
-    /* after ReLU and pooling it does not */
-    CHECK(q[DENSE].zp == 0);
+    CHECK_MSG(q[DENSE].zp > 0 && q[DENSE].zp < 255, "zp %d", q[DENSE].zp);
+    /* after ReLU alone it does not */
+    CHECK(q[DENSE_1].zp == 0);
     /* each row's scale makes its largest weight +-63 */
     for (int i = 0; i < m->n_layers; i++) {
         if (!q[i].w) continue;
@@ -144,7 +155,7 @@ static void test_quantize(const fm_images *calib, const fm_images *test) {
     CHECK_MSG(back != NULL, "%s", err.msg);
     if (back) {
         CHECK(!strcmp(fm_model_precision(back), "int8"));
-        CHECK(back->layers[BN].folded && back->layers[CONV_1].q);
+        CHECK(back->layers[BN].folded && back->layers[BN_1].folded && back->layers[CONV_1].q);
         char *text = NULL;
         size_t len = 0;
         FILE *mem = open_memstream(&text, &len);

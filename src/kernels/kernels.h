@@ -37,7 +37,9 @@ typedef struct fm__conv_shape {
  *       is folded in (ch: x's channel, for a dense layer x's index), else x,
  * padding is q = zp (the real 0), and each output is
  *   acc = sum over the row of (q - zp) * w, exact in int32,
- *   out = fmaf((float)acc, scale[o], bias[o]), then ReLU when relu.
+ *   out = fmaf((float)acc, scale[o], bias[o]), then ReLU when relu, then
+ *   out = fmaf(out, post_mul[o], post_add[o]) where a BatchNorm after the
+ *   layer is folded in.
  * Weights stay within +-FM__QW_MAX so that two u8 * s8 products fit an int16
  * (AVX2's vpmaddubsw saturates there). Every table computes the same
  * integers and the same float steps, so all agree to the bit. */
@@ -49,6 +51,8 @@ typedef struct fm__qweights {
     const float *bias;     /* (OC) */
     const float *pre_mul;  /* (C) or (IN): a folded BatchNorm, or NULL (then pre_add too) */
     const float *pre_add;
+    const float *post_mul; /* (OC) or (OUT): a folded BatchNorm after it, or NULL (then post_add too) */
+    const float *post_add;
     float in_scale;        /* > 0 */
     int zp;                /* 0..255 */
 } fm__qweights;

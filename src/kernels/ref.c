@@ -392,7 +392,8 @@ static uint8_t quantize(float x, const fm__qweights *q, int ch) {
 
 static float dequantize(int32_t acc, const fm__qweights *q, int o, int relu) {
     float v = fmaf((float)acc, q->scale[o], q->bias[o]);
-    return relu ? (v > 0.0f ? v : 0.0f) : v;
+    if (relu) v = v > 0.0f ? v : 0.0f;
+    return q->post_mul ? fmaf(v, q->post_mul[o], q->post_add[o]) : v;
 }
 
 size_t fm__ref_qconv2d_workspace(const fm__conv_shape *s) {

@@ -21,6 +21,15 @@ static void weight_rows(const fm__layer *l, int *rows, size_t *row_len) {
 
 static size_t rup64(size_t x) { return (x + 63) / 64 * 64; }
 
+/* The BatchNorm that the quantized layer i takes in after its outputs:
+ * the one just after it, unless the layer after that is quantized too and
+ * takes it in before its inputs (pre_mul). NULL if none. */
+static fm__layer *post_bn(fm_model *m, int i) {
+    if (i + 1 >= m->n_layers || !m->layers[i + 1].type->affine) return NULL;
+    if (i + 2 < m->n_layers && fm__quant_layer(&m->layers[i + 2])) return NULL;
+    return &m->layers[i + 1];
+}
+
 /* Lays out the arrays of every quantized layer from base; with base NULL
  * it only measures. Returns the bytes needed. */
 static size_t layout(fm_model *m, char *base) {
@@ -48,6 +57,10 @@ static size_t layout(fm_model *m, char *base) {
         if (i > 0 && m->layers[i - 1].type->affine) {
             CARVE(ql->pre_mul, (size_t)l->in.c * sizeof(float));
             CARVE(ql->pre_add, (size_t)l->in.c * sizeof(float));
+        }
+        if (post_bn(m, i)) {
+            CARVE(ql->post_mul, (size_t)rows * sizeof(float));
+            CARVE(ql->post_add, (size_t)rows * sizeof(float));
         }
     }
 #undef CARVE
@@ -95,10 +108,10 @@ void fm__quant_free(fm_model *m) {
 }
 
 void fm__quant_finish(fm_model *m) {
+    for (int i = 0; i < m->n_layers; i++) m->layers[i].folded = 0;
     for (int i = 0; i < m->n_layers; i++) {
         fm__layer *l = &m->layers[i];
         fm__qlayer *ql = &m->quant->layers[i];
-        l->folded = 0;
         l->q = NULL;
         if (!ql->w) continue;
         float *wf = l->t[l->type->qweight].data;
@@ -117,10 +130,16 @@ void fm__quant_finish(fm_model *m) {
             bn->type->affine(bn, ql->pre_mul, ql->pre_add);
             bn->folded = 1;
         }
+        if (ql->post_mul) {
+            fm__layer *bn = post_bn(m, i);
+            bn->type->affine(bn, ql->post_mul, ql->post_add);
+            bn->folded = 1;
+        }
         ql->q = (fm__qweights){
             .w = ql->w, .wsum = ql->wsum, .scale = ql->scale,
             .bias = l->t[l->type->qbias].data,
             .pre_mul = ql->pre_mul, .pre_add = ql->pre_add,
+            .post_mul = ql->post_mul, .post_add = ql->post_add,
             .in_scale = ql->in_scale, .zp = ql->zp,
         };
         l->q = &ql->q;

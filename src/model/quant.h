@@ -13,8 +13,11 @@
  *   (fm__qweights.pre_mul/pre_add): exact, and no float pass of its own. It
  *   cannot go into the weights: it follows a ReLU, and a conv's zero padding
  *   of the normalised input is not the normalisation of a zero-padded one.
- * Everything else (pooling, a BatchNorm not followed by a quantized layer,
- * softmax) runs in float between them.
+ * - a BatchNorm just after it that no quantized layer follows (one before a
+ *   pooling) is folded into its outputs, after the ReLU
+ *   (fm__qweights.post_mul/post_add): one fused multiply-add in the
+ *   epilogue in place of a float pass over the activations.
+ * Everything else (pooling, softmax) runs in float between them.
  *
  * A model file stores, per quantized layer, "<layer>.<weight>_int8" (I8,
  * the weight's shape), "<layer>.<weight>_scale" (F32, rows),
@@ -46,6 +49,7 @@ typedef struct fm__qlayer {
     int32_t *wsum;            /* (rows) */
     float *scale;             /* (rows) in_scale * w_scale */
     float *pre_mul, *pre_add; /* (in channels): the BatchNorm folded in, or NULL */
+    float *post_mul, *post_add; /* (rows): the BatchNorm after it folded in, or NULL */
     fm__qweights q;           /* the kernels' view of all this */
 } fm__qlayer;
 

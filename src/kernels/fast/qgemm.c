@@ -227,6 +227,7 @@ FM__INLINE void qconv_store(float *dst, int n, vq acc, const fm__qweights *q, in
     vf y = vfma_fused(vq_tof(vq_sub(acc, vq_set1(q->zp * q->wsum[o]))), vset1(q->scale[o]),
                       vset1(q->bias[o]));
     if (relu) y = vpos_select(y, y); /* y > 0 ? y : 0, so -0 and NaN give +0 */
+    if (q->post_mul) y = vfma_fused(y, vset1(q->post_mul[o]), vset1(q->post_add[o]));
     if (n >= VL) vstore(dst, y);
     else vstorem(dst, y, vm_first(n));
 }
@@ -527,6 +528,7 @@ static void amx_direct_store(float *y, int npix, const int32_t *stage, int nch, 
         const __m512i acc = _mm512_sub_epi32(_mm512_load_si512(stage + 16 * r), _mm512_set1_epi32(q->zp * q->wsum[o]));
         __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(q->scale[o]), _mm512_set1_ps(q->bias[o]));
         if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps()); /* v > 0 ? v : +0, NaN too */
+        if (q->post_mul) v = _mm512_fmadd_ps(v, _mm512_set1_ps(q->post_mul[o]), _mm512_set1_ps(q->post_add[o]));
         _mm512_mask_storeu_ps(y + (size_t)o * npix + first, head, _mm512_maskz_compress_ps(valid, v));
     }
 }
@@ -712,6 +714,13 @@ void fm__fast_qconv2d_forward_amx(float *out, const float *in, const fm__qweight
 
 /* ---- dense layers --------------------------------------------------------- */
 
+/* The epilogue of output o's sum (less zp * wsum), as the reference's. */
+FM__INLINE float qdense_out(int32_t sum, const fm__qweights *q, int o, int relu) {
+    float v = fmaf((float)sum, q->scale[o], q->bias[o]);
+    if (relu) v = v > 0.0f ? v : 0.0f;
+    return q->post_mul ? fmaf(v, q->post_mul[o], q->post_add[o]) : v;
+}
+
 /* out[i][o0 + o] for i < rn, o < ro: the epilogue of the dot products of
  * the quantized rows x (ldx apart, zero past in_dim) with the weight rows w. */
 FM__INLINE void qdense_tile(const int rn, const int ro, float *out, int out_dim, const uint8_t *x,
@@ -751,8 +760,7 @@ FM__INLINE void qdense_tile(const int rn, const int ro, float *out, int out_dim,
 #pragma GCC unroll 4
         for (int o = 0; o < ro; o++) {
             const int32_t sum = vq_hsum(acc[i][o]) - q->zp * q->wsum[o0 + o];
-            const float v = fmaf((float)sum, q->scale[o0 + o], q->bias[o0 + o]);
-            out[(size_t)i * out_dim + o0 + o] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            out[(size_t)i * out_dim + o0 + o] = qdense_out(sum, q, o0 + o, relu);
         }
     }
 }
@@ -881,8 +889,7 @@ static void amx_dense_store(float *out, const int32_t *stage, int n, int out_dim
     for (int r = 0; r < 16 && o0 + r < out_dim; r++) {
         const int o = o0 + r;
         for (int i = 0; i < 16 && s0 + i < n; i++) {
-            const float v = fmaf((float)(stage[r * 16 + i] - q->zp * q->wsum[o]), q->scale[o], q->bias[o]);
-            out[(size_t)(s0 + i) * out_dim + o] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            out[(size_t)(s0 + i) * out_dim + o] = qdense_out(stage[r * 16 + i] - q->zp * q->wsum[o], q, o, relu);
         }
     }
 }
