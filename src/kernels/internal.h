@@ -2,6 +2,8 @@
 #ifndef FM_KERNELS_INTERNAL_H
 #define FM_KERNELS_INTERNAL_H
 
+#include <math.h>
+
 #include "kernels/kernels.h"
 
 /* OpenMP pragmas that vanish (without an unknown-pragma warning) when the
@@ -11,6 +13,15 @@
 #else
 #define FM__OMP(x)
 #endif
+
+/* An int8 layer's output o from its exact sum acc (of (q - zp) * w), as
+ * kernels.h's fm__qweights gives it: the reference's, and the scalar
+ * epilogue of the fast tables. */
+static inline float fm__qdequantize(int32_t acc, const fm__qweights *q, int o, int relu) {
+    float v = fmaf((float)acc, q->scale[o], q->bias[o]);
+    if (relu) v = v > 0.0f ? v : 0.0f;
+    return q->post_mul ? fmaf(v, q->post_mul[o], q->post_add[o]) : v;
+}
 
 /* The reference ops, so the fast tables can reuse the ones they do not
  * specialise (see kernels.h for the semantics). */

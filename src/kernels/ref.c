@@ -390,12 +390,6 @@ static uint8_t quantize(float x, const fm__qweights *q, int ch) {
     return !(r > 0.0f) ? 0 : r >= 255.0f ? 255 : (uint8_t)r;
 }
 
-static float dequantize(int32_t acc, const fm__qweights *q, int o, int relu) {
-    float v = fmaf((float)acc, q->scale[o], q->bias[o]);
-    if (relu) v = v > 0.0f ? v : 0.0f;
-    return q->post_mul ? fmaf(v, q->post_mul[o], q->post_add[o]) : v;
-}
-
 size_t fm__ref_qconv2d_workspace(const fm__conv_shape *s) {
     return (size_t)s->c * s->h * s->w; /* one image's bytes */
 }
@@ -426,7 +420,7 @@ void fm__ref_qconv2d_forward(float *out, const float *in, const fm__qweights *q,
                             }
                         }
                     }
-                    y[oh * OW + ow] = dequantize(acc, q, o, relu);
+                    y[oh * OW + ow] = fm__qdequantize(acc, q, o, relu);
                 }
             }
         }
@@ -449,7 +443,7 @@ void fm__ref_qdense_forward(float *out, const float *in, const fm__qweights *q, 
             const int8_t *wr = q->w + (size_t)o * in_dim;
             int32_t acc = 0;
             for (int j = 0; j < in_dim; j++) acc += (x[j] - q->zp) * wr[j];
-            out[(size_t)i * out_dim + o] = dequantize(acc, q, o, relu);
+            out[(size_t)i * out_dim + o] = fm__qdequantize(acc, q, o, relu);
         }
     }
 }

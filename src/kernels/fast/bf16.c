@@ -180,7 +180,7 @@ static void tile_emu(float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t lda, 
 }
 
 #if FM__VL == 16 && defined(FM__HAVE_AMX)
-#include <immintrin.h>
+#include "kernels/fast/amx.h"
 #define HAVE_AMX 1
 #endif
 
@@ -272,11 +272,6 @@ static int tile_task_count(int m, int n) {
  * c's edges run whole (the operands are readable that far, and the rows and
  * columns past c's depend only on the rows and columns past a's and b's) and
  * go through a staging tile. A task is a strip of 32 columns, all rows. */
-typedef struct amx_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_config;
 
 #define AMX_STRIP 32
 
@@ -302,11 +297,7 @@ amx_tasks(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t
           int t_hi) {
     (void)e;
     if (t_lo >= t_hi) return;
-    amx_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
-    _tile_loadconfig(&cfg);
+    fm__amx_begin();
     float stage[16 * 16] __attribute__((aligned(64)));
     const size_t sa = (size_t)lda * 4, sb = (size_t)ldb * 4, sc = (size_t)ldc * 4;
     for (int t = t_lo; t < t_hi; t++) {
@@ -364,7 +355,7 @@ amx_tasks(const engine *e, float *c, ptrdiff_t ldc, const uint32_t *a, ptrdiff_t
             }
         }
     }
-    _tile_release();
+    fm__amx_end();
 }
 #endif
 

@@ -237,12 +237,7 @@ FM__VNNI_OPS_DECLARE(avx2vnni)
 FM__VNNI_OPS_DECLARE(avx512vnni)
 /* The avx512-vnni build's AMX convs and dense layers (tdpbsud;
  * FM__HAVE_AMX_INT8), for the amx-int8 table (table.c's avx512 build). */
-size_t fm__fast_qconv2d_workspace_amx(const fm__conv_shape *s);
-void fm__fast_qconv2d_forward_amx(float *out, const float *in, const fm__qweights *q,
-                                  const fm__conv_shape *s, int relu, void *work);
-size_t fm__fast_qdense_workspace_amx(int n, int in_dim, int out_dim);
-void fm__fast_qdense_forward_amx(float *out, const float *in, const fm__qweights *q, int n,
-                                 int in_dim, int out_dim, int relu, void *work);
+FM__VNNI_OPS_DECLARE(amx)
 #if FM__VL == 16
 const fm__kernels *fm__kernels_table_amx_int8(void);
 #endif

@@ -329,6 +329,7 @@ static void vector_group(float *out, const uint8_t *B, size_t bstride, const int
 
 #if defined(FM__VNNI) && FM__VNNI == 512 && defined(FM__HAVE_AMX_INT8)
 #define HAVE_AMX_CONV 1
+#include "kernels/fast/amx.h"
 /* AMX (tdpbsud: signed bytes of A by unsigned bytes of B, 4 at a time, into
  * int32 tiles). A gathered panel's B, (kqg, QP, 4), is already a run of
  * B tiles: 16 quads (rows) of 16 pixels by 4 bytes each. The weights become
@@ -338,11 +339,6 @@ static void vector_group(float *out, const uint8_t *B, size_t bstride, const int
  * the A tiles, tmm6-7 the B tiles); the sums go through a staging tile
  * into the epilogue. The sums are exact, so the outputs are the other
  * tables' bits. */
-typedef struct amx_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_config;
 
 /* Blocks [b0, b1) of 32 channels of the A tiles wa. */
 static void amx_pack(int8_t *wa, const int8_t *w, int oc, int kdim, int kqg, int b0, int b1) {
@@ -357,20 +353,6 @@ static void amx_pack(int8_t *wa, const int8_t *w, int oc, int kdim, int kqg, int
             }
 }
 
-/* Tiles 0-7 all 16 rows of 64 bytes. A static object: GCC 12 drops the
- * stores into a local one that only ldtilecfg reads. */
-static const amx_config amx_tiles = {
-    .palette = 1,
-    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
-};
-
-__attribute__((target("amx-tile,amx-int8"))) static void amx_begin(void) {
-    _tile_loadconfig(&amx_tiles);
-}
-
-__attribute__((target("amx-tile"))) static void amx_end(void) { _tile_release(); }
-
 /* The epilogue of the 16 channels from o0 (ch < nch of them real) of the
  * np pixels of one panel from p0, whose sums are in stage (16 x 16). */
 static void amx_store(float *y, int npix, const int32_t *stage, int nch, int p0, int np,
@@ -382,7 +364,7 @@ static void amx_store(float *y, int npix, const int32_t *stage, int nch, int p0,
     }
 }
 
-/* vector_group on AMX, between amx_begin and amx_end. */
+/* vector_group on AMX, between fm__amx_begin and fm__amx_end. */
 __attribute__((target("amx-tile,amx-int8"))) static void
 amx_group(float *out, const uint8_t *B, size_t bstride, const int8_t *wa, const fm__qweights *q,
           const fm__conv_shape *s, const qconv_plan *p, int n, int g0, int g1, int relu) {
@@ -394,43 +376,33 @@ amx_group(float *out, const uint8_t *B, size_t bstride, const int8_t *wa, const 
         const int o0 = ob * 32, nlo = imin(16, s->oc - o0), nhi = imin(16, s->oc - o0 - 16);
         for (int pi = g0; pi < g1; pi += 2) {
             const uint8_t *b0 = B + (pi - g0) * bstride;
-            const int p0 = pi * QP, np0 = imin(QP, npix - p0);
+            const int two = pi + 1 < g1;
             _tile_zero(0);
+            _tile_zero(1);
             _tile_zero(2);
-            if (pi + 1 < g1) {
-                _tile_zero(1);
-                _tile_zero(3);
-                for (int kt = 0; kt < ktiles; kt++) {
-                    _tile_loadd(4, a + kt * 2048, 64);
-                    _tile_loadd(5, a + kt * 2048 + 1024, 64);
-                    _tile_loadd(6, b0 + kt * 1024, 64);
+            _tile_zero(3);
+            for (int kt = 0; kt < ktiles; kt++) {
+                _tile_loadd(4, a + kt * 2048, 64);
+                _tile_loadd(5, a + kt * 2048 + 1024, 64);
+                _tile_loadd(6, b0 + kt * 1024, 64);
+                _tile_dpbsud(0, 4, 6);
+                _tile_dpbsud(2, 5, 6);
+                if (two) {
                     _tile_loadd(7, b0 + bstride + kt * 1024, 64);
-                    _tile_dpbsud(0, 4, 6);
                     _tile_dpbsud(1, 4, 7);
-                    _tile_dpbsud(2, 5, 6);
                     _tile_dpbsud(3, 5, 7);
                 }
-                const int np1 = imin(QP, npix - p0 - QP);
-                _tile_stored(1, stage, 64);
-                amx_store(y, npix, stage, nlo, p0 + QP, np1, q, o0, relu);
-                if (nhi > 0) {
-                    _tile_stored(3, stage, 64);
-                    amx_store(y, npix, stage, nhi, p0 + QP, np1, q, o0 + 16, relu);
-                }
-            } else {
-                for (int kt = 0; kt < ktiles; kt++) {
-                    _tile_loadd(4, a + kt * 2048, 64);
-                    _tile_loadd(5, a + kt * 2048 + 1024, 64);
-                    _tile_loadd(6, b0 + kt * 1024, 64);
-                    _tile_dpbsud(0, 4, 6);
-                    _tile_dpbsud(2, 5, 6);
-                }
             }
-            _tile_stored(0, stage, 64);
-            amx_store(y, npix, stage, nlo, p0, np0, q, o0, relu);
-            if (nhi > 0) {
-                _tile_stored(2, stage, 64);
-                amx_store(y, npix, stage, nhi, p0, np0, q, o0 + 16, relu);
+            for (int h = 0; h <= two; h++) {
+                const int p0 = (pi + h) * QP, np = imin(QP, npix - p0);
+                if (h) _tile_stored(1, stage, 64);
+                else _tile_stored(0, stage, 64);
+                amx_store(y, npix, stage, nlo, p0, np, q, o0, relu);
+                if (nhi > 0) {
+                    if (h) _tile_stored(3, stage, 64);
+                    else _tile_stored(2, stage, 64);
+                    amx_store(y, npix, stage, nhi, p0, np, q, o0 + 16, relu);
+                }
             }
         }
     }
@@ -615,7 +587,7 @@ static void amx_direct_forward(float *out, const float *in, const fm__qweights *
          * panel of this thread needs, which discarded lanes alone read */
         memset(xp, q->zp, p.per_thread);
         FM__OMP(omp barrier)
-        amx_begin();
+        fm__amx_begin();
         split(s->n * p.ppi, nth, tid, &lo, &hi);
         for (int it = lo; it < hi;) {
             const int n = it / p.ppi, a = it % p.ppi, b = imin(hi - n * p.ppi, p.ppi);
@@ -626,7 +598,7 @@ static void amx_direct_forward(float *out, const float *in, const fm__qweights *
             amx_direct_panels(out + (size_t)n * s->oc * npix, X, wa, q, s, &p, a, b, relu);
             it = n * p.ppi + b;
         }
-        amx_end();
+        fm__amx_end();
     }
 }
 #endif
@@ -657,7 +629,7 @@ static void qconv_forward(float *out, const float *in, const fm__qweights *q,
         uint8_t *xp = ws + p.thread_at + (size_t)tid * p.per_thread, *B = xp + p.b_at;
         memset(xp + s->c * p.plane, 0, QP); /* what the last lanes' reads run into */
 #ifdef HAVE_AMX_CONV
-        if (amx) amx_begin();
+        if (amx) fm__amx_begin();
 #endif
         split(s->n * p.ppi, nth, tid, &lo, &hi);
         for (int it = lo; it < hi;) {
@@ -683,7 +655,7 @@ static void qconv_forward(float *out, const float *in, const fm__qweights *q,
             it = n * p.ppi + b;
         }
 #ifdef HAVE_AMX_CONV
-        if (amx) amx_end();
+        if (amx) fm__amx_end();
 #endif
     }
 }
@@ -713,13 +685,6 @@ void fm__fast_qconv2d_forward_amx(float *out, const float *in, const fm__qweight
 #endif
 
 /* ---- dense layers --------------------------------------------------------- */
-
-/* The epilogue of output o's sum (less zp * wsum), as the reference's. */
-FM__INLINE float qdense_out(int32_t sum, const fm__qweights *q, int o, int relu) {
-    float v = fmaf((float)sum, q->scale[o], q->bias[o]);
-    if (relu) v = v > 0.0f ? v : 0.0f;
-    return q->post_mul ? fmaf(v, q->post_mul[o], q->post_add[o]) : v;
-}
 
 /* out[i][o0 + o] for i < rn, o < ro: the epilogue of the dot products of
  * the quantized rows x (ldx apart, zero past in_dim) with the weight rows w. */
@@ -760,7 +725,7 @@ FM__INLINE void qdense_tile(const int rn, const int ro, float *out, int out_dim,
 #pragma GCC unroll 4
         for (int o = 0; o < ro; o++) {
             const int32_t sum = vq_hsum(acc[i][o]) - q->zp * q->wsum[o0 + o];
-            out[(size_t)i * out_dim + o0 + o] = qdense_out(sum, q, o0 + o, relu);
+            out[(size_t)i * out_dim + o0 + o] = fm__qdequantize(sum, q, o0 + o, relu);
         }
     }
 }
@@ -889,7 +854,7 @@ static void amx_dense_store(float *out, const int32_t *stage, int n, int out_dim
     for (int r = 0; r < 16 && o0 + r < out_dim; r++) {
         const int o = o0 + r;
         for (int i = 0; i < 16 && s0 + i < n; i++) {
-            out[(size_t)(s0 + i) * out_dim + o] = qdense_out(stage[r * 16 + i] - q->zp * q->wsum[o], q, o, relu);
+            out[(size_t)(s0 + i) * out_dim + o] = fm__qdequantize(stage[r * 16 + i] - q->zp * q->wsum[o], q, o, relu);
         }
     }
 }
@@ -959,10 +924,10 @@ void fm__fast_qdense_forward_amx(float *out, const float *in, const fm__qweights
         amx_dense_interleave((uint32_t *)(ws + p.b_at), ws, n, &p, lo, hi);
         FM__OMP(omp barrier)
         split((out_dim + 31) / 32, nth, tid, &lo, &hi);
-        amx_begin();
+        fm__amx_begin();
         amx_dense_blocks(out, ws + p.b_at, q->w, (int8_t *)(ws + p.stage_at + (size_t)tid * 2048), q, n,
                          in_dim, out_dim, &p, lo, hi, relu);
-        amx_end();
+        fm__amx_end();
     }
 }
 #endif

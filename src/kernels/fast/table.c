@@ -40,12 +40,7 @@ const fm__kernels *fm__kernels_table_vnni(void) {
 #if FM__VL == 16
 #if defined(FM__HAVE_AVX512VNNI) && defined(FM__HAVE_AMX_INT8)
 static const fm__kernels table_amx_int8 = {
-    .name = "amx-int8", FP32_OPS
-    .qconv2d_workspace = fm__fast_qconv2d_workspace_amx,
-    .qconv2d_forward = fm__fast_qconv2d_forward_amx,
-    .qdense_workspace = fm__fast_qdense_workspace_amx,
-    .qdense_forward = fm__fast_qdense_forward_amx,
-};
+    .name = "amx-int8", FP32_OPS FM__VNNI_OPS(amx)};
 const fm__kernels *fm__kernels_table_amx_int8(void) { return &table_amx_int8; }
 #else
 const fm__kernels *fm__kernels_table_amx_int8(void) { return NULL; }
